@@ -19,11 +19,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "kube/config.h"
 #include "kube/transport.h"
@@ -94,7 +96,9 @@ struct PatchOptions {
 
 struct WriteOptions {
   std::string field_manager;
-  std::string subresource;  // update only: "", "status", "scale"
+  // Update: "", "status", "scale". Create: a subresource of the object named by the body's
+  // metadata.name ("token" on a ServiceAccount, "eviction" on a Pod).
+  std::string subresource;
   bool dry_run = false;
 };
 
@@ -119,8 +123,29 @@ struct WatchEvent {
 // that talk to the API with their own transport.
 Status StatusFromResponse(const HttpResponse& response);
 
+struct ClientOptions {
+  // Per request, watches excepted.
+  std::chrono::milliseconds request_timeout{30'000};
+  // Extra attempts for idempotent reads; the wait doubles from initial_backoff up to max_backoff,
+  // jittered by +-50%, and is at least the server's Retry-After.
+  int max_read_retries = 4;
+  std::chrono::milliseconds initial_backoff{200};
+  std::chrono::milliseconds max_backoff{5'000};
+  // A Retry-After longer than this is handed back to the caller instead of being waited out.
+  std::chrono::seconds max_retry_after{30};
+  // ListAll restarts from the first page this many times when a continue token expires (410).
+  int max_list_restarts = 3;
+  // Watches with a server-side timeout are presumed dead when nothing (not even a bookmark)
+  // arrived for timeout + this margin.
+  std::chrono::seconds watch_idle_margin{30};
+  // Retry waits are taken on this clock (nullptr: the real one).
+  Clock* clock = nullptr;
+};
+
 class Client {
  public:
+  static Result<std::unique_ptr<Client>> Create(Config config, std::unique_ptr<Transport> transport,
+                                                ClientOptions options);
   static Result<std::unique_ptr<Client>> Create(Config config, std::unique_ptr<Transport> transport);
   // Production wiring: a CurlTransport built from the config.
   static Result<std::unique_ptr<Client>> Create(Config config);
@@ -153,7 +178,8 @@ class Client {
   // parsing, no buffering of the whole body). Returns OK when the server closes the stream
   // normally, kCancelled when `cancel` is set, kGone when the server reports 410 (in the HTTP
   // status or as an ERROR event), and other errors as mapped. Returning false from on_event
-  // stops the stream with OK.
+  // stops the stream with OK. ERROR events are not delivered: they end the stream with their
+  // mapped Status. Never retried; resuming is the watcher's job.
   Status Watch(const GroupVersionResource& gvr, const std::string& ns, const WatchOptions& options,
                const std::function<bool(WatchEvent&&)>& on_event, const CancelFlag* cancel);
 
@@ -162,17 +188,29 @@ class Client {
   Result<GroupVersionResource> Resolve(const std::string& api_version, const std::string& kind);
   void InvalidateDiscovery();
 
-  // GET of an arbitrary path, e.g. "/version" or "/readyz".
+  // GET of an arbitrary path, e.g. "/version" or "/readyz"; a body that is not JSON comes back
+  // as a JSON string.
   Result<Json> GetRaw(const std::string& path);
 
   const Config& config() const { return config_; }
   Transport& transport() { return *transport_; }
 
  private:
-  Client(Config config, std::unique_ptr<Transport> transport);
+  Client(Config config, std::unique_ptr<Transport> transport, ClientOptions options);
+
+  // Sends `request` (with the default timeout when it has none); idempotent requests are
+  // retried as the class comment says. Non-2xx answers come back as errors.
+  Result<HttpResponse> Execute(HttpRequest request, bool idempotent);
+  Result<Json> ExecuteJson(Result<HttpRequest> request, bool idempotent);
+  std::chrono::milliseconds Backoff(int attempt);
+  Result<std::map<std::string, GroupVersionResource>> FetchResources(const std::string& api_version);
 
   Config config_;
   std::unique_ptr<Transport> transport_;
+  const ClientOptions options_;
+  Clock& clock_;
+  std::mutex rng_mu_;
+  std::mt19937_64 rng_;  // guarded by rng_mu_
   std::mutex discovery_mu_;
   // group version -> kind -> resource
   std::map<std::string, std::map<std::string, GroupVersionResource>> discovery_;  // guarded by discovery_mu_

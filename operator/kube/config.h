@@ -34,10 +34,15 @@ struct Config {
   // Loads `path` (or $KUBECONFIG, or ~/.kube/config when path is empty) and selects `context`
   // (or current-context when empty). Relative file references resolve against the file's folder.
   static Result<Config> FromKubeconfig(const std::string& path = "", const std::string& context = "");
+  // The same from kubeconfig text already in memory; relative file references resolve against
+  // `base_dir`.
+  static Result<Config> FromKubeconfigYaml(const std::string& yaml, const std::string& base_dir,
+                                           const std::string& context = "");
   // KUBERNETES_SERVICE_HOST/PORT, /var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt,namespace}.
   // `root` replaces the secrets folder in tests.
   static Result<Config> InCluster(const std::string& root = "");
-  // In-cluster when running in a pod, the kubeconfig otherwise.
+  // Order: an explicit `kubeconfig_path`, then $KUBECONFIG, then in-cluster when running in a pod
+  // (KUBERNETES_SERVICE_HOST set), then ~/.kube/config.
   static Result<Config> Load(const std::string& kubeconfig_path = "", const std::string& context = "");
 };
 

@@ -30,11 +30,15 @@ struct HttpRequest {
   std::string body;
   // Total time allowed for the exchange; zero means no limit (watches).
   std::chrono::milliseconds timeout{0};
+  // Streams: give up (kTimeout) when no byte has arrived for this long, so a peer that vanished
+  // without closing the connection is noticed. Zero means no limit.
+  std::chrono::milliseconds idle_timeout{0};
 };
 
 struct HttpResponse {
   int status = 0;
-  std::vector<Header> headers;  // names lower-cased
+  // Header pairs, names lower-cased (spelled out: the member function below is named Header).
+  std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
 
   // First header with this (lower-case) name, or empty.
