@@ -328,6 +328,12 @@ Status CurlTransport::Perform(Handle& h, const HttpRequest& request, Call& call)
     raw_headers = curl_slist_append(raw_headers, ("Authorization: Bearer " + token).c_str());
   }
   raw_headers = curl_slist_append(raw_headers, "Expect:");
+  const bool has_content_type =
+      std::any_of(request.headers.begin(), request.headers.end(), [](const Header& h) {
+        return Lower(h.first) == "content-type";
+      });
+  // Otherwise libcurl labels every body as a form.
+  if (!has_content_type) raw_headers = curl_slist_append(raw_headers, "Content-Type:");
   Slist headers(raw_headers);
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers.get());
 
