@@ -1,0 +1,211 @@
+// sluice-server: one model over the Open Inference Protocol (V2) REST API.
+//
+// Start-up: listen first (liveness answers while the model loads), load, warm up, then report
+// ready. SIGTERM or SIGINT: report not ready, keep serving for --drain-grace-ms while the endpoint
+// is taken out of rotation, stop accepting, let in-flight requests finish within
+// --drain-timeout-ms, exit 0. A second signal skips what is left of the grace period.
+
+#include <signal.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include "http/http_server.h"
+#include "metrics/metrics_exposition.h"
+#include "runtime/model_loader.h"
+#include "runtime/model_source.h"
+#include "server/inference_service.h"
+#include "server/logging.h"
+#include "server/rest_frontend.h"
+#include "server/server_flags.h"
+
+namespace sluice::dataplane {
+namespace {
+
+// Signals arrive on one thread (sigwait); everyone else waits on this.
+class SignalWatch {
+ public:
+  void Start() {
+    thread_ = std::thread([this] {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGTERM);
+      sigaddset(&set, SIGINT);
+      while (true) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0) continue;
+        std::lock_guard<std::mutex> lock(mu_);
+        ++signals_;
+        last_ = sig;
+        cv_.notify_all();
+        if (signals_ >= 2) return;
+      }
+    });
+    thread_.detach();
+  }
+
+  // Waits until `count` signals have arrived or `deadline` passes; true if they arrived.
+  bool WaitFor(int count, std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_until(lock, deadline, [&] { return signals_ >= count; });
+  }
+  int count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return signals_;
+  }
+  int last() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_;
+  }
+
+ private:
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int signals_ = 0;  // guarded by mu_
+  int last_ = 0;     // guarded by mu_
+};
+
+Status WritePortFile(const std::string& path, uint16_t port) {
+  // Write then rename, so a reader never sees a half-written number.
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << "\n";
+    if (!out.good()) return Unavailable("cannot write " + tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Unavailable("cannot rename " + tmp + " to " + path + ": " + ec.message());
+  return Status::Ok();
+}
+
+int Run(const ServerFlags& flags, SignalWatch& signals) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto service_or = InferenceService::Create(InferenceServiceOptions{}, registry, Clock::Real());
+  if (!service_or.ok()) {
+    spdlog::error("cannot create the inference service: {}", service_or.status().ToString());
+    return 1;
+  }
+  std::unique_ptr<InferenceService> service = std::move(service_or).value();
+
+  ModelOptions model_options = flags.ToModelOptions();
+  if (model_options.name.empty()) model_options.name = UriStem(flags.model_uri);
+  auto model_or = service->AddModel(model_options);
+  if (!model_or.ok()) {
+    spdlog::error("{}", model_or.status().ToString());
+    return 1;
+  }
+  Model& model = **model_or;
+  auto log = IdentityLogger("model=" + model.name() + " version=" + model.version());
+
+  auto router = std::make_shared<HttpRouter>();
+  RegisterV2Routes(*router, *service);
+  AddMetricsRoute(*router, registry);
+  auto server_or = HttpServer::Create(flags.ToHttpOptions(), router);
+  if (!server_or.ok()) {
+    spdlog::error("{}", server_or.status().ToString());
+    return 1;
+  }
+  std::unique_ptr<HttpServer> server = std::move(server_or).value();
+  spdlog::info("listening on {}:{} (HTTP, {} io threads)", flags.http_address, server->port(),
+               flags.io_threads > 0 ? flags.io_threads
+                                    : static_cast<int>(std::thread::hardware_concurrency()));
+  if (flags.grpc_port != 0) {
+    spdlog::warn("--grpc-port={} is reserved; this build serves REST only", flags.grpc_port);
+  }
+  if (!flags.port_file.empty()) {
+    if (Status s = WritePortFile(flags.port_file, server->port()); !s.ok()) {
+      spdlog::error("{}", s.ToString());
+      return 1;
+    }
+  }
+
+  const auto load_start = std::chrono::steady_clock::now();
+  log->info("loading {} (format {})", flags.model_uri, flags.model_format);
+  LoadOptions load;
+  load.name = model.name();
+  load.version = model.version();
+  auto runtime = LoadModel(ModelSource{flags.model_uri, flags.model_format, flags.model_sha256, ""},
+                           load);
+  if (!runtime.ok()) {
+    log->error("cannot load the model: {}", runtime.status().ToString());
+    return 1;
+  }
+  const size_t features = (*runtime)->num_features();
+  const size_t outputs = (*runtime)->num_outputs();
+  if (Status s = service->SetRuntime(model, std::move(runtime).value()); !s.ok()) {
+    log->error("{}", s.ToString());
+    return 1;
+  }
+  if (Status s = service->WarmUpAndMarkReady(model); !s.ok()) {
+    log->error("{}", s.ToString());
+    return 1;
+  }
+  const std::chrono::duration<double> load_time = std::chrono::steady_clock::now() - load_start;
+  service->RecordLoadTime(model, load_time);
+  log->info("ready: {} features, {} outputs, loaded and warmed up in {:.1f} ms; batching {} "
+            "(max {} rows, delay {} us), cache {}",
+            features, outputs, load_time.count() * 1e3, flags.batching ? "on" : "off",
+            flags.max_batch_size, flags.max_queue_delay_us, flags.cache ? "on" : "off");
+
+  signals.WaitFor(1, std::chrono::steady_clock::time_point::max());
+  spdlog::info("signal {}: not ready; draining after {} ms", signals.last(), flags.drain_grace_ms);
+  service->SetDraining();
+  signals.WaitFor(2, std::chrono::steady_clock::now() +
+                         std::chrono::milliseconds(flags.drain_grace_ms));
+  const bool clean = server->Drain(std::chrono::steady_clock::now() +
+                                   std::chrono::milliseconds(flags.drain_timeout_ms));
+  service->Stop();
+  server.reset();
+  if (clean) {
+    spdlog::info("drained; every in-flight request answered");
+  } else {
+    spdlog::warn("drain timed out after {} ms; open connections were closed",
+                 flags.drain_timeout_ms);
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace sluice::dataplane
+
+int main(int argc, char** argv) {
+  using namespace sluice::dataplane;
+  // Block the stop signals before any thread starts, so only the watcher's sigwait sees them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto flags = ParseServerFlags(std::vector<std::string>(argv + 1, argv + argc));
+  if (!flags.ok()) {
+    std::cerr << "sluice-server: " << flags.status().message() << "\n\n" << ServerUsage();
+    return 2;
+  }
+  if (flags->help) {
+    std::cout << ServerUsage();
+    return 0;
+  }
+  if (auto s = ConfigureLogging(flags->log_format, flags->log_level); !s.ok()) {
+    std::cerr << "sluice-server: " << s.message() << "\n";
+    return 2;
+  }
+  // Never destroyed: its thread may still sit in sigwait while the process exits.
+  auto* signals = new SignalWatch;
+  signals->Start();
+  const int rc = Run(*flags, *signals);
+  spdlog::default_logger()->flush();
+  return rc;
+}

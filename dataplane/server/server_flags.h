@@ -1,0 +1,64 @@
+#pragma once
+
+// Command-line flags of sluice-server. `--name=value` and `--name value` are both accepted;
+// booleans also as bare `--name` / `--no-name`.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "http/http_server.h"
+#include "server/inference_service.h"
+#include "server/logging.h"
+
+namespace sluice::dataplane {
+
+struct ServerFlags {
+  bool help = false;
+
+  std::string http_address = "0.0.0.0";
+  int http_port = 8080;  // 0 picks a free port; see port_file
+  std::string port_file;  // the bound HTTP port is written here once listening
+  int grpc_port = 0;      // reserved for the gRPC frontend; not served by this build
+  int io_threads = 0;     // 0: one per core
+
+  std::string model_name;
+  std::string model_version = "1";
+  std::string model_uri;
+  std::string model_format = "auto";
+  std::string model_sha256;
+
+  bool batching = true;
+  int64_t max_batch_size = 32;
+  int64_t max_queue_delay_us = 0;
+  int64_t max_queue_size = 1024;
+  int64_t request_timeout_ms = 0;
+
+  bool cache = false;
+  int64_t cache_capacity_bytes = int64_t{64} << 20;
+  int64_t cache_ttl_ms = 60'000;
+
+  int64_t max_body_bytes = int64_t{64} << 20;
+  int64_t max_header_bytes = 16 * 1024;
+  int64_t header_timeout_ms = 10'000;
+  int64_t body_timeout_ms = 30'000;
+  int64_t idle_timeout_ms = 120'000;
+
+  // SIGTERM: report not ready at once, keep serving for drain_grace_ms (endpoints are being
+  // removed), then stop accepting and give in-flight requests drain_timeout_ms to finish.
+  int64_t drain_grace_ms = 5'000;
+  int64_t drain_timeout_ms = 30'000;
+
+  LogFormat log_format = LogFormat::kText;
+  std::string log_level = "info";
+
+  HttpServerOptions ToHttpOptions() const;
+  ModelOptions ToModelOptions() const;
+};
+
+// InvalidArgument for unknown flags, missing values and values out of range.
+Result<ServerFlags> ParseServerFlags(const std::vector<std::string>& args);
+std::string ServerUsage();
+
+}  // namespace sluice::dataplane

@@ -1,0 +1,115 @@
+#include "server/server_metrics.h"
+
+#include <exception>
+
+namespace sluice::dataplane {
+
+namespace {
+
+// 50 us to 10 s: the server answers in microseconds when warm, the tail matters most.
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
+  static const prometheus::Histogram::BucketBoundaries b = {
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+      0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10};
+  return b;
+}
+
+const prometheus::Histogram::BucketBoundaries& BatchBuckets() {
+  static const prometheus::Histogram::BucketBoundaries b = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+  return b;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(
+    std::shared_ptr<prometheus::Registry> registry) {
+  if (!registry) return InvalidArgument("server metrics: a registry is required");
+  try {
+    return std::unique_ptr<ServerMetrics>(new ServerMetrics(std::move(registry)));
+  } catch (const std::exception& e) {  // prometheus-cpp reports name clashes by throwing
+    return Internal(std::string("server metrics: ") + e.what());
+  }
+}
+
+ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry)
+    : registry_(std::move(registry)) {
+  auto& r = *registry_;
+  requests_ = &prometheus::BuildCounter()
+                   .Name("sluice_server_requests_total")
+                   .Help("Inference requests answered, by model, version and HTTP status code.")
+                   .Register(r);
+  request_duration_ =
+      &prometheus::BuildHistogram()
+           .Name("sluice_server_request_duration_seconds")
+           .Help("Time from a complete inference request to its answer being handed to the "
+                 "transport.")
+           .Register(r);
+  queue_duration_ = &prometheus::BuildHistogram()
+                         .Name("sluice_server_queue_duration_seconds")
+                         .Help("Time an inference request waited in the batch queue.")
+                         .Register(r);
+  batch_size_ = &prometheus::BuildHistogram()
+                     .Name("sluice_server_batch_size")
+                     .Help("Rows per model Predict call.")
+                     .Register(r);
+  inflight_ = &prometheus::BuildGauge()
+                   .Name("sluice_server_inflight_requests")
+                   .Help("Inference requests being processed now (the autoscaler's signal).")
+                   .Register(r);
+  cache_hits_ = &prometheus::BuildCounter()
+                     .Name("sluice_server_cache_hits_total")
+                     .Help("Inference requests answered from the response cache.")
+                     .Register(r);
+  cache_misses_ = &prometheus::BuildCounter()
+                       .Name("sluice_server_cache_misses_total")
+                       .Help("Inference requests not found in the response cache.")
+                       .Register(r);
+  loaded_ = &prometheus::BuildGauge()
+                 .Name("sluice_server_model_loaded")
+                 .Help("1 when the model is loaded.")
+                 .Register(r);
+  ready_ = &prometheus::BuildGauge()
+                .Name("sluice_server_model_ready")
+                .Help("1 when the model is loaded, warmed up and serving.")
+                .Register(r);
+  load_seconds_ = &prometheus::BuildGauge()
+                       .Name("sluice_server_model_load_duration_seconds")
+                       .Help("Time the model took to fetch, load and warm up.")
+                       .Register(r);
+}
+
+ServerMetrics::Model& ServerMetrics::ForModel(const std::string& name,
+                                              const std::string& version) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = models_[{name, version}];
+  if (slot) return *slot;
+  auto m = std::make_unique<Model>();
+  const prometheus::Labels labels{{"model", name}, {"version", version}};
+  m->owner_ = this;
+  m->name_ = name;
+  m->version_ = version;
+  m->request_duration = &request_duration_->Add(labels, LatencyBuckets());
+  m->queue_duration = &queue_duration_->Add(labels, LatencyBuckets());
+  m->batch_size = &batch_size_->Add(labels, BatchBuckets());
+  m->inflight = &inflight_->Add(labels);
+  m->cache_hits = &cache_hits_->Add(labels);
+  m->cache_misses = &cache_misses_->Add(labels);
+  m->loaded = &loaded_->Add(labels);
+  m->ready = &ready_->Add(labels);
+  m->load_seconds = &load_seconds_->Add(labels);
+  slot = std::move(m);
+  return *slot;
+}
+
+prometheus::Counter& ServerMetrics::Model::Requests(int http_code) {
+  if (http_code < 100 || http_code > 599) http_code = 500;
+  auto& cached = by_code_[static_cast<size_t>(http_code - 100)];
+  if (prometheus::Counter* c = cached.load(std::memory_order_acquire)) return *c;
+  // Family::Add returns the existing series for the same labels, so a race only repeats a lookup.
+  prometheus::Counter& c = owner_->requests_->Add(
+      {{"model", name_}, {"version", version_}, {"code", std::to_string(http_code)}});
+  cached.store(&c, std::memory_order_release);
+  return c;
+}
+
+}  // namespace sluice::dataplane
