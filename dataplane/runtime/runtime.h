@@ -4,11 +4,14 @@
 // the model format. XGBoost is the first implementation (xgboost_runtime.h).
 //
 // Contract: a Runtime is immutable after Create() returns, so Predict may be called from several
-// threads at once without locks. Predict never throws and never crashes on input from outside:
-// a wrong feature count is an InvalidArgument.
+// threads at once without locks. Predict is const, lock-free and does not allocate on the hot path
+// (ThreadSanitizer-clean by construction: it reads shared state only). It never throws and never
+// crashes on input from outside: a wrong feature count or a short output buffer is an
+// InvalidArgument.
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
@@ -46,6 +49,15 @@ class Runtime {
   // Dense row-major input: rows.size() == n_rows * num_features(); NaN marks a missing value.
   // Writes n_rows * num_outputs() values to `out`.
   virtual Status Predict(std::span<const float> rows, size_t n_rows, std::span<float> out) const = 0;
+
+  // Runs a few predictions through the whole model so the first request does not pay for page
+  // faults and cold caches. The server calls it once before it reports ready; calling it again is
+  // harmless. The default predicts one all-missing row.
+  virtual Status WarmUp() const {
+    std::vector<float> row(num_features(), std::numeric_limits<float>::quiet_NaN());
+    std::vector<float> out(num_outputs());
+    return Predict(row, 1, out);
+  }
 };
 
 }  // namespace sluice::dataplane
