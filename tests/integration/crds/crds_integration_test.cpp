@@ -61,8 +61,13 @@ bool Eventually(const std::function<bool()>& condition, seconds timeout) {
 class Cluster {
  public:
   static Cluster& Get() {
-    static Cluster* cluster = new Cluster();
-    return *cluster;
+    static Cluster cluster;
+    return cluster;
+  }
+
+  ~Cluster() {
+    std::error_code ignored;
+    fs::remove_all(scratch_, ignored);
   }
 
   // kubectl with the admin kubeconfig; output is stdout and stderr merged.
