@@ -1,0 +1,142 @@
+#pragma once
+
+// A tiny HTTP/1.1 server on 127.0.0.1 (port chosen by the kernel) for fetch tests: fixed routes,
+// one request per connection, answered from an Asio thread. Test-only.
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio.hpp>
+
+namespace sluice::dataplane::testing {
+
+class LoopbackHttpServer {
+ public:
+  struct Route {
+    int status = 200;
+    std::string body;
+    bool content_length = true;  // false: the body ends when the connection closes
+    bool hang = false;           // accept and read the request, never answer
+
+    static Route Body(std::string body) {
+      Route r;
+      r.body = std::move(body);
+      return r;
+    }
+    static Route Stream(std::string body) {
+      Route r = Body(std::move(body));
+      r.content_length = false;
+      return r;
+    }
+    static Route Code(int status, std::string body = "") {
+      Route r = Body(std::move(body));
+      r.status = status;
+      return r;
+    }
+    static Route Hang() {
+      Route r;
+      r.hang = true;
+      return r;
+    }
+  };
+
+  LoopbackHttpServer() : acceptor_(io_) {
+    namespace ip = boost::asio::ip;
+    ip::tcp::endpoint ep(ip::make_address("127.0.0.1"), 0);
+    acceptor_.open(ep.protocol());
+    acceptor_.set_option(ip::tcp::acceptor::reuse_address(true));
+    acceptor_.bind(ep);
+    acceptor_.listen();
+    port_ = acceptor_.local_endpoint().port();
+    Accept();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+
+  ~LoopbackHttpServer() { Stop(); }
+
+  void Stop() {
+    if (!thread_.joinable()) return;
+    boost::asio::post(io_, [this] {
+      boost::system::error_code ec;
+      acceptor_.close(ec);
+      for (auto& s : held_) s->close(ec);
+      io_.stop();
+    });
+    thread_.join();
+  }
+
+  void Set(const std::string& path, Route route) {
+    std::lock_guard<std::mutex> lock(mu_);
+    routes_[path] = std::move(route);
+  }
+
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  int port() const { return port_; }
+  int requests(const std::string& path) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = hits_.find(path);
+    return it == hits_.end() ? 0 : it->second;
+  }
+
+ private:
+  using Socket = boost::asio::ip::tcp::socket;
+
+  void Accept() {
+    acceptor_.async_accept([this](boost::system::error_code ec, Socket socket) {
+      if (ec) return;
+      Serve(std::make_shared<Socket>(std::move(socket)));
+      Accept();
+    });
+  }
+
+  void Serve(std::shared_ptr<Socket> socket) {
+    boost::asio::streambuf buf;
+    boost::system::error_code ec;
+    boost::asio::read_until(*socket, buf, "\r\n\r\n", ec);
+    if (ec) return;
+    std::istream in(&buf);
+    std::string method, target;
+    in >> method >> target;
+    Route route;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++hits_[target];
+      auto it = routes_.find(target);
+      if (it == routes_.end()) {
+        route.status = 404;
+        route.body = "not found";
+      } else {
+        route = it->second;
+      }
+    }
+    if (route.hang) {
+      held_.push_back(socket);
+      return;
+    }
+    std::string head = "HTTP/1.1 " + std::to_string(route.status) + " X\r\nConnection: close\r\n";
+    if (route.content_length) head += "Content-Length: " + std::to_string(route.body.size()) + "\r\n";
+    head += "\r\n";
+    boost::asio::write(*socket, boost::asio::buffer(head), ec);
+    if (!ec) boost::asio::write(*socket, boost::asio::buffer(route.body), ec);
+    socket->shutdown(Socket::shutdown_both, ec);
+    socket->close(ec);
+  }
+
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  int port_ = 0;
+  std::thread thread_;
+  std::vector<std::shared_ptr<Socket>> held_;  // touched only on the io thread
+  mutable std::mutex mu_;
+  std::map<std::string, Route> routes_;  // guarded by mu_
+  std::map<std::string, int> hits_;      // guarded by mu_
+};
+
+}  // namespace sluice::dataplane::testing
