@@ -1,0 +1,85 @@
+#pragma once
+
+// The FeatureView reconciler, first part: the checks the API server cannot make (the Redis
+// connection Secret exists, holds the key and a well-formed connection string; the cron
+// schedule's fields are in range; durations and typed defaults parse exactly) and the status
+// that reports them: observedGeneration and the conditions Ready and Degraded with a reason.
+// Materialization (the Job that fills Redis) comes later; until a materialization has completed,
+// Ready is False with reason NotMaterialized.
+//
+// Contract: reads the FeatureView from the cache and the Secret through SecretReader (Secrets
+// are not cached: the operator would otherwise hold every Secret of every namespace in memory).
+// A missing or malformed Secret is rechecked every `recheck_secret` so that creating it later
+// heals the view without touching the FeatureView. Thread-safe across keys.
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "base/clock.h"
+#include "kube/client.h"
+#include "reconciler/events.h"
+#include "reconciler/object_io.h"
+#include "reconciler/reconciler.h"
+
+namespace sluice::controllers {
+
+extern const kube::GroupVersionResource kFeatureViewsGvr;
+
+class SecretReader {
+ public:
+  virtual ~SecretReader() = default;
+  // The Secret as the API returns it; NotFound when absent; Forbidden when the operator may not
+  // read it.
+  virtual Result<nlohmann::json> GetSecret(const std::string& ns, const std::string& name) = 0;
+};
+
+class KubeSecretReader final : public SecretReader {
+ public:
+  explicit KubeSecretReader(kube::Client& client) : client_(client) {}
+  Result<nlohmann::json> GetSecret(const std::string& ns, const std::string& name) override {
+    return client_.Get(kube::resources::kSecrets, ns, name);
+  }
+
+ private:
+  kube::Client& client_;
+};
+
+struct FeatureViewReconcilerOptions {
+  std::chrono::milliseconds recheck_secret{std::chrono::seconds(30)};
+  Clock* clock = nullptr;  // nullptr: Clock::Real()
+};
+
+// The outcome of validating one FeatureView: OK, or a CamelCase reason and a message naming the
+// field. `retry_later` marks problems outside the FeatureView itself (its Secret).
+struct FeatureViewCheck {
+  bool ok = true;
+  std::string reason;
+  std::string message;
+  bool retry_later = false;
+};
+
+class FeatureViewReconciler final : public Reconciler {
+ public:
+  // `reader`, `secrets`, `writer` and `events` must outlive the reconciler.
+  FeatureViewReconciler(const ObjectReader& reader, SecretReader& secrets, ObjectWriter& writer,
+                        EventRecorder& events, FeatureViewReconcilerOptions options = {});
+
+  Result<Action> Reconcile(const ObjectKey& key) override;
+
+  // Every check of the spec; errors reading the Secret other than NotFound / Forbidden are
+  // returned (the reconcile is retried).
+  Result<FeatureViewCheck> Check(const nlohmann::json& feature_view);
+
+ private:
+  const ObjectReader& reader_;
+  SecretReader& secrets_;
+  ObjectWriter& writer_;
+  EventRecorder& events_;
+  FeatureViewReconcilerOptions options_;
+  Clock& clock_;
+};
+
+}  // namespace sluice::controllers

@@ -1,0 +1,421 @@
+#include "modeldeployment/reconciler.h"
+
+#include <algorithm>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "analysis/analysis.h"
+#include "api/duration.h"
+#include "rollout/engine.h"
+#include "rollout/policy.h"
+#include "rollout/revision.h"
+
+namespace sluice::controllers {
+
+using nlohmann::json;
+
+namespace {
+
+EventSeverity Severity(EventType t) {
+  return t == EventType::kWarning ? EventSeverity::kWarning : EventSeverity::kNormal;
+}
+
+int32_t IntAt(const json& object, std::initializer_list<const char*> path) {
+  const json* cur = &object;
+  for (const char* key : path) {
+    if (!cur->is_object()) return 0;
+    auto it = cur->find(key);
+    if (it == cur->end()) return 0;
+    cur = &*it;
+  }
+  return cur->is_number_integer() ? cur->get<int32_t>() : 0;
+}
+
+std::string LabelOf(const json& object, const char* key) {
+  auto meta = object.find("metadata");
+  if (meta == object.end()) return {};
+  auto labels = meta->find("labels");
+  if (labels == meta->end() || !labels->is_object()) return {};
+  auto it = labels->find(key);
+  return it != labels->end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// The status as the API holds it, normalised through the typed view so two equal statuses
+// compare equal whatever their key order.
+json StatusJson(const ModelDeploymentStatus& status) {
+  json j = status;
+  return j;
+}
+
+Condition MakeCondition(std::string type, std::string status, std::string reason,
+                        std::string message, int64_t generation, WallTime now) {
+  Condition c;
+  c.type = std::move(type);
+  c.status = std::move(status);
+  c.reason = std::move(reason);
+  c.message = std::move(message);
+  c.observed_generation = generation;
+  c.last_transition_time = now;
+  return c;
+}
+
+// Sets `c` in `conditions`, keeping lastTransitionTime when the status did not change.
+void SetCondition(std::vector<Condition>& conditions, Condition c) {
+  for (auto& existing : conditions) {
+    if (existing.type != c.type) continue;
+    if (existing.status == c.status) c.last_transition_time = existing.last_transition_time;
+    existing = std::move(c);
+    return;
+  }
+  conditions.push_back(std::move(c));
+}
+
+}  // namespace
+
+struct ModelDeploymentReconciler::Owned {
+  // Revision name -> its Deployment / Service (server component).
+  std::map<std::string, ObjectPtr> deployments;
+  std::map<std::string, ObjectPtr> services;
+  ObjectPtr router_deployment;
+  ObjectPtr router_service;
+};
+
+ModelDeploymentReconciler::ModelDeploymentReconciler(const ObjectReader& reader,
+                                                     ObjectWriter& writer, EventRecorder& events,
+                                                     ModelDeploymentReconcilerOptions options)
+    : reader_(reader),
+      writer_(writer),
+      events_(events),
+      options_(std::move(options)),
+      clock_(options_.clock != nullptr ? *options_.clock : Clock::Real()) {}
+
+Result<Action> ModelDeploymentReconciler::Reconcile(const ObjectKey& key) {
+  ObjectPtr object = reader_.Get(kModelDeploymentsGvr, key.ns, key.name);
+  if (object == nullptr) {
+    // Deleted: the garbage collector removes what it owned.
+    std::lock_guard<std::mutex> lock(mu_);
+    autoscaler_state_.erase(key.String());
+    return Action::WaitForChange();
+  }
+  if (object->contains("metadata") && (*object)["metadata"].contains("deletionTimestamp")) {
+    return Action::WaitForChange();
+  }
+  return ReconcileObject(key, *object);
+}
+
+Status ModelDeploymentReconciler::ApplyIfChanged(const kube::GroupVersionResource& gvr,
+                                                 const json& intent, const ObjectPtr& live,
+                                                 const std::string& owner_uid) {
+  if (live != nullptr && IsSubset(intent, *live)) return Status::Ok();
+  bool ours = false;
+  if (live != nullptr) {
+    const json* ref = ControllerRef(*live);
+    ours = ref != nullptr && ref->value("uid", "") == owner_uid;
+  }
+  const std::string name = MetaString(intent, "name");
+  if (ours) {
+    auto applied = writer_.Apply(gvr, intent, /*force=*/true);
+    if (!applied.ok()) return applied.status().Annotate("applying " + gvr.resource + "/" + name);
+    return Status::Ok();
+  }
+  // Not (yet) in the cache as ours: apply without force so that fields another manager set are
+  // a conflict rather than silently taken over.
+  auto applied = writer_.Apply(gvr, intent, /*force=*/false);
+  if (!applied.ok()) return applied.status().Annotate("applying " + gvr.resource + "/" + name);
+  const json* ref = ControllerRef(*applied);
+  if (ref == nullptr || ref->value("uid", "") != owner_uid) {
+    return Status(StatusCode::kAlreadyExists,
+                  gvr.resource + "/" + name + " exists and is not controlled by this ModelDeployment");
+  }
+  return Status::Ok();
+}
+
+std::map<std::string, int32_t> ModelDeploymentReconciler::Autoscale(const ObjectKey& key,
+                                                                    const ModelDeployment& md,
+                                                                    const Owned& owned) {
+  std::map<std::string, int32_t> out;
+  const auto& as = *md.spec.autoscaling;
+  AutoscalerPolicy policy;
+  policy.min_replicas = as.min_replicas.value_or(1);
+  policy.max_replicas = std::max(as.max_replicas, policy.min_replicas);
+  policy.target_concurrency = as.target_concurrency.value_or(8);
+  if (auto d = ParseDuration(as.stable_window.value_or("60s")); d.ok()) policy.stable_window = *d;
+  if (auto d = ParseDuration(as.panic_window.value_or("6s")); d.ok()) policy.panic_window = *d;
+  if (auto d = ParseDuration(as.scale_down_delay.value_or("0s")); d.ok()) {
+    policy.scale_down_delay = *d;
+  }
+  const auto now = clock_.Now();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& states = autoscaler_state_[key.String()];
+  std::map<std::string, AutoscalerState> kept;
+  for (const auto& [revision, deployment] : owned.deployments) {
+    AutoscalerInput in;
+    in.policy = policy;
+    in.current_replicas = IntAt(*deployment, {"spec", "replicas"});
+    in.ready_replicas = IntAt(*deployment, {"status", "readyReplicas"});
+    in.now = now;
+    if (auto it = states.find(revision); it != states.end()) in.state = it->second;
+    if (options_.concurrency) {
+      auto samples = options_.concurrency->Samples(key.ns, key.name, revision,
+                                                   now - policy.stable_window);
+      if (samples.ok()) in.samples = std::move(*samples);
+    }
+    AutoscalerDecision d = controllers::Autoscale(in);
+    out[revision] = d.desired_replicas;
+    kept[revision] = std::move(d.state);
+  }
+  states = std::move(kept);
+  return out;
+}
+
+Status ModelDeploymentReconciler::WriteInvalidSpecStatus(const json& object,
+                                                         const ModelDeployment& md,
+                                                         const Status& why) {
+  ModelDeploymentStatus status = md.status.value_or(ModelDeploymentStatus{});
+  const WallTime now = clock_.WallNow();
+  const int64_t generation = md.Generation();
+  const Phase old_phase = status.phase.value_or(Phase::kProgressing);
+  status.observed_generation = generation;
+  status.phase = Phase::kDegraded;
+  SetCondition(status.conditions, MakeCondition("Degraded", "True", "InvalidSpec", why.message(),
+                                                generation, now));
+  SetCondition(status.conditions, MakeCondition("Progressing", "False", "InvalidSpec",
+                                                why.message(), generation, now));
+  if (md.status && StatusJson(*md.status) == StatusJson(status)) return Status::Ok();
+  json intent = {{"apiVersion", std::string(kApiVersion)},
+                 {"kind", std::string(kKind)},
+                 {"metadata",
+                  {{"name", md.Name()},
+                   {"namespace", md.Namespace()},
+                   {"resourceVersion", MetaString(object, "resourceVersion")}}},
+                 {"status", StatusJson(status)}};
+  auto written = writer_.ApplyStatus(kModelDeploymentsGvr, intent);
+  if (!written.ok()) return written.status().Annotate("writing status");
+  if (!md.status || old_phase != Phase::kDegraded || !md.status->phase) {
+    events_.Record(InvolvedObject::From(object), EventSeverity::kWarning, "InvalidSpec",
+                   why.message());
+  }
+  return Status::Ok();
+}
+
+Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
+                                                          const json& object) {
+  auto parsed = ParseModelDeployment(object);
+  if (!parsed.ok()) {
+    // The API server's schema should make this impossible; nothing to do until it changes.
+    return TerminalError(parsed.status().Annotate("reading the ModelDeployment"));
+  }
+  ModelDeployment& md = *parsed;
+  const std::string uid = MetaString(object, "uid");
+  ModelDeploymentObject owner{md, uid};
+
+  auto policy = ResolveRolloutPolicy(md.spec);
+  if (!policy.ok()) {
+    RETURN_IF_ERROR(WriteInvalidSpecStatus(object, md, policy.status()));
+    return TerminalError(policy.status());
+  }
+
+  // What exists now.
+  Owned owned;
+  for (auto& d : reader_.ListOwnedBy(kube::resources::kDeployments, key.ns, uid)) {
+    const json* ref = ControllerRef(*d);
+    if (ref == nullptr || ref->value("uid", "") != uid) continue;
+    const std::string component = LabelOf(*d, kLabelComponent);
+    if (component == "router") {
+      owned.router_deployment = d;
+    } else if (component == "server") {
+      const std::string revision = LabelOf(*d, kLabelRevision);
+      if (!revision.empty()) owned.deployments[revision] = d;
+    }
+  }
+  for (auto& s : reader_.ListOwnedBy(kube::resources::kServices, key.ns, uid)) {
+    const json* ref = ControllerRef(*s);
+    if (ref == nullptr || ref->value("uid", "") != uid) continue;
+    const std::string component = LabelOf(*s, kLabelComponent);
+    if (component == "router") {
+      owned.router_service = s;
+    } else if (component == "server") {
+      const std::string revision = LabelOf(*s, kLabelRevision);
+      if (!revision.empty()) owned.services[revision] = s;
+    }
+  }
+
+  RolloutInput input;
+  input.desired_revision = RevisionName(md.Name(), md.spec);
+  input.desired_model_version = md.spec.model.version;
+  input.desired_model_uri = md.spec.model.uri;
+  input.policy = *policy;
+  input.status = md.status.value_or(ModelDeploymentStatus{});
+  input.now = clock_.WallNow();
+  input.generation = md.Generation();
+  input.controls = Controls::FromAnnotations(md);
+  for (const auto& [revision, d] : owned.deployments) {
+    input.observed[revision] = RevisionObservation{IntAt(*d, {"spec", "replicas"}),
+                                                   IntAt(*d, {"status", "readyReplicas"})};
+  }
+  if (md.spec.autoscaling) {
+    input.replicas.min_replicas = md.spec.autoscaling->min_replicas.value_or(1);
+    input.replicas.max_replicas =
+        std::max(md.spec.autoscaling->max_replicas, input.replicas.min_replicas);
+    input.replicas.autoscaled = Autoscale(key, md, owned);
+  } else {
+    input.replicas.fixed = md.spec.replicas.value_or(1);
+  }
+
+  // Analysis of the canary, when one is due.
+  if (auto window = AnalysisWindow(*policy, input.status, input.now)) {
+    const std::string canary = input.status.canary_revision.value_or("");
+    std::shared_ptr<MetricSource> source =
+        options_.metric_source ? options_.metric_source(md) : nullptr;
+    AnalysisSamples samples;
+    if (source) {
+      samples = CollectSamples(policy->analysis, *source, canary, *window);
+    } else {
+      samples.revision = canary;
+      samples.window = *window;
+      samples.source_errors.push_back("no analysis provider is configured in the operator");
+    }
+    input.verdict = Evaluate(policy->analysis, samples, AnalysisHistoryFromStatus(input.status));
+  }
+
+  RolloutDecision decision = Decide(input);
+
+  // The status to write: the engine's, plus what only the reconciler knows.
+  ModelDeploymentStatus status = decision.status;
+  status.observed_generation = md.Generation();
+  status.selector = ServerPodSelector(md.Name());
+  int32_t total = 0, ready = 0;
+  for (const auto& [revision, obs] : input.observed) {
+    total += obs.replicas;
+    ready += obs.ready_replicas;
+  }
+  status.replicas = total;
+  status.ready_replicas = ready;
+
+  // 1. The router, and every revision that grows or keeps its size.
+  std::vector<std::pair<json, ObjectPtr>> later;  // scale-downs, after the status
+  std::set<std::string> wanted;
+  std::vector<std::pair<const kube::GroupVersionResource*, json>> router = {
+      {&kube::resources::kServiceAccounts, RouterServiceAccount(owner)},
+      {&kRolesGvr, RouterRole(owner)},
+      {&kRoleBindingsGvr, RouterRoleBinding(owner)},
+      {&kube::resources::kDeployments, RouterDeployment(owner, options_.workload)},
+      {&kube::resources::kServices, RouterService(owner, options_.workload)},
+  };
+  for (auto& [gvr, intent] : router) {
+    ObjectPtr live;
+    if (gvr == &kube::resources::kDeployments) {
+      live = owned.router_deployment;
+    } else if (gvr == &kube::resources::kServices) {
+      live = owned.router_service;
+    } else {
+      live = reader_.Get(*gvr, key.ns, MetaString(intent, "name"));
+    }
+    RETURN_IF_ERROR(ApplyIfChanged(*gvr, intent, live, uid));
+  }
+  for (const auto& desired : decision.revisions) {
+    wanted.insert(desired.name);
+    ModelDeploymentSpec revision_spec;
+    auto existing = owned.deployments.find(desired.name);
+    if (desired.name == input.desired_revision) {
+      revision_spec = md.spec;
+    } else if (existing != owned.deployments.end()) {
+      auto from_annotation = RevisionSpecFromDeployment(*existing->second);
+      if (!from_annotation.ok()) {
+        spdlog::warn("md={} rev={} cannot be re-applied ({}); leaving it as it is", key.String(),
+                     desired.name, from_annotation.status().message());
+        continue;
+      }
+      revision_spec = std::move(*from_annotation);
+    } else {
+      // A revision the status remembers but whose Deployment is gone and whose spec is no
+      // longer the current one: nothing to rebuild it from.
+      spdlog::warn("md={} rev={} has no Deployment and is not the current spec; skipped",
+                   key.String(), desired.name);
+      continue;
+    }
+    json deployment = RevisionDeployment(owner, desired.name, revision_spec, desired.replicas,
+                                         options_.workload);
+    ObjectPtr live = existing == owned.deployments.end() ? nullptr : existing->second;
+    if (live != nullptr && desired.replicas < IntAt(*live, {"spec", "replicas"})) {
+      later.emplace_back(std::move(deployment), live);
+    } else {
+      RETURN_IF_ERROR(ApplyIfChanged(kube::resources::kDeployments, deployment, live, uid));
+    }
+    auto service = owned.services.find(desired.name);
+    RETURN_IF_ERROR(ApplyIfChanged(kube::resources::kServices,
+                                   RevisionService(owner, desired.name, options_.workload),
+                                   service == owned.services.end() ? nullptr : service->second,
+                                   uid));
+  }
+
+  // 2. The status.
+  const Phase old_phase = input.status.phase.value_or(Phase::kProgressing);
+  const bool had_phase = md.status.has_value() && md.status->phase.has_value();
+  const json new_status = StatusJson(status);
+  if (!md.status || StatusJson(*md.status) != new_status) {
+    json intent = {{"apiVersion", std::string(kApiVersion)},
+                   {"kind", std::string(kKind)},
+                   {"metadata",
+                    {{"name", md.Name()},
+                     {"namespace", md.Namespace()},
+                     {"resourceVersion", MetaString(object, "resourceVersion")}}},
+                   {"status", new_status}};
+    auto written = writer_.ApplyStatus(kModelDeploymentsGvr, intent);
+    if (!written.ok()) return written.status().Annotate("writing status");
+  }
+
+  // 3. Scale-downs, and revisions no longer needed.
+  for (auto& [intent, live] : later) {
+    RETURN_IF_ERROR(ApplyIfChanged(kube::resources::kDeployments, intent, live, uid));
+  }
+  for (const auto& [revision, d] : owned.deployments) {
+    if (wanted.count(revision)) continue;
+    RETURN_IF_ERROR(writer_.Delete(kube::resources::kDeployments, key.ns,
+                                   MetaString(*d, "name"), MetaString(*d, "uid")));
+    spdlog::info("md={} rev={} deleted: no longer stable, canary or draining", key.String(),
+                 revision);
+  }
+  for (const auto& [revision, s] : owned.services) {
+    if (wanted.count(revision)) continue;
+    RETURN_IF_ERROR(writer_.Delete(kube::resources::kServices, key.ns, MetaString(*s, "name"),
+                                   MetaString(*s, "uid")));
+  }
+
+  // 4. Events and one-shot annotations, now that the status records what they did.
+  const InvolvedObject involved = InvolvedObject::From(object);
+  for (const auto& e : decision.events) {
+    events_.Record(involved, Severity(e.type), e.reason, e.message);
+  }
+  const Phase new_phase = status.phase.value_or(Phase::kProgressing);
+  if (!had_phase || old_phase != new_phase) {
+    std::string message = had_phase ? "phase " + std::string(PhaseName(old_phase)) + " -> " +
+                                          std::string(PhaseName(new_phase))
+                                    : "phase " + std::string(PhaseName(new_phase));
+    if (const Condition* c = status.FindCondition(
+            new_phase == Phase::kHealthy ? "Ready"
+            : new_phase == Phase::kDegraded || new_phase == Phase::kRolledBack ? "Degraded"
+                                                                                 : "Progressing")) {
+      message += ": " + c->message;
+    }
+    const bool bad = new_phase == Phase::kDegraded || new_phase == Phase::kRolledBack;
+    events_.Record(involved, bad ? EventSeverity::kWarning : EventSeverity::kNormal,
+                   "Phase" + std::string(PhaseName(new_phase)), message);
+    spdlog::info("md={} {}", key.String(), message);
+  }
+  if (!decision.consumed_annotations.empty()) {
+    json annotations = json::object();
+    for (const auto& a : decision.consumed_annotations) annotations[a] = nullptr;
+    auto patched = writer_.MergePatch(kModelDeploymentsGvr, key.ns, key.name,
+                                      {{"metadata", {{"annotations", annotations}}}});
+    if (!patched.ok() && patched.status().code() != StatusCode::kNotFound) {
+      return patched.status().Annotate("removing consumed control annotations");
+    }
+  }
+
+  if (decision.requeue_after) return Action::RequeueAfter(*decision.requeue_after);
+  return Action::WaitForChange();
+}
+
+}  // namespace sluice::controllers

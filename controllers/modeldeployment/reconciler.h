@@ -1,0 +1,94 @@
+#pragma once
+
+// The ModelDeployment reconciler. For one key it reads the ModelDeployment and the Deployments
+// it owns from the cache, asks the pure rollout engine what the world should look like (which
+// revisions, how many replicas each, what traffic weights, which phase), and makes it so:
+//   1. server-side apply (field manager "sluice-operator") of the router's objects and of every
+//      revision Deployment/Service that grows or stays the same;
+//   2. the status through the status subresource, conditioned on the resourceVersion read, so a
+//      status computed from a stale cache is refused (kConflict) and recomputed;
+//   3. only then scale-downs and deletion of revisions the engine no longer lists, so traffic has
+//      left a revision before its pods go;
+//   4. Events (the engine's, and one per phase change) and removal of consumed one-shot control
+//      annotations, after the status that records their effect is written.
+// Objects already equal to their intent in the cache are not written, so a reconcile of an
+// object at rest makes no API call. Deletion is left to the garbage collector (ownerReferences);
+// there is no finalizer.
+//
+// Contract: thread-safe across keys (the controller never runs one key twice at once); every
+// error is returned for the controller to retry with backoff, except a spec the operator cannot
+// realise, which is written to status (Degraded) and returned as a terminal error.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "analysis/metric_source.h"
+#include "api/model_deployment.h"
+#include "autoscaler/autoscaler.h"
+#include "base/clock.h"
+#include "modeldeployment/resources.h"
+#include "reconciler/events.h"
+#include "reconciler/object_io.h"
+#include "reconciler/reconciler.h"
+
+namespace sluice::controllers {
+
+// In-flight concurrency of a revision's pods, for the Concurrency autoscaler. Providers scrape
+// the serving pods or query Prometheus; none is configured yet in the operator.
+class ConcurrencySource {
+ public:
+  virtual ~ConcurrencySource() = default;
+  // Samples taken since `since` for `revision` of the ModelDeployment ns/name; an error means no
+  // data (replicas are then kept as they are).
+  virtual Result<std::vector<ConcurrencySample>> Samples(const std::string& ns,
+                                                         const std::string& name,
+                                                         const std::string& revision,
+                                                         Clock::Steady::time_point since) = 0;
+};
+
+struct ModelDeploymentReconcilerOptions {
+  WorkloadOptions workload;
+  // The analysis provider for a ModelDeployment, or nullptr when none is configured; then every
+  // analysis window has no data and spec.rollout.canary.analysis.noDataPolicy decides (never a
+  // silent pass). Called on the reconciling thread.
+  std::function<std::shared_ptr<MetricSource>(const ModelDeployment&)> metric_source;
+  std::shared_ptr<ConcurrencySource> concurrency;  // nullptr: replicas kept within [min, max]
+  Clock* clock = nullptr;                          // nullptr: Clock::Real()
+};
+
+class ModelDeploymentReconciler final : public Reconciler {
+ public:
+  // `reader`, `writer` and `events` must outlive the reconciler.
+  ModelDeploymentReconciler(const ObjectReader& reader, ObjectWriter& writer,
+                            EventRecorder& events, ModelDeploymentReconcilerOptions options);
+
+  Result<Action> Reconcile(const ObjectKey& key) override;
+
+ private:
+  struct Owned;
+  Result<Action> ReconcileObject(const ObjectKey& key, const nlohmann::json& object);
+  // Applies `intent` unless the cached `live` object already matches it. A first apply (no
+  // cached object) does not force, so an object of the same name that someone else owns is
+  // reported (kConflict) instead of being taken over.
+  Status ApplyIfChanged(const kube::GroupVersionResource& gvr, const nlohmann::json& intent,
+                        const ObjectPtr& live, const std::string& owner_uid);
+  Status WriteInvalidSpecStatus(const nlohmann::json& object, const ModelDeployment& md,
+                                const Status& why);
+  std::map<std::string, int32_t> Autoscale(const ObjectKey& key, const ModelDeployment& md,
+                                           const Owned& owned);
+
+  const ObjectReader& reader_;
+  ObjectWriter& writer_;
+  EventRecorder& events_;
+  ModelDeploymentReconcilerOptions options_;
+  Clock& clock_;
+
+  std::mutex mu_;
+  // Autoscaler state per "ns/name" and revision; rebuilt from fresh samples after a restart.
+  std::map<std::string, std::map<std::string, AutoscalerState>> autoscaler_state_;  // guarded by mu_
+};
+
+}  // namespace sluice::controllers

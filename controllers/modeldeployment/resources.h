@@ -1,0 +1,96 @@
+#pragma once
+
+// The Kubernetes objects a ModelDeployment owns, as server-side-apply intents: pure functions of
+// the ModelDeployment, a revision name and the operator's settings. Each intent holds exactly the
+// fields the operator manages, so applying it again is a no-op and fields set by others (e.g.
+// a Deployment's status, a Service's clusterIP) are left alone.
+//
+// Per revision (one model + runtime): a Deployment of sluice-server and a ClusterIP Service,
+// both named after the revision (<md>-<hash>). Per ModelDeployment: the router's Deployment
+// (<md>-router), its Service (<md>, the address clients call), and the ServiceAccount, Role and
+// RoleBinding that let the router watch its ModelDeployment's status.traffic.
+// Every object carries a controller ownerReference to the ModelDeployment (blockOwnerDeletion),
+// so deleting the ModelDeployment garbage-collects all of them.
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "api/model_deployment.h"
+#include "kube/client.h"
+
+namespace sluice::controllers {
+
+// Settings that come from the operator's flags rather than from the ModelDeployment.
+struct WorkloadOptions {
+  std::string server_image = "ghcr.io/sluice-dev/sluice:0.1.0";
+  std::string router_image;  // empty: server_image (one image holds both binaries)
+  std::string image_pull_policy = "IfNotPresent";
+  int32_t router_replicas = 1;
+  int32_t server_http_port = 8080;
+  int32_t server_grpc_port = 8081;
+  int32_t router_http_port = 8080;
+  // preStop sleep: the pod keeps serving while endpoints are removed from every node, before
+  // SIGTERM starts sluice-server's own drain.
+  int32_t drain_seconds = 5;
+  int64_t termination_grace_seconds = 30;
+  int64_t run_as_user = 65532;
+  std::string log_format = "json";
+};
+
+// Label keys and values shared with the router and with selectors in tests.
+inline constexpr char kLabelModelDeployment[] = "sluice.dev/modeldeployment";
+inline constexpr char kLabelRevision[] = "sluice.dev/revision";
+inline constexpr char kLabelModelVersion[] = "sluice.dev/model-version";
+inline constexpr char kLabelComponent[] = "app.kubernetes.io/component";
+inline constexpr char kLabelManagedBy[] = "app.kubernetes.io/managed-by";
+inline constexpr char kManagedByValue[] = "sluice-operator";
+// The selector the operator's informers use for owned objects.
+inline constexpr char kManagedBySelector[] = "app.kubernetes.io/managed-by=sluice-operator";
+
+// RBAC resources (not in the client's well-known list).
+extern const kube::GroupVersionResource kRolesGvr;
+extern const kube::GroupVersionResource kRoleBindingsGvr;
+extern const kube::GroupVersionResource kModelDeploymentsGvr;
+
+// A ModelDeployment as the cache holds it: the typed view plus its identity.
+struct ModelDeploymentObject {
+  ModelDeployment md;
+  std::string uid;
+};
+
+// The controller ownerReference every owned object carries.
+nlohmann::json OwnerReference(const ModelDeploymentObject& owner);
+
+// The scale subresource's status.selector: every serving pod of the ModelDeployment.
+std::string ServerPodSelector(const std::string& md_name);
+
+// sluice-server's command-line arguments for the model and runtime in `spec` (the user's
+// spec.runtime.args come last, so they can override).
+std::vector<std::string> ServerArgs(const std::string& md_name, const ModelDeploymentSpec& spec,
+                                    const WorkloadOptions& options);
+
+nlohmann::json RevisionDeployment(const ModelDeploymentObject& owner, const std::string& revision,
+                                  const ModelDeploymentSpec& revision_spec, int32_t replicas,
+                                  const WorkloadOptions& options);
+nlohmann::json RevisionService(const ModelDeploymentObject& owner, const std::string& revision,
+                               const WorkloadOptions& options);
+
+std::string RouterName(const std::string& md_name);  // <md>-router
+nlohmann::json RouterDeployment(const ModelDeploymentObject& owner, const WorkloadOptions& options);
+nlohmann::json RouterService(const ModelDeploymentObject& owner, const WorkloadOptions& options);
+nlohmann::json RouterServiceAccount(const ModelDeploymentObject& owner);
+nlohmann::json RouterRole(const ModelDeploymentObject& owner);
+nlohmann::json RouterRoleBinding(const ModelDeploymentObject& owner);
+
+// The model and runtime a revision Deployment was built from (kept in an annotation), so a
+// revision other than the spec's current one is re-applied exactly as it was created.
+Result<ModelDeploymentSpec> RevisionSpecFromDeployment(const nlohmann::json& deployment);
+
+// True when every field of `intent` has the same value in `live` (objects compared key by key,
+// arrays element by element with equal length). Fields the server added or defaults are
+// ignored, so an applied intent is a subset of what the cache holds until something drifts.
+bool IsSubset(const nlohmann::json& intent, const nlohmann::json& live);
+
+}  // namespace sluice::controllers
