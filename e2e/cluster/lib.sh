@@ -1,0 +1,108 @@
+# Sourced by the e2e/cluster scripts: where the Go toolchain is, which binaries make a complete
+# cluster, and the cache key that names the folder holding them.
+
+SLUICE_CLUSTER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SLUICE_CLUSTER_MODULES=(kubernetes etcd kwok helm)
+SLUICE_CLUSTER_BINARIES=(
+  kube-apiserver kube-controller-manager kube-scheduler kubectl
+  etcd etcdctl
+  kwok kwokctl
+  helm
+)
+# Written last by build.sh; a folder without it is a build that did not finish.
+SLUICE_CLUSTER_STAMP=.complete
+
+sluice_cache_root() {
+  echo "${SLUICE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sluice}"
+}
+
+# GO overrides; otherwise the toolchain under /usr/local/go (newer than Debian's) wins over PATH.
+sluice_go() {
+  if [[ -n "${GO:-}" ]]; then
+    echo "$GO"
+  elif [[ -x /usr/local/go/bin/go ]]; then
+    echo /usr/local/go/bin/go
+  elif command -v go >/dev/null 2>&1; then
+    command -v go
+  else
+    echo "e2e/cluster: no Go toolchain found (install golang-go or set GO=/path/to/go)" >&2
+    return 1
+  fi
+}
+
+# The key changes when a pinned version (go.mod/go.sum) or the compiler changes, and nothing else,
+# so an unchanged checkout never rebuilds.
+sluice_cluster_key() {
+  local go
+  go="$(sluice_go)" || return 1
+  {
+    for m in "${SLUICE_CLUSTER_MODULES[@]}"; do
+      echo "module $m"
+      cat "$SLUICE_CLUSTER_ROOT/go/$m/go.mod" "$SLUICE_CLUSTER_ROOT/go/$m/go.sum"
+    done
+    "$go" env GOVERSION GOOS GOARCH
+  } | sha256sum | cut -c1-16
+}
+
+sluice_cluster_dir() {
+  local key
+  key="$(sluice_cluster_key)" || return 1
+  echo "$(sluice_cache_root)/cluster-$key"
+}
+
+# True when DIR/bin holds every binary and the stamp build.sh writes after the last one.
+sluice_cluster_complete() {
+  local dir="$1" b
+  [[ -f "$dir/$SLUICE_CLUSTER_STAMP" ]] || return 1
+  for b in "${SLUICE_CLUSTER_BINARIES[@]}"; do
+    [[ -x "$dir/bin/$b" ]] || return 1
+  done
+}
+
+# The folder with the cluster binaries: $SLUICE_K8S_BIN when set, else the cache folder for the
+# pinned versions. Fails with the fix in the message when a binary is missing.
+sluice_k8s_bin() {
+  local bin="${SLUICE_K8S_BIN:-}" b
+  if [[ -z "$bin" ]]; then
+    bin="$(sluice_cluster_dir)/bin" || return 1
+  fi
+  for b in "$@"; do
+    if [[ ! -x "$bin/$b" ]]; then
+      echo "e2e/cluster: $bin/$b is missing; run 'make deps' (or bash e2e/cluster/build.sh)" >&2
+      return 1
+    fi
+  done
+  echo "$bin"
+}
+
+# Sets variable $1 to a TCP port nothing listens on right now and that this shell has not handed
+# out before. Ports come from below the ephemeral range so outgoing connections do not take them in
+# the meantime. Racy by nature: callers retry on "address in use".
+sluice_free_port() {
+  local used port i
+  used="$(ss -Htan 2>/dev/null | awk '{n=split($4,a,":"); print a[n]}' | sort -u)"
+  for ((i = 0; i < 200; i++)); do
+    port=$((20000 + RANDOM % 12000))
+    if ! grep -qx "$port" <<<"$used" && ! grep -qx "$port" <<<"${SLUICE_PORTS_TAKEN:-}"; then
+      SLUICE_PORTS_TAKEN+="$port"$'\n'
+      printf -v "$1" '%s' "$port"
+      return 0
+    fi
+  done
+  echo "e2e/cluster: no free port found" >&2
+  return 1
+}
+
+# Stops PID if it is still the process we started (its command line names MARK), TERM then KILL.
+sluice_stop_pid() {
+  local pid="$1" mark="$2" name="${3:-process}" i
+  [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 0
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$mark" || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 150; i++)); do
+    [[ -d "/proc/$pid" ]] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  echo "e2e/cluster: $name (pid $pid) ignored SIGTERM for 15s; killing" >&2
+  kill -KILL "$pid" 2>/dev/null || true
+}
