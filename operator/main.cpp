@@ -1,0 +1,71 @@
+// sluice-operator: reconciles ModelDeployments and FeatureViews. See operator/app/operator.h for
+// the lifecycle and `sluice-operator --help` for the flags.
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include "app/logging.h"
+#include "app/operator.h"
+#include "app/options.h"
+
+int main(int argc, char** argv) {
+  auto options = sluice::app::ParseFlags(argc, argv);
+  if (!options.ok()) {
+    std::fprintf(stderr, "sluice-operator: %s\n\n%s", options.status().message().c_str(),
+                 sluice::app::Usage().c_str());
+    return 2;
+  }
+  if (options->help) {
+    std::fputs(sluice::app::Usage().c_str(), stdout);
+    return 0;
+  }
+  if (auto s = sluice::app::SetUpLogging(options->log_format, options->log_level); !s.ok()) {
+    std::fprintf(stderr, "sluice-operator: %s\n", s.message().c_str());
+    return 2;
+  }
+
+  // SIGTERM and SIGINT are taken by one thread through sigwait, so no other thread is ever
+  // interrupted by them; they are blocked before any other thread exists.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto op = sluice::app::Operator::Create(*std::move(options));
+  if (!op.ok()) {
+    spdlog::critical("sluice-operator cannot start: {}", op.status().ToString());
+    return 1;
+  }
+  sluice::app::Operator* running = op->get();
+  std::thread signal_thread([running, &signals] {
+    int sig = 0;
+    if (sigwait(&signals, &sig) == 0) {
+      spdlog::info("received {}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      running->Stop();
+    }
+  });
+
+  sluice::Status result = running->Run();
+  if (result.code() == sluice::StatusCode::kTimeout) {
+    // A reconcile is still running on a thread that cannot be joined: leave without destructors.
+    spdlog::critical("sluice-operator exiting: {}", result.ToString());
+    spdlog::default_logger()->flush();
+    std::_Exit(1);
+  }
+  // Run() may also end without a signal (lost Lease); wake the signal thread so it can be joined.
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  op->reset();
+  if (!result.ok()) {
+    spdlog::critical("sluice-operator exiting: {}", result.ToString());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,187 @@
+// The owned objects as intents: security settings, probes, drain, arguments, labels, owner
+// references, and the subset comparison that keeps reconciles at rest free of writes.
+
+#include "modeldeployment/resources.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "rollout/revision.h"
+
+namespace sluice::controllers {
+namespace {
+
+using nlohmann::json;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+
+ModelDeploymentObject Owner() {
+  ModelDeploymentObject o;
+  o.md.metadata = {{"name", "fraud"}, {"namespace", "ml"}};
+  o.md.spec.model.uri = "file:///models/fraud/fraud.json";
+  o.md.spec.model.format = "xgboost-json";
+  o.md.spec.model.version = "3";
+  RuntimeSpec runtime;
+  runtime.resources = json{{"requests", {{"cpu", "500m"}}}, {"limits", {{"memory", "512Mi"}}}};
+  runtime.batching = BatchingSpec{64, "2ms", 2048};
+  runtime.cache = CacheSpec{true, 500, "30s"};
+  runtime.env = json::array({{{"name", "OMP_NUM_THREADS"}, {"value", "1"}}});
+  runtime.args = std::vector<std::string>{"--log-level=debug"};
+  o.md.spec.runtime = runtime;
+  o.uid = "1234-uid";
+  return o;
+}
+
+const json& Container(const json& deployment) {
+  return deployment["spec"]["template"]["spec"]["containers"][0];
+}
+
+TEST(ResourcesTest, RevisionDeploymentIsLockedDown) {
+  const auto owner = Owner();
+  const json d = RevisionDeployment(owner, "fraud-abcdefghjk", owner.md.spec, 3, {});
+  const json& c = Container(d);
+  EXPECT_EQ(c["securityContext"]["runAsNonRoot"], true);
+  EXPECT_EQ(c["securityContext"]["readOnlyRootFilesystem"], true);
+  EXPECT_EQ(c["securityContext"]["allowPrivilegeEscalation"], false);
+  EXPECT_EQ(c["securityContext"]["capabilities"]["drop"], json::array({"ALL"}));
+  const json& pod = d["spec"]["template"]["spec"];
+  EXPECT_EQ(pod["securityContext"]["runAsNonRoot"], true);
+  EXPECT_EQ(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+  EXPECT_EQ(pod["automountServiceAccountToken"], false);
+  // A read-only root still needs somewhere to write downloads.
+  EXPECT_EQ(c["volumeMounts"][0]["mountPath"], "/tmp");
+}
+
+TEST(ResourcesTest, RevisionDeploymentProbesDrainAndResources) {
+  const auto owner = Owner();
+  const json d = RevisionDeployment(owner, "fraud-abcdefghjk", owner.md.spec, 3, {});
+  const json& c = Container(d);
+  EXPECT_EQ(c["readinessProbe"]["httpGet"]["path"], "/v2/health/ready");
+  EXPECT_EQ(c["readinessProbe"]["httpGet"]["port"], "http");
+  EXPECT_EQ(c["livenessProbe"]["httpGet"]["path"], "/v2/health/live");
+  EXPECT_GT(c["lifecycle"]["preStop"]["sleep"]["seconds"].get<int>(), 0);
+  EXPECT_GT(d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].get<int>(),
+            c["lifecycle"]["preStop"]["sleep"]["seconds"].get<int>());
+  EXPECT_EQ(c["resources"]["requests"]["cpu"], "500m");
+  EXPECT_EQ(c["resources"]["limits"]["memory"], "512Mi");
+  EXPECT_EQ(c["env"][0]["name"], "OMP_NUM_THREADS");
+  EXPECT_EQ(d["spec"]["replicas"], 3);
+}
+
+TEST(ResourcesTest, ServerArgsCarryModelBatchingCacheAndUserArgsLast) {
+  const auto owner = Owner();
+  const auto args = ServerArgs("fraud", owner.md.spec, {});
+  EXPECT_THAT(args, Contains("--model-name=fraud"));
+  EXPECT_THAT(args, Contains("--model-uri=file:///models/fraud/fraud.json"));
+  EXPECT_THAT(args, Contains("--model-format=xgboost-json"));
+  EXPECT_THAT(args, Contains("--model-version=3"));
+  EXPECT_THAT(args, Contains("--max-batch-size=64"));
+  EXPECT_THAT(args, Contains("--max-queue-delay=2ms"));
+  EXPECT_THAT(args, Contains("--max-queue-size=2048"));
+  EXPECT_THAT(args, Contains("--cache-capacity=500"));
+  EXPECT_THAT(args, Contains("--cache-ttl=30s"));
+  EXPECT_EQ(args.back(), "--log-level=debug");
+
+  ModelDeploymentSpec bare;
+  bare.model.uri = "https://models.example.com/m.ubj";
+  const auto minimal = ServerArgs("m", bare, {});
+  EXPECT_THAT(minimal, Contains("--model-format=auto"));
+  for (const auto& a : minimal) {
+    EXPECT_EQ(a.find("--max-batch-size"), std::string::npos);
+    EXPECT_EQ(a.find("--cache-"), std::string::npos);
+  }
+}
+
+TEST(ResourcesTest, LabelsSelectorsAndOwnerReference) {
+  const auto owner = Owner();
+  const json d = RevisionDeployment(owner, "fraud-abcdefghjk", owner.md.spec, 1, {});
+  EXPECT_EQ(d["metadata"]["name"], "fraud-abcdefghjk");
+  EXPECT_EQ(d["metadata"]["namespace"], "ml");
+  EXPECT_EQ(d["metadata"]["labels"][kLabelModelDeployment], "fraud");
+  EXPECT_EQ(d["metadata"]["labels"][kLabelRevision], "fraud-abcdefghjk");
+  EXPECT_EQ(d["metadata"]["labels"][kLabelModelVersion], "3");
+  EXPECT_EQ(d["metadata"]["labels"][kLabelManagedBy], "sluice-operator");
+  EXPECT_EQ(d["spec"]["selector"]["matchLabels"],
+            (json{{kLabelModelDeployment, "fraud"}, {kLabelRevision, "fraud-abcdefghjk"}}));
+  // Pods carry the labels the scale subresource's selector and the revision Service select on.
+  const json& pod_labels = d["spec"]["template"]["metadata"]["labels"];
+  EXPECT_EQ(pod_labels[kLabelComponent], "server");
+  EXPECT_EQ(ServerPodSelector("fraud"),
+            "sluice.dev/modeldeployment=fraud,app.kubernetes.io/component=server");
+  const json s = RevisionService(owner, "fraud-abcdefghjk", {});
+  EXPECT_EQ(s["spec"]["selector"], d["spec"]["selector"]["matchLabels"]);
+
+  const json ref = d["metadata"]["ownerReferences"][0];
+  EXPECT_EQ(ref, (json{{"apiVersion", "sluice.dev/v1alpha1"},
+                       {"kind", "ModelDeployment"},
+                       {"name", "fraud"},
+                       {"uid", "1234-uid"},
+                       {"controller", true},
+                       {"blockOwnerDeletion", true}}));
+}
+
+TEST(ResourcesTest, RouterObjectsBindOnlyItsOwnModelDeployment) {
+  const auto owner = Owner();
+  const json d = RouterDeployment(owner, {});
+  EXPECT_EQ(d["metadata"]["name"], "fraud-router");
+  EXPECT_EQ(d["spec"]["template"]["spec"]["serviceAccountName"], "fraud-router");
+  EXPECT_THAT(Container(d)["args"].get<std::vector<std::string>>(),
+              Contains("--model-deployment=fraud"));
+  EXPECT_EQ(Container(d)["securityContext"]["readOnlyRootFilesystem"], true);
+  const json svc = RouterService(owner, {});
+  EXPECT_EQ(svc["metadata"]["name"], "fraud");
+  EXPECT_EQ(svc["spec"]["selector"][kLabelComponent], "router");
+  const json role = RouterRole(owner);
+  EXPECT_EQ(role["rules"][0]["resourceNames"], json::array({"fraud"}));
+  EXPECT_THAT(role["rules"][0]["verbs"].get<std::vector<std::string>>(),
+              ElementsAre("get", "list", "watch"));
+  const json binding = RouterRoleBinding(owner);
+  EXPECT_EQ(binding["roleRef"]["name"], "fraud-router");
+  EXPECT_EQ(binding["subjects"][0]["name"], "fraud-router");
+  EXPECT_EQ(binding["subjects"][0]["namespace"], "ml");
+}
+
+TEST(ResourcesTest, RevisionSpecSurvivesTheRoundTripThroughItsDeployment) {
+  const auto owner = Owner();
+  const json d = RevisionDeployment(owner, "fraud-abcdefghjk", owner.md.spec, 1, {});
+  auto spec = RevisionSpecFromDeployment(d);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(RevisionHash(*spec), RevisionHash(owner.md.spec));
+  // Re-applying it gives the very same Deployment: an older revision never rolls in place.
+  EXPECT_EQ(RevisionDeployment(owner, "fraud-abcdefghjk", *spec, 1, {}), d);
+
+  json broken = d;
+  broken["metadata"]["annotations"]["sluice.dev/revision-spec"] = "{not json";
+  EXPECT_EQ(RevisionSpecFromDeployment(broken).status().code(), StatusCode::kInvalidArgument);
+  broken["metadata"].erase("annotations");
+  EXPECT_EQ(RevisionSpecFromDeployment(broken).status().code(), StatusCode::kNotFound);
+}
+
+TEST(ResourcesTest, IsSubsetIgnoresServerAddedFieldsButNotChanges) {
+  const auto owner = Owner();
+  const json intent = RevisionDeployment(owner, "fraud-abcdefghjk", owner.md.spec, 2, {});
+  json live = intent;
+  live["metadata"]["uid"] = "u";
+  live["metadata"]["resourceVersion"] = "42";
+  live["status"] = {{"readyReplicas", 2}};
+  live["spec"]["progressDeadlineSeconds"] = 600;
+  live["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/termination-log";
+  live["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["timeoutSeconds"] = 1;
+  EXPECT_TRUE(IsSubset(intent, live));
+
+  json scaled = live;
+  scaled["spec"]["replicas"] = 5;
+  EXPECT_FALSE(IsSubset(intent, scaled));
+  json extra_arg = live;
+  extra_arg["spec"]["template"]["spec"]["containers"][0]["args"].push_back("--x");
+  EXPECT_FALSE(IsSubset(intent, extra_arg));
+  json no_label = live;
+  no_label["metadata"]["labels"].erase(kLabelRevision);
+  EXPECT_FALSE(IsSubset(intent, no_label));
+  // Quantities written as numbers come back from the API server as strings.
+  EXPECT_TRUE(IsSubset(json{{"cpu", 1}}, json{{"cpu", "1"}}));
+  EXPECT_FALSE(IsSubset(json{{"cpu", 2}}, json{{"cpu", "1"}}));
+}
+
+}  // namespace
+}  // namespace sluice::controllers
