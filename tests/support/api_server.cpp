@@ -12,6 +12,7 @@
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <system_error>
 #include <thread>
 
 namespace sluice::testing {
@@ -90,7 +91,7 @@ std::string Base64(const std::string& in) {
 }
 
 bool IsExecutable(const std::string& path) {
-  struct stat st;
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & S_IXUSR);
 }
 
@@ -171,7 +172,7 @@ Result<std::unique_ptr<TestApiServer>> TestApiServer::Start(const ApiServerOptio
 Status TestApiServer::Prepare() {
   bin_dir_ = options_.bin_dir;
   if (bin_dir_.empty()) {
-    const char* env = std::getenv("SLUICE_K8S_BIN");
+    const char* env = std::getenv("SLUICE_K8S_BIN");  // NOLINT(concurrency-mt-unsafe)
     if (env == nullptr || *env == '\0') {
       return FailedPrecondition(
           "SLUICE_K8S_BIN is not set: run `make deps` to build the test cluster binaries, then run "
@@ -188,12 +189,12 @@ Status TestApiServer::Prepare() {
 
   std::string root = options_.temp_root;
   if (root.empty()) {
-    const char* tmp = std::getenv("TMPDIR");
+    const char* tmp = std::getenv("TMPDIR");  // NOLINT(concurrency-mt-unsafe)
     root = tmp && *tmp ? tmp : "/tmp";
   }
   std::string pattern = root + "/sluice-apiserver-XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr) {
-    return Internal("mkdtemp " + pattern + ": " + std::strerror(errno));
+    return Internal("mkdtemp " + pattern + ": " + std::generic_category().message(errno));
   }
   dir_ = pattern;
   std::error_code ec;
@@ -321,7 +322,7 @@ TestApiServer::~TestApiServer() {
   }
   if (apiserver_) (void)apiserver_->Stop(std::chrono::seconds(15));
   if (etcd_) (void)etcd_->Stop(std::chrono::seconds(10));
-  const char* keep = std::getenv("SLUICE_KEEP_TEST_CLUSTER");
+  const char* keep = std::getenv("SLUICE_KEEP_TEST_CLUSTER");  // NOLINT(concurrency-mt-unsafe)
   if (options_.keep_temp_dir || (keep && std::string(keep) == "1")) {
     std::cerr << "[test cluster] kept " << dir_ << std::endl;
   } else if (!dir_.empty()) {

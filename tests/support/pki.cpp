@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 namespace sluice::testing {
 namespace {
@@ -200,7 +201,7 @@ Result<RsaKeyPair> GenerateRsaKeyPair(int bits) {
 
 Status WriteFile(const std::string& path, const std::string& contents, unsigned mode) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Internal("open " + path + ": " + std::strerror(errno));
+  if (fd < 0) return Internal("open " + path + ": " + std::generic_category().message(errno));
   ::fchmod(fd, mode);
   size_t done = 0;
   while (done < contents.size()) {
@@ -209,11 +210,12 @@ Status WriteFile(const std::string& path, const std::string& contents, unsigned 
     if (n < 0) {
       int err = errno;
       ::close(fd);
-      return Internal("write " + path + ": " + std::strerror(err));
+      return Internal("write " + path + ": " + std::generic_category().message(err));
     }
     done += static_cast<size_t>(n);
   }
-  if (::close(fd) != 0) return Internal("close " + path + ": " + std::strerror(errno));
+  if (::close(fd) != 0)
+    return Internal("close " + path + ": " + std::generic_category().message(errno));
   return Status::Ok();
 }
 

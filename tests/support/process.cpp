@@ -15,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <system_error>
 #include <thread>
 
 extern char** environ;
@@ -25,7 +26,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::string ErrnoText(std::string_view what, int err) {
-  return std::string(what) + ": " + std::strerror(err);
+  return std::string(what) + ": " + std::generic_category().message(err);
 }
 
 class Fd {
@@ -47,7 +48,7 @@ class Fd {
 Result<std::string> ResolveProgram(const std::string& name) {
   if (name.empty()) return InvalidArgument("empty argv[0]");
   if (name.find('/') != std::string::npos) return name;
-  const char* path = std::getenv("PATH");
+  const char* path = std::getenv("PATH");  // NOLINT(concurrency-mt-unsafe): nobody sets it
   std::string_view dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
   while (!dirs.empty()) {
     size_t colon = dirs.find(':');
@@ -124,16 +125,12 @@ Result<pid_t> ForkExec(const std::vector<std::string>& argv, const std::vector<s
     sigset_t all;
     ::sigemptyset(&all);
     ::sigprocmask(SIG_SETMASK, &all, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
-    int err = 0;
-    if (::dup2(null_in.get(), 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(out_fd, 2) < 0) {
-      err = errno;
-    } else if (!working_dir.empty() && ::chdir(working_dir.c_str()) != 0) {
-      err = errno;
-    } else {
-      ::execve(program.c_str(), c_args.data(), c_envs.data());
-      err = errno;
-    }
+    ::signal(SIGPIPE, SIG_DFL);  // NOLINT(concurrency-mt-unsafe): the child has one thread
+    const bool ready = ::dup2(null_in.get(), 0) >= 0 && ::dup2(out_fd, 1) >= 0 &&
+                       ::dup2(out_fd, 2) >= 0 &&
+                       (working_dir.empty() || ::chdir(working_dir.c_str()) == 0);
+    if (ready) ::execve(program.c_str(), c_args.data(), c_envs.data());
+    int err = errno;
     ssize_t ignored = ::write(err_write.get(), &err, sizeof(err));
     (void)ignored;
     ::_exit(127);
@@ -156,8 +153,9 @@ Result<pid_t> ForkExec(const std::vector<std::string>& argv, const std::vector<s
 
 std::string ExitStatus::ToString() const {
   if (exited) return "exit code " + std::to_string(code);
-  return std::string("killed by signal ") + std::to_string(signal) + " (" + ::strsignal(signal) +
-         ")";
+  const char* name = ::sigabbrev_np(signal);
+  return "killed by signal " + std::to_string(signal) +
+         (name ? std::string(" (SIG") + name + ")" : "");
 }
 
 Result<std::unique_ptr<Subprocess>> Subprocess::Spawn(const SpawnOptions& options) {
@@ -270,7 +268,7 @@ std::string TailFile(const std::string& path, int max_lines) {
   if (!in) return "";
   in.seekg(0, std::ios::end);
   const std::streamoff size = in.tellg();
-  const std::streamoff start = std::max<std::streamoff>(0, size - 256 * 1024);
+  const std::streamoff start = std::max<std::streamoff>(0, size - std::streamoff{256} * 1024);
   in.seekg(start);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   size_t pos = text.size();

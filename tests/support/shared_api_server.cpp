@@ -30,6 +30,7 @@ class SharedApiServerEnvironment : public ::testing::Environment {
   Status start_error_;
 };
 
+// NOLINTNEXTLINE(cert-err58-cpp): only allocation can throw, and then nothing could run anyway
 SharedApiServerEnvironment* const g_environment = static_cast<SharedApiServerEnvironment*>(
     ::testing::AddGlobalTestEnvironment(new SharedApiServerEnvironment));
 
