@@ -1,0 +1,222 @@
+#include "grpc/grpc_frontend.h"
+
+#include <grpc/grpc.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+#include <spdlog/spdlog.h>
+
+#include <climits>
+
+#include "grpc/grpc_codec.h"
+#include "grpc/grpc_predict_v2.grpc.pb.h"
+
+namespace sluice::dataplane {
+
+namespace {
+
+std::string HostPort(const std::string& address, int port) {
+  const bool bare_ipv6 = address.find(':') != std::string::npos && address.front() != '[';
+  return (bare_ipv6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
+}
+
+std::chrono::system_clock::time_point ToSystem(std::chrono::steady_clock::time_point deadline) {
+  // gRPC takes wall-clock deadlines; a remaining time beyond a day is as good as forever here and
+  // keeps the conversion far from overflow.
+  auto remaining = deadline - std::chrono::steady_clock::now();
+  remaining = std::clamp<std::chrono::steady_clock::duration>(remaining, std::chrono::seconds(0),
+                                                              std::chrono::hours(24));
+  return std::chrono::system_clock::now() +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(remaining);
+}
+
+grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context, const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+}  // namespace
+
+class GrpcFrontend::Service final : public inference::GRPCInferenceService::CallbackService {
+ public:
+  Service(GrpcFrontend& owner, InferenceService& service) : owner_(owner), service_(service) {}
+
+  grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
+                                       const inference::ServerLiveRequest*,
+                                       inference::ServerLiveResponse* response) override {
+    response->set_live(true);
+    return Answer(context, grpc::Status::OK);
+  }
+
+  grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* context,
+                                        const inference::ServerReadyRequest*,
+                                        inference::ServerReadyResponse* response) override {
+    response->set_ready(service_.ready());
+    return Answer(context, grpc::Status::OK);
+  }
+
+  grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* context,
+                                       const inference::ModelReadyRequest* request,
+                                       inference::ModelReadyResponse* response) override {
+    auto found = service_.FindModel(request->name(), request->version());
+    if (!found.ok()) return Answer(context, ToGrpcStatus(found.status()));
+    response->set_ready((*found)->ready() && !service_.draining());
+    return Answer(context, grpc::Status::OK);
+  }
+
+  grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* context,
+                                           const inference::ServerMetadataRequest*,
+                                           inference::ServerMetadataResponse* response) override {
+    response->set_name(service_.options().server_name);
+    response->set_version(service_.options().server_version);
+    for (const auto& e : owner_.options_.extensions) response->add_extensions(e);
+    return Answer(context, grpc::Status::OK);
+  }
+
+  grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* context,
+                                          const inference::ModelMetadataRequest* request,
+                                          inference::ModelMetadataResponse* response) override {
+    auto found = service_.FindModel(request->name(), request->version());
+    if (!found.ok()) return Answer(context, ToGrpcStatus(found.status()));
+    const Model& model = **found;
+    const dataplane::ModelMetadata* md = model.metadata();
+    if (md == nullptr) {
+      return Answer(context, grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                          "model '" + model.name() + "' version " +
+                                              model.version() + " is still loading"));
+    }
+    ToGrpcMetadata(*md, model.name(), service_.Versions(model.name()), *response);
+    return Answer(context, grpc::Status::OK);
+  }
+
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
+                                       const inference::ModelInferRequest* request,
+                                       inference::ModelInferResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    auto found = service_.FindModel(request->model_name(), request->model_version());
+    if (!found.ok()) {
+      service_.metrics().Unknown().Requests(HttpStatusFor(found.status())).Increment();
+      reactor->Finish(ToGrpcStatus(found.status()));
+      return reactor;
+    }
+    Model& model = **found;
+    ServerMetrics::Model* metrics = &model.metrics();
+    owner_.CallStarted();
+    metrics->inflight->Increment();
+    const auto start = std::chrono::steady_clock::now();
+    GrpcFrontend* owner = &owner_;
+    // Runs exactly once. The frontend outlives the call (its shutdown waits for every call to be
+    // answered), but nothing may touch it after Finish, which can let that shutdown complete.
+    auto finish = [owner, reactor, metrics, start](const Status& status) {
+      metrics->Requests(HttpStatusFor(status)).Increment();
+      metrics->request_duration->Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      metrics->inflight->Decrement();
+      owner->CallFinished();
+      reactor->Finish(ToGrpcStatus(status));
+    };
+
+    auto decoded = FromGrpcRequest(*request);
+    if (!decoded.ok()) {
+      SPDLOG_LOGGER_DEBUG(spdlog::default_logger_raw(), "model={} version={} bad gRPC request: {}",
+                          model.name(), model.version(), decoded.status().message());
+      finish(decoded.status());
+      return reactor;
+    }
+    decoded->model_name = model.name();
+    decoded->model_version = model.version();
+    // The decoded tensors view `request`, which gRPC keeps until Finish; Infer answers first.
+    service_.Infer(model, std::move(decoded).value(),
+                   [request, response, finish](Result<InferResponse> result) {
+                     finish(result.ok()
+                                ? ToGrpcResponse(std::move(result).value(), *request, *response)
+                                : result.status());
+                   });
+    return reactor;
+  }
+
+ private:
+  GrpcFrontend& owner_;
+  InferenceService& service_;
+};
+
+GrpcFrontend::GrpcFrontend(const GrpcFrontendOptions& options, InferenceService& service)
+    : options_(options), grpc_service_(std::make_unique<Service>(*this, service)) {}
+
+Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Create(const GrpcFrontendOptions& options,
+                                                           InferenceService& service) {
+  if (options.address.empty()) return InvalidArgument("gRPC: an address to listen on is needed");
+  if (options.port < 0 || options.port > 65535) {
+    return InvalidArgument("gRPC: port " + std::to_string(options.port) + " is out of range");
+  }
+  if (options.max_message_bytes <= 0 || options.max_message_bytes > INT_MAX) {
+    return InvalidArgument("gRPC: max message size " + std::to_string(options.max_message_bytes) +
+                           " is outside [1, " + std::to_string(INT_MAX) + "]");
+  }
+  std::unique_ptr<GrpcFrontend> frontend(new GrpcFrontend(options, service));
+  const std::string target = HostPort(options.address, options.port);
+  int selected_port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(target, grpc::InsecureServerCredentials(), &selected_port);
+  builder.RegisterService(frontend->grpc_service_.get());
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
+  // gRPC sets SO_REUSEPORT by default, which would let a second server share a busy port and
+  // take half its connections; a port in use must be an error instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  frontend->server_ = builder.BuildAndStart();
+  if (!frontend->server_ || selected_port == 0) {
+    return Unavailable("gRPC: cannot listen on " + target);
+  }
+  frontend->port_ = static_cast<uint16_t>(selected_port);
+  return frontend;
+}
+
+GrpcFrontend::~GrpcFrontend() {
+  if (server_) WaitShutdown();
+}
+
+void GrpcFrontend::CallStarted() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++inflight_;
+}
+
+void GrpcFrontend::CallFinished() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--inflight_ == 0) idle_cv_.notify_all();
+}
+
+size_t GrpcFrontend::inflight() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return inflight_;
+}
+
+void GrpcFrontend::BeginShutdown(std::chrono::steady_clock::time_point deadline) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shutdown_begun_ || !server_) return;
+  shutdown_begun_ = true;
+  deadline_ = deadline;
+  // grpc::Server::Shutdown blocks until every call has finished; on its own thread, so the HTTP
+  // side can drain at the same time.
+  shutdown_thread_ =
+      std::thread([server = server_.get(), wall = ToSystem(deadline)] { server->Shutdown(wall); });
+}
+
+bool GrpcFrontend::WaitShutdown() {
+  std::lock_guard<std::mutex> waiting(wait_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (shutdown_waited_ || !server_) return clean_;
+  }
+  BeginShutdown(std::chrono::steady_clock::now());
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    clean_ = idle_cv_.wait_until(lock, deadline_, [&] { return inflight_ == 0; });
+  }
+  shutdown_thread_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  shutdown_waited_ = true;
+  return clean_;
+}
+
+}  // namespace sluice::dataplane
