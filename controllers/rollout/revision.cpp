@@ -1,0 +1,78 @@
+#include "rollout/revision.h"
+
+#include <cstdint>
+
+#include "api/duration.h"
+
+namespace sluice::controllers {
+namespace {
+
+using nlohmann::json;
+
+std::string CanonicalDuration(const std::optional<std::string>& text, const char* fallback) {
+  const std::string raw = text.value_or(fallback);
+  Result<std::chrono::milliseconds> d = ParseDuration(raw);
+  return d.ok() ? FormatDuration(*d) : raw;
+}
+
+// The pod-affecting part of the spec, with CRD defaults filled in and durations in one spelling.
+json PodAffecting(const ModelDeploymentSpec& spec) {
+  json model = json::object();
+  model["uri"] = spec.model.uri;
+  model["format"] = spec.model.format.value_or("auto");
+  if (spec.model.version) model["version"] = *spec.model.version;
+  if (spec.model.sha256) model["sha256"] = *spec.model.sha256;
+
+  json runtime = json::object();
+  if (spec.runtime) {
+    const RuntimeSpec& rt = *spec.runtime;
+    if (rt.image && !rt.image->empty()) runtime["image"] = *rt.image;
+    if (rt.resources && !rt.resources->empty()) runtime["resources"] = *rt.resources;
+    if (rt.batching) {
+      runtime["batching"] = {
+          {"maxBatchSize", rt.batching->max_batch_size.value_or(32)},
+          {"maxQueueDelay", CanonicalDuration(rt.batching->max_queue_delay, "1ms")},
+          {"maxQueueSize", rt.batching->max_queue_size.value_or(1024)},
+      };
+    }
+    if (rt.cache) {
+      runtime["cache"] = {
+          {"enabled", rt.cache->enabled.value_or(true)},
+          {"capacity", rt.cache->capacity.value_or(10000)},
+          {"ttl", CanonicalDuration(rt.cache->ttl, "60s")},
+      };
+    }
+    if (rt.env && !rt.env->empty()) runtime["env"] = *rt.env;
+    if (rt.args && !rt.args->empty()) runtime["args"] = *rt.args;
+  }
+  return json{{"model", model}, {"runtime", runtime}};
+}
+
+uint64_t Fnv1a64(std::string_view data) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+}  // namespace
+
+std::string RevisionHash(const ModelDeploymentSpec& spec) {
+  // json objects keep their keys sorted, so dump() is a canonical form.
+  uint64_t h = Fnv1a64(PodAffecting(spec).dump());
+  static constexpr std::string_view kAlphabet = "bcdfghjklmnpqrstvwxz2456789";
+  std::string out;
+  for (int i = 0; i < 10; ++i) {
+    out.push_back(kAlphabet[h % kAlphabet.size()]);
+    h /= kAlphabet.size();
+  }
+  return out;
+}
+
+std::string RevisionName(const std::string& model_deployment_name, const ModelDeploymentSpec& spec) {
+  return model_deployment_name + "-" + RevisionHash(spec);
+}
+
+}  // namespace sluice::controllers

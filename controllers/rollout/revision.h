@@ -1,0 +1,22 @@
+#pragma once
+
+// Revision identity. A revision is everything that changes what a serving pod does: the model
+// (uri, format, version, sha256) and the runtime (image, resources, batching, cache, env, args).
+// Replicas, autoscaling, rollout and traffic settings are not part of it, so changing them never
+// starts a rollout.
+
+#include <string>
+
+#include "api/model_deployment.h"
+
+namespace sluice::controllers {
+
+// 10 characters from an alphabet without vowels (no accidental words), stable across processes
+// and releases for the same pod-affecting spec. Absent fields and fields equal to their CRD
+// default hash alike, so API-server defaulting never creates a revision of its own.
+std::string RevisionHash(const ModelDeploymentSpec& spec);
+
+// "<ModelDeployment name>-<RevisionHash>": the name of the revision's Deployment and Service.
+std::string RevisionName(const std::string& model_deployment_name, const ModelDeploymentSpec& spec);
+
+}  // namespace sluice::controllers

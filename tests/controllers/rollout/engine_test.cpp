@@ -1,0 +1,523 @@
+// Single decisions of the rollout engine on hand-built inputs: each path's exact output.
+
+#include "rollout/engine.h"
+
+#include <gtest/gtest.h>
+
+#include "controllers/rollout/rollout_sim.h"
+
+namespace sluice::controllers {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::kT0;
+using testing::Rev;
+
+const std::string v1 = Rev("v1");
+const std::string v2 = Rev("v2");
+const std::string v3 = Rev("v3");
+
+RolloutInput Input(const std::string& desired, int32_t replicas = 4) {
+  RolloutInput in;
+  in.desired_revision = desired;
+  in.desired_model_version = desired.substr(3);
+  in.policy = testing::CanaryPolicy();
+  in.replicas.fixed = replicas;
+  in.now = kT0;
+  in.generation = 3;
+  return in;
+}
+
+// A status with v1 stable and Healthy, all 4 pods Ready.
+ModelDeploymentStatus HealthyOn(const std::string& rev) {
+  ModelDeploymentStatus s;
+  s.phase = Phase::kHealthy;
+  s.stable_revision = rev;
+  s.traffic = {{rev, 100, std::nullopt}};
+  s.revisions = {{rev, "1", std::nullopt, 4, 4, std::nullopt}};
+  return s;
+}
+
+// v2 in canary at `step` over stable v1, its weight taking effect at `step_start`.
+ModelDeploymentStatus CanaryStatus(int32_t step, std::optional<WallTime> step_start,
+                                   int32_t weight) {
+  ModelDeploymentStatus s = HealthyOn(v1);
+  s.phase = Phase::kProgressing;
+  s.canary_revision = v2;
+  s.current_step = step;
+  s.current_step_start_time = step_start;
+  s.canary_weight = weight;
+  s.traffic = {{v1, 100 - weight, std::nullopt}};
+  if (weight > 0) s.traffic.push_back({v2, weight, std::nullopt});
+  s.revisions.push_back({v2, "2", std::nullopt, 2, 2, std::nullopt});
+  return s;
+}
+
+Verdict PassFor(const std::string& rev, WallTime at) {
+  Verdict v;
+  v.revision = rev;
+  v.time = at;
+  v.window = {at - seconds(5), at};
+  v.outcome = Outcome::kPass;
+  v.requests = 100;
+  v.metrics = {{"error-rate", 0.0, std::nullopt, 0.01, Outcome::kPass}};
+  v.message = "error-rate 0 within [-, 0.01]";
+  return v;
+}
+
+int32_t WeightOf(const RolloutDecision& d, const std::string& rev) {
+  for (const TrafficTarget& t : d.status.traffic) {
+    if (t.revision == rev) return t.weight;
+  }
+  return 0;
+}
+
+int32_t ReplicasOf(const RolloutDecision& d, const std::string& rev) {
+  for (const DesiredRevision& r : d.revisions) {
+    if (r.name == rev) return r.replicas;
+  }
+  return -1;
+}
+
+bool HasEvent(const RolloutDecision& d, const std::string& reason) {
+  for (const Event& e : d.events) {
+    if (e.reason == reason) return true;
+  }
+  return false;
+}
+
+TEST(DecideTest, FirstDeployWaitsForReadyPodsUntilTheDeadline) {
+  RolloutInput in = Input(v1);
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(d.status.phase, Phase::kProgressing);
+  EXPECT_EQ(d.status.canary_revision, v1);
+  EXPECT_FALSE(d.status.stable_revision.has_value());
+  EXPECT_TRUE(d.status.traffic.empty());
+  EXPECT_EQ(ReplicasOf(d, v1), 4);
+  EXPECT_EQ(d.status.last_progress_time, kT0);
+  EXPECT_EQ(d.requeue_after, std::chrono::minutes(10));  // only the deadline is timed
+  const Condition* ready = d.status.FindCondition("Ready");
+  ASSERT_NE(ready, nullptr);
+  EXPECT_EQ(ready->status, "False");
+  EXPECT_EQ(ready->reason, "NoStableRevision");
+  EXPECT_EQ(ready->observed_generation, 3);
+  EXPECT_TRUE(HasEvent(d, "RolloutStarted"));
+
+  // Two of four Ready: route to them, still not stable.
+  in.status = d.status;
+  in.observed[v1] = {4, 2};
+  in.now = kT0 + seconds(5);
+  d = Decide(in);
+  EXPECT_EQ(WeightOf(d, v1), 100);
+  EXPECT_EQ(d.status.phase, Phase::kProgressing);
+  EXPECT_EQ(d.status.last_progress_time, kT0 + seconds(5));  // new Ready pods are progress
+
+  in.status = d.status;
+  in.observed[v1] = {4, 4};
+  d = Decide(in);
+  EXPECT_EQ(d.status.phase, Phase::kHealthy);
+  EXPECT_EQ(d.status.stable_revision, v1);
+  EXPECT_FALSE(d.status.canary_revision.has_value());
+  EXPECT_FALSE(d.status.last_progress_time.has_value());
+  EXPECT_FALSE(d.requeue_after.has_value());
+  EXPECT_EQ(d.status.FindCondition("Ready")->status, "True");
+  EXPECT_EQ(d.status.replicas, 4);
+  EXPECT_EQ(d.status.ready_replicas, 4);
+}
+
+TEST(DecideTest, HealthyIsQuietAndFollowsTheReplicaCount) {
+  RolloutInput in = Input(v1);
+  in.status = HealthyOn(v1);
+  in.observed[v1] = {4, 4};
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(d.status.phase, Phase::kHealthy);
+  EXPECT_TRUE(d.events.empty());
+  EXPECT_FALSE(d.requeue_after.has_value());
+  EXPECT_TRUE(d.consumed_annotations.empty());
+  ASSERT_EQ(d.revisions.size(), 1u);
+  EXPECT_EQ(d.revisions[0].role, RevisionRole::kStable);
+  in.replicas.fixed = 6;
+  d = Decide(in);
+  EXPECT_EQ(ReplicasOf(d, v1), 6);
+  EXPECT_EQ(d.status.FindCondition("Ready")->status, "False");  // 4 of 6 Ready
+  EXPECT_EQ(d.status.phase, Phase::kHealthy);
+}
+
+TEST(DecideTest, NewSpecStartsACanaryAtStepZero) {
+  RolloutInput in = Input(v2);
+  in.status = HealthyOn(v1);
+  in.observed[v1] = {4, 4};
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(d.status.phase, Phase::kProgressing);
+  EXPECT_EQ(d.status.stable_revision, v1);
+  EXPECT_EQ(d.status.canary_revision, v2);
+  EXPECT_EQ(d.status.current_step, 0);
+  EXPECT_FALSE(d.status.current_step_start_time.has_value());
+  EXPECT_EQ(d.status.canary_weight, 0);
+  EXPECT_EQ(WeightOf(d, v1), 100);
+  EXPECT_EQ(ReplicasOf(d, v2), 1);  // 10% of 4, rounded up
+  EXPECT_EQ(ReplicasOf(d, v1), 4);
+  EXPECT_TRUE(HasEvent(d, "RolloutStarted"));
+  const RevisionStatus* r = d.status.FindRevision(v2);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->model_version, "v2");
+}
+
+TEST(DecideTest, StepStartsWhenItsWeightTakesEffect) {
+  RolloutInput in = Input(v2);
+  in.status = CanaryStatus(0, std::nullopt, 0);
+  in.observed = {{v1, {4, 4}}, {v2, {1, 1}}};
+  in.now = kT0 + milliseconds(1700);
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(WeightOf(d, v2), 10);
+  EXPECT_EQ(WeightOf(d, v1), 90);
+  EXPECT_EQ(d.status.canary_weight, 10);
+  EXPECT_EQ(d.status.current_step_start_time, kT0 + seconds(1));  // whole seconds, as stored
+  // Next: the first analysis, one interval after the weight took effect.
+  EXPECT_EQ(d.requeue_after, milliseconds(4300));
+  EXPECT_EQ(d.status.phase, Phase::kProgressing);
+}
+
+TEST(DecideTest, CanaryWeightIsCappedByItsReadyShare) {
+  RolloutInput in = Input(v2, 10);
+  in.status = CanaryStatus(1, std::nullopt, 10);
+  in.observed = {{v1, {10, 10}}, {v2, {5, 3}}};
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(ReplicasOf(d, v2), 5);  // 50% of 10
+  EXPECT_EQ(WeightOf(d, v2), 30);   // 3 of 10 Ready
+  EXPECT_EQ(WeightOf(d, v1), 70);
+  EXPECT_FALSE(d.status.current_step_start_time.has_value());
+  EXPECT_NE(d.status.FindCondition("Progressing")->message.find("waiting for Ready pods"),
+            std::string::npos);
+}
+
+TEST(DecideTest, NoWeightOnACanaryWithNothingReady) {
+  RolloutInput in = Input(v2);
+  in.status = CanaryStatus(1, kT0 - seconds(10), 50);
+  in.observed = {{v1, {4, 4}}, {v2, {2, 0}}};
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(WeightOf(d, v2), 0);
+  EXPECT_EQ(WeightOf(d, v1), 100);
+  ASSERT_EQ(d.status.traffic.size(), 1u);
+}
+
+TEST(DecideTest, AStableWithNothingReadyHandsItsTrafficToWhatCanServe) {
+  RolloutInput in = Input(v2);
+  in.status = CanaryStatus(0, kT0 - seconds(10), 10);
+  in.observed = {{v1, {4, 0}}, {v2, {1, 1}}};
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(WeightOf(d, v2), 100);
+  EXPECT_EQ(d.status.FindCondition("Ready")->status, "False");
+  in.observed[v2] = {1, 0};
+  d = Decide(in);
+  EXPECT_TRUE(d.status.traffic.empty());
+}
+
+TEST(DecideTest, AStepNeedsItsPauseAndAPassingCheckWithinIt) {
+  const WallTime start = kT0 - seconds(40);
+  RolloutInput in = Input(v2);
+  in.status = CanaryStatus(0, start, 10);
+  in.observed = {{v1, {4, 4}}, {v2, {1, 1}}};
+  // The pause is over but the only check ended 3 s into the step: not evidence about it.
+  in.status.last_analysis = AnalysisStatus{start + seconds(3), "Pass", std::nullopt, 100, 0, ""};
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(d.status.current_step, 0);
+  EXPECT_EQ(d.requeue_after, milliseconds(100));  // the next check is overdue
+
+  // A fresh passing check: the step is done.
+  in.verdict = PassFor(v2, kT0);
+  d = Decide(in);
+  EXPECT_EQ(d.status.current_step, 1);
+  EXPECT_TRUE(HasEvent(d, "StepAdvanced"));
+  EXPECT_EQ(ReplicasOf(d, v2), 2);
+  EXPECT_EQ(WeightOf(d, v2), 25);  // 1 of 4 Ready while the second pod starts
+  EXPECT_EQ(d.status.last_analysis->time, kT0);
+
+  // The same check, but the pause still has 10 s to go.
+  in.status.current_step_start_time = kT0 - seconds(20);
+  d = Decide(in);
+  EXPECT_EQ(d.status.current_step, 0);
+  EXPECT_EQ(d.requeue_after, seconds(5));  // the next check comes before the pause ends
+}
+
+TEST(DecideTest, AFailedCheckBelowTheThresholdHoldsTheStep) {
+  RolloutInput in = Input(v2);
+  in.status = CanaryStatus(0, kT0 - seconds(40), 10);
+  in.observed = {{v1, {4, 4}}, {v2, {1, 1}}};
+  Verdict v = PassFor(v2, kT0);
+  v.outcome = Outcome::kFail;
+  v.consecutive_failures = 1;
+  v.message = "error-rate 0.05 > max 0.01";
+  in.verdict = v;
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(d.status.current_step, 0);
+  EXPECT_EQ(d.status.phase, Phase::kProgressing);
+  EXPECT_EQ(d.status.last_analysis->verdict, "Fail");
+  EXPECT_EQ(d.status.last_analysis->consecutive_failures, 1);
+  EXPECT_EQ(WeightOf(d, v2), 10);
+}
+
+TEST(DecideTest, AFailedAnalysisRollsBackAtOnceWithTheMeasuredValues) {
+  RolloutInput in = Input(v2);
+  in.status = CanaryStatus(1, kT0 - seconds(10), 50);
+  in.observed = {{v1, {4, 4}}, {v2, {2, 2}}};
+  Verdict v = PassFor(v2, kT0);
+  v.outcome = Outcome::kFail;
+  v.consecutive_failures = 2;
+  v.failed = true;
+  v.metrics = {{"error-rate", 0.2, std::nullopt, 0.01, Outcome::kFail}};
+  v.message = "error-rate 0.2 > max 0.01; requests 100; failure 2 of 2";
+  in.verdict = v;
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(d.status.phase, Phase::kRolledBack);
+  EXPECT_EQ(WeightOf(d, v1), 100);
+  EXPECT_EQ(d.status.canary_weight, 0);
+  EXPECT_EQ(d.status.canary_revision, v2);
+  EXPECT_FALSE(d.status.current_step.has_value());
+  EXPECT_EQ(ReplicasOf(d, v2), 2);  // kept for scaleDownDelay
+  EXPECT_EQ(d.status.FindRevision(v2)->scale_down_time, kT0 + seconds(30));
+  EXPECT_EQ(d.requeue_after, seconds(30));
+  const Condition* degraded = d.status.FindCondition("Degraded");
+  EXPECT_EQ(degraded->status, "True");
+  EXPECT_EQ(degraded->reason, "AnalysisFailed");
+  EXPECT_NE(degraded->message.find("error-rate 0.2 > max 0.01"), std::string::npos);
+  EXPECT_EQ(d.status.FindCondition("Progressing")->status, "False");
+  EXPECT_EQ(d.status.last_analysis->values->at("error-rate"), 0.2);
+  ASSERT_TRUE(HasEvent(d, "AnalysisFailed"));
+  EXPECT_EQ(d.events[0].type, EventType::kWarning);
+
+  // After the delay the canary goes; the phase stays until a new spec or a retry.
+  in.status = d.status;
+  in.verdict.reset();
+  in.now = kT0 + seconds(30);
+  d = Decide(in);
+  EXPECT_EQ(ReplicasOf(d, v2), 0);
+  EXPECT_EQ(d.status.phase, Phase::kRolledBack);
+  EXPECT_EQ(d.status.FindCondition("Degraded")->reason, "AnalysisFailed");
+  EXPECT_TRUE(HasEvent(d, "ScaledDown"));
+  in.status = d.status;
+  in.observed[v2] = {0, 0};
+  d = Decide(in);
+  EXPECT_EQ(ReplicasOf(d, v2), -1);  // gone from the list
+  EXPECT_EQ(d.status.canary_revision, v2);
+  EXPECT_EQ(d.status.FindCondition("Degraded")->status, "True");
+}
+
+TEST(DecideTest, VerdictsForAnotherRevisionOrOlderThanTheLastAreIgnored) {
+  RolloutInput in = Input(v2);
+  in.status = CanaryStatus(0, kT0 - seconds(40), 10);
+  in.status.last_analysis = AnalysisStatus{kT0, "Pass", std::nullopt, 100, 0, ""};
+  in.observed = {{v1, {4, 4}}, {v2, {1, 1}}};
+  Verdict v = PassFor(v3, kT0 + seconds(5));
+  v.outcome = Outcome::kFail;
+  v.failed = true;
+  in.verdict = v;
+  in.now = kT0 + seconds(5);
+  EXPECT_NE(Decide(in).status.phase, Phase::kRolledBack);
+  v.revision = v2;
+  v.time = kT0;  // not newer than status.lastAnalysis
+  in.verdict = v;
+  EXPECT_NE(Decide(in).status.phase, Phase::kRolledBack);
+}
+
+TEST(DecideTest, AbortIsConsumedAndRollsBack) {
+  RolloutInput in = Input(v2);
+  in.status = CanaryStatus(1, kT0 - seconds(10), 50);
+  in.observed = {{v1, {4, 4}}, {v2, {2, 2}}};
+  in.controls.abort = true;
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(d.status.phase, Phase::kRolledBack);
+  EXPECT_EQ(WeightOf(d, v1), 100);
+  EXPECT_EQ(d.status.FindCondition("Degraded")->reason, "Aborted");
+  EXPECT_EQ(d.consumed_annotations, std::vector<std::string>{kAbortAnnotation});
+  EXPECT_FALSE(HasEvent(d, "ControlIgnored"));
+}
+
+TEST(DecideTest, ControlsWithNothingToActOnAreConsumedWithAnEvent) {
+  RolloutInput in = Input(v1);
+  in.status = HealthyOn(v1);
+  in.observed[v1] = {4, 4};
+  in.controls.promote_full = true;
+  in.controls.abort = true;
+  in.controls.retry = true;
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(d.status.phase, Phase::kHealthy);
+  EXPECT_EQ(d.consumed_annotations.size(), 3u);
+  int ignored = 0;
+  for (const Event& e : d.events) ignored += e.reason == "ControlIgnored";
+  EXPECT_EQ(ignored, 3);
+}
+
+TEST(DecideTest, RolledBackStaysUntilRetryOrANewSpec) {
+  RolloutInput in = Input(v2);
+  in.status = HealthyOn(v1);
+  in.status.phase = Phase::kRolledBack;
+  in.status.canary_revision = v2;
+  in.status.conditions = {{"Degraded", "True", 3, kT0 - seconds(60), "AnalysisFailed", "bad"}};
+  in.observed = {{v1, {4, 4}}};
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(d.status.phase, Phase::kRolledBack);
+  EXPECT_EQ(WeightOf(d, v1), 100);
+  EXPECT_EQ(d.status.FindCondition("Degraded")->reason, "AnalysisFailed");
+  EXPECT_EQ(d.status.FindCondition("Degraded")->last_transition_time, kT0 - seconds(60));
+  EXPECT_TRUE(d.events.empty());
+
+  in.controls.retry = true;
+  d = Decide(in);
+  EXPECT_EQ(d.status.phase, Phase::kProgressing);
+  EXPECT_EQ(d.status.current_step, 0);
+  EXPECT_EQ(ReplicasOf(d, v2), 1);
+  EXPECT_EQ(d.status.FindCondition("Degraded")->status, "False");
+  EXPECT_EQ(d.consumed_annotations, std::vector<std::string>{kRetryAnnotation});
+
+  in.controls.retry = false;
+  in.desired_revision = v1;  // the spec went back to the stable
+  d = Decide(in);
+  EXPECT_EQ(d.status.phase, Phase::kHealthy);
+  EXPECT_FALSE(d.status.canary_revision.has_value());
+  EXPECT_TRUE(HasEvent(d, "Reverted"));
+}
+
+TEST(DecideTest, UnpausedAnIndefiniteStepWaitsForPromote) {
+  RolloutInput in = Input(v2);
+  in.policy.steps = {{10, std::nullopt}, {100, seconds(0)}};
+  in.status = CanaryStatus(0, kT0 - std::chrono::hours(5), 10);
+  in.status.last_analysis = AnalysisStatus{kT0 - seconds(1), "Pass", std::nullopt, 100, 0, ""};
+  in.observed = {{v1, {4, 4}}, {v2, {1, 1}}};
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(d.status.current_step, 0);
+  EXPECT_EQ(d.status.phase, Phase::kPaused);
+  EXPECT_EQ(d.status.FindCondition("Progressing")->reason, "WaitingForPromotion");
+  EXPECT_EQ(d.status.FindCondition("Progressing")->status, "True");
+  EXPECT_TRUE(HasEvent(d, "WaitingForPromotion"));
+  in.controls.promote_step = true;
+  d = Decide(in);
+  EXPECT_EQ(d.status.current_step, 1);
+  EXPECT_TRUE(HasEvent(d, "StepPromoted"));
+  EXPECT_EQ(ReplicasOf(d, v2), 4);
+}
+
+TEST(DecideTest, ConditionsKeepTheirTransitionTimeWhileUnchanged) {
+  RolloutInput in = Input(v1);
+  in.observed[v1] = {4, 4};
+  RolloutDecision d = Decide(in);
+  const WallTime first = d.status.FindCondition("Ready")->last_transition_time;
+  EXPECT_EQ(first, kT0);
+  in.status = d.status;
+  in.now = kT0 + seconds(100);
+  d = Decide(in);
+  EXPECT_EQ(d.status.FindCondition("Ready")->last_transition_time, first);
+  in.status = d.status;
+  in.observed[v1] = {4, 1};
+  in.now = kT0 + seconds(200);
+  d = Decide(in);
+  EXPECT_EQ(d.status.FindCondition("Ready")->status, "False");
+  EXPECT_EQ(d.status.FindCondition("Ready")->last_transition_time, kT0 + seconds(200));
+}
+
+TEST(DecideTest, ARetiredRevisionWhoseTimeWasLostGoesAtOnce) {
+  RolloutInput in = Input(v2);
+  in.status = HealthyOn(v2);
+  in.status.revisions.push_back({v1, "1", std::nullopt, 4, 4, std::nullopt});
+  in.observed = {{v2, {4, 4}}, {v1, {4, 4}}};
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(ReplicasOf(d, v1), 0);
+  EXPECT_EQ(WeightOf(d, v1), 0);
+}
+
+TEST(DecideTest, ScaledToZeroSwitchesRevisionsAtOnce) {
+  RolloutInput in = Input(v2, 0);
+  in.status = HealthyOn(v1);
+  in.observed = {{v1, {4, 4}}};
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(d.status.phase, Phase::kHealthy);
+  EXPECT_EQ(d.status.stable_revision, v2);
+  EXPECT_EQ(ReplicasOf(d, v1), 0);
+  EXPECT_EQ(ReplicasOf(d, v2), 0);
+  EXPECT_TRUE(d.status.traffic.empty() || WeightOf(d, v1) == 100);
+}
+
+TEST(DecideTest, RequeueFollowsThePauseAndTheScaleDownDelay) {
+  RolloutInput in = Input(v2);
+  in.policy.analysis.metrics.clear();  // no analysis: only the pause is timed
+  in.status = CanaryStatus(0, kT0 - seconds(12), 10);
+  in.status.revisions.push_back({v3, "3", std::nullopt, 1, 1, kT0 + seconds(7)});
+  in.observed = {{v1, {4, 4}}, {v2, {1, 1}}, {v3, {1, 1}}};
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(d.requeue_after, seconds(7));  // v3's pods go before the pause ends (18 s)
+  EXPECT_EQ(ReplicasOf(d, v3), 1);
+  in.status.revisions.pop_back();
+  in.observed.erase(v3);
+  d = Decide(in);
+  EXPECT_EQ(d.requeue_after, seconds(18));
+}
+
+TEST(AnalysisWindowTest, DueOneIntervalAfterTheLastCheckOrTheStepStart) {
+  const RolloutPolicy policy = testing::CanaryPolicy();
+  ModelDeploymentStatus s = CanaryStatus(0, kT0, 10);
+  EXPECT_FALSE(AnalysisWindow(policy, s, kT0 + seconds(4)).has_value());
+  std::optional<Window> w = AnalysisWindow(policy, s, kT0 + seconds(5));
+  ASSERT_TRUE(w.has_value());
+  EXPECT_EQ(w->start, kT0);
+  EXPECT_EQ(w->end, kT0 + seconds(5));
+  s.last_analysis = AnalysisStatus{kT0 + seconds(5), "Pass", std::nullopt, 1, 0, ""};
+  EXPECT_FALSE(AnalysisWindow(policy, s, kT0 + seconds(9)).has_value());
+  w = AnalysisWindow(policy, s, kT0 + seconds(11));
+  ASSERT_TRUE(w.has_value());
+  EXPECT_EQ(w->start, kT0 + seconds(5));  // contiguous with the last check
+  w = AnalysisWindow(policy, s, kT0 + seconds(60));
+  EXPECT_EQ(w->start, kT0 + seconds(50));  // but never longer than two intervals
+}
+
+TEST(AnalysisWindowTest, NotDueWithoutACanaryTakingTraffic) {
+  const RolloutPolicy policy = testing::CanaryPolicy();
+  const WallTime later = kT0 + seconds(60);
+  ModelDeploymentStatus s = CanaryStatus(0, std::nullopt, 0);
+  EXPECT_FALSE(AnalysisWindow(policy, s, later).has_value());  // weight not yet in effect
+  s = CanaryStatus(0, kT0, 10);
+  s.phase = Phase::kRolledBack;
+  EXPECT_FALSE(AnalysisWindow(policy, s, later).has_value());
+  s = CanaryStatus(3, kT0, 100);  // a full promotion skips analysis
+  EXPECT_FALSE(AnalysisWindow(policy, s, later).has_value());
+  s = HealthyOn(v1);
+  EXPECT_FALSE(AnalysisWindow(policy, s, later).has_value());
+  RolloutPolicy rolling = policy;
+  rolling.strategy = Strategy::kRolling;
+  EXPECT_FALSE(AnalysisWindow(rolling, CanaryStatus(0, kT0, 10), later).has_value());
+  EXPECT_TRUE(AnalysisWindow(policy, CanaryStatus(0, kT0, 10), later).has_value());
+}
+
+TEST(AnalysisHistoryTest, ComesFromTheLastAnalysisOfTheCanary) {
+  ModelDeploymentStatus s = CanaryStatus(0, kT0, 10);
+  EXPECT_FALSE(AnalysisHistoryFromStatus(s).has_value());
+  s.last_analysis = AnalysisStatus{kT0, "Fail", std::nullopt, 50, 1, "bad"};
+  std::optional<AnalysisHistory> h = AnalysisHistoryFromStatus(s);
+  ASSERT_TRUE(h.has_value());
+  EXPECT_EQ(h->revision, v2);
+  EXPECT_EQ(h->consecutive_failures, 1);
+}
+
+TEST(ControlsTest, FromAnnotations) {
+  ModelDeployment md;
+  EXPECT_FALSE(Controls::FromAnnotations(md).pause);
+  md.metadata["annotations"] = {{kPauseAnnotation, "true"},
+                                {kPromoteAnnotation, "full"},
+                                {kAbortAnnotation, "true"},
+                                {kRetryAnnotation, "yes"}};
+  Controls c = Controls::FromAnnotations(md);
+  EXPECT_TRUE(c.pause);
+  EXPECT_TRUE(c.promote_full);
+  EXPECT_FALSE(c.promote_step);
+  EXPECT_TRUE(c.abort);
+  EXPECT_TRUE(c.retry);
+  md.metadata["annotations"] = {{kPauseAnnotation, "false"}, {kPromoteAnnotation, "true"}};
+  c = Controls::FromAnnotations(md);
+  EXPECT_FALSE(c.pause);
+  EXPECT_TRUE(c.promote_step);
+  EXPECT_FALSE(c.promote_full);
+  EXPECT_FALSE(c.abort);
+}
+
+}  // namespace
+}  // namespace sluice::controllers
