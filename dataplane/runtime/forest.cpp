@@ -2,21 +2,23 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstring>
+#include <cmath>
 #include <limits>
 #include <utility>
 
 namespace sluice::dataplane {
 namespace {
 
-// Walks advanced together. Eight independent chains of dependent loads are enough to keep two
-// load ports busy on current x86 cores without spilling the indices out of registers.
+// Walks advanced together. Eight independent chains of dependent loads keep two load ports busy
+// on current x86 cores without spilling the indices out of registers.
 constexpr int kLanes = 8;
 // Node bytes per tile of trees in batch prediction: about half of a 32 KiB L1 data cache.
 constexpr size_t kTreeBlockBytes = 16 * 1024;
 // Padding every tree to the deepest one must not grow the node storage by more than this.
 constexpr size_t kMaxPaddingFactor = 4;
 constexpr int kMaxPerfectDepth = 12;
+// Extended rows (features, then their negations) built on the stack per call: 16 KiB.
+constexpr size_t kStackFloats = 4096;
 
 }  // namespace
 
@@ -29,8 +31,8 @@ Result<Forest> Forest::Compile(const XGBoostModel& model, const ForestOptions& o
   if (f.base_margin_.size() != f.num_groups_) {
     return InvalidArgument("forest: base margin size does not match the output groups");
   }
-  if (model.num_feature > kFeatureMask) {
-    return InvalidArgument("forest: too many features");
+  if (model.num_feature == 0 || 2 * static_cast<size_t>(model.num_feature) > kIndexMask) {
+    return InvalidArgument("forest: feature count out of range");
   }
   f.num_trees_ = model.trees.size();
   if (options.num_trees != 0) {
@@ -59,7 +61,6 @@ Result<Forest> Forest::Compile(const XGBoostModel& model, const ForestOptions& o
   for (size_t t = 0; t < f.num_trees_; ++t) {
     const XGBoostTree& tree = model.trees[t];
     f.depth_ = std::max(f.depth_, tree.max_depth);
-    f.has_categorical_ |= tree.has_categorical;
     real_nodes += static_cast<size_t>(tree.num_nodes());
   }
 
@@ -100,6 +101,27 @@ uint32_t Forest::AddCategorySet(const XGBoostTree& tree, int32_t node) {
   return static_cast<uint32_t>(cat_sets_.size() - 1);
 }
 
+Forest::Encoded Forest::Encode(const XGBoostTree& tree, int32_t node) {
+  const auto feature = static_cast<uint32_t>(tree.feature[node]);
+  const bool default_left = tree.default_left[node] != 0;
+  const uint32_t dl_bit = default_left ? kDefaultLeftBit : 0;
+  if (tree.categorical[node]) {
+    has_slow_nodes_ = true;
+    const uint32_t set = AddCategorySet(tree, node);
+    return {kSlowBit | kCategoricalBit | dl_bit | feature, std::bit_cast<float>(set), false};
+  }
+  const float t = tree.value[node];
+  if (!default_left) return {feature, t, false};
+  if (std::isnan(t) || t == -std::numeric_limits<float>::infinity()) {
+    // No threshold on the negated feature reproduces these; rare enough for the slow path.
+    has_slow_nodes_ = true;
+    return {kSlowBit | dl_bit | feature, t, false};
+  }
+  uses_negated_ = true;
+  const auto negated = static_cast<uint32_t>(num_features_ + feature);
+  return {negated, std::nextafter(-t, std::numeric_limits<float>::infinity()), true};
+}
+
 void Forest::CompilePerfect(const XGBoostModel& model, const std::vector<float>& weights) {
   const size_t stride = size_t{1} << depth_;
   pnodes_.assign(num_trees_ * stride, PNode{0, 0.0f});
@@ -131,16 +153,12 @@ void Forest::CompilePerfect(const XGBoostModel& model, const std::vector<float>&
         queue.push_back(Item{it.node, 2 * it.heap + 1, it.level + 1});
         continue;
       }
-      uint32_t key = tree.feature[it.node];
-      if (tree.default_left[it.node]) key |= kDefaultLeftBit;
-      float threshold = tree.value[it.node];
-      if (tree.categorical[it.node]) {
-        key |= kCategoricalBit;
-        threshold = std::bit_cast<float>(AddCategorySet(tree, it.node));
-      }
-      nodes[it.heap] = PNode{key, threshold};
-      queue.push_back(Item{tree.left[it.node], 2 * it.heap, it.level + 1});
-      queue.push_back(Item{tree.right[it.node], 2 * it.heap + 1, it.level + 1});
+      const Encoded e = Encode(tree, it.node);
+      nodes[it.heap] = PNode{e.key, e.threshold};
+      const int32_t lo = e.swap_children ? tree.right[it.node] : tree.left[it.node];
+      const int32_t hi = e.swap_children ? tree.left[it.node] : tree.right[it.node];
+      queue.push_back(Item{lo, 2 * it.heap, it.level + 1});
+      queue.push_back(Item{hi, 2 * it.heap + 1, it.level + 1});
     }
   }
   const size_t tree_bytes = stride * (sizeof(PNode) + sizeof(float));
@@ -166,16 +184,10 @@ void Forest::CompileSparse(const XGBoostModel& model, const std::vector<float>& 
       const auto child = static_cast<uint32_t>(snodes_.size());
       snodes_.push_back(SNode{kLeafBit, 0.0f, 0});
       snodes_.push_back(SNode{kLeafBit, 0.0f, 0});
-      uint32_t key = tree.feature[node];
-      if (tree.default_left[node]) key |= kDefaultLeftBit;
-      float threshold = tree.value[node];
-      if (tree.categorical[node]) {
-        key |= kCategoricalBit;
-        threshold = std::bit_cast<float>(AddCategorySet(tree, node));
-      }
-      snodes_[slot] = SNode{key, threshold, child};
-      queue.emplace_back(tree.left[node], child);
-      queue.emplace_back(tree.right[node], child + 1);
+      const Encoded e = Encode(tree, node);
+      snodes_[slot] = SNode{e.key, e.threshold, child};
+      queue.emplace_back(e.swap_children ? tree.right[node] : tree.left[node], child);
+      queue.emplace_back(e.swap_children ? tree.left[node] : tree.right[node], child + 1);
     }
   }
   const size_t avg_bytes = num_trees_ == 0 ? 1 : snodes_.size() * sizeof(SNode) / num_trees_;
@@ -197,36 +209,30 @@ uint32_t Forest::Touch() const {
   return h;
 }
 
-// xgboost's rule for a categorical split: a missing value follows the default; a value that is
-// negative or not below 2^24 is not a category and goes left; otherwise the integer part goes
-// right exactly when it is in the node's set.
-inline bool Forest::CategoryGoesRight(float x, uint32_t key, uint32_t set_index) const {
+// xgboost's rules, taken literally. A missing value follows the node's default. Numeric: x < t
+// goes left. Categorical: a value that is negative or not below 2^24 is not a category and goes
+// left; otherwise its integer part goes right exactly when it is in the node's set.
+bool Forest::SlowGoesRight(const float* row, uint32_t key, float threshold) const {
+  const float x = row[key & kIndexMask];
   if (x != x) return (key & kDefaultLeftBit) == 0;
+  if ((key & kCategoricalBit) == 0) return !(x < threshold);
   if (!(x >= 0.0f && x < 16777216.0f)) return false;
   const auto c = static_cast<uint32_t>(x);
-  const CatSet& set = cat_sets_[set_index];
+  const CatSet& set = cat_sets_[std::bit_cast<uint32_t>(threshold)];
   const uint32_t word = c >> 5;
   if (word >= set.words) return false;
   return ((cat_words_[set.offset + word] >> (c & 31)) & 1u) != 0;
 }
 
-// One step down a complete tree: child 2i goes left, 2i+1 right. x < threshold goes left, so
-// x >= threshold goes right; NaN fails both comparisons and goes right only when the node's
-// default is right. No branch depends on the data.
-template <bool kCat>
-inline uint32_t Forest::PerfectStep(PNode n, const float* row, uint32_t idx) const {
-  const float x = row[n.key & kFeatureMask];
-  uint32_t right;
-  if (kCat && (n.key & kCategoricalBit) != 0) {
-    right = CategoryGoesRight(x, n.key, std::bit_cast<uint32_t>(n.threshold));
-  } else {
-    right = static_cast<uint32_t>(x >= n.threshold) |
-            (static_cast<uint32_t>(x != x) & ((~n.key) >> 31));
-  }
-  return 2 * idx + right;
+// One decision. On fast nodes NaN fails `x < t` and so goes right, which Encode arranged to be
+// the node's default direction.
+template <bool kSlow>
+inline uint32_t Forest::Right(const float* row, uint32_t key, float threshold) const {
+  if (kSlow && (key & kSlowBit) != 0) return SlowGoesRight(row, key, threshold) ? 1u : 0u;
+  return static_cast<uint32_t>(!(row[key] < threshold));
 }
 
-template <bool kCat>
+template <bool kSlow>
 void Forest::PerfectOneRow(const float* row, float* out) const {
   const size_t stride = size_t{1} << depth_;
   const int depth = depth_;
@@ -240,7 +246,8 @@ void Forest::PerfectOneRow(const float* row, float* out) const {
     for (int d = 0; d < depth; ++d) {
 #pragma GCC unroll 8
       for (int k = 0; k < kLanes; ++k) {
-        idx[k] = PerfectStep<kCat>(base[k * stride + idx[k]], row, idx[k]);
+        const PNode n = base[k * stride + idx[k]];
+        idx[k] = 2 * idx[k] + Right<kSlow>(row, n.key, n.threshold);
       }
     }
     // Leaf heap positions run from stride to 2 * stride - 1.
@@ -256,7 +263,10 @@ void Forest::PerfectOneRow(const float* row, float* out) const {
   for (; t < num_trees_; ++t) {
     const PNode* base = pnodes_.data() + t * stride;
     uint32_t idx = 1;
-    for (int d = 0; d < depth; ++d) idx = PerfectStep<kCat>(base[idx], row, idx);
+    for (int d = 0; d < depth; ++d) {
+      const PNode n = base[idx];
+      idx = 2 * idx + Right<kSlow>(row, n.key, n.threshold);
+    }
     const float leaf = pleaves_[t * stride + idx - stride];
     if (single_group_) {
       acc += leaf;
@@ -267,11 +277,10 @@ void Forest::PerfectOneRow(const float* row, float* out) const {
   if (single_group_) out[0] = acc;
 }
 
-template <bool kCat>
-void Forest::PerfectRows(const float* rows, size_t n_rows, float* out) const {
+template <bool kSlow>
+void Forest::PerfectRows(const float* rows, size_t width, size_t n_rows, float* out) const {
   const size_t stride = size_t{1} << depth_;
   const int depth = depth_;
-  const size_t nf = num_features_;
   const size_t ng = num_groups_;
   const size_t full = n_rows - n_rows % kLanes;
   for (size_t r = 0; r < full; ++r) {
@@ -283,7 +292,7 @@ void Forest::PerfectRows(const float* rows, size_t n_rows, float* out) const {
     const size_t te = std::min(num_trees_, tb + trees_per_block_);
     for (size_t r0 = 0; r0 < full; r0 += kLanes) {
       const float* row[kLanes];
-      for (int k = 0; k < kLanes; ++k) row[k] = rows + (r0 + k) * nf;
+      for (int k = 0; k < kLanes; ++k) row[k] = rows + (r0 + k) * width;
       float acc[kLanes];
       if (single_group_) {
         for (int k = 0; k < kLanes; ++k) acc[k] = out[r0 + k];
@@ -294,7 +303,10 @@ void Forest::PerfectRows(const float* rows, size_t n_rows, float* out) const {
         for (int k = 0; k < kLanes; ++k) idx[k] = 1;
         for (int d = 0; d < depth; ++d) {
 #pragma GCC unroll 8
-          for (int k = 0; k < kLanes; ++k) idx[k] = PerfectStep<kCat>(nodes[idx[k]], row[k], idx[k]);
+          for (int k = 0; k < kLanes; ++k) {
+            const PNode n = nodes[idx[k]];
+            idx[k] = 2 * idx[k] + Right<kSlow>(row[k], n.key, n.threshold);
+          }
         }
         const float* leaves = pleaves_.data() + t * stride;
         if (single_group_) {
@@ -309,31 +321,22 @@ void Forest::PerfectRows(const float* rows, size_t n_rows, float* out) const {
       }
     }
   }
-  for (size_t r = full; r < n_rows; ++r) PerfectOneRow<kCat>(rows + r * nf, out + r * ng);
+  for (size_t r = full; r < n_rows; ++r) PerfectOneRow<kSlow>(rows + r * width, out + r * ng);
 }
 
-template <bool kCat>
+template <bool kSlow>
 inline float Forest::SparseWalk(uint32_t root, const float* row) const {
   const SNode* nodes = snodes_.data();
   uint32_t i = root;
   while ((nodes[i].key & kLeafBit) == 0) {
     const SNode& n = nodes[i];
-    const float x = row[n.key & kFeatureMask];
-    uint32_t right;
-    if (kCat && (n.key & kCategoricalBit) != 0) {
-      right = CategoryGoesRight(x, n.key, std::bit_cast<uint32_t>(n.value));
-    } else {
-      right = static_cast<uint32_t>(x >= n.value) |
-              (static_cast<uint32_t>(x != x) & ((~n.key) >> 31));
-    }
-    i = n.left + right;
+    i = n.left + Right<kSlow>(row, n.key, n.value);
   }
   return nodes[i].value;
 }
 
-template <bool kCat>
-void Forest::SparseRows(const float* rows, size_t n_rows, float* out) const {
-  const size_t nf = num_features_;
+template <bool kSlow>
+void Forest::SparseRows(const float* rows, size_t width, size_t n_rows, float* out) const {
   const size_t ng = num_groups_;
   for (size_t r = 0; r < n_rows; ++r) {
     for (size_t g = 0; g < ng; ++g) out[r * ng + g] = base_margin_[g];
@@ -341,36 +344,67 @@ void Forest::SparseRows(const float* rows, size_t n_rows, float* out) const {
   for (size_t tb = 0; tb < num_trees_; tb += trees_per_block_) {
     const size_t te = std::min(num_trees_, tb + trees_per_block_);
     for (size_t r = 0; r < n_rows; ++r) {
-      const float* row = rows + r * nf;
+      const float* row = rows + r * width;
       float* o = out + r * ng;
-      for (size_t t = tb; t < te; ++t) o[tree_group_[t]] += SparseWalk<kCat>(sroots_[t], row);
+      for (size_t t = tb; t < te; ++t) o[tree_group_[t]] += SparseWalk<kSlow>(sroots_[t], row);
     }
   }
 }
 
-void Forest::PredictMargin(const float* rows, size_t n_rows, float* out) const {
+void Forest::Dispatch(const float* rows, size_t width, size_t n_rows, float* out) const {
   if (layout_ == ForestOptions::Layout::kSparse) {
-    if (has_categorical_) {
-      SparseRows<true>(rows, n_rows, out);
+    if (has_slow_nodes_) {
+      SparseRows<true>(rows, width, n_rows, out);
     } else {
-      SparseRows<false>(rows, n_rows, out);
+      SparseRows<false>(rows, width, n_rows, out);
     }
     return;
   }
   if (n_rows < static_cast<size_t>(kLanes)) {
     for (size_t r = 0; r < n_rows; ++r) {
-      if (has_categorical_) {
-        PerfectOneRow<true>(rows + r * num_features_, out + r * num_groups_);
+      if (has_slow_nodes_) {
+        PerfectOneRow<true>(rows + r * width, out + r * num_groups_);
       } else {
-        PerfectOneRow<false>(rows + r * num_features_, out + r * num_groups_);
+        PerfectOneRow<false>(rows + r * width, out + r * num_groups_);
       }
     }
     return;
   }
-  if (has_categorical_) {
-    PerfectRows<true>(rows, n_rows, out);
+  if (has_slow_nodes_) {
+    PerfectRows<true>(rows, width, n_rows, out);
   } else {
-    PerfectRows<false>(rows, n_rows, out);
+    PerfectRows<false>(rows, width, n_rows, out);
+  }
+}
+
+void Forest::PredictMargin(const float* rows, size_t n_rows, float* out) const {
+  const size_t nf = num_features_;
+  if (!uses_negated_) {
+    Dispatch(rows, nf, n_rows, out);
+    return;
+  }
+  // Extended rows: the features, then their negations, in chunks that fit on the stack.
+  const size_t width = 2 * nf;
+  float stack[kStackFloats];
+  std::vector<float> heap;
+  float* ext = stack;
+  size_t chunk = kStackFloats / width;
+  if (chunk == 0) {
+    chunk = kLanes;
+    heap.resize(chunk * width);
+    ext = heap.data();
+  }
+  for (size_t r0 = 0; r0 < n_rows; r0 += chunk) {
+    const size_t m = std::min(chunk, n_rows - r0);
+    for (size_t r = 0; r < m; ++r) {
+      const float* src = rows + (r0 + r) * nf;
+      float* dst = ext + r * width;
+      for (size_t f = 0; f < nf; ++f) {
+        dst[f] = src[f];
+        dst[nf + f] = -src[f];
+      }
+    }
+    Dispatch(ext, width, m, out + r0 * num_groups_);
   }
 }
 

@@ -20,7 +20,7 @@ using nlohmann::json;
 // there), so no split can name one.
 constexpr int64_t kMaxCategory = int64_t{1} << 24;
 constexpr int kMaxTreeDepth = 1024;
-constexpr uint32_t kMaxFeatures = uint32_t{1} << 28;
+constexpr uint32_t kMaxFeatures = uint32_t{1} << 26;
 
 Status FieldError(const std::string& path, std::string_view what) {
   return InvalidArgument("xgboost model: " + path + ": " + std::string(what));
