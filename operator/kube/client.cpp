@@ -23,8 +23,8 @@ const GroupVersionResource kDeployments{"apps", "v1", "deployments", true, "Depl
 const GroupVersionResource kLeases{"coordination.k8s.io", "v1", "leases", true, "Lease"};
 const GroupVersionResource kCustomResourceDefinitions{
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", false, "CustomResourceDefinition"};
-const GroupVersionResource kHorizontalPodAutoscalers{"autoscaling", "v2", "horizontalpodautoscalers",
-                                                     true, "HorizontalPodAutoscaler"};
+const GroupVersionResource kHorizontalPodAutoscalers{
+    "autoscaling", "v2", "horizontalpodautoscalers", true, "HorizontalPodAutoscaler"};
 }  // namespace resources
 
 namespace {
@@ -49,7 +49,8 @@ Result<std::unique_ptr<Client>> Client::Create(Config config, std::unique_ptr<Tr
   return std::unique_ptr<Client>(new Client(std::move(config), std::move(transport), options));
 }
 
-Result<std::unique_ptr<Client>> Client::Create(Config config, std::unique_ptr<Transport> transport) {
+Result<std::unique_ptr<Client>> Client::Create(Config config,
+                                               std::unique_ptr<Transport> transport) {
   return Create(std::move(config), std::move(transport), ClientOptions{});
 }
 
@@ -194,8 +195,8 @@ Status Client::Watch(const GroupVersionResource& gvr, const std::string& ns,
                      const CancelFlag* cancel) {
   ASSIGN_OR_RETURN(HttpRequest request, BuildWatch(gvr, ns, options));
   if (options.timeout) {
-    request.idle_timeout =
-        std::chrono::duration_cast<std::chrono::milliseconds>(*options.timeout + options_.watch_idle_margin);
+    request.idle_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+        *options.timeout + options_.watch_idle_margin);
   }
   int http_status = 0;
   std::string error_body;

@@ -18,12 +18,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/clock.h"
 #include "base/status.h"
@@ -40,7 +39,7 @@ struct GroupVersionResource {
   std::string version;
   std::string resource;  // plural, lower case: "configmaps", "modeldeployments"
   bool namespaced = true;
-  std::string kind;       // filled by discovery; informational
+  std::string kind;  // filled by discovery; informational
 
   std::string ApiVersion() const { return group.empty() ? version : group + "/" + version; }
   friend bool operator==(const GroupVersionResource& a, const GroupVersionResource& b) {
@@ -66,9 +65,9 @@ extern const GroupVersionResource kHorizontalPodAutoscalers;
 struct ListOptions {
   std::string label_selector;
   std::string field_selector;
-  int64_t limit = 0;             // 0: no paging
+  int64_t limit = 0;  // 0: no paging
   std::string continue_token;
-  std::string resource_version;  // "" (most recent, quorum), "0" (any), or an exact version
+  std::string resource_version;        // "" (most recent, quorum), "0" (any), or an exact version
   std::string resource_version_match;  // "", "NotOlderThan", "Exact"
 };
 
@@ -146,7 +145,8 @@ class Client {
  public:
   static Result<std::unique_ptr<Client>> Create(Config config, std::unique_ptr<Transport> transport,
                                                 ClientOptions options);
-  static Result<std::unique_ptr<Client>> Create(Config config, std::unique_ptr<Transport> transport);
+  static Result<std::unique_ptr<Client>> Create(Config config,
+                                                std::unique_ptr<Transport> transport);
   // Production wiring: a CurlTransport built from the config.
   static Result<std::unique_ptr<Client>> Create(Config config);
 
@@ -203,7 +203,8 @@ class Client {
   Result<HttpResponse> Execute(HttpRequest request, bool idempotent);
   Result<Json> ExecuteJson(Result<HttpRequest> request, bool idempotent);
   std::chrono::milliseconds Backoff(int attempt);
-  Result<std::map<std::string, GroupVersionResource>> FetchResources(const std::string& api_version);
+  Result<std::map<std::string, GroupVersionResource>> FetchResources(
+      const std::string& api_version);
 
   Config config_;
   std::unique_ptr<Transport> transport_;
@@ -213,7 +214,8 @@ class Client {
   std::mt19937_64 rng_;  // guarded by rng_mu_
   std::mutex discovery_mu_;
   // group version -> kind -> resource
-  std::map<std::string, std::map<std::string, GroupVersionResource>> discovery_;  // guarded by discovery_mu_
+  std::map<std::string, std::map<std::string, GroupVersionResource>>
+      discovery_;  // guarded by discovery_mu_
 };
 
 }  // namespace sluice::kube

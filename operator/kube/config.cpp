@@ -148,8 +148,9 @@ Result<Config> ParseKubeconfig(const YAML::Node& root, const std::string& base_d
   ASSIGN_OR_RETURN(config.client_key_pem, DataOrFile(user, "client-key", base_dir, user_owner));
   if (config.client_cert_pem.empty() != config.client_key_pem.empty()) {
     return InvalidArgument("kubeconfig: " + user_owner + " has " +
-                           (config.client_cert_pem.empty() ? "a client key but no client certificate"
-                                                           : "a client certificate but no client key"));
+                           (config.client_cert_pem.empty()
+                                ? "a client key but no client certificate"
+                                : "a client certificate but no client key"));
   }
 
   // As in client-go, an inline token takes precedence over tokenFile.

@@ -33,17 +33,20 @@ struct Config {
 
   // Loads `path` (or $KUBECONFIG, or ~/.kube/config when path is empty) and selects `context`
   // (or current-context when empty). Relative file references resolve against the file's folder.
-  static Result<Config> FromKubeconfig(const std::string& path = "", const std::string& context = "");
+  static Result<Config> FromKubeconfig(const std::string& path = "",
+                                       const std::string& context = "");
   // The same from kubeconfig text already in memory; relative file references resolve against
   // `base_dir`.
   static Result<Config> FromKubeconfigYaml(const std::string& yaml, const std::string& base_dir,
                                            const std::string& context = "");
-  // KUBERNETES_SERVICE_HOST/PORT, /var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt,namespace}.
-  // `root` replaces the secrets folder in tests.
+  // KUBERNETES_SERVICE_HOST/PORT,
+  // /var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt,namespace}. `root` replaces the
+  // secrets folder in tests.
   static Result<Config> InCluster(const std::string& root = "");
   // Order: an explicit `kubeconfig_path`, then $KUBECONFIG, then in-cluster when running in a pod
   // (KUBERNETES_SERVICE_HOST set), then ~/.kube/config.
-  static Result<Config> Load(const std::string& kubeconfig_path = "", const std::string& context = "");
+  static Result<Config> Load(const std::string& kubeconfig_path = "",
+                             const std::string& context = "");
 };
 
 }  // namespace sluice::kube

@@ -86,7 +86,8 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
   if (line.substr(0, 5) == "HTTP/") {
     // A new header block (after 1xx or a redirect): start over.
     size_t sp = line.find(' ');
-    call->status = sp == std::string_view::npos ? 0 : std::atoi(std::string(line.substr(sp + 1, 3)).c_str());
+    call->status =
+        sp == std::string_view::npos ? 0 : std::atoi(std::string(line.substr(sp + 1, 3)).c_str());
     call->headers.clear();
     call->headers_done = false;
     return len;
@@ -210,13 +211,14 @@ Status CurlTransport::Init() {
   if (share == nullptr) return Internal("curl transport: out of memory");
   share_ = share;
   curl_share_setopt(share, CURLSHOPT_USERDATA, this);
-  curl_share_setopt(share, CURLSHOPT_LOCKFUNC,
-                    +[](CURL*, curl_lock_data data, curl_lock_access, void* user) {
-                      static_cast<CurlTransport*>(user)->share_mu_[data % 8].lock();
-                    });
-  curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, +[](CURL*, curl_lock_data data, void* user) {
-    static_cast<CurlTransport*>(user)->share_mu_[data % 8].unlock();
-  });
+  curl_share_setopt(
+      share, CURLSHOPT_LOCKFUNC, +[](CURL*, curl_lock_data data, curl_lock_access, void* user) {
+        static_cast<CurlTransport*>(user)->share_mu_[data % 8].lock();
+      });
+  curl_share_setopt(
+      share, CURLSHOPT_UNLOCKFUNC, +[](CURL*, curl_lock_data data, void* user) {
+        static_cast<CurlTransport*>(user)->share_mu_[data % 8].unlock();
+      });
   curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
   curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 
@@ -292,7 +294,8 @@ Status CurlTransport::Perform(Handle& h, const HttpRequest& request, Call& call)
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
   }
   curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(easy, CURLOPT_TCP_KEEPIDLE, static_cast<long>(options_.tcp_keepalive_idle.count()));
+  curl_easy_setopt(easy, CURLOPT_TCP_KEEPIDLE,
+                   static_cast<long>(options_.tcp_keepalive_idle.count()));
   curl_easy_setopt(easy, CURLOPT_TCP_KEEPINTVL, 10L);
   curl_easy_setopt(easy, CURLOPT_USERAGENT, config_.user_agent.c_str());
   Slist connect_to(connect_to_.empty() ? nullptr : curl_slist_append(nullptr, connect_to_.c_str()));
@@ -329,9 +332,8 @@ Status CurlTransport::Perform(Handle& h, const HttpRequest& request, Call& call)
   }
   raw_headers = curl_slist_append(raw_headers, "Expect:");
   const bool has_content_type =
-      std::any_of(request.headers.begin(), request.headers.end(), [](const Header& h) {
-        return Lower(h.first) == "content-type";
-      });
+      std::any_of(request.headers.begin(), request.headers.end(),
+                  [](const Header& h) { return Lower(h.first) == "content-type"; });
   // Otherwise libcurl labels every body as a form.
   if (!has_content_type) raw_headers = curl_slist_append(raw_headers, "Content-Type:");
   Slist headers(raw_headers);
@@ -345,8 +347,10 @@ Status CurlTransport::Perform(Handle& h, const HttpRequest& request, Call& call)
   } else {
     curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, m.c_str());
   }
-  if (m != "GET" && m != "HEAD" && (!request.body.empty() || m == "POST" || m == "PUT" || m == "PATCH")) {
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+  if (m != "GET" && m != "HEAD" &&
+      (!request.body.empty() || m == "POST" || m == "PUT" || m == "PATCH")) {
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                     static_cast<curl_off_t>(request.body.size()));
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.data());
   }
 
@@ -427,10 +431,10 @@ Result<HttpResponse> CurlTransport::Send(const HttpRequest& request) {
   }
 }
 
-Result<int> CurlTransport::Stream(const HttpRequest& request,
-                                  const std::function<bool(int, const std::vector<Header>&)>& on_headers,
-                                  const std::function<bool(std::string_view)>& on_data,
-                                  const CancelFlag* cancel) {
+Result<int> CurlTransport::Stream(
+    const HttpRequest& request,
+    const std::function<bool(int, const std::vector<Header>&)>& on_headers,
+    const std::function<bool(std::string_view)>& on_data, const CancelFlag* cancel) {
   std::unique_ptr<Handle> h = Acquire();
   if (!h) return Internal("curl transport: cannot allocate a handle");
   Call call;

@@ -28,8 +28,8 @@ struct CurlTransportOptions {
   std::chrono::milliseconds poll_interval{50};
   // Idle handles kept for reuse; each keeps its own open connection.
   size_t max_idle_handles = 8;
-  bool http2 = true;         // negotiated through ALPN on https; plain http stays HTTP/1.1
-  bool compression = true;   // Accept-Encoding: gzip (the API server compresses large lists)
+  bool http2 = true;        // negotiated through ALPN on https; plain http stays HTTP/1.1
+  bool compression = true;  // Accept-Encoding: gzip (the API server compresses large lists)
   std::chrono::seconds tcp_keepalive_idle{30};
   // Send() fails with kResourceExhausted past this many body bytes.
   size_t max_response_bytes = size_t{1} << 30;
@@ -42,7 +42,7 @@ struct CurlTransportOptions {
 class CurlTransport final : public Transport {
  public:
   static Result<std::unique_ptr<CurlTransport>> Create(const Config& config,
-                                                        CurlTransportOptions options = {});
+                                                       CurlTransportOptions options = {});
   ~CurlTransport() override;
 
   CurlTransport(const CurlTransport&) = delete;
@@ -72,17 +72,17 @@ class CurlTransport final : public Transport {
 
   const Config config_;
   const CurlTransportOptions options_;
-  std::string url_base_;     // scheme://host:port[/prefix], host replaced by tls_server_name
-  std::string connect_to_;   // CURLOPT_CONNECT_TO entry when tls_server_name is set
-  void* share_ = nullptr;    // CURLSH*: DNS cache and TLS sessions shared by all handles
-  std::mutex share_mu_[8];   // one per curl_lock_data kind
+  std::string url_base_;    // scheme://host:port[/prefix], host replaced by tls_server_name
+  std::string connect_to_;  // CURLOPT_CONNECT_TO entry when tls_server_name is set
+  void* share_ = nullptr;   // CURLSH*: DNS cache and TLS sessions shared by all handles
+  std::mutex share_mu_[8];  // one per curl_lock_data kind
 
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<Handle>> pool_;  // guarded by pool_mu_
 
   std::mutex token_mu_;
-  std::string token_;          // guarded by token_mu_
-  std::string token_stamp_;    // guarded by token_mu_; inode, size and mtime of token_file
+  std::string token_;        // guarded by token_mu_
+  std::string token_stamp_;  // guarded by token_mu_; inode, size and mtime of token_file
 
   std::atomic<uint64_t> connections_opened_{0};
 };

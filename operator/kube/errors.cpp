@@ -54,21 +54,35 @@ StatusCode CodeFor(int http_status, std::string_view reason) {
   if (auto c = CodeForReason(reason)) return *c;
   if (http_status >= 200 && http_status < 300) return StatusCode::kOk;
   switch (http_status) {
-    case 400: return StatusCode::kBadRequest;
-    case 401: return StatusCode::kUnauthorized;
-    case 403: return StatusCode::kForbidden;
-    case 404: return StatusCode::kNotFound;
-    case 405: return StatusCode::kUnimplemented;
-    case 409: return StatusCode::kConflict;
-    case 410: return StatusCode::kGone;
-    case 413: return StatusCode::kResourceExhausted;
-    case 422: return StatusCode::kInvalid;
-    case 429: return StatusCode::kTooManyRequests;
-    case 501: return StatusCode::kUnimplemented;
+    case 400:
+      return StatusCode::kBadRequest;
+    case 401:
+      return StatusCode::kUnauthorized;
+    case 403:
+      return StatusCode::kForbidden;
+    case 404:
+      return StatusCode::kNotFound;
+    case 405:
+      return StatusCode::kUnimplemented;
+    case 409:
+      return StatusCode::kConflict;
+    case 410:
+      return StatusCode::kGone;
+    case 413:
+      return StatusCode::kResourceExhausted;
+    case 422:
+      return StatusCode::kInvalid;
+    case 429:
+      return StatusCode::kTooManyRequests;
+    case 501:
+      return StatusCode::kUnimplemented;
     case 502:
-    case 503: return StatusCode::kUnavailable;
-    case 504: return StatusCode::kTimeout;
-    default: break;
+    case 503:
+      return StatusCode::kUnavailable;
+    case 504:
+      return StatusCode::kTimeout;
+    default:
+      break;
   }
   if (http_status >= 400 && http_status < 500) return StatusCode::kBadRequest;
   return StatusCode::kInternal;
@@ -108,8 +122,8 @@ Status StatusFromStatusObject(const Json& status, int http_status) {
       if (auto c = d->find("causes"); c != d->end() && c->is_array()) {
         for (const auto& cause : *c) {
           if (!cause.is_object()) continue;
-          causes.push_back({cause.value("field", ""), cause.value("reason", ""),
-                            cause.value("message", "")});
+          causes.push_back(
+              {cause.value("field", ""), cause.value("reason", ""), cause.value("message", "")});
         }
       }
       if (auto r = d->find("retryAfterSeconds"); r != d->end() && r->is_number_integer()) {

@@ -72,10 +72,14 @@ std::string NamespaceFor(const GroupVersionResource& gvr, const std::string& ns,
 
 const char* PropagationName(PropagationPolicy p) {
   switch (p) {
-    case PropagationPolicy::kForeground: return "Foreground";
-    case PropagationPolicy::kBackground: return "Background";
-    case PropagationPolicy::kOrphan: return "Orphan";
-    case PropagationPolicy::kDefault: break;
+    case PropagationPolicy::kForeground:
+      return "Foreground";
+    case PropagationPolicy::kBackground:
+      return "Background";
+    case PropagationPolicy::kOrphan:
+      return "Orphan";
+    case PropagationPolicy::kDefault:
+      break;
   }
   return nullptr;
 }
@@ -126,10 +130,14 @@ Result<std::string> ResourcePath(const GroupVersionResource& gvr, const std::str
 
 std::string_view PatchContentType(PatchType type) {
   switch (type) {
-    case PatchType::kMerge: return "application/merge-patch+json";
-    case PatchType::kJsonPatch: return "application/json-patch+json";
-    case PatchType::kStrategicMerge: return "application/strategic-merge-patch+json";
-    case PatchType::kApply: return "application/apply-patch+yaml";
+    case PatchType::kMerge:
+      return "application/merge-patch+json";
+    case PatchType::kJsonPatch:
+      return "application/json-patch+json";
+    case PatchType::kStrategicMerge:
+      return "application/strategic-merge-patch+json";
+    case PatchType::kApply:
+      return "application/apply-patch+yaml";
   }
   return "application/merge-patch+json";
 }
@@ -273,8 +281,8 @@ Result<HttpRequest> BuildDelete(const GroupVersionResource& gvr, const std::stri
 HttpRequest BuildDiscovery(const std::string& api_version) {
   size_t slash = api_version.find('/');
   if (slash == std::string::npos) return MakeRequest("GET", GroupVersionPath("", api_version));
-  return MakeRequest("GET", GroupVersionPath(api_version.substr(0, slash),
-                                             api_version.substr(slash + 1)));
+  return MakeRequest("GET",
+                     GroupVersionPath(api_version.substr(0, slash), api_version.substr(slash + 1)));
 }
 
 Result<WatchEvent> ParseWatchEvent(std::string_view line) {

@@ -8,11 +8,11 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -65,11 +65,16 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
 
 const char* TypeName(WatchEventType t) {
   switch (t) {
-    case WatchEventType::kAdded: return "ADDED";
-    case WatchEventType::kModified: return "MODIFIED";
-    case WatchEventType::kDeleted: return "DELETED";
-    case WatchEventType::kBookmark: return "BOOKMARK";
-    case WatchEventType::kError: return "ERROR";
+    case WatchEventType::kAdded:
+      return "ADDED";
+    case WatchEventType::kModified:
+      return "MODIFIED";
+    case WatchEventType::kDeleted:
+      return "DELETED";
+    case WatchEventType::kBookmark:
+      return "BOOKMARK";
+    case WatchEventType::kError:
+      return "ERROR";
   }
   return "?";
 }
@@ -128,8 +133,8 @@ int main(int argc, char** argv) {
   CancelFlag cancel{false};
   std::mutex mu;
   std::condition_variable cv;
-  Status watch_status;       // guarded by mu
-  bool watch_done = false;   // guarded by mu
+  Status watch_status;      // guarded by mu
+  bool watch_done = false;  // guarded by mu
   std::thread watcher([&] {
     Status result;
     WatchOptions w;
@@ -137,15 +142,18 @@ int main(int argc, char** argv) {
     w.resource_version = (*before)["metadata"]["resourceVersion"];
     w.timeout = std::chrono::seconds(flags.timeout_seconds);
     while (!cancel.load() && seen.load() < flags.events && result.ok()) {
-      result = client.Watch(resources::kConfigMaps, ns, w, [&](WatchEvent&& e) {
-        const std::string rv = e.object["metadata"].value("resourceVersion", "");
-        w.resource_version = rv;
-        if (e.type == WatchEventType::kBookmark) return true;
-        std::printf("event %-8s configmap/%s rv=%s\n", TypeName(e.type),
-                    e.object["metadata"].value("name", "").c_str(), rv.c_str());
-        std::fflush(stdout);
-        return ++seen < flags.events;
-      }, &cancel);
+      result = client.Watch(
+          resources::kConfigMaps, ns, w,
+          [&](WatchEvent&& e) {
+            const std::string rv = e.object["metadata"].value("resourceVersion", "");
+            w.resource_version = rv;
+            if (e.type == WatchEventType::kBookmark) return true;
+            std::printf("event %-8s configmap/%s rv=%s\n", TypeName(e.type),
+                        e.object["metadata"].value("name", "").c_str(), rv.c_str());
+            std::fflush(stdout);
+            return ++seen < flags.events;
+          },
+          &cancel);
     }
     std::lock_guard<std::mutex> lock(mu);
     watch_status = result;
@@ -156,10 +164,11 @@ int main(int argc, char** argv) {
   const std::string prefix = "sluice-demo-" + std::to_string(::getpid()) + "-";
   Status work;
   for (int i = 0; i < flags.create && work.ok(); ++i) {
-    Json cm = {{"apiVersion", "v1"},
-               {"kind", "ConfigMap"},
-               {"metadata", {{"name", prefix + std::to_string(i)}, {"labels", {{kLabel, kLabelValue}}}}},
-               {"data", {{"step", "created"}}}};
+    Json cm = {
+        {"apiVersion", "v1"},
+        {"kind", "ConfigMap"},
+        {"metadata", {{"name", prefix + std::to_string(i)}, {"labels", {{kLabel, kLabelValue}}}}},
+        {"data", {{"step", "created"}}}};
     auto r = client.Create(resources::kConfigMaps, ns, cm);
     if (!r.ok()) work = r.status().Annotate("create");
   }
@@ -181,10 +190,10 @@ int main(int argc, char** argv) {
   watcher.join();
   if (!work.ok()) return Fail("writing configmaps", work);
   if (seen.load() < flags.events) {
-    return Fail("watch", watch_status.ok() ? sluice::Timeout("saw " + std::to_string(seen.load()) +
-                                                             " of " + std::to_string(flags.events) +
-                                                             " events")
-                                           : watch_status);
+    return Fail("watch", watch_status.ok()
+                             ? sluice::Timeout("saw " + std::to_string(seen.load()) + " of " +
+                                               std::to_string(flags.events) + " events")
+                             : watch_status);
   }
   std::printf("saw %d events\n", seen.load());
   return 0;

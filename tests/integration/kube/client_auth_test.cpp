@@ -28,13 +28,16 @@ void GrantConfigMapReader(Client& admin, const std::string& ns, const Json& subj
                {"kind", "Role"},
                {"metadata", {{"name", "cm-reader"}, {"namespace", ns}}},
                {"rules",
-                {{{"apiGroups", {""}}, {"resources", {"configmaps"}}, {"verbs", {"get", "list", "watch"}}}}}};
-  Json binding = {{"apiVersion", "rbac.authorization.k8s.io/v1"},
-                  {"kind", "RoleBinding"},
-                  {"metadata", {{"name", "cm-reader"}, {"namespace", ns}}},
-                  {"roleRef",
-                   {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "Role"}, {"name", "cm-reader"}}},
-                  {"subjects", {subject}}};
+                {{{"apiGroups", {""}},
+                  {"resources", {"configmaps"}},
+                  {"verbs", {"get", "list", "watch"}}}}}};
+  Json binding = {
+      {"apiVersion", "rbac.authorization.k8s.io/v1"},
+      {"kind", "RoleBinding"},
+      {"metadata", {{"name", "cm-reader"}, {"namespace", ns}}},
+      {"roleRef",
+       {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "Role"}, {"name", "cm-reader"}}},
+      {"subjects", {subject}}};
   ASSERT_TRUE(admin.Apply(kRoles, ns, role, "it-test").ok());
   ASSERT_TRUE(admin.Apply(kRoleBindings, ns, binding, "it-test").ok());
 }
@@ -55,8 +58,9 @@ TEST(ClientAuthTest, ClientCertificateUserIsForbiddenUntilRbacAllows) {
   EXPECT_EQ(denied.status().http_status(), 403);
   EXPECT_NE(denied.status().message().find("alice"), std::string::npos) << denied.status();
 
-  GrantConfigMapReader(*admin, ns,
-                       Json{{"kind", "Group"}, {"name", "team-a"}, {"apiGroup", "rbac.authorization.k8s.io"}});
+  GrantConfigMapReader(
+      *admin, ns,
+      Json{{"kind", "Group"}, {"name", "team-a"}, {"apiGroup", "rbac.authorization.k8s.io"}});
   Result<Json> allowed = NotFound("not yet");
   ASSERT_TRUE(WaitFor([&] {
     allowed = alice->List(kConfigMaps, ns);
@@ -64,16 +68,19 @@ TEST(ClientAuthTest, ClientCertificateUserIsForbiddenUntilRbacAllows) {
   })) << allowed.status();
   EXPECT_EQ((*allowed)["items"].size(), 1u);
   // Reading is granted, writing is not; nor is another namespace.
-  EXPECT_EQ(alice->Create(kConfigMaps, ns, ConfigMap("mine")).status().code(), StatusCode::kForbidden);
+  EXPECT_EQ(alice->Create(kConfigMaps, ns, ConfigMap("mine")).status().code(),
+            StatusCode::kForbidden);
   EXPECT_EQ(alice->List(kConfigMaps, "default").status().code(), StatusCode::kForbidden);
 }
 
 TEST(ClientAuthTest, ServiceAccountTokenFromTokenRequest) {
   auto admin = AdminClient();
   const std::string ns = FreshNamespace(*admin, "token-auth");
-  ASSERT_TRUE(admin->Create(resources::kServiceAccounts, ns,
-                            Json{{"apiVersion", "v1"}, {"kind", "ServiceAccount"},
-                                 {"metadata", {{"name", "robot"}}}})
+  ASSERT_TRUE(admin
+                  ->Create(resources::kServiceAccounts, ns,
+                           Json{{"apiVersion", "v1"},
+                                {"kind", "ServiceAccount"},
+                                {"metadata", {{"name", "robot"}}}})
                   .ok());
   WriteOptions token_sub;
   token_sub.subresource = "token";
@@ -98,7 +105,8 @@ TEST(ClientAuthTest, ServiceAccountTokenFromTokenRequest) {
       << denied.status();
 
   ASSERT_TRUE(admin->Create(kConfigMaps, ns, ConfigMap("x", {{"k", "v"}})).ok());
-  GrantConfigMapReader(*admin, ns, Json{{"kind", "ServiceAccount"}, {"name", "robot"}, {"namespace", ns}});
+  GrantConfigMapReader(*admin, ns,
+                       Json{{"kind", "ServiceAccount"}, {"name", "robot"}, {"namespace", ns}});
   Result<Json> got = NotFound("not yet");
   ASSERT_TRUE(WaitFor([&] {
     got = robot->Get(kConfigMaps, ns, "x");
@@ -107,8 +115,8 @@ TEST(ClientAuthTest, ServiceAccountTokenFromTokenRequest) {
   EXPECT_EQ((*got)["data"]["k"], "v");
 
   // The same token read from a file (as in a pod), with a stale inline value ignored.
-  const std::string path = std::filesystem::temp_directory_path() /
-                           ("sluice-it-token-" + std::to_string(getpid()));
+  const std::string path =
+      std::filesystem::temp_directory_path() / ("sluice-it-token-" + std::to_string(getpid()));
   std::ofstream(path) << token << "\n";
   Config from_file = config;
   from_file.bearer_token = "stale";

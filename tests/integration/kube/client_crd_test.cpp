@@ -26,7 +26,10 @@ Json WidgetCrd() {
            {{"group", "it.sluice.dev"},
             {"scope", "Namespaced"},
             {"names",
-             {{"plural", "widgets"}, {"singular", "widget"}, {"kind", "Widget"}, {"listKind", "WidgetList"}}},
+             {{"plural", "widgets"},
+              {"singular", "widget"},
+              {"kind", "Widget"},
+              {"listKind", "WidgetList"}}},
             {"versions",
              {{{"name", "v1"},
                {"served", true},
@@ -103,7 +106,8 @@ TEST_F(ClientCrdTest, Crud) {
   auto updated = client_->Update(widgets_, ns_, edited);
   ASSERT_TRUE(updated.ok()) << updated.status();
   EXPECT_EQ((*updated)["spec"]["color"], "green");
-  auto patched = client_->Patch(widgets_, ns_, "w", PatchType::kMerge, R"({"spec":{"color":"blue"}})");
+  auto patched =
+      client_->Patch(widgets_, ns_, "w", PatchType::kMerge, R"({"spec":{"color":"blue"}})");
   ASSERT_TRUE(patched.ok()) << patched.status();
   // Strategic merge is for built-in types only; the server says so.
   auto strategic = client_->Patch(widgets_, ns_, "w", PatchType::kStrategicMerge, R"({"spec":{}})");
@@ -149,8 +153,10 @@ TEST_F(ClientCrdTest, StatusIsWrittenOnlyThroughTheStatusSubresource) {
 
   PatchOptions patch_status;
   patch_status.subresource = "status";
-  ASSERT_TRUE(client_->Patch(widgets_, ns_, "s", PatchType::kMerge, R"({"status":{"phase":"Degraded"}})",
-                             patch_status).ok());
+  ASSERT_TRUE(client_
+                  ->Patch(widgets_, ns_, "s", PatchType::kMerge,
+                          R"({"status":{"phase":"Degraded"}})", patch_status)
+                  .ok());
   EXPECT_EQ((*client_->Get(widgets_, ns_, "s"))["status"]["phase"], "Degraded");
 
   Json status_intent = {{"apiVersion", "it.sluice.dev/v1"},
@@ -171,8 +177,8 @@ TEST_F(ClientCrdTest, ScaleSubresource) {
   EXPECT_EQ((*scale)["spec"]["replicas"], 2);
   PatchOptions to_scale;
   to_scale.subresource = "scale";
-  auto patched = client_->Patch(widgets_, ns_, "sc", PatchType::kMerge, R"({"spec":{"replicas":5}})",
-                                to_scale);
+  auto patched = client_->Patch(widgets_, ns_, "sc", PatchType::kMerge,
+                                R"({"spec":{"replicas":5}})", to_scale);
   ASSERT_TRUE(patched.ok()) << patched.status();
   EXPECT_EQ((*client_->Get(widgets_, ns_, "sc"))["spec"]["replicas"], 5);
 }

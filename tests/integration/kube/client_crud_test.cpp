@@ -34,7 +34,8 @@ TEST(ClientCrudTest, ConfigMapLifecycle) {
   ASSERT_TRUE(updated.ok()) << updated.status();
   EXPECT_NE((*updated)["metadata"]["resourceVersion"], (*got)["metadata"]["resourceVersion"]);
 
-  auto merged = client->Patch(kConfigMaps, ns, "c", PatchType::kMerge, R"({"data":{"a":null,"m":"3"}})");
+  auto merged =
+      client->Patch(kConfigMaps, ns, "c", PatchType::kMerge, R"({"data":{"a":null,"m":"3"}})");
   ASSERT_TRUE(merged.ok()) << merged.status();
   EXPECT_EQ((*merged)["data"], (Json{{"b", "2"}, {"m", "3"}}));
 
@@ -125,7 +126,9 @@ TEST(ClientCrudTest, ListAllPagesThrough500ConfigMaps) {
   for (int w = 0; w < 2; ++w) {
     writers.emplace_back([&, w] {
       for (int i = w; i < 500; i += 2) {
-        if (!client->Create(kConfigMaps, ns, ConfigMap("cm-" + std::to_string(i), {{"i", std::to_string(i)}}))
+        if (!client
+                 ->Create(kConfigMaps, ns,
+                          ConfigMap("cm-" + std::to_string(i), {{"i", std::to_string(i)}}))
                  .ok()) {
           ++failures;
         }
@@ -140,7 +143,8 @@ TEST(ClientCrudTest, ListAllPagesThrough500ConfigMaps) {
   o.limit = 50;
   const auto start = std::chrono::steady_clock::now();
   auto all = client->ListAll(kConfigMaps, ns, o);
-  const auto paged_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start);
+  const auto paged_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start);
   ASSERT_TRUE(all.ok()) << all.status();
   std::set<std::string> names;
   for (const auto& item : (*all)["items"]) names.insert(item["metadata"]["name"]);
@@ -166,9 +170,10 @@ TEST(ClientCrudTest, ListAllPagesThrough500ConfigMaps) {
     }
     return best;
   };
-  std::printf("[ measure  ] ListAll 500 ConfigMaps: first %.1f ms; best of 5: limit=50 %.1f ms, "
-              "limit=500 %.1f ms, unpaged %.1f ms\n",
-              paged_ms.count(), best_of(50), best_of(500), best_of(0));
+  std::printf(
+      "[ measure  ] ListAll 500 ConfigMaps: first %.1f ms; best of 5: limit=50 %.1f ms, "
+      "limit=500 %.1f ms, unpaged %.1f ms\n",
+      paged_ms.count(), best_of(50), best_of(500), best_of(0));
 }
 
 TEST(ClientCrudTest, DeletePropagationPolicyReachesTheServer) {
@@ -208,8 +213,9 @@ TEST(ClientCrudTest, DeletePropagationPolicyReachesTheServer) {
 
   // Let the stuck objects go so the namespace can be cleaned up.
   for (const char* n : {"fg", "orphan"}) {
-    EXPECT_TRUE(client->Patch(kConfigMaps, ns, n, PatchType::kMerge,
-                              R"({"metadata":{"finalizers":null}})").ok());
+    EXPECT_TRUE(
+        client->Patch(kConfigMaps, ns, n, PatchType::kMerge, R"({"metadata":{"finalizers":null}})")
+            .ok());
   }
 }
 
@@ -225,10 +231,13 @@ TEST(ClientCrudTest, WatchSeesChangesAndReportsExpiredVersions) {
   ASSERT_TRUE(client->Patch(kConfigMaps, ns, "w", PatchType::kMerge, R"({"data":{"v":"2"}})").ok());
   ASSERT_TRUE(client->Delete(kConfigMaps, ns, "w").ok());
   std::vector<WatchEventType> types;
-  Status s = client->Watch(kConfigMaps, ns, w, [&](WatchEvent&& e) {
-    if (e.type != WatchEventType::kBookmark) types.push_back(e.type);
-    return types.size() < 3;
-  }, nullptr);
+  Status s = client->Watch(
+      kConfigMaps, ns, w,
+      [&](WatchEvent&& e) {
+        if (e.type != WatchEventType::kBookmark) types.push_back(e.type);
+        return types.size() < 3;
+      },
+      nullptr);
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_EQ(types, (std::vector<WatchEventType>{WatchEventType::kAdded, WatchEventType::kModified,
                                                 WatchEventType::kDeleted}));
@@ -237,7 +246,8 @@ TEST(ClientCrudTest, WatchSeesChangesAndReportsExpiredVersions) {
   WatchOptions old;
   old.resource_version = "1";
   old.timeout = std::chrono::seconds(10);
-  Status expired = client->Watch(kConfigMaps, ns, old, [](WatchEvent&&) { return true; }, nullptr);
+  Status expired = client->Watch(
+      kConfigMaps, ns, old, [](WatchEvent&&) { return true; }, nullptr);
   EXPECT_EQ(expired.code(), StatusCode::kGone) << expired;
 
   // Cancel from another thread ends an idle watch promptly.
@@ -249,7 +259,8 @@ TEST(ClientCrudTest, WatchSeesChangesAndReportsExpiredVersions) {
   const auto t0 = std::chrono::steady_clock::now();
   WatchOptions idle;
   idle.timeout = std::chrono::seconds(60);
-  Status cancelled = client->Watch(kConfigMaps, ns, idle, [](WatchEvent&&) { return true; }, &cancel);
+  Status cancelled = client->Watch(
+      kConfigMaps, ns, idle, [](WatchEvent&&) { return true; }, &cancel);
   canceller.join();
   EXPECT_EQ(cancelled.code(), StatusCode::kCancelled) << cancelled;
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));

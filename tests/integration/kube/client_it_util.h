@@ -60,7 +60,8 @@ inline Config AdminConfig() {
   return c.ok() ? *c : Config{};
 }
 
-inline std::unique_ptr<Client> ClientFor(const Config& config, CountingTransport** counter = nullptr) {
+inline std::unique_ptr<Client> ClientFor(const Config& config,
+                                         CountingTransport** counter = nullptr) {
   auto transport = CurlTransport::Create(config);
   EXPECT_TRUE(transport.ok()) << transport.status();
   if (!transport.ok()) return nullptr;
@@ -79,9 +80,9 @@ inline std::unique_ptr<Client> AdminClient(CountingTransport** counter = nullptr
 inline std::string FreshNamespace(Client& client, const std::string& prefix) {
   static std::atomic<int> counter{0};
   const std::string name = prefix + "-" + std::to_string(++counter);
-  auto r = client.Create(resources::kNamespaces, "",
-                         Json{{"apiVersion", "v1"}, {"kind", "Namespace"},
-                              {"metadata", {{"name", name}}}});
+  auto r = client.Create(
+      resources::kNamespaces, "",
+      Json{{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", name}}}});
   EXPECT_TRUE(r.ok()) << r.status();
   return name;
 }
@@ -97,7 +98,8 @@ inline bool WaitFor(const std::function<bool()>& condition,
   }
 }
 
-inline Json ConfigMap(const std::string& name, Json data = Json::object(), Json labels = Json::object()) {
+inline Json ConfigMap(const std::string& name, Json data = Json::object(),
+                      Json labels = Json::object()) {
   return {{"apiVersion", "v1"},
           {"kind", "ConfigMap"},
           {"metadata", {{"name", name}, {"labels", labels}}},

@@ -11,8 +11,8 @@
 namespace sluice::kube {
 namespace {
 
-using testing::FakeTransport;
 using testing::Fail;
+using testing::FakeTransport;
 using testing::Reply;
 using testing::ScriptedResponse;
 using testing::StatusObject;
@@ -141,8 +141,9 @@ TEST_F(ClientTest, WritesAreNeverRetried) {
             StatusCode::kUnavailable);
   EXPECT_EQ(client_->Update(resources::kConfigMaps, "ns", Cm("a")).status().code(),
             StatusCode::kTooManyRequests);
-  EXPECT_EQ(client_->Patch(resources::kConfigMaps, "ns", "a", PatchType::kMerge, "{}").status().code(),
-            StatusCode::kUnavailable);
+  EXPECT_EQ(
+      client_->Patch(resources::kConfigMaps, "ns", "a", PatchType::kMerge, "{}").status().code(),
+      StatusCode::kUnavailable);
   EXPECT_EQ(client_->Apply(resources::kConfigMaps, "ns", Cm("a"), "mgr").status().code(),
             StatusCode::kUnavailable);
   EXPECT_EQ(client_->Delete(resources::kConfigMaps, "ns", "a").code(), StatusCode::kInternal);
@@ -158,7 +159,8 @@ TEST_F(ClientTest, VerbsSendWhatRequestBuildingSays) {
               Reply(200, Json{{"kind", "ModelDeployment"}}))
       .Expect("PATCH", "/api/v1/namespaces/ns/configmaps/a?fieldManager=op&force=true",
               Reply(200, Cm("a", "7")))
-      .Expect("DELETE", "/api/v1/namespaces/ns/configmaps/a", Reply(200, StatusObject(200, "", "")));
+      .Expect("DELETE", "/api/v1/namespaces/ns/configmaps/a",
+              Reply(200, StatusObject(200, "", "")));
   WriteOptions w;
   w.field_manager = "m";
   auto c = client_->Create(resources::kConfigMaps, "ns", Cm("a"), w);
@@ -207,8 +209,9 @@ Json Page(std::vector<std::string> names, const std::string& rv, const std::stri
 
 TEST_F(ClientTest, ListAllFollowsContinueTokens) {
   const std::string base = "/api/v1/namespaces/ns/configmaps?labelSelector=app%3Dx&limit=2";
-  fake_->Expect("GET", base + "&resourceVersion=0&resourceVersionMatch=NotOlderThan",
-                Reply(200, Page({"a", "b"}, "100", "tok1")))
+  fake_
+      ->Expect("GET", base + "&resourceVersion=0&resourceVersionMatch=NotOlderThan",
+               Reply(200, Page({"a", "b"}, "100", "tok1")))
       .Expect("GET", base + "&continue=tok1", Reply(200, Page({"c", "d"}, "100", "tok2")))
       .Expect("GET", base + "&continue=tok2", Reply(200, Page({"e"}, "100", "")));
   ListOptions o;
@@ -230,8 +233,9 @@ TEST_F(ClientTest, ListAllFollowsContinueTokens) {
 TEST_F(ClientTest, ListAllRestartsWhenTheContinueTokenExpires) {
   const std::string base = "/api/v1/namespaces/ns/configmaps?limit=2";
   fake_->Expect("GET", base, Reply(200, Page({"a", "b"}, "100", "old")))
-      .Expect("GET", base + "&continue=old",
-              Reply(410, StatusObject(410, "Expired", "The provided continue parameter is too old")))
+      .Expect(
+          "GET", base + "&continue=old",
+          Reply(410, StatusObject(410, "Expired", "The provided continue parameter is too old")))
       .Expect("GET", base, Reply(200, Page({"a", "b"}, "200", "new")))
       .Expect("GET", base + "&continue=new", Reply(200, Page({"c"}, "200", "")));
   ListOptions o;
@@ -266,14 +270,15 @@ TEST_F(ClientTest, ListAllPassesOtherErrorsThrough) {
 }
 
 Json ResourceList() {
-  return {{"kind", "APIResourceList"},
-          {"groupVersion", "sluice.dev/v1alpha1"},
-          {"resources",
-           {{{"name", "modeldeployments"}, {"namespaced", true}, {"kind", "ModelDeployment"}},
-            {{"name", "modeldeployments/status"}, {"namespaced", true}, {"kind", "ModelDeployment"}},
-            {{"name", "modeldeployments/scale"}, {"namespaced", true}, {"kind", "Scale"}},
-            {{"name", "featureviews"}, {"namespaced", true}, {"kind", "FeatureView"}},
-            {{"name", "clusterthings"}, {"namespaced", false}, {"kind", "ClusterThing"}}}}};
+  return {
+      {"kind", "APIResourceList"},
+      {"groupVersion", "sluice.dev/v1alpha1"},
+      {"resources",
+       {{{"name", "modeldeployments"}, {"namespaced", true}, {"kind", "ModelDeployment"}},
+        {{"name", "modeldeployments/status"}, {"namespaced", true}, {"kind", "ModelDeployment"}},
+        {{"name", "modeldeployments/scale"}, {"namespaced", true}, {"kind", "Scale"}},
+        {{"name", "featureviews"}, {"namespaced", true}, {"kind", "FeatureView"}},
+        {{"name", "clusterthings"}, {"namespaced", false}, {"kind", "ClusterThing"}}}}};
 }
 
 TEST_F(ClientTest, DiscoveryResolvesSkipsSubresourcesAndCaches) {
@@ -292,7 +297,8 @@ TEST_F(ClientTest, DiscoveryResolvesSkipsSubresourcesAndCaches) {
 
   // "Scale" only appears as a subresource: not a resource of its own. A miss looks again.
   fake_->Expect("GET", "/apis/sluice.dev/v1alpha1", Reply(200, ResourceList()));
-  EXPECT_EQ(client_->Resolve("sluice.dev/v1alpha1", "Scale").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(client_->Resolve("sluice.dev/v1alpha1", "Scale").status().code(),
+            StatusCode::kNotFound);
 
   client_->InvalidateDiscovery();
   fake_->Expect("GET", "/apis/sluice.dev/v1alpha1", Reply(200, ResourceList()));
@@ -301,9 +307,10 @@ TEST_F(ClientTest, DiscoveryResolvesSkipsSubresourcesAndCaches) {
 }
 
 TEST_F(ClientTest, DiscoveryOfCoreAndUnknownGroups) {
-  fake_->Expect("GET", "/api/v1",
-                Reply(200, Json{{"resources",
-                                 {{{"name", "configmaps"}, {"namespaced", true}, {"kind", "ConfigMap"}}}}}));
+  fake_->Expect(
+      "GET", "/api/v1",
+      Reply(200, Json{{"resources",
+                       {{{"name", "configmaps"}, {"namespaced", true}, {"kind", "ConfigMap"}}}}}));
   auto cm = client_->Resolve("v1", "ConfigMap");
   ASSERT_TRUE(cm.ok());
   EXPECT_EQ(cm->group, "");
@@ -348,12 +355,13 @@ TEST_F(ClientTest, WatchDeliversEventsAndBookmarksAtEverySplit) {
   for (size_t cut = 0; cut <= body.size(); ++cut) {
     fake_->Expect("GET", kWatchPath, StreamOf({body.substr(0, cut), body.substr(cut)}));
     std::vector<std::pair<WatchEventType, std::string>> got;
-    Status s = client_->Watch(resources::kConfigMaps, "ns", From10(),
-                              [&](WatchEvent&& e) {
-                                got.emplace_back(e.type, e.object["metadata"]["resourceVersion"]);
-                                return true;
-                              },
-                              nullptr);
+    Status s = client_->Watch(
+        resources::kConfigMaps, "ns", From10(),
+        [&](WatchEvent&& e) {
+          got.emplace_back(e.type, e.object["metadata"]["resourceVersion"]);
+          return true;
+        },
+        nullptr);
     ASSERT_TRUE(s.ok()) << "cut " << cut << ": " << s;
     ASSERT_EQ(got.size(), 4u) << "cut " << cut;
     EXPECT_EQ(got[0], std::make_pair(WatchEventType::kAdded, std::string("11")));
@@ -368,10 +376,12 @@ TEST_F(ClientTest, WatchDeliversEventsAndBookmarksAtEverySplit) {
 TEST_F(ClientTest, WatchErrorEvent410IsGone) {
   fake_->Expect("GET", kWatchPath,
                 StreamOf({Event("ADDED", Cm("a", "11")),
-                          Event("ERROR", StatusObject(410, "Expired", "too old resource version: 10 (50)"))}));
+                          Event("ERROR", StatusObject(410, "Expired",
+                                                      "too old resource version: 10 (50)"))}));
   int events = 0;
-  Status s = client_->Watch(resources::kConfigMaps, "ns", From10(),
-                            [&](WatchEvent&&) { return ++events, true; }, nullptr);
+  Status s = client_->Watch(
+      resources::kConfigMaps, "ns", From10(), [&](WatchEvent&&) { return ++events, true; },
+      nullptr);
   EXPECT_EQ(s.code(), StatusCode::kGone);
   EXPECT_EQ(s.reason(), "Expired");
   EXPECT_EQ(events, 1);
@@ -380,8 +390,8 @@ TEST_F(ClientTest, WatchErrorEvent410IsGone) {
 TEST_F(ClientTest, WatchOtherErrorEventsAreMapped) {
   fake_->Expect("GET", kWatchPath,
                 StreamOf({Event("ERROR", StatusObject(500, "InternalError", "etcd gone"))}));
-  Status s = client_->Watch(resources::kConfigMaps, "ns", From10(),
-                            [&](WatchEvent&&) { return true; }, nullptr);
+  Status s = client_->Watch(
+      resources::kConfigMaps, "ns", From10(), [&](WatchEvent&&) { return true; }, nullptr);
   EXPECT_EQ(s.code(), StatusCode::kInternal);
   EXPECT_EQ(s.message(), "etcd gone");
 }
@@ -409,8 +419,9 @@ TEST_F(ClientTest, WatchStopsWhenTheCallbackSaysSo) {
   fake_->Expect("GET", kWatchPath,
                 StreamOf({Event("ADDED", Cm("a", "11")) + Event("ADDED", Cm("b", "12"))}));
   int events = 0;
-  Status s = client_->Watch(resources::kConfigMaps, "ns", From10(),
-                            [&](WatchEvent&&) { return ++events, false; }, nullptr);
+  Status s = client_->Watch(
+      resources::kConfigMaps, "ns", From10(), [&](WatchEvent&&) { return ++events, false; },
+      nullptr);
   EXPECT_TRUE(s.ok()) << s;
   EXPECT_EQ(events, 1);
 }
@@ -425,8 +436,9 @@ TEST_F(ClientTest, WatchCancelledFromAnotherThread) {
     while (events.load() == 0) std::this_thread::yield();
     cancel.store(true);
   });
-  Status s = client_->Watch(resources::kConfigMaps, "ns", From10(),
-                            [&](WatchEvent&&) { return ++events, true; }, &cancel);
+  Status s = client_->Watch(
+      resources::kConfigMaps, "ns", From10(), [&](WatchEvent&&) { return ++events, true; },
+      &cancel);
   canceller.join();
   EXPECT_EQ(s.code(), StatusCode::kCancelled);
   EXPECT_EQ(events.load(), 1);

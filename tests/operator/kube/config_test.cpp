@@ -84,15 +84,21 @@ std::string InlineKubeconfig() {
   return "apiVersion: v1\nkind: Config\ncurrent-context: admin\n"
          "clusters:\n"
          "- name: local\n  cluster:\n    server: https://127.0.0.1:6443/\n"
-         "    certificate-authority-data: " + B64(kCa) + "\n"
+         "    certificate-authority-data: " +
+         B64(kCa) +
+         "\n"
          "- name: remote\n  cluster:\n    server: https://k8s.example:443\n"
          "    insecure-skip-tls-verify: true\n"
          "contexts:\n"
          "- name: admin\n  context: {cluster: local, user: admin, namespace: team-a}\n"
          "- name: robot\n  context: {cluster: remote, user: robot}\n"
          "users:\n"
-         "- name: admin\n  user:\n    client-certificate-data: " + B64(kCert) + "\n"
-         "    client-key-data: " + B64(kKey) + "\n"
+         "- name: admin\n  user:\n    client-certificate-data: " +
+         B64(kCert) +
+         "\n"
+         "    client-key-data: " +
+         B64(kKey) +
+         "\n"
          "- name: robot\n  user:\n    token: abc.def\n";
 }
 
@@ -122,9 +128,11 @@ TEST_F(ConfigTest, NamedContextWithTokenAndInsecure) {
 TEST_F(ConfigTest, WrappedBase64IsAccepted) {
   std::string b64 = B64(kCa);
   std::string wrapped = b64.substr(0, 10) + "\n  " + b64.substr(10);
-  std::string y = "current-context: c\nclusters:\n- name: k\n  cluster:\n    server: https://h\n"
-                  "    certificate-authority-data: |\n      " + b64.substr(0, 10) + "\n      " +
-                  b64.substr(10) + "\ncontexts:\n- name: c\n  context: {cluster: k}\n";
+  std::string y =
+      "current-context: c\nclusters:\n- name: k\n  cluster:\n    server: https://h\n"
+      "    certificate-authority-data: |\n      " +
+      b64.substr(0, 10) + "\n      " + b64.substr(10) +
+      "\ncontexts:\n- name: c\n  context: {cluster: k}\n";
   auto c = Config::FromKubeconfigYaml(y, "");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->ca_pem, kCa);
@@ -142,7 +150,8 @@ TEST_F(ConfigTest, FilesResolveAgainstTheKubeconfigFolder) {
             "    certificate-authority: pki/ca.crt\n    tls-server-name: kubernetes.default\n"
             "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
             "users:\n- name: u\n  user:\n    client-certificate: pki/client.crt\n"
-            "    client-key: " + key + "\n    tokenFile: token\n");
+            "    client-key: " +
+                key + "\n    tokenFile: token\n");
   auto c = Config::FromKubeconfig(path);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->ca_pem, kCa);
@@ -168,8 +177,8 @@ TEST_F(ConfigTest, InsecureOnlyWhenTrue) {
   auto with = [](const std::string& value) {
     return Config::FromKubeconfigYaml(
         "current-context: c\nclusters:\n- name: k\n  cluster:\n    server: https://h\n"
-        "    insecure-skip-tls-verify: " + value +
-            "\ncontexts:\n- name: c\n  context: {cluster: k}\n",
+        "    insecure-skip-tls-verify: " +
+            value + "\ncontexts:\n- name: c\n  context: {cluster: k}\n",
         "");
   };
   EXPECT_TRUE(with("true")->insecure_skip_tls_verify);
@@ -198,32 +207,39 @@ TEST_F(ConfigTest, ClearErrorsNamingWhatIsMissing) {
        "  context: {cluster: k}\n",
        StatusCode::kInvalidArgument, "has no server"},
       {"unknown user",
-       "current-context: c\n" + cluster + "contexts:\n- name: c\n  context: {cluster: k, user: x}\n",
+       "current-context: c\n" + cluster +
+           "contexts:\n- name: c\n  context: {cluster: k, user: x}\n",
        StatusCode::kNotFound, "user \"x\""},
       {"missing CA file",
        "current-context: c\nclusters:\n- name: k\n  cluster: {server: 'https://h', "
-       "certificate-authority: /nonexistent/ca.crt}\ncontexts:\n- name: c\n  context: {cluster: k}\n",
+       "certificate-authority: /nonexistent/ca.crt}\ncontexts:\n- name: c\n  context: {cluster: "
+       "k}\n",
        StatusCode::kNotFound, "/nonexistent/ca.crt"},
       {"cert without key",
-       "current-context: c\n" + cluster + "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
-       "users:\n- name: u\n  user: {client-certificate-data: " + B64(kCert) + "}\n",
+       "current-context: c\n" + cluster +
+           "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
+           "users:\n- name: u\n  user: {client-certificate-data: " +
+           B64(kCert) + "}\n",
        StatusCode::kInvalidArgument, "no client key"},
       {"bad base64",
-       "current-context: c\n" + cluster + "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
-       "users:\n- name: u\n  user: {client-certificate-data: '***', client-key-data: '***'}\n",
+       "current-context: c\n" + cluster +
+           "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
+           "users:\n- name: u\n  user: {client-certificate-data: '***', client-key-data: '***'}\n",
        StatusCode::kInvalidArgument, "client-certificate-data"},
       {"exec plugin",
-       "current-context: c\n" + cluster + "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
-       "users:\n- name: u\n  user: {exec: {command: aws}}\n",
+       "current-context: c\n" + cluster +
+           "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
+           "users:\n- name: u\n  user: {exec: {command: aws}}\n",
        StatusCode::kUnimplemented, "exec"},
       {"insecure with CA",
        "current-context: c\nclusters:\n- name: k\n  cluster: {server: 'https://h', "
-       "insecure-skip-tls-verify: true, certificate-authority-data: " + B64(kCa) +
-       "}\ncontexts:\n- name: c\n  context: {cluster: k}\n",
+       "insecure-skip-tls-verify: true, certificate-authority-data: " +
+           B64(kCa) + "}\ncontexts:\n- name: c\n  context: {cluster: k}\n",
        StatusCode::kInvalidArgument, "insecure-skip-tls-verify"},
       {"missing token file",
-       "current-context: c\n" + cluster + "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
-       "users:\n- name: u\n  user: {tokenFile: /nonexistent/token}\n",
+       "current-context: c\n" + cluster +
+           "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
+           "users:\n- name: u\n  user: {tokenFile: /nonexistent/token}\n",
        StatusCode::kNotFound, "/nonexistent/token"},
       {"not yaml", "clusters: [a, b\n", StatusCode::kInvalidArgument, "kubeconfig"},
       {"not a map", "- a\n- b\n", StatusCode::kInvalidArgument, "not a YAML map"},

@@ -256,9 +256,8 @@ TEST(CurlTransportTest, SilentStreamHitsTheIdleTimeout) {
 }
 
 TEST(CurlTransportTest, RequestTimeout) {
-  auto server = Serve([&](const ServedRequest&, ServerConnection& c) {
-    c.WaitForPeerClose(Ms(20'000));
-  });
+  auto server =
+      Serve([&](const ServedRequest&, ServerConnection& c) { c.WaitForPeerClose(Ms(20'000)); });
   auto t = Transport(ConfigFor(*server));
   auto r = t->Send(Get("/slow", Ms(300)));
   EXPECT_EQ(r.status().code(), StatusCode::kTimeout) << r.status();
@@ -293,8 +292,8 @@ TEST(CurlTransportTest, ServerPathPrefixIsKept) {
 class TokenFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("sluice-token-test-" + std::to_string(getpid()));
+    dir_ =
+        std::filesystem::temp_directory_path() / ("sluice-token-test-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir_);
     path_ = (dir_ / "token").string();
   }

@@ -46,8 +46,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{405, "MethodNotAllowed", StatusCode::kUnimplemented},
                       Case{409, "AlreadyExists", StatusCode::kAlreadyExists},
                       Case{409, "Conflict", StatusCode::kConflict},
-                      Case{410, "Expired", StatusCode::kGone},
-                      Case{410, "Gone", StatusCode::kGone},
+                      Case{410, "Expired", StatusCode::kGone}, Case{410, "Gone", StatusCode::kGone},
                       Case{413, "RequestEntityTooLarge", StatusCode::kResourceExhausted},
                       Case{415, "UnsupportedMediaType", StatusCode::kBadRequest},
                       Case{422, "Invalid", StatusCode::kInvalid},
@@ -108,7 +107,8 @@ TEST(StatusFromResponseTest, RetryAfterFromDetailsAndHeader) {
 }
 
 TEST(StatusFromResponseTest, NonJsonBodies) {
-  Status s = StatusFromResponse(HttpResponse{503, {{"retry-after", "2"}}, "upstream connect error\n"});
+  Status s =
+      StatusFromResponse(HttpResponse{503, {{"retry-after", "2"}}, "upstream connect error\n"});
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
   EXPECT_EQ(s.http_status(), 503);
   EXPECT_EQ(s.message(), "HTTP 503: upstream connect error");

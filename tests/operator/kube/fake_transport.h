@@ -8,12 +8,11 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "kube/transport.h"
 
@@ -35,9 +34,10 @@ inline HttpResponse JsonResponse(int status, const nlohmann::json& body,
   return HttpResponse{status, std::move(headers), body.dump()};
 }
 
-inline nlohmann::json StatusObject(int code, const std::string& reason, const std::string& message) {
-  return {{"kind", "Status"},  {"apiVersion", "v1"}, {"status", "Failure"},
-          {"message", message}, {"reason", reason},  {"code", code}};
+inline nlohmann::json StatusObject(int code, const std::string& reason,
+                                   const std::string& message) {
+  return {{"kind", "Status"},   {"apiVersion", "v1"}, {"status", "Failure"},
+          {"message", message}, {"reason", reason},   {"code", code}};
 }
 
 inline ScriptedResponse Reply(int status, const nlohmann::json& body,
@@ -163,16 +163,17 @@ class FakeTransport : public Transport {
         return true;
       }
     }
-    unexpected_.push_back(Describe(request) +
-                          (ordered_.empty() ? "" : " (expected " + ordered_.front().description + ")"));
+    unexpected_.push_back(
+        Describe(request) +
+        (ordered_.empty() ? "" : " (expected " + ordered_.front().description + ")"));
     return false;
   }
 
   mutable std::mutex mu_;
-  std::deque<Expectation> ordered_;     // guarded by mu_
-  std::vector<Expectation> standing_;   // guarded by mu_
-  std::vector<HttpRequest> seen_;       // guarded by mu_
-  std::vector<std::string> unexpected_; // guarded by mu_
+  std::deque<Expectation> ordered_;      // guarded by mu_
+  std::vector<Expectation> standing_;    // guarded by mu_
+  std::vector<HttpRequest> seen_;        // guarded by mu_
+  std::vector<std::string> unexpected_;  // guarded by mu_
 };
 
 }  // namespace sluice::kube::testing

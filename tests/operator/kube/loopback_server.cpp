@@ -37,7 +37,9 @@ bool ServerConnection::Chunk(std::string_view data) {
   return Write(std::string(size) + std::string(data) + "\r\n");
 }
 
-bool ServerConnection::EndChunks() { return Write("0\r\n\r\n"); }
+bool ServerConnection::EndChunks() {
+  return Write("0\r\n\r\n");
+}
 
 namespace {
 
@@ -227,7 +229,7 @@ struct LoopbackServer::Impl {
 };
 
 Result<std::unique_ptr<LoopbackServer>> LoopbackServer::Start(Handler handler,
-                                                             const LoopbackTls* tls) {
+                                                              const LoopbackTls* tls) {
   // OpenSSL writes with write(2): a client that hung up must not kill the test with SIGPIPE.
   ::signal(SIGPIPE, SIG_IGN);
   auto impl = std::make_unique<Impl>();
@@ -279,6 +281,8 @@ std::string LoopbackServer::url() const {
   return std::string(impl_->ctx ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_);
 }
 
-int LoopbackServer::connections_accepted() const { return impl_->accepted.load(); }
+int LoopbackServer::connections_accepted() const {
+  return impl_->accepted.load();
+}
 
 }  // namespace sluice::kube::testing

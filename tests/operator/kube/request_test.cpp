@@ -40,7 +40,8 @@ TEST(ResourcePathTest, CoreAndGroupsNamespacedAndClusterScoped) {
   EXPECT_EQ(*ResourcePath(resources::kCustomResourceDefinitions, "", "x.sluice.dev"),
             "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/x.sluice.dev");
   // A name cannot smuggle in another path.
-  EXPECT_EQ(*ResourcePath(kConfigMaps, "ns", "a/../b"), "/api/v1/namespaces/ns/configmaps/a%2F..%2Fb");
+  EXPECT_EQ(*ResourcePath(kConfigMaps, "ns", "a/../b"),
+            "/api/v1/namespaces/ns/configmaps/a%2F..%2Fb");
 }
 
 TEST(ResourcePathTest, Errors) {
@@ -105,8 +106,10 @@ TEST(BuildWatchTest, Query) {
 }
 
 TEST(BuildCreateTest, BodyHeadersNamespaceFromObject) {
-  Json cm = {{"apiVersion", "v1"}, {"kind", "ConfigMap"},
-             {"metadata", {{"name", "c"}, {"namespace", "from-object"}}}, {"data", {{"k", "v"}}}};
+  Json cm = {{"apiVersion", "v1"},
+             {"kind", "ConfigMap"},
+             {"metadata", {{"name", "c"}, {"namespace", "from-object"}}},
+             {"data", {{"k", "v"}}}};
   auto r = BuildCreate(kConfigMaps, "", cm, {});
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->method, "POST");
@@ -283,10 +286,10 @@ TEST(ParseWatchEventTest, AllTypes) {
 }
 
 TEST(WatchDecoderTest, EverySplitPointGivesTheSameEvents) {
-  const std::string stream = Line("ADDED", Cm("a", "1")) + Line("MODIFIED", Cm("a", "2")) +
-                             Line("BOOKMARK", {{"kind", "ConfigMap"},
-                                               {"metadata", {{"resourceVersion", "3"}}}}) +
-                             Line("DELETED", Cm("a", "4"));
+  const std::string stream =
+      Line("ADDED", Cm("a", "1")) + Line("MODIFIED", Cm("a", "2")) +
+      Line("BOOKMARK", {{"kind", "ConfigMap"}, {"metadata", {{"resourceVersion", "3"}}}}) +
+      Line("DELETED", Cm("a", "4"));
   for (size_t cut1 = 0; cut1 <= stream.size(); ++cut1) {
     for (size_t cut2 = cut1; cut2 <= stream.size(); cut2 += 7) {
       WatchDecoder d;
