@@ -1,5 +1,6 @@
 #include "kube/store.h"
 
+#include <mutex>
 #include <utility>
 
 namespace sluice::kube {
@@ -73,7 +74,7 @@ void Store::UnindexLocked(const std::string& key, const Json& object) {
 
 StoreChange Store::Upsert(ObjectPtr object) {
   std::string key = ObjectKey(*object);
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   auto it = items_.find(key);
   if (it == items_.end()) {
     IndexLocked(key, *object);
@@ -89,7 +90,7 @@ StoreChange Store::Upsert(ObjectPtr object) {
 
 StoreChange Store::Remove(ObjectPtr final_object) {
   const std::string key = ObjectKey(*final_object);
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   auto it = items_.find(key);
   ObjectPtr old;
   if (it != items_.end()) {
@@ -108,7 +109,7 @@ std::vector<StoreChange> Store::Replace(std::vector<ObjectPtr> objects) {
     fresh[std::move(key)] = std::move(object);
   }
   std::vector<StoreChange> changes;
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   // Both maps are ordered by key: one merge pass finds deletes, adds and updates.
   auto old_it = items_.begin();
   auto new_it = fresh.begin();
@@ -140,13 +141,13 @@ std::vector<StoreChange> Store::Replace(std::vector<ObjectPtr> objects) {
 }
 
 ObjectPtr Store::Get(const std::string& key) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_lock<std::shared_mutex> lock(mu_);
   auto it = items_.find(key);
   return it == items_.end() ? nullptr : it->second;
 }
 
 std::vector<ObjectPtr> Store::List() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_lock<std::shared_mutex> lock(mu_);
   std::vector<ObjectPtr> out;
   out.reserve(items_.size());
   for (const auto& [key, object] : items_) out.push_back(object);
@@ -154,7 +155,7 @@ std::vector<ObjectPtr> Store::List() const {
 }
 
 std::vector<std::string> Store::ListKeys() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_lock<std::shared_mutex> lock(mu_);
   std::vector<std::string> out;
   out.reserve(items_.size());
   for (const auto& [key, object] : items_) out.push_back(key);
@@ -163,7 +164,7 @@ std::vector<std::string> Store::ListKeys() const {
 
 std::vector<std::string> Store::IndexKeys(const std::string& index,
                                           const std::string& value) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_lock<std::shared_mutex> lock(mu_);
   auto idx = indices_.find(index);
   if (idx == indices_.end()) return {};
   auto keys = idx->second.find(value);
@@ -172,7 +173,7 @@ std::vector<std::string> Store::IndexKeys(const std::string& index,
 }
 
 std::vector<ObjectPtr> Store::ByIndex(const std::string& index, const std::string& value) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_lock<std::shared_mutex> lock(mu_);
   std::vector<ObjectPtr> out;
   auto idx = indices_.find(index);
   if (idx == indices_.end()) return out;
@@ -187,7 +188,7 @@ std::vector<ObjectPtr> Store::ByIndex(const std::string& index, const std::strin
 }
 
 size_t Store::Size() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_lock<std::shared_mutex> lock(mu_);
   return items_.size();
 }
 
