@@ -1,6 +1,7 @@
 #include "runtime/xgboost_runtime.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <utility>
@@ -202,8 +203,10 @@ Status XGBoostRuntime::Predict(std::span<const float> rows, size_t n_rows,
 }
 
 Status XGBoostRuntime::WarmUp() const {
-  static volatile uint32_t sink = 0;
-  sink = sink + forest_.Touch();
+  // Somewhere for the checksum of the node reads to go, so they are not optimized away; shared by
+  // all runtimes and threads, hence atomic.
+  static std::atomic<uint32_t> sink{0};
+  sink.fetch_xor(forest_.Touch(), std::memory_order_relaxed);
   const size_t nf = forest_.num_features();
   std::vector<float> rows;
   if (reference_) {

@@ -7,9 +7,9 @@
 // Metadata: one input "input-0" FP32 [-1, num_features]; one output "predict" FP32 [-1] (binary,
 // regression, multi:softmax) or [-1, num_outputs] (multi:softprob, multi-target).
 //
-// Contract: immutable after creation; Predict is const, lock-free, allocation-free (except
-// multi:softmax with more than 2048 classes, which needs scratch beyond the stack) and may run on
-// any number of threads at once.
+// Contract: immutable after creation; Predict is const, lock-free, allocation-free (except for
+// models with more than 2048 features or multi:softmax with more than 2048 classes, whose scratch
+// does not fit on the stack) and may run on any number of threads at once.
 
 #include <memory>
 #include <optional>
