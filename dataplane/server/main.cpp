@@ -1,4 +1,5 @@
-// sluice-server: one model over the Open Inference Protocol (V2) REST API.
+// sluice-server: one model over the Open Inference Protocol (V2): the REST API, and the gRPC API
+// when --grpc-port is set.
 //
 // Start-up: listen first (liveness answers while the model loads), load, warm up, then report
 // ready. SIGTERM or SIGINT: report not ready, keep serving for --drain-grace-ms while the endpoint
@@ -7,6 +8,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -19,6 +21,7 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include "grpc/grpc_frontend.h"
 #include "http/http_server.h"
 #include "metrics/metrics_exposition.h"
 #include "runtime/model_loader.h"
@@ -120,8 +123,19 @@ int Run(const ServerFlags& flags, SignalWatch& signals) {
   spdlog::info("listening on {}:{} (HTTP, {} io threads)", flags.http_address, server->port(),
                flags.io_threads > 0 ? flags.io_threads
                                     : static_cast<int>(std::thread::hardware_concurrency()));
+  std::unique_ptr<GrpcFrontend> grpc;
   if (flags.grpc_port != 0) {
-    spdlog::warn("--grpc-port={} is reserved; this build serves REST only", flags.grpc_port);
+    GrpcFrontendOptions grpc_options;
+    grpc_options.address = flags.http_address;
+    grpc_options.port = flags.grpc_port;
+    grpc_options.max_message_bytes = std::min<int64_t>(flags.max_body_bytes, INT32_MAX);
+    auto grpc_or = GrpcFrontend::Create(grpc_options, *service);
+    if (!grpc_or.ok()) {
+      spdlog::error("{}", grpc_or.status().ToString());
+      return 1;
+    }
+    grpc = std::move(grpc_or).value();
+    spdlog::info("listening on {}:{} (gRPC)", flags.http_address, grpc->port());
   }
   if (!flags.port_file.empty()) {
     if (Status s = WritePortFile(flags.port_file, server->port()); !s.ok()) {
@@ -163,8 +177,11 @@ int Run(const ServerFlags& flags, SignalWatch& signals) {
   service->SetDraining();
   signals.WaitFor(2, std::chrono::steady_clock::now() +
                          std::chrono::milliseconds(flags.drain_grace_ms));
-  const bool clean = server->Drain(std::chrono::steady_clock::now() +
-                                   std::chrono::milliseconds(flags.drain_timeout_ms));
+  const auto drain_deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(flags.drain_timeout_ms);
+  if (grpc) grpc->BeginShutdown(drain_deadline);  // both protocols drain at the same time
+  bool clean = server->Drain(drain_deadline);
+  if (grpc && !grpc->WaitShutdown()) clean = false;
   service->Stop();
   server.reset();
   if (clean) {
