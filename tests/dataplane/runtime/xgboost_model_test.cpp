@@ -93,10 +93,14 @@ std::vector<float> PredictAll(const Runtime& rt, const std::vector<float>& rows)
 }
 
 TEST(XGBoostModel, BaseScoreInEveryFormIsAProbabilityForLogistic) {
-  const std::vector<float> rows = {0.2f, 40.0f, kNaN, kNaN, 0.5f, 29.9f, 1e30f, -1e30f};
+  // A value equal to the threshold goes right, in a node whose missing values go left (tree 0)
+  // and in one whose missing values go right (tree 1).
+  const std::vector<float> rows = {0.2f, 40.0f, kNaN, kNaN,   0.5f,       29.9f,
+                                   1e30f, -1e30f, 0.5f, 30.0f, 0.49999997f, 30.0f};
   const double base = Logit(0.3);
   const std::vector<float> want = {Sigmoid(base - 0.2 - 0.3), Sigmoid(base - 0.2 - 0.3),
-                                   Sigmoid(base + 0.4 + 0.1), Sigmoid(base + 0.4 + 0.1)};
+                                   Sigmoid(base + 0.4 + 0.1), Sigmoid(base + 0.4 + 0.1),
+                                   Sigmoid(base + 0.4 - 0.3), Sigmoid(base - 0.2 - 0.3)};
   for (const char* form : {"[3E-1]", "3E-1", "0.3", " [ 0.3 ] ", "[3.0000001E-1]"}) {
     auto rt = FromJson(TinyModel(form));
     ASSERT_TRUE(rt.ok()) << form << ": " << rt.status();
