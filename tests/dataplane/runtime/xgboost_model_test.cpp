@@ -430,7 +430,8 @@ TEST_P(Xgboost3Fixture, ReproducesXgboostPredictions) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, Xgboost3Fixture,
-                         ::testing::Values("tiny", "multiclass", "categorical", "dart_regression"));
+                         ::testing::Values("tiny", "multiclass", "categorical", "dart_regression",
+                                           "multi_target"));
 
 TEST(XGBoostReference, MismatchRefusesToLoadNamingTheRow) {
   const auto dir = std::filesystem::temp_directory_path() /

@@ -87,6 +87,12 @@ def main():
                    "num_parallel_tree": 2, "subsample": 0.8, "max_depth": 3, "seed": 1},
                   xgb.DMatrix(X, label=y), 10)
     write(b, "dart_regression", with_missing(rng, rng.normal(size=(60, 5)).astype(np.float32), 0.1))
+    # multi_target: two regression targets, one tree per target per round.
+    X = with_missing(rng, rng.normal(size=(800, 4)).astype(np.float32), 0.05)
+    Y = np.stack([2 * np.nan_to_num(X[:, 0]) + 1, np.sin(np.nan_to_num(X[:, 1])) - np.nan_to_num(X[:, 2])], axis=1)
+    b = xgb.train({"objective": "reg:squarederror", "multi_strategy": "one_output_per_tree",
+                   "max_depth": 3, "seed": 1}, xgb.DMatrix(X, label=Y), 8)
+    write(b, "multi_target", with_missing(rng, rng.normal(size=(50, 4)).astype(np.float32), 0.1))
     print("xgboost", xgb.__version__, "fixtures written to", HERE)
 
 
