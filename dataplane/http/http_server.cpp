@@ -22,35 +22,6 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using SteadyTime = std::chrono::steady_clock::time_point;
 
-void AppendJsonEscaped(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (u < 0x20) {
-          out += "\\u00";
-          out += kHex[u >> 4];
-          out += kHex[u & 0xf];
-        } else {
-          out += c;
-        }
-    }
-  }
-}
-
-std::string JsonErrorBody(std::string_view message) {
-  std::string body = R"({"error":")";
-  AppendJsonEscaped(body, message);
-  body += "\"}";
-  return body;
-}
-
 // One client connection. Lives on one io thread; every member is touched only there, except
 // Deliver (posts to that thread).
 class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
@@ -503,16 +474,19 @@ void HttpServer::OnConnectionClosed() {
 
 void HttpServer::StopAccepting() {
   if (!accepting_.exchange(false)) return;
+  {
+    // After the threads stopped nothing accepts anyway. Never wait below while holding mu_:
+    // io threads take it when a connection closes.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (threads_stopped_) return;
+  }
   std::promise<void> done;
-  auto fut = done.get_future();
   asio::post(threads_[0]->ioc, [this, &done] {
     beast::error_code ec;
     acceptor_->close(ec);
     done.set_value();
   });
-  // The io thread may already be gone (after Shutdown); then nothing is accepting anyway.
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!threads_stopped_) fut.wait();
+  done.get_future().wait();
 }
 
 bool HttpServer::Drain(std::chrono::steady_clock::time_point deadline) {

@@ -35,6 +35,7 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include "base/status.h"
+#include "http/json_escape.h"
 
 namespace sluice {
 
@@ -74,11 +75,6 @@ class Responder {
  private:
   std::shared_ptr<HttpConnection> conn_;
 };
-
-// A JSON error body {"error": "..."}; shared so every component words errors the same way.
-std::string JsonErrorBody(std::string_view message);
-// Appends `s` to `out` as the inside of a JSON string (quotes not included).
-void AppendJsonEscaped(std::string& out, std::string_view s);
 
 using HttpHandler = std::function<void(const HttpRequest& request, Responder responder)>;
 
@@ -124,8 +120,9 @@ struct HttpServerOptions {
   std::string server_name = "sluice";
 };
 
-// Owns the listening socket, the io threads and every connection. Start binds and starts serving;
-// Shutdown (also run by the destructor) is idempotent.
+// Owns the listening socket, the io threads and every connection. Create binds and starts
+// serving. StopAccepting, Drain and Shutdown are called from one controlling thread (never from a
+// handler); Shutdown (also run by the destructor) is idempotent.
 class HttpServer {
  public:
   static Result<std::unique_ptr<HttpServer>> Create(const HttpServerOptions& options,

@@ -3,7 +3,7 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>
 
-#include "http/http_server.h"
+#include "http/json_escape.h"
 
 namespace sluice::dataplane {
 

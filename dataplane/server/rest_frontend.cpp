@@ -53,13 +53,14 @@ struct InferCall {
   std::chrono::steady_clock::time_point start;
 
   void Answer(Result<InferResponse>&& result) {
-    int code = 200;
+    HttpResponse res;
     if (!result.ok()) {
-      code = HttpStatusFor(result.status());
-      responder.SendError(static_cast<HttpStatus>(code), result.status().message());
+      res.result(static_cast<HttpStatus>(HttpStatusFor(result.status())));
+      res.set(boost::beast::http::field::content_type, "application/json");
+      res.body() = JsonErrorBody(result.status().message());
     } else {
       EncodedBody encoded = EncodeInferResponse(*result, encoding);
-      HttpResponse res{HttpStatus::ok, 11};
+      res.result(HttpStatus::ok);
       if (encoded.has_binary()) {
         res.set(boost::beast::http::field::content_type, "application/octet-stream");
         res.set(kInferenceHeaderContentLength, std::to_string(encoded.json_length));
@@ -67,12 +68,13 @@ struct InferCall {
         res.set(boost::beast::http::field::content_type, "application/json");
       }
       res.body() = std::move(encoded.body);
-      responder.Send(std::move(res));
     }
-    metrics->Requests(code).Increment();
+    // Count before answering: a client that reads /metrics right after its answer sees itself.
+    metrics->Requests(res.result_int()).Increment();
     metrics->request_duration->Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     metrics->inflight->Decrement();
+    responder.Send(std::move(res));
   }
 };
 

@@ -100,6 +100,8 @@ std::map<std::string, Flag> Flags(ServerFlags& f) {
       "after SIGTERM: not ready but still serving for this long (default 5000)");
   num("drain-timeout-ms", f.drain_timeout_ms, 0, kMax,
       "then: time for in-flight requests to finish (default 30000)");
+  num("drain-idle-timeout-ms", f.drain_idle_timeout_ms, 1, kMax,
+      "while draining, idle keep-alive connections close after this (default 500)");
   m["log-format"] = Flag{"text | json (default text)", false, [&f](const std::string& v) {
                            ASSIGN_OR_RETURN(f.log_format, ParseLogFormat(v));
                            return Status::Ok();
@@ -169,6 +171,7 @@ HttpServerOptions ServerFlags::ToHttpOptions() const {
   o.header_timeout = std::chrono::milliseconds(header_timeout_ms);
   o.body_timeout = std::chrono::milliseconds(body_timeout_ms);
   o.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
+  o.drain_idle_timeout = std::chrono::milliseconds(drain_idle_timeout_ms);
   o.server_name = "sluice-server";
   return o;
 }

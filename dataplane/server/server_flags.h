@@ -49,6 +49,8 @@ struct ServerFlags {
   // removed), then stop accepting and give in-flight requests drain_timeout_ms to finish.
   int64_t drain_grace_ms = 5'000;
   int64_t drain_timeout_ms = 30'000;
+  // While draining, an idle keep-alive connection is closed after this long without a request.
+  int64_t drain_idle_timeout_ms = 500;
 
   LogFormat log_format = LogFormat::kText;
   std::string log_level = "info";

@@ -181,6 +181,14 @@ Status Tensor::Validate() const {
                            " bytes; shape " + ShapeToString(shape_) + " of " +
                            std::string(DataTypeName(datatype_)) + " needs " + std::to_string(want));
   }
+  if (datatype_ == DataType::kBool) {
+    for (size_t i = 0; i < data.size(); ++i) {
+      if (data[i] > 1) {
+        return InvalidArgument("tensor '" + name_ + "': BOOL element " + std::to_string(i) +
+                               " is " + std::to_string(data[i]) + ", not 0 or 1");
+      }
+    }
+  }
   return Status::Ok();
 }
 

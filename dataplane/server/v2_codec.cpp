@@ -7,7 +7,7 @@
 #include <limits>
 #include <variant>
 
-#include "http/http_server.h"
+#include "http/json_escape.h"
 
 namespace sluice::dataplane {
 
@@ -164,6 +164,7 @@ class DataDecoder {
 
   Status AppendFloat(const Scalar& v, double* out) {
     switch (v.kind) {
+      case Scalar::kNull: *out = std::numeric_limits<double>::quiet_NaN(); return Status::Ok();
       case Scalar::kInt: *out = static_cast<double>(v.i); return Status::Ok();
       case Scalar::kUint: *out = static_cast<double>(v.u); return Status::Ok();
       case Scalar::kFloat: *out = v.d; return Status::Ok();
@@ -189,14 +190,16 @@ class DataDecoder {
         double d = 0;
         RETURN_IF_ERROR(AppendFloat(v, &d));
         const uint16_t h = FloatToHalf(static_cast<float>(d));
-        if ((h & 0x7c00u) == 0x7c00u) return RangeError(v);
+        if (std::isfinite(d) && (h & 0x7c00u) == 0x7c00u) return RangeError(v);
         AppendPod<uint16_t>(out_, h);
         return Status::Ok();
       }
       case DataType::kFp32: {
         double d = 0;
         RETURN_IF_ERROR(AppendFloat(v, &d));
-        if (std::fabs(d) > std::numeric_limits<float>::max()) return RangeError(v);
+        if (std::isfinite(d) && std::fabs(d) > std::numeric_limits<float>::max()) {
+          return RangeError(v);
+        }
         AppendPod<float>(out_, static_cast<float>(d));
         return Status::Ok();
       }
@@ -769,7 +772,11 @@ void AppendNumber(std::string& out, T v) {
 
 void AppendFloating(std::string& out, double v, bool single) {
   if (!std::isfinite(v)) {
-    out += "null";  // JSON has no NaN or infinity
+    out += "null";  // JSON has no NaN or infinity; null reads back as NaN (a missing value)
+    return;
+  }
+  if (v == 0 && std::signbit(v)) {
+    out += "-0.0";  // "-0" would read back as the integer 0 and lose the sign
     return;
   }
   if (single) {

@@ -6,7 +6,8 @@
 // Parsing takes input from outside: it never throws, never crashes and bounds its memory by the
 // body size; every malformed body is an InvalidArgument that says what is wrong. Tensor `data`
 // may be flat or nested; nesting is checked against the shape. Integers are range-checked for
-// their datatype, FP16/FP32 values for their range.
+// their datatype, FP16/FP32 values for their range. In floating-point data, null is NaN (a
+// missing value, which JSON cannot spell otherwise); encoding writes NaN and infinities as null.
 
 #include <cstddef>
 #include <optional>

@@ -269,6 +269,40 @@ TEST(V2Codec, BinaryTensorExtension) {
   EXPECT_NE(overrun.status().message().find("claims 9 bytes"), std::string::npos);
 }
 
+TEST(V2Codec, BinaryBoolMustBeZeroOrOne) {
+  const std::string json =
+      R"({"inputs":[{"name":"b","shape":[2],"datatype":"BOOL","parameters":{"binary_data_size":2}}]})";
+  EXPECT_TRUE(ParseInferRequest(json + std::string("\x01\x00", 2), json.size()).ok());
+  auto bad = ParseInferRequest(json + std::string("\x01\x02", 2), json.size());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("BOOL element 1 is 2"), std::string::npos) << bad.status();
+}
+
+TEST(V2Codec, NegativeZeroSurvivesJson) {
+  auto r = Parse(R"({"inputs":[{"name":"x","shape":[2],"datatype":"FP32","data":[-0.0,0]}]})");
+  ASSERT_TRUE(r.ok());
+  auto enc = EncodeInferRequest(*r, false);
+  EXPECT_NE(enc.body.find("[-0.0,0]"), std::string::npos) << enc.body;
+  auto again = ParseInferRequest(enc.body, std::nullopt);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(std::signbit(Values<float>(again->inputs[0])[0]));
+  EXPECT_FALSE(std::signbit(Values<float>(again->inputs[0])[1]));
+}
+
+TEST(V2Codec, NullIsAMissingFloat) {
+  auto r = Parse(R"({"inputs":[{"name":"x","shape":[3],"datatype":"FP32","data":[1,null,2]},)"
+                 R"({"name":"h","shape":[1],"datatype":"FP16","data":[null]}]})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  auto v = Values<float>(r->inputs[0]);
+  EXPECT_EQ(v[0], 1);
+  EXPECT_TRUE(std::isnan(v[1]));
+  EXPECT_TRUE(std::isnan(HalfToFloat(Values<uint16_t>(r->inputs[1])[0])));
+  auto enc = EncodeInferRequest(*r, false);
+  EXPECT_NE(enc.body.find("[1,null,2]"), std::string::npos) << enc.body;
+  ExpectInvalid(R"({"inputs":[{"name":"x","shape":[1],"datatype":"INT32","data":[null]}]})",
+                "is null, not a INT32 value");
+}
+
 TEST(V2Codec, InferenceHeaderLength) {
   EXPECT_EQ(ParseInferenceHeaderLength("", 10).value(), std::nullopt);
   EXPECT_EQ(ParseInferenceHeaderLength("7", 10).value(), std::optional<size_t>(7));
