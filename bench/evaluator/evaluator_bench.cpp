@@ -7,6 +7,7 @@
 // Model directory: $SLUICE_FRAUD_MODEL_DIR, else the committed bench/fraud/model.
 
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 #include <xgboost/c_api.h>
 
 #include <cmath>
@@ -19,8 +20,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include "runtime/xgboost_runtime.h"
 
@@ -77,8 +76,8 @@ class Fixture {
   Fixture() {
     const std::string dir = ModelDir();
     LoadOptions opts;
-    auto rt = XGBoostRuntime::Load(dataplane::ModelSource{"file://" + dir + "/fraud.ubj", "", "", ""},
-                                   opts);
+    auto rt = XGBoostRuntime::Load(
+        dataplane::ModelSource{"file://" + dir + "/fraud.ubj", "", "", ""}, opts);
     if (!rt.ok()) Die(rt.status().ToString());
     native_ = std::move(*rt);
     if (!native_->WarmUp().ok()) Die("warm-up failed");
@@ -124,13 +123,13 @@ class Fixture {
       max_diff = std::max(max_diff, static_cast<double>(std::fabs(mine[i] - theirs[i])));
     }
     if (!(max_diff <= 1e-6)) Die("outputs differ from libxgboost by " + std::to_string(max_diff));
-    std::fprintf(stderr,
-                 "fraud model: %zu trees, depth %d, %zu features, %s layout, %zu KiB of nodes; "
-                 "max |native - libxgboost| over %zu rows = %.3g\n",
-                 native_->forest().num_trees(), native_->forest().depth(), nf_,
-                 native_->forest().layout() == ForestOptions::Layout::kPerfect ? "perfect"
-                                                                                : "sparse",
-                 native_->forest().memory_bytes() / 1024, kPoolRows, max_diff);
+    std::fprintf(
+        stderr,
+        "fraud model: %zu trees, depth %d, %zu features, %s layout, %zu KiB of nodes; "
+        "max |native - libxgboost| over %zu rows = %.3g\n",
+        native_->forest().num_trees(), native_->forest().depth(), nf_,
+        native_->forest().layout() == ForestOptions::Layout::kPerfect ? "perfect" : "sparse",
+        native_->forest().memory_bytes() / 1024, kPoolRows, max_diff);
   }
 
   std::unique_ptr<XGBoostRuntime> native_;

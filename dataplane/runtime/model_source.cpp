@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cctype>
@@ -10,8 +11,6 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
-
-#include <sys/stat.h>
 
 namespace sluice::dataplane {
 namespace {

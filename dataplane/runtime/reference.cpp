@@ -3,9 +3,8 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace sluice::dataplane {
 namespace {
@@ -38,9 +37,8 @@ Status ReadMatrix(const json& doc, const char* key, bool allow_null, bool allow_
     if (r == 0) {
       *cols = n;
     } else if (n != *cols) {
-      return InvalidArgument(std::string("reference: ") + key + "[" + std::to_string(r) +
-                             "] has " + std::to_string(n) + " values, row 0 has " +
-                             std::to_string(*cols));
+      return InvalidArgument(std::string("reference: ") + key + "[" + std::to_string(r) + "] has " +
+                             std::to_string(n) + " values, row 0 has " + std::to_string(*cols));
     }
     for (size_t c = 0; c < n; ++c) {
       const json& v = flat ? row : row[c];
@@ -49,8 +47,8 @@ Status ReadMatrix(const json& doc, const char* key, bool allow_null, bool allow_
       } else if (v.is_null() && allow_null) {
         out->push_back(std::numeric_limits<float>::quiet_NaN());
       } else {
-        return InvalidArgument(std::string("reference: ") + key + "[" + std::to_string(r) +
-                               "][" + std::to_string(c) + "] is not a number");
+        return InvalidArgument(std::string("reference: ") + key + "[" + std::to_string(r) + "][" +
+                               std::to_string(c) + "] is not a number");
       }
     }
   }
@@ -68,8 +66,8 @@ Result<ReferenceSet> ParseImpl(std::string_view bytes) {
   ReferenceSet ref;
   size_t in_rows = 0;
   size_t out_rows = 0;
-  RETURN_IF_ERROR(ReadMatrix(doc, "inputs", /*allow_null=*/true, /*allow_flat=*/false,
-                             &ref.inputs, &in_rows, &ref.num_features));
+  RETURN_IF_ERROR(ReadMatrix(doc, "inputs", /*allow_null=*/true, /*allow_flat=*/false, &ref.inputs,
+                             &in_rows, &ref.num_features));
   RETURN_IF_ERROR(ReadMatrix(doc, "outputs", /*allow_null=*/false, /*allow_flat=*/true,
                              &ref.outputs, &out_rows, &ref.num_outputs));
   if (in_rows == 0) return InvalidArgument("reference: no rows");
@@ -104,8 +102,7 @@ Result<ReferenceSet> ParseReference(std::string_view bytes) {
 Status CheckReference(const Runtime& runtime, const ReferenceSet& ref) {
   if (ref.num_features != runtime.num_features()) {
     return FailedPrecondition("reference inputs have " + std::to_string(ref.num_features) +
-                              " features, the model has " +
-                              std::to_string(runtime.num_features()));
+                              " features, the model has " + std::to_string(runtime.num_features()));
   }
   if (ref.num_outputs != runtime.num_outputs()) {
     return FailedPrecondition("reference outputs have " + std::to_string(ref.num_outputs) +
@@ -123,9 +120,9 @@ Status CheckReference(const Runtime& runtime, const ReferenceSet& ref) {
       if (!(diff <= limit)) {
         return FailedPrecondition("model does not reproduce its reference predictions: row " +
                                   std::to_string(r) + " output " + std::to_string(o) +
-                                  ": expected " + FormatFloat(want) + ", got " +
-                                  FormatFloat(have) + " (|diff| " + FormatFloat(diff) +
-                                  " > tolerance " + FormatFloat(limit) + ")");
+                                  ": expected " + FormatFloat(want) + ", got " + FormatFloat(have) +
+                                  " (|diff| " + FormatFloat(diff) + " > tolerance " +
+                                  FormatFloat(limit) + ")");
       }
     }
   }

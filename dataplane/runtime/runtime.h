@@ -48,7 +48,8 @@ class Runtime {
 
   // Dense row-major input: rows.size() == n_rows * num_features(); NaN marks a missing value.
   // Writes n_rows * num_outputs() values to `out`.
-  virtual Status Predict(std::span<const float> rows, size_t n_rows, std::span<float> out) const = 0;
+  virtual Status Predict(std::span<const float> rows, size_t n_rows,
+                         std::span<float> out) const = 0;
 
   // Runs a few predictions through the whole model so the first request does not pay for page
   // faults and cold caches. The server calls it once before it reports ready; calling it again is

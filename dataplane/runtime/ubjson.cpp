@@ -115,12 +115,25 @@ class Reader {
   // The smallest number of bytes one element of the given type occupies, to bound counts.
   static size_t MinElementSize(char type) {
     switch (type) {
-      case 'Z': case 'N': case 'T': case 'F': return 0;
-      case 'i': case 'U': case 'C': return 1;
-      case 'I': return 2;
-      case 'l': case 'd': return 4;
-      case 'L': case 'D': return 8;
-      default: return 1;  // strings and containers need at least a marker or a length
+      case 'Z':
+      case 'N':
+      case 'T':
+      case 'F':
+        return 0;
+      case 'i':
+      case 'U':
+      case 'C':
+        return 1;
+      case 'I':
+        return 2;
+      case 'l':
+      case 'd':
+        return 4;
+      case 'L':
+      case 'D':
+        return 8;
+      default:
+        return 1;  // strings and containers need at least a marker or a length
     }
   }
 
@@ -131,10 +144,16 @@ class Reader {
 
   Result<json> ParsePayload(char marker) {
     switch (marker) {
-      case 'Z': return json(nullptr);
-      case 'T': return json(true);
-      case 'F': return json(false);
-      case 'i': case 'I': case 'l': case 'L': {
+      case 'Z':
+        return json(nullptr);
+      case 'T':
+        return json(true);
+      case 'F':
+        return json(false);
+      case 'i':
+      case 'I':
+      case 'l':
+      case 'L': {
         ASSIGN_OR_RETURN(int64_t v, ReadIntegerPayload(marker));
         return json(v);
       }
@@ -167,8 +186,10 @@ class Reader {
         }
         return json(v);
       }
-      case '[': return ParseContainer(/*object=*/false);
-      case '{': return ParseContainer(/*object=*/true);
+      case '[':
+        return ParseContainer(/*object=*/false);
+      case '{':
+        return ParseContainer(/*object=*/true);
       default:
         return Error(std::string("unknown marker '") + Printable(marker) + "'");
     }

@@ -10,9 +10,8 @@
 // end, never recurses without bound and never allocates more than a small multiple of the input.
 
 #include <cstddef>
-#include <string_view>
-
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "base/status.h"
 

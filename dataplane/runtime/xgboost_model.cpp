@@ -340,8 +340,9 @@ Result<XGBoostTree> ParseTree(const json& jt, uint32_t num_feature, const std::s
     ASSIGN_OR_RETURN(std::vector<int64_t> segs, IntArray(jt, "categories_segments", path));
     ASSIGN_OR_RETURN(std::vector<int64_t> csizes, IntArray(jt, "categories_sizes", path));
     if (nodes.size() != segs.size() || nodes.size() != csizes.size()) {
-      return FieldError(path, "categories_nodes, categories_segments and categories_sizes "
-                              "differ in length");
+      return FieldError(path,
+                        "categories_nodes, categories_segments and categories_sizes "
+                        "differ in length");
     }
     std::vector<uint8_t> has_set(n, 0);
     for (size_t k = 0; k < nodes.size(); ++k) {
@@ -355,8 +356,8 @@ Result<XGBoostTree> ParseTree(const json& jt, uint32_t num_feature, const std::s
       }
       if (segs[k] < 0 || csizes[k] < 0 || segs[k] > static_cast<int64_t>(cats.size()) ||
           csizes[k] > static_cast<int64_t>(cats.size()) - segs[k]) {
-        return FieldError(path, "category segment of node " + std::to_string(node) +
-                                    " out of range");
+        return FieldError(path,
+                          "category segment of node " + std::to_string(node) + " out of range");
       }
       has_set[static_cast<size_t>(node)] = 1;
       t.cat_begin[static_cast<size_t>(node)] = static_cast<uint32_t>(t.categories.size());
@@ -471,8 +472,8 @@ Result<XGBoostModel> ParseModelImpl(const json& doc) {
   if (num_class < 0 || num_class > 1'000'000 || num_target < 1 || num_target > 1'000'000) {
     return FieldError(mp_path, "num_class or num_target out of range");
   }
-  const bool multiclass = info.transform == OutputTransform::kSoftmax ||
-                          info.transform == OutputTransform::kArgmax;
+  const bool multiclass =
+      info.transform == OutputTransform::kSoftmax || info.transform == OutputTransform::kArgmax;
   if (multiclass && num_class < 1) {
     return FieldError(mp_path + ".num_class", m.objective + " needs num_class >= 1");
   }
@@ -485,9 +486,9 @@ Result<XGBoostModel> ParseModelImpl(const json& doc) {
   ASSIGN_OR_RETURN(const json* bs, Member(*mp, "base_score", mp_path));
   ASSIGN_OR_RETURN(std::vector<double> base, ParseBaseScore(*bs, mp_path + ".base_score"));
   if (base.size() != 1 && base.size() != m.num_groups) {
-    return FieldError(mp_path + ".base_score",
-                      "has " + std::to_string(base.size()) + " values for " +
-                          std::to_string(m.num_groups) + " output groups");
+    return FieldError(mp_path + ".base_score", "has " + std::to_string(base.size()) +
+                                                   " values for " + std::to_string(m.num_groups) +
+                                                   " output groups");
   }
   m.base_margin.resize(m.num_groups);
   for (uint32_t g = 0; g < m.num_groups; ++g) {
@@ -561,8 +562,7 @@ Result<XGBoostModel> ParseModelImpl(const json& doc) {
 
   // Round boundaries, for cutting the model at best_iteration.
   if (OptionalMember(*model, "iteration_indptr") != nullptr) {
-    ASSIGN_OR_RETURN(std::vector<int64_t> indptr,
-                     IntArray(*model, "iteration_indptr", model_path));
+    ASSIGN_OR_RETURN(std::vector<int64_t> indptr, IntArray(*model, "iteration_indptr", model_path));
     if (indptr.empty() || indptr.front() != 0 ||
         indptr.back() != static_cast<int64_t>(m.trees.size()) ||
         !std::is_sorted(indptr.begin(), indptr.end())) {

@@ -12,7 +12,9 @@ namespace {
 constexpr size_t kArgmaxScratch = 2048;
 
 // The formulas xgboost uses, in float, so outputs match it to the last bit or two.
-inline float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(std::min(-x, 88.7f))); }
+inline float Sigmoid(float x) {
+  return 1.0f / (1.0f + std::exp(std::min(-x, 88.7f)));
+}
 
 void SoftmaxInPlace(float* v, size_t n) {
   float max = v[0];
@@ -104,8 +106,7 @@ Result<std::unique_ptr<XGBoostRuntime>> XGBoostRuntime::Load(const ModelSource& 
   if (!model.ok()) return model.status().Annotate(source.uri);
   bytes.clear();
   bytes.shrink_to_fit();
-  ASSIGN_OR_RETURN(std::unique_ptr<XGBoostRuntime> rt,
-                   Build(*model, options, UriStem(source.uri)));
+  ASSIGN_OR_RETURN(std::unique_ptr<XGBoostRuntime> rt, Build(*model, options, UriStem(source.uri)));
 
   // Reference predictions: an explicit URI must exist; the one beside the model is optional.
   std::optional<std::string> ref_bytes;
@@ -170,9 +171,9 @@ Status XGBoostRuntime::Predict(std::span<const float> rows, size_t n_rows,
     return InvalidArgument("too many rows");
   }
   if (rows.size() != n_rows * nf) {
-    return InvalidArgument("expected " + std::to_string(n_rows) + " rows × " +
-                           std::to_string(nf) + " features = " + std::to_string(n_rows * nf) +
-                           " values, got " + std::to_string(rows.size()));
+    return InvalidArgument("expected " + std::to_string(n_rows) + " rows × " + std::to_string(nf) +
+                           " features = " + std::to_string(n_rows * nf) + " values, got " +
+                           std::to_string(rows.size()));
   }
   if (out.size() < n_rows * num_outputs_) {
     return InvalidArgument("output buffer holds " + std::to_string(out.size()) + " values, " +
@@ -220,7 +221,8 @@ Status XGBoostRuntime::WarmUp() const {
   const size_t n_rows = rows.size() / nf;
   std::vector<float> out(n_rows * num_outputs_);
   RETURN_IF_ERROR(Predict(rows, n_rows, out).Annotate("warm-up"));
-  return Predict(std::span<const float>(rows).first(nf), 1, std::span<float>(out).first(num_outputs_))
+  return Predict(std::span<const float>(rows).first(nf), 1,
+                 std::span<float>(out).first(num_outputs_))
       .Annotate("warm-up");
 }
 

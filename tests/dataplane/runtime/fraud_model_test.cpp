@@ -3,15 +3,14 @@
 // libxgboost 1.7 on many more rows.
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include "dataplane/runtime/libxgboost.h"
 #include "dataplane/runtime/test_util.h"

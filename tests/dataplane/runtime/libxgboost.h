@@ -75,8 +75,8 @@ class XgbBooster {
   }
 
   // Inplace prediction on dense rows (type 0: transformed output, 1: margin).
-  std::vector<float> Predict(const std::vector<float>& rows, size_t n, size_t cols,
-                             int type = 0, int iteration_end = 0) const {
+  std::vector<float> Predict(const std::vector<float>& rows, size_t n, size_t cols, int type = 0,
+                             int iteration_end = 0) const {
     char values[256];
     std::snprintf(values, sizeof(values),
                   R"({"data": [%zu, true], "shape": [%zu, %zu], "typestr": "<f4", "version": 3})",

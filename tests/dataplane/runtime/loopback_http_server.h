@@ -4,14 +4,13 @@
 // one request per connection, answered from an Asio thread. Test-only.
 
 #include <atomic>
+#include <boost/asio.hpp>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <boost/asio.hpp>
 
 namespace sluice::dataplane::testing {
 
@@ -121,7 +120,8 @@ class LoopbackHttpServer {
       return;
     }
     std::string head = "HTTP/1.1 " + std::to_string(route.status) + " X\r\nConnection: close\r\n";
-    if (route.content_length) head += "Content-Length: " + std::to_string(route.body.size()) + "\r\n";
+    if (route.content_length)
+      head += "Content-Length: " + std::to_string(route.body.size()) + "\r\n";
     head += "\r\n";
     boost::asio::write(*socket, boost::asio::buffer(head), ec);
     if (!ec) boost::asio::write(*socket, boost::asio::buffer(route.body), ec);

@@ -4,11 +4,10 @@
 #include "runtime/model_source.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <string>
-
-#include <unistd.h>
 
 #include "dataplane/runtime/loopback_http_server.h"
 #include "dataplane/runtime/test_util.h"
@@ -115,10 +114,9 @@ TEST_F(HttpFetchTest, MissingReferenceBesideTheModelIsFine) {
 
   // A reference that exists but cannot be fetched is an error, not silently skipped.
   server_.Set("/models/tiny.reference.json", Route::Code(503));
-  EXPECT_EQ(XGBoostRuntime::Load(Source(server_.Url("/models/tiny.ubj")), LoadOptions{})
-                .status()
-                .code(),
-            StatusCode::kUnavailable);
+  EXPECT_EQ(
+      XGBoostRuntime::Load(Source(server_.Url("/models/tiny.ubj")), LoadOptions{}).status().code(),
+      StatusCode::kUnavailable);
 }
 
 TEST_F(HttpFetchTest, FormatFromOptionExtensionOrContent) {
@@ -146,10 +144,9 @@ TEST(FileFetch, PathsAndErrors) {
   Status missing = FetchUri("file:///nonexistent/sluice/model.json", {}).status();
   EXPECT_EQ(missing.code(), StatusCode::kNotFound);
   EXPECT_NE(missing.message().find("/nonexistent/sluice/model.json"), std::string::npos);
-  EXPECT_EQ(XGBoostRuntime::Create(Source("file:///nonexistent/m.ubj"), LoadOptions{})
-                .status()
-                .code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(
+      XGBoostRuntime::Create(Source("file:///nonexistent/m.ubj"), LoadOptions{}).status().code(),
+      StatusCode::kNotFound);
   EXPECT_EQ(FetchUri(TestData(""), {}).status().code(), StatusCode::kInvalidArgument);
   FetchOptions tiny;
   tiny.max_bytes = 100;
@@ -175,8 +172,10 @@ TEST(Checksum, Sha256OfKnownInput) {
   EXPECT_TRUE(
       VerifySha256("abc", "sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD")
           .ok());
-  EXPECT_EQ(VerifySha256("abd", "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad").code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      VerifySha256("abd", "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+          .code(),
+      StatusCode::kInvalidArgument);
 }
 
 }  // namespace

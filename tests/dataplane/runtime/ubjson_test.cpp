@@ -16,13 +16,17 @@ std::string Be32(uint32_t v) {
   return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
           static_cast<char>(v)};
 }
-std::string Be64(uint64_t v) { return Be32(static_cast<uint32_t>(v >> 32)) + Be32(static_cast<uint32_t>(v)); }
+std::string Be64(uint64_t v) {
+  return Be32(static_cast<uint32_t>(v >> 32)) + Be32(static_cast<uint32_t>(v));
+}
 std::string F32(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
   return Be32(u);
 }
-std::string Key(const std::string& k) { return "L"s + Be64(k.size()) + k; }
+std::string Key(const std::string& k) {
+  return "L"s + Be64(k.size()) + k;
+}
 
 TEST(Ubjson, Scalars) {
   EXPECT_EQ(*ParseUbjson("Z"), json(nullptr));
@@ -36,25 +40,38 @@ TEST(Ubjson, Scalars) {
   EXPECT_EQ(ParseUbjson("d" + F32(0.1f))->get<double>(), static_cast<double>(0.1f));
   EXPECT_EQ(ParseUbjson("D\x3f\xf8\0\0\0\0\0\0"s)->get<double>(), 1.5);
   EXPECT_EQ(*ParseUbjson("Ca"), json("a"));
-  EXPECT_EQ(*ParseUbjson("SU\x03" "abc"s), json("abc"));
-  EXPECT_EQ(ParseUbjson("HU\x04" "-2.5"s)->get<double>(), -2.5);
+  EXPECT_EQ(*ParseUbjson("SU\x03"
+                         "abc"s),
+            json("abc"));
+  EXPECT_EQ(ParseUbjson("HU\x04"
+                        "-2.5"s)
+                ->get<double>(),
+            -2.5);
   EXPECT_EQ(*ParseUbjson("NNTN"), json(true));  // no-ops around the value
 }
 
 TEST(Ubjson, ContainersInEveryForm) {
   // Plain array and object, closed by their markers.
-  EXPECT_EQ(*ParseUbjson("[i\x01U\x02" "Z]"s), json::parse("[1,2,null]"));
+  EXPECT_EQ(*ParseUbjson("[i\x01U\x02"
+                         "Z]"s),
+            json::parse("[1,2,null]"));
   EXPECT_EQ(*ParseUbjson("{" + Key("a") + "i\x01" + Key("b") + "[]}"),
             json::parse(R"({"a":1,"b":[]})"));
   // Count only: elements keep their markers.
-  EXPECT_EQ(*ParseUbjson("[#U\x02" "TF"s), json::parse("[true,false]"));
+  EXPECT_EQ(*ParseUbjson("[#U\x02"
+                         "TF"s),
+            json::parse("[true,false]"));
   // Typed and counted: raw big-endian payloads, as xgboost writes float and int arrays.
   EXPECT_EQ(*ParseUbjson("[$d#L" + Be64(2) + F32(1.5f) + F32(-2.0f)), json::parse("[1.5,-2.0]"));
   EXPECT_EQ(*ParseUbjson("[$l#i\x02"s + Be32(7) + Be32(0xffffffff)), json::parse("[7,-1]"));
   EXPECT_EQ(*ParseUbjson("[$U#i\x03\x00\x01\xff"s), json::parse("[0,1,255]"));
   EXPECT_EQ(*ParseUbjson("[$T#i\x02"s), json::parse("[true,true]"));
   // Typed and counted object.
-  EXPECT_EQ(*ParseUbjson("{$i#i\x02"s + "i\x01" "a\x05"s + "i\x01" "b\x06"s),
+  EXPECT_EQ(*ParseUbjson("{$i#i\x02"s +
+                         "i\x01"
+                         "a\x05"s +
+                         "i\x01"
+                         "b\x06"s),
             json::parse(R"({"a":5,"b":6})"));
   // Nesting and empty containers.
   EXPECT_EQ(*ParseUbjson("[[[]]{}]"), json::parse("[[[]],{}]"));
@@ -63,22 +80,25 @@ TEST(Ubjson, ContainersInEveryForm) {
 
 TEST(Ubjson, MalformedInputIsAnErrorWithAnOffset) {
   const std::string cases[] = {
-      ""s,                           // empty
-      "X"s,                          // unknown marker
-      "i"s,                          // missing payload
-      "I\x01"s,                      // short int16
-      "SU\x05" "abc"s,               // string longer than the input
-      "Si\xff" "a"s,                 // negative length
-      "S"s + "d" + F32(1.0f),        // length with a non-integer marker
-      "[i\x01"s,                     // unterminated array
-      "{"s + Key("a"),               // key without value
-      "{i\x01"s,                     // truncated key
-      "[$d#L"s + Be64(1000) + F32(1),// count beyond the input
-      "[$Z#L"s + Be64(1ull << 40),   // count of payload-less elements too large
-      "[$d]"s,                       // '$' without '#'
-      "[#i\xff"s,                    // negative count
-      "TT"s,                         // trailing bytes
-      "HU\x03" "1x2"s,               // high-precision that is not a number
+      ""s,       // empty
+      "X"s,      // unknown marker
+      "i"s,      // missing payload
+      "I\x01"s,  // short int16
+      "SU\x05"
+      "abc"s,  // string longer than the input
+      "Si\xff"
+      "a"s,                            // negative length
+      "S"s + "d" + F32(1.0f),          // length with a non-integer marker
+      "[i\x01"s,                       // unterminated array
+      "{"s + Key("a"),                 // key without value
+      "{i\x01"s,                       // truncated key
+      "[$d#L"s + Be64(1000) + F32(1),  // count beyond the input
+      "[$Z#L"s + Be64(1ull << 40),     // count of payload-less elements too large
+      "[$d]"s,                         // '$' without '#'
+      "[#i\xff"s,                      // negative count
+      "TT"s,                           // trailing bytes
+      "HU\x03"
+      "1x2"s,  // high-precision that is not a number
   };
   for (const std::string& c : cases) {
     Result<json> r = ParseUbjson(c);

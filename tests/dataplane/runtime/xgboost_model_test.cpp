@@ -1,20 +1,20 @@
 // Loading XGBoost model files: the forms base_score takes, objectives and their transforms,
 // hand-built edge cases, malformed and truncated files, and small models written by xgboost 3.x.
 
+#include "runtime/xgboost_model.h"
+
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-#include <unistd.h>
-
 #include "dataplane/runtime/test_util.h"
-#include "runtime/xgboost_model.h"
 #include "runtime/xgboost_runtime.h"
 
 namespace sluice::dataplane {
@@ -32,8 +32,7 @@ json Tree(int id, int feature, float threshold, bool default_left, float left_le
   return json{
       {"id", id},
       {"tree_param",
-       {{"num_deleted", "0"}, {"num_feature", "2"}, {"num_nodes", "3"},
-        {"size_leaf_vector", "1"}}},
+       {{"num_deleted", "0"}, {"num_feature", "2"}, {"num_nodes", "3"}, {"size_leaf_vector", "1"}}},
       {"left_children", {1, -1, -1}},
       {"right_children", {2, -1, -1}},
       {"parents", {2147483647, 0, 0}},
@@ -68,11 +67,16 @@ json TinyModel(const std::string& base_score = "[3E-1]",
             {"iteration_indptr", {0, 1, 2}},
             {"tree_info", {0, 0}},
             {"trees", {Tree(0, 0, 0.5f, true, -0.2f, 0.4f), Tree(1, 1, 30.0f, false, 0.1f, -0.3f)}},
-            {"cats", {{"enc", json::array()}, {"feature_segments", json::array()},
-                      {"sorted_idx", json::array()}}}}}}},
+            {"cats",
+             {{"enc", json::array()},
+              {"feature_segments", json::array()},
+              {"sorted_idx", json::array()}}}}}}},
         {"learner_model_param",
-         {{"base_score", base_score}, {"boost_from_average", "1"}, {"num_class", "0"},
-          {"num_feature", "2"}, {"num_target", "1"}}},
+         {{"base_score", base_score},
+          {"boost_from_average", "1"},
+          {"num_class", "0"},
+          {"num_feature", "2"},
+          {"num_target", "1"}}},
         {"objective", {{"name", objective}, {"reg_loss_param", {{"scale_pos_weight", "1"}}}}}}},
   };
 }
@@ -81,8 +85,12 @@ Result<std::unique_ptr<XGBoostRuntime>> FromJson(const json& model, LoadOptions 
   return XGBoostRuntime::FromBytes(model.dump(), ModelFormat::kJson, opts);
 }
 
-float Sigmoid(double x) { return static_cast<float>(1.0 / (1.0 + std::exp(-x))); }
-double Logit(double p) { return std::log(p / (1.0 - p)); }
+float Sigmoid(double x) {
+  return static_cast<float>(1.0 / (1.0 + std::exp(-x)));
+}
+double Logit(double p) {
+  return std::log(p / (1.0 - p));
+}
 
 std::vector<float> PredictAll(const Runtime& rt, const std::vector<float>& rows) {
   const size_t n = rows.size() / rt.num_features();
@@ -95,7 +103,7 @@ std::vector<float> PredictAll(const Runtime& rt, const std::vector<float>& rows)
 TEST(XGBoostModel, BaseScoreInEveryFormIsAProbabilityForLogistic) {
   // A value equal to the threshold goes right, in a node whose missing values go left (tree 0)
   // and in one whose missing values go right (tree 1).
-  const std::vector<float> rows = {0.2f, 40.0f, kNaN, kNaN,   0.5f,       29.9f,
+  const std::vector<float> rows = {0.2f,  40.0f,  kNaN, kNaN,  0.5f,        29.9f,
                                    1e30f, -1e30f, 0.5f, 30.0f, 0.49999997f, 30.0f};
   const double base = Logit(0.3);
   const std::vector<float> want = {Sigmoid(base - 0.2 - 0.3), Sigmoid(base - 0.2 - 0.3),
@@ -206,8 +214,8 @@ TEST(XGBoostModel, WrongShapesAreInvalidArgument) {
   Status s = (*rt)->Predict(rows, 2, out);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("2 features"), std::string::npos) << s;
-  EXPECT_EQ((*rt)->Predict(std::span<const float>(rows).first(4), 2,
-                           std::span<float>(out).first(1))
+  EXPECT_EQ((*rt)
+                ->Predict(std::span<const float>(rows).first(4), 2, std::span<float>(out).first(1))
                 .code(),
             StatusCode::kInvalidArgument);
   EXPECT_TRUE((*rt)->Predict(std::span<const float>(rows).first(4), 2, out).ok());
@@ -260,10 +268,9 @@ TEST(XGBoostModel, CategoricalSplitsFollowXgboostRules) {
     // In the set: right (0.4). Not in the set, negative, fractional parts of non-members,
     // beyond 2^24: left (-0.2). Missing: the default (left). 3.7 truncates to 3: right.
     const std::vector<std::pair<float, float>> cases = {
-        {1.0f, 0.4f},  {3.0f, 0.4f},         {40.0f, 0.4f},  {3.7f, 0.4f},
-        {0.0f, -0.2f}, {2.0f, -0.2f},        {41.0f, -0.2f}, {-1.0f, -0.2f},
-        {-0.5f, -0.2f}, {16777216.0f, -0.2f}, {1e30f, -0.2f}, {kNaN, -0.2f},
-        {1000.0f, -0.2f}, {-INFINITY, -0.2f}, {INFINITY, -0.2f}};
+        {1.0f, 0.4f},   {3.0f, 0.4f},   {40.0f, 0.4f},    {3.7f, 0.4f},       {0.0f, -0.2f},
+        {2.0f, -0.2f},  {41.0f, -0.2f}, {-1.0f, -0.2f},   {-0.5f, -0.2f},     {16777216.0f, -0.2f},
+        {1e30f, -0.2f}, {kNaN, -0.2f},  {1000.0f, -0.2f}, {-INFINITY, -0.2f}, {INFINITY, -0.2f}};
     for (auto [x, leaf] : cases) {
       EXPECT_NEAR(PredictAll(**rt, {x, 0.0f})[0], base + leaf, 1e-6) << "category " << x;
     }
@@ -283,7 +290,9 @@ TEST(XGBoostModel, MalformedModelsAreClearErrors) {
     StatusCode code;
     const char* message;
   };
-  auto tree0 = [](json& m) -> json& { return m["learner"]["gradient_booster"]["model"]["trees"][0]; };
+  auto tree0 = [](json& m) -> json& {
+    return m["learner"]["gradient_booster"]["model"]["trees"][0];
+  };
   const Case cases[] = {
       {"no learner", [](json& m) { m.erase("learner"); }, StatusCode::kInvalidArgument,
        "missing field \"learner\""},
@@ -308,10 +317,12 @@ TEST(XGBoostModel, MalformedModelsAreClearErrors) {
        StatusCode::kInvalidArgument, "reached twice"},
       {"feature beyond num_feature", [&](json& m) { tree0(m)["split_indices"][0] = 5; },
        StatusCode::kInvalidArgument, "splits on feature 5 but the model has 2 features"},
-      {"short array", [&](json& m) { tree0(m)["split_conditions"] = {0.5, 0.1}; },
+      {"short array",
+       [&](json& m) {
+         tree0(m)["split_conditions"] = {0.5, 0.1};
+       },
        StatusCode::kInvalidArgument, "split_conditions has 2 entries"},
-      {"unknown objective",
-       [](json& m) { m["learner"]["objective"]["name"] = "reg:mystery"; },
+      {"unknown objective", [](json& m) { m["learner"]["objective"]["name"] = "reg:mystery"; },
        StatusCode::kUnimplemented, "reg:mystery"},
       {"gblinear", [](json& m) { m["learner"]["gradient_booster"]["name"] = "gblinear"; },
        StatusCode::kUnimplemented, "gblinear"},
@@ -324,7 +335,9 @@ TEST(XGBoostModel, MalformedModelsAreClearErrors) {
        [](json& m) { m["learner"]["learner_model_param"]["base_score"] = "[0.3"; },
        StatusCode::kInvalidArgument, "base_score"},
       {"tree_info group",
-       [](json& m) { m["learner"]["gradient_booster"]["model"]["tree_info"] = {0, 3}; },
+       [](json& m) {
+         m["learner"]["gradient_booster"]["model"]["tree_info"] = {0, 3};
+       },
        StatusCode::kInvalidArgument, "group 3"},
       {"num_trees mismatch",
        [](json& m) {
@@ -334,9 +347,8 @@ TEST(XGBoostModel, MalformedModelsAreClearErrors) {
       {"trees not an array",
        [](json& m) { m["learner"]["gradient_booster"]["model"]["trees"] = "x"; },
        StatusCode::kInvalidArgument, "expected an array"},
-      {"feature names count",
-       [](json& m) { m["learner"]["feature_names"] = {"a"}; }, StatusCode::kInvalidArgument,
-       "feature_names"},
+      {"feature names count", [](json& m) { m["learner"]["feature_names"] = {"a"}; },
+       StatusCode::kInvalidArgument, "feature_names"},
   };
   for (const Case& c : cases) {
     json m = TinyModel();
@@ -373,7 +385,7 @@ TEST(XGBoostModel, EveryTruncationOfAModelFileIsAnError) {
 TEST(XGBoostModel, CorruptedBytesNeverCrash) {
   // Random byte edits: whatever still parses must also evaluate safely.
   std::mt19937 rng(11);
-  const std::vector<float> rows = {0.1f, kNaN, -3.0f, 1.0f, 2.0f, 1e30f,
+  const std::vector<float> rows = {0.1f, kNaN, -3.0f, 1.0f,  2.0f, 1e30f,
                                    kNaN, 0.0f, 5.0f,  -1.0f, 0.5f, 0.25f};
   size_t loaded = 0;
   for (const char* name : {"tiny.json", "tiny.ubj"}) {
@@ -434,8 +446,8 @@ INSTANTIATE_TEST_SUITE_P(Models, Xgboost3Fixture,
                                            "multi_target"));
 
 TEST(XGBoostReference, MismatchRefusesToLoadNamingTheRow) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("sluice-ref-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("sluice-ref-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::filesystem::copy_file(TestData("multiclass.ubj"), dir / "m.ubj",
                              std::filesystem::copy_options::overwrite_existing);

@@ -4,16 +4,15 @@
 // 1e-6 in both evaluator layouts.
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <span>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include "dataplane/runtime/libxgboost.h"
 #include "runtime/xgboost_runtime.h"
@@ -50,7 +49,9 @@ struct Case {
   bool deep = false;
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
 
 // Feature values: gaussian, integer-valued (so split thresholds are hit exactly), a few
 // infinities, and about 10% missing.
@@ -67,11 +68,16 @@ std::vector<float> MakeRows(size_t n, uint32_t seed, bool categorical, bool host
         v = static_cast<float>(small_int(rng) % (f == kCatA ? 6 : 10));
         if (hostile) {
           const float u = unit(rng);
-          if (u < 0.02f) v = -1.0f;
-          else if (u < 0.04f) v = 37.0f;          // beyond every category seen in training
-          else if (u < 0.05f) v = 2.5f;           // truncates to 2
-          else if (u < 0.06f) v = 16777216.0f;    // 2^24: not a valid category
-          else if (u < 0.07f) v = 1e30f;
+          if (u < 0.02f)
+            v = -1.0f;
+          else if (u < 0.04f)
+            v = 37.0f;  // beyond every category seen in training
+          else if (u < 0.05f)
+            v = 2.5f;  // truncates to 2
+          else if (u < 0.06f)
+            v = 16777216.0f;  // 2^24: not a valid category
+          else if (u < 0.07f)
+            v = 1e30f;
         }
       } else if (f % 3 == 0) {
         v = static_cast<float>(small_int(rng));
@@ -97,12 +103,23 @@ std::vector<float> MakeLabels(const std::vector<float>& x, size_t n, Label kind)
   for (size_t r = 0; r < n; ++r) {
     const float s = Signal(&x[r * kFeatures]);
     switch (kind) {
-      case Label::kRegression: y[r] = 2.0f * s + 1.0f; break;
-      case Label::kBinary: y[r] = s > 0.4f ? 1.0f : 0.0f; break;
-      case Label::kMulticlass: y[r] = s < -0.5f ? 0.0f : (s < 1.0f ? 1.0f : 2.0f); break;
-      case Label::kCount: y[r] = std::round(std::exp(0.4f * std::clamp(s, -3.0f, 3.0f))); break;
-      case Label::kPositive: y[r] = std::exp(0.3f * std::clamp(s, -3.0f, 3.0f)) + 0.05f; break;
-      case Label::kRank: y[r] = static_cast<float>(std::clamp(static_cast<int>(s + 1.5f), 0, 3));
+      case Label::kRegression:
+        y[r] = 2.0f * s + 1.0f;
+        break;
+      case Label::kBinary:
+        y[r] = s > 0.4f ? 1.0f : 0.0f;
+        break;
+      case Label::kMulticlass:
+        y[r] = s < -0.5f ? 0.0f : (s < 1.0f ? 1.0f : 2.0f);
+        break;
+      case Label::kCount:
+        y[r] = std::round(std::exp(0.4f * std::clamp(s, -3.0f, 3.0f)));
+        break;
+      case Label::kPositive:
+        y[r] = std::exp(0.3f * std::clamp(s, -3.0f, 3.0f)) + 0.05f;
+        break;
+      case Label::kRank:
+        y[r] = static_cast<float>(std::clamp(static_cast<int>(s + 1.5f), 0, 3));
     }
   }
   return y;
@@ -193,10 +210,11 @@ TEST_P(ParityTest, MatchesLibxgboostOnJsonAndUbjson) {
       const size_t no = (*rt)->num_outputs();
       for (size_t r = 0; r < kTestRows; r += 7) {
         const size_t n = std::min<size_t>(r % 3 == 0 ? 1 : 11, kTestRows - r);
-        ASSERT_TRUE((*rt)->Predict(std::span<const float>(test_x).subspan(r * kFeatures,
-                                                                           n * kFeatures),
-                                   n, std::span<float>(one).subspan(r * no, n * no))
-                        .ok());
+        ASSERT_TRUE(
+            (*rt)
+                ->Predict(std::span<const float>(test_x).subspan(r * kFeatures, n * kFeatures), n,
+                          std::span<float>(one).subspan(r * no, n * no))
+                .ok());
         for (size_t i = r * no; i < (r + n) * no; ++i) {
           ASSERT_NEAR(want[i], one[i], kTolerance) << what << " rows from " << r;
         }
@@ -217,7 +235,8 @@ std::vector<Case> Cases() {
   const P depth6 = {{"max_depth", "6"}, {"eta", "0.3"}};
   std::vector<Case> cases = {
       {"squarederror", {{"objective", "reg:squarederror"}, {"max_depth", "6"}}, Label::kRegression},
-      {"squarederror_exact", {{"objective", "reg:squarederror"}, {"tree_method", "exact"}},
+      {"squarederror_exact",
+       {{"objective", "reg:squarederror"}, {"tree_method", "exact"}},
        Label::kRegression},
       {"logistic_binary", {{"objective", "binary:logistic"}, {"max_depth", "5"}}, Label::kBinary},
       {"logistic_reg", {{"objective", "reg:logistic"}}, Label::kBinary},
@@ -231,25 +250,58 @@ std::vector<Case> Cases() {
       {"absoluteerror", {{"objective", "reg:absoluteerror"}}, Label::kRegression},
       {"pseudohuber", {{"objective", "reg:pseudohubererror"}}, Label::kRegression},
       {"rank_pairwise", {{"objective", "rank:pairwise"}}, Label::kRank},
-      {"dart", {{"objective", "binary:logistic"}, {"booster", "dart"}, {"rate_drop", "0.2"},
-                {"skip_drop", "0.3"}}, Label::kBinary},
-      {"dart_softprob", {{"objective", "multi:softprob"}, {"num_class", "3"}, {"booster", "dart"},
-                         {"rate_drop", "0.3"}}, Label::kMulticlass},
-      {"random_forest", {{"objective", "binary:logistic"}, {"num_parallel_tree", "4"},
-                         {"subsample", "0.7"}, {"colsample_bynode", "0.6"}, {"eta", "1"}},
-       Label::kBinary, 3},
-      {"deep_lossguide", {{"objective", "reg:squarederror"}, {"tree_method", "hist"},
-                          {"grow_policy", "lossguide"}, {"max_depth", "0"},
-                          {"max_leaves", "255"}, {"min_child_weight", "0"}},
-       Label::kRegression, 3, false, true},
-      {"categorical_partition", {{"objective", "binary:logistic"}, {"tree_method", "hist"},
-                                 {"max_cat_to_onehot", "1"}, {"max_depth", "5"}},
-       Label::kBinary, 12, true},
-      {"categorical_onehot", {{"objective", "reg:squarederror"}, {"tree_method", "hist"},
-                              {"max_cat_to_onehot", "64"}}, Label::kRegression, 12, true},
-      {"categorical_softprob", {{"objective", "multi:softprob"}, {"num_class", "3"},
-                                {"tree_method", "approx"}, {"max_cat_to_onehot", "1"}},
-       Label::kMulticlass, 8, true},
+      {"dart",
+       {{"objective", "binary:logistic"},
+        {"booster", "dart"},
+        {"rate_drop", "0.2"},
+        {"skip_drop", "0.3"}},
+       Label::kBinary},
+      {"dart_softprob",
+       {{"objective", "multi:softprob"},
+        {"num_class", "3"},
+        {"booster", "dart"},
+        {"rate_drop", "0.3"}},
+       Label::kMulticlass},
+      {"random_forest",
+       {{"objective", "binary:logistic"},
+        {"num_parallel_tree", "4"},
+        {"subsample", "0.7"},
+        {"colsample_bynode", "0.6"},
+        {"eta", "1"}},
+       Label::kBinary,
+       3},
+      {"deep_lossguide",
+       {{"objective", "reg:squarederror"},
+        {"tree_method", "hist"},
+        {"grow_policy", "lossguide"},
+        {"max_depth", "0"},
+        {"max_leaves", "255"},
+        {"min_child_weight", "0"}},
+       Label::kRegression,
+       3,
+       false,
+       true},
+      {"categorical_partition",
+       {{"objective", "binary:logistic"},
+        {"tree_method", "hist"},
+        {"max_cat_to_onehot", "1"},
+        {"max_depth", "5"}},
+       Label::kBinary,
+       12,
+       true},
+      {"categorical_onehot",
+       {{"objective", "reg:squarederror"}, {"tree_method", "hist"}, {"max_cat_to_onehot", "64"}},
+       Label::kRegression,
+       12,
+       true},
+      {"categorical_softprob",
+       {{"objective", "multi:softprob"},
+        {"num_class", "3"},
+        {"tree_method", "approx"},
+        {"max_cat_to_onehot", "1"}},
+       Label::kMulticlass,
+       8,
+       true},
   };
   for (Case& c : cases) {
     if (c.params.size() == 1) c.params.insert(c.params.end(), depth6.begin(), depth6.end());
