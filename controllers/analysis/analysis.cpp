@@ -38,27 +38,36 @@ Result<std::chrono::milliseconds> DurationField(const std::optional<std::string>
 
 std::string_view OutcomeName(Outcome o) {
   switch (o) {
-    case Outcome::kPass: return "Pass";
-    case Outcome::kFail: return "Fail";
-    case Outcome::kNoData: return "NoData";
+    case Outcome::kPass:
+      return "Pass";
+    case Outcome::kFail:
+      return "Fail";
+    case Outcome::kNoData:
+      return "NoData";
   }
   return "NoData";
 }
 
 std::string_view NoDataPolicyName(NoDataPolicy p) {
   switch (p) {
-    case NoDataPolicy::kPause: return "Pause";
-    case NoDataPolicy::kFail: return "Fail";
-    case NoDataPolicy::kPass: return "Pass";
+    case NoDataPolicy::kPause:
+      return "Pause";
+    case NoDataPolicy::kFail:
+      return "Fail";
+    case NoDataPolicy::kPass:
+      return "Pass";
   }
   return "Pause";
 }
 
 std::string_view BuiltinMetricName(BuiltinMetric m) {
   switch (m) {
-    case BuiltinMetric::kErrorRate: return "errorRate";
-    case BuiltinMetric::kLatencyP99: return "latencyP99";
-    case BuiltinMetric::kNone: return "";
+    case BuiltinMetric::kErrorRate:
+      return "errorRate";
+    case BuiltinMetric::kLatencyP99:
+      return "latencyP99";
+    case BuiltinMetric::kNone:
+      return "";
   }
   return "";
 }
@@ -76,7 +85,8 @@ Verdict Evaluate(const AnalysisPolicy& policy, const AnalysisSamples& samples,
   if (samples.traffic) {
     v.requests = samples.traffic->requests;
     v.errors = samples.traffic->errors;
-    enough_traffic = samples.traffic->requests > 0 && samples.traffic->requests >= policy.min_requests;
+    enough_traffic =
+        samples.traffic->requests > 0 && samples.traffic->requests >= policy.min_requests;
   }
 
   bool any_fail = false;
@@ -122,9 +132,15 @@ Verdict Evaluate(const AnalysisPolicy& policy, const AnalysisSamples& samples,
   } else if (any_missing) {
     v.no_data = true;
     switch (policy.no_data) {
-      case NoDataPolicy::kPause: v.outcome = Outcome::kNoData; break;
-      case NoDataPolicy::kFail: v.outcome = Outcome::kFail; break;
-      case NoDataPolicy::kPass: v.outcome = Outcome::kPass; break;
+      case NoDataPolicy::kPause:
+        v.outcome = Outcome::kNoData;
+        break;
+      case NoDataPolicy::kFail:
+        v.outcome = Outcome::kFail;
+        break;
+      case NoDataPolicy::kPass:
+        v.outcome = Outcome::kPass;
+        break;
     }
   } else {
     v.outcome = Outcome::kPass;
@@ -133,9 +149,15 @@ Verdict Evaluate(const AnalysisPolicy& policy, const AnalysisSamples& samples,
   const int32_t previous =
       history && history->revision == samples.revision ? history->consecutive_failures : 0;
   switch (v.outcome) {
-    case Outcome::kFail: v.consecutive_failures = previous + 1; break;
-    case Outcome::kNoData: v.consecutive_failures = previous; break;
-    case Outcome::kPass: v.consecutive_failures = 0; break;
+    case Outcome::kFail:
+      v.consecutive_failures = previous + 1;
+      break;
+    case Outcome::kNoData:
+      v.consecutive_failures = previous;
+      break;
+    case Outcome::kPass:
+      v.consecutive_failures = 0;
+      break;
   }
   v.failed = v.consecutive_failures >= std::max<int32_t>(1, policy.failure_threshold);
 

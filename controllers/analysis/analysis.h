@@ -48,9 +48,9 @@ struct AnalysisPolicy {
 struct AnalysisSamples {
   std::string revision;
   Window window;
-  std::optional<TrafficSample> traffic;                        // nullopt: the source failed
+  std::optional<TrafficSample> traffic;                       // nullopt: the source failed
   std::map<std::string, std::optional<double>> query_values;  // by metric name
-  std::vector<std::string> source_errors;                      // why data is missing, for messages
+  std::vector<std::string> source_errors;                     // why data is missing, for messages
 };
 
 enum class Outcome { kPass, kFail, kNoData };

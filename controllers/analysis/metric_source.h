@@ -39,8 +39,7 @@ class MetricSource {
 
   // Evaluates a custom query (PromQL) for `revision` over `window`; the provider replaces
   // {{namespace}}, {{name}}, {{revision}} and {{interval}} in it. nullopt: no series came back.
-  virtual Result<std::optional<double>> Query(const std::string& query,
-                                              const std::string& revision,
+  virtual Result<std::optional<double>> Query(const std::string& query, const std::string& revision,
                                               const Window& window) = 0;
 };
 

@@ -46,7 +46,8 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
     size_t i = 0;
     bool digits = false;
     while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      if (whole > kMaxNanos / 10) return InvalidArgument("duration \"" + original + "\" out of range");
+      if (whole > kMaxNanos / 10)
+        return InvalidArgument("duration \"" + original + "\" out of range");
       whole = whole * 10 + (text[i] - '0');
       digits = true;
       ++i;

@@ -39,7 +39,8 @@ void At(std::string_view path, Fn&& fn) {
 }
 
 void RequireObject(const json& j) {
-  if (!j.is_object()) throw std::invalid_argument("must be an object, not " + std::string(j.type_name()));
+  if (!j.is_object())
+    throw std::invalid_argument("must be an object, not " + std::string(j.type_name()));
 }
 
 template <typename T>
@@ -125,11 +126,16 @@ int32_t IntOrPercent::Resolve(int32_t total, bool round_up) const {
 
 std::string_view PhaseName(Phase p) {
   switch (p) {
-    case Phase::kProgressing: return "Progressing";
-    case Phase::kHealthy: return "Healthy";
-    case Phase::kPaused: return "Paused";
-    case Phase::kDegraded: return "Degraded";
-    case Phase::kRolledBack: return "RolledBack";
+    case Phase::kProgressing:
+      return "Progressing";
+    case Phase::kHealthy:
+      return "Healthy";
+    case Phase::kPaused:
+      return "Paused";
+    case Phase::kDegraded:
+      return "Degraded";
+    case Phase::kRolledBack:
+      return "RolledBack";
   }
   return "Progressing";
 }
@@ -148,9 +154,15 @@ const RevisionStatus* ModelDeploymentStatus::FindRevision(std::string_view name)
   return nullptr;
 }
 
-std::string ModelDeployment::Name() const { return metadata.value("name", ""); }
-std::string ModelDeployment::Namespace() const { return metadata.value("namespace", ""); }
-int64_t ModelDeployment::Generation() const { return metadata.value("generation", int64_t{0}); }
+std::string ModelDeployment::Name() const {
+  return metadata.value("name", "");
+}
+std::string ModelDeployment::Namespace() const {
+  return metadata.value("namespace", "");
+}
+int64_t ModelDeployment::Generation() const {
+  return metadata.value("generation", int64_t{0});
+}
 
 std::optional<std::string> ModelDeployment::Annotation(const std::string& key) const {
   auto a = metadata.find("annotations");
@@ -309,8 +321,12 @@ void from_json(const json& j, AnalysisMetricSpec& v) {
   Required(j, "thresholdRange", v.threshold_range);
 }
 
-void to_json(json& j, const PrometheusSpec& v) { j = json{{"address", v.address}}; }
-void from_json(const json& j, PrometheusSpec& v) { Required(j, "address", v.address); }
+void to_json(json& j, const PrometheusSpec& v) {
+  j = json{{"address", v.address}};
+}
+void from_json(const json& j, PrometheusSpec& v) {
+  Required(j, "address", v.address);
+}
 
 void to_json(json& j, const AnalysisSpec& v) {
   j = json::object();
@@ -366,11 +382,19 @@ void from_json(const json& j, RolloutSpec& v) {
   Optional(j, "scaleDownDelay", v.scale_down_delay);
 }
 
-void to_json(json& j, const MirrorSpec& v) { j = json{{"percent", v.percent}}; }
-void from_json(const json& j, MirrorSpec& v) { Required(j, "percent", v.percent); }
+void to_json(json& j, const MirrorSpec& v) {
+  j = json{{"percent", v.percent}};
+}
+void from_json(const json& j, MirrorSpec& v) {
+  Required(j, "percent", v.percent);
+}
 
-void to_json(json& j, const StickySpec& v) { j = json{{"header", v.header}}; }
-void from_json(const json& j, StickySpec& v) { Required(j, "header", v.header); }
+void to_json(json& j, const StickySpec& v) {
+  j = json{{"header", v.header}};
+}
+void from_json(const json& j, StickySpec& v) {
+  Required(j, "header", v.header);
+}
 
 void to_json(json& j, const TrafficSpec& v) {
   j = json::object();
@@ -406,7 +430,9 @@ void from_json(const json& j, ModelDeploymentSpec& v) {
 
 // --- status ---
 
-void to_json(json& j, const Phase& v) { j = std::string(PhaseName(v)); }
+void to_json(json& j, const Phase& v) {
+  j = std::string(PhaseName(v));
+}
 void from_json(const json& j, Phase& v) {
   const std::string s = j.get<std::string>();
   for (Phase p : {Phase::kProgressing, Phase::kHealthy, Phase::kPaused, Phase::kDegraded,
@@ -551,6 +577,8 @@ Result<ModelDeploymentSpec> ParseModelDeploymentSpec(const json& j) {
 Result<ModelDeploymentStatus> ParseModelDeploymentStatus(const json& j) {
   return ParseAs<ModelDeploymentStatus>(j, "status");
 }
-json ToJson(const ModelDeployment& md) { return md; }
+json ToJson(const ModelDeployment& md) {
+  return md;
+}
 
 }  // namespace sluice::controllers

@@ -88,7 +88,8 @@ Result<WallTime> ParseTime(std::string_view s) {
   }
   if (pos != s.size()) return InvalidArgument(bad);
 
-  const int64_t days = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+  const int64_t days =
+      DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
   const int64_t epoch_seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset_seconds;
   return WallTime(std::chrono::duration_cast<WallTime::duration>(
       std::chrono::seconds(epoch_seconds) + std::chrono::nanoseconds(nanos)));

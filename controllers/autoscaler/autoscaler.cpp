@@ -91,8 +91,9 @@ AutoscalerDecision Autoscale(const AutoscalerInput& in) {
   if (d.panicking) {
     want = std::max(d.panic_desired, st.panic_floor);
     st.panic_floor = want;
-    d.reason = "panic: " + Explain(p.panic_window, d.panic_concurrency.value_or(0), d.panic_desired) +
-               " with " + std::to_string(in.ready_replicas) + " ready; not scaling down";
+    d.reason =
+        "panic: " + Explain(p.panic_window, d.panic_concurrency.value_or(0), d.panic_desired) +
+        " with " + std::to_string(in.ready_replicas) + " ready; not scaling down";
   } else {
     want = d.stable_desired;
     d.reason = "stable: " + Explain(p.stable_window, *d.stable_concurrency, d.stable_desired);
@@ -151,11 +152,13 @@ Result<AutoscalerPolicy> ResolveAutoscalerPolicy(const AutoscalingSpec& spec) {
   };
   ASSIGN_OR_RETURN(p.stable_window,
                    duration(spec.stable_window, "60s", "spec.autoscaling.stableWindow"));
-  ASSIGN_OR_RETURN(p.panic_window, duration(spec.panic_window, "6s", "spec.autoscaling.panicWindow"));
+  ASSIGN_OR_RETURN(p.panic_window,
+                   duration(spec.panic_window, "6s", "spec.autoscaling.panicWindow"));
   ASSIGN_OR_RETURN(p.scale_down_delay,
                    duration(spec.scale_down_delay, "0s", "spec.autoscaling.scaleDownDelay"));
   if (p.panic_window.count() <= 0 || p.panic_window > p.stable_window) {
-    return InvalidArgument("spec.autoscaling.panicWindow: must be positive and at most stableWindow");
+    return InvalidArgument(
+        "spec.autoscaling.panicWindow: must be positive and at most stableWindow");
   }
   return p;
 }

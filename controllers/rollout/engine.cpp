@@ -112,9 +112,9 @@ class Engine {
       sum = Autoscaled(stable_);
       if (!canary_.empty() && phase_ != Phase::kRolledBack) sum += Autoscaled(canary_);
     }
-    return static_cast<int32_t>(std::clamp<int64_t>(
-        sum, std::max(0, in_.replicas.min_replicas),
-        std::max(in_.replicas.min_replicas, in_.replicas.max_replicas)));
+    return static_cast<int32_t>(
+        std::clamp<int64_t>(sum, std::max(0, in_.replicas.min_replicas),
+                            std::max(in_.replicas.min_replicas, in_.replicas.max_replicas)));
   }
   int32_t StableSize(int32_t canary_weight) const {
     if (in_.replicas.fixed) return full_;
@@ -371,11 +371,10 @@ void Engine::HoldRolledBack() {
   full_ = FullSize();
   ClearRolloutState();
   progressing_reason_ = kReasonRolledBack;
-  progressing_message_ =
-      rollback_message_.empty()
-          ? "revision " + canary_ + " was rolled back; change the spec or set " +
-                std::string(kRetryAnnotation) + " to try again"
-          : rollback_message_;
+  progressing_message_ = rollback_message_.empty()
+                             ? "revision " + canary_ + " was rolled back; change the spec or set " +
+                                   std::string(kRetryAnnotation) + " to try again"
+                             : rollback_message_;
   replicas_[stable_] = StableSize(0);
   planned_ = {{stable_, 100}};
 }
@@ -456,8 +455,8 @@ void Engine::CanaryProgress() {
     used_promote_ = true;
     if (k < n) {
       Emit(EventType::kNormal, "StepPromoted",
-           "sluice.dev/promote: step " + std::to_string(k + 1) + "/" + std::to_string(n) +
-               " (" + std::to_string(policy_.steps[k].weight) + "%) of canary " + canary_ +
+           "sluice.dev/promote: step " + std::to_string(k + 1) + "/" + std::to_string(n) + " (" +
+               std::to_string(policy_.steps[k].weight) + "%) of canary " + canary_ +
                " ended early");
       ++k;
       step_start_.reset();
@@ -491,8 +490,8 @@ void Engine::CanaryProgress() {
   replicas_[stable_] = StableSize(effective);
   planned_ = {{stable_, 100 - effective}, {canary_, effective}};
 
-  const std::string at = "canary " + canary_ + " step " + std::to_string(std::min(k + 1, n)) +
-                         "/" + std::to_string(n) + " at " + std::to_string(effective) + "% of " +
+  const std::string at = "canary " + canary_ + " step " + std::to_string(std::min(k + 1, n)) + "/" +
+                         std::to_string(n) + " at " + std::to_string(effective) + "% of " +
                          std::to_string(weight) + "%";
   Track(canary_, waiting && !paused);
   if (paused) {
@@ -511,8 +510,7 @@ void Engine::CanaryProgress() {
   } else if (!waiting && no_data_in_step()) {
     phase_ = Phase::kPaused;
     progressing_reason_ = kReasonNoData;
-    progressing_message_ =
-        at + "; analysis has no data (" + analysis_->message.value_or("") + ")";
+    progressing_message_ = at + "; analysis has no data (" + analysis_->message.value_or("") + ")";
   } else {
     phase_ = Phase::kProgressing;
     progressing_reason_ = kReasonInProgress;
@@ -950,7 +948,9 @@ Controls Controls::FromAnnotations(const ModelDeployment& md) {
   return c;
 }
 
-RolloutDecision Decide(const RolloutInput& input) { return Engine(input).Run(); }
+RolloutDecision Decide(const RolloutInput& input) {
+  return Engine(input).Run();
+}
 
 std::optional<Window> AnalysisWindow(const RolloutPolicy& policy,
                                      const ModelDeploymentStatus& status, WallTime now) {

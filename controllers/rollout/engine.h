@@ -58,7 +58,7 @@ struct RevisionObservation {
 
 // Where replica counts come from: spec.replicas, or the autoscaler's recommendation per revision.
 struct ReplicaPlan {
-  std::optional<int32_t> fixed;              // spec.replicas
+  std::optional<int32_t> fixed;               // spec.replicas
   std::map<std::string, int32_t> autoscaled;  // by revision, already within [min, max]
   int32_t min_replicas = 1;                   // for a revision with no recommendation yet
   int32_t max_replicas = 1;
@@ -70,7 +70,7 @@ struct RolloutInput {
   std::optional<std::string> desired_model_uri;
   RolloutPolicy policy;
   ReplicaPlan replicas;
-  ModelDeploymentStatus status;                      // as last written
+  ModelDeploymentStatus status;                         // as last written
   std::map<std::string, RevisionObservation> observed;  // by revision; absent = no Deployment
   // The canary's newest verdict, when the reconciler ran an analysis this time (see
   // AnalysisWindow); verdicts for another revision are ignored.

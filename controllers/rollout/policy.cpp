@@ -30,14 +30,16 @@ Result<RolloutPolicy> ResolveRolloutPolicy(const ModelDeploymentSpec& spec) {
 
   const CanarySpec canary = r.canary.value_or(CanarySpec{});
   if (!canary.steps) {
-    p.steps = {{10, std::chrono::seconds(30)}, {50, std::chrono::seconds(30)}, {100, milliseconds(0)}};
+    p.steps = {
+        {10, std::chrono::seconds(30)}, {50, std::chrono::seconds(30)}, {100, milliseconds(0)}};
   } else {
     int32_t last = 0;
     for (size_t i = 0; i < canary.steps->size(); ++i) {
       const CanaryStep& s = (*canary.steps)[i];
       const std::string field = "spec.rollout.canary.steps[" + std::to_string(i) + "]";
       if (s.weight < 1 || s.weight > 100 || s.weight <= last) {
-        return InvalidArgument(field + ".weight: weights must be strictly increasing within 1..100");
+        return InvalidArgument(field +
+                               ".weight: weights must be strictly increasing within 1..100");
       }
       last = s.weight;
       Step step{s.weight, std::nullopt};
@@ -46,7 +48,8 @@ Result<RolloutPolicy> ResolveRolloutPolicy(const ModelDeploymentSpec& spec) {
       }
       p.steps.push_back(step);
     }
-    if (last != 100) return InvalidArgument("spec.rollout.canary.steps: the last weight must be 100");
+    if (last != 100)
+      return InvalidArgument("spec.rollout.canary.steps: the last weight must be 100");
   }
   ASSIGN_OR_RETURN(p.analysis, ResolveAnalysisPolicy(canary.analysis));
 

@@ -71,7 +71,8 @@ std::string RevisionHash(const ModelDeploymentSpec& spec) {
   return out;
 }
 
-std::string RevisionName(const std::string& model_deployment_name, const ModelDeploymentSpec& spec) {
+std::string RevisionName(const std::string& model_deployment_name,
+                         const ModelDeploymentSpec& spec) {
   return model_deployment_name + "-" + RevisionHash(spec);
 }
 

@@ -47,9 +47,9 @@ class FakeMetricSource final : public MetricSource {
     const double healthy = total - faulty;
     TrafficSample s;
     s.requests = static_cast<int64_t>(std::llround(m.requests_per_second * total));
-    s.errors = static_cast<int64_t>(std::llround(m.requests_per_second * healthy * m.error_fraction +
-                                                 m.requests_per_second * faulty *
-                                                     m.fault_error_fraction));
+    s.errors =
+        static_cast<int64_t>(std::llround(m.requests_per_second * healthy * m.error_fraction +
+                                          m.requests_per_second * faulty * m.fault_error_fraction));
     if (s.requests > 0) {
       s.latency_p99_seconds = faulty > 0 ? m.fault_latency_p99_seconds : m.latency_p99_seconds;
     }

@@ -6,8 +6,8 @@
 #include <functional>
 #include <set>
 
-#include "controllers/api/yaml_json.h"
 #include "autoscaler/autoscaler.h"
+#include "controllers/api/yaml_json.h"
 #include "rollout/policy.h"
 
 namespace sluice::controllers {
@@ -98,7 +98,9 @@ TEST(ModelDeploymentTest, EverySpecFieldOfTheCrdSurvivesARoundTrip) {
   Result<ModelDeploymentSpec> parsed = ParseModelDeploymentSpec(spec);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   json back = *parsed;
-  EXPECT_EQ(back, spec) << "typed view:\n" << back.dump(2) << "\nschema instance:\n" << spec.dump(2);
+  EXPECT_EQ(back, spec) << "typed view:\n"
+                        << back.dump(2) << "\nschema instance:\n"
+                        << spec.dump(2);
 }
 
 TEST(ModelDeploymentTest, EveryStatusFieldOfTheCrdSurvivesARoundTrip) {
@@ -108,7 +110,8 @@ TEST(ModelDeploymentTest, EveryStatusFieldOfTheCrdSurvivesARoundTrip) {
   Result<ModelDeploymentStatus> parsed = ParseModelDeploymentStatus(status);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   json back = *parsed;
-  EXPECT_EQ(back, status) << "typed view:\n" << back.dump(2) << "\nschema instance:\n"
+  EXPECT_EQ(back, status) << "typed view:\n"
+                          << back.dump(2) << "\nschema instance:\n"
                           << status.dump(2);
 }
 
@@ -130,8 +133,9 @@ TEST(ModelDeploymentTest, EveryStatusFieldTheOperatorWritesIsDeclared) {
   s.current_step = 0;
   s.current_step_start_time = t;
   s.last_progress_time = t;
-  s.last_analysis = AnalysisStatus{t, "Pass", std::map<std::string, double>{{"error-rate", 0.001}},
-                                   120, 0, "error-rate 0.001 within [-, 0.01]"};
+  s.last_analysis =
+      AnalysisStatus{t,   "Pass", std::map<std::string, double>{{"error-rate", 0.001}},
+                     120, 0,      "error-rate 0.001 within [-, 0.01]"};
   s.replicas = 5;
   s.ready_replicas = 5;
   s.selector = "app.kubernetes.io/instance=fraud";
@@ -217,13 +221,14 @@ TEST(ModelDeploymentTest, ResolvedDefaultsMatchTheCrd) {
 }
 
 TEST(ModelDeploymentTest, MalformedInputIsAnErrorNamingTheField) {
-  json doc = {{"apiVersion", "sluice.dev/v1alpha1"},
-              {"kind", "ModelDeployment"},
-              {"metadata", {{"name", "fraud"}}},
-              {"spec",
-               {{"model", {{"uri", "file:///m.json"}}},
-                {"replicas", 2},
-                {"rollout", {{"canary", {{"steps", {{{"weight", 10}}, {{"weight", "fifty"}}}}}}}}}}};
+  json doc = {
+      {"apiVersion", "sluice.dev/v1alpha1"},
+      {"kind", "ModelDeployment"},
+      {"metadata", {{"name", "fraud"}}},
+      {"spec",
+       {{"model", {{"uri", "file:///m.json"}}},
+        {"replicas", 2},
+        {"rollout", {{"canary", {{"steps", {{{"weight", 10}}, {{"weight", "fifty"}}}}}}}}}}};
   Result<ModelDeployment> md = ParseModelDeployment(doc);
   ASSERT_FALSE(md.ok());
   EXPECT_EQ(md.status().code(), StatusCode::kInvalidArgument);
@@ -246,33 +251,35 @@ TEST(ModelDeploymentTest, MalformedInputIsAnErrorNamingTheField) {
   EXPECT_NE(st.status().message().find("currentStepStartTime"), std::string::npos) << st.status();
 
   EXPECT_FALSE(ParseModelDeploymentSpec(json::array()).ok());
-  EXPECT_FALSE(ParseModelDeploymentSpec({{"model", {{"uri", "x"}}}, {"rollout", {{"rolling",
-                                          {{"maxSurge", "25"}}}}}}).ok());
+  EXPECT_FALSE(ParseModelDeploymentSpec(
+                   {{"model", {{"uri", "x"}}}, {"rollout", {{"rolling", {{"maxSurge", "25"}}}}}})
+                   .ok());
 }
 
 TEST(ModelDeploymentTest, StatusRoundTripKeepsTimesAndConditions) {
-  json status = {
-      {"phase", "Progressing"},
-      {"stableRevision", "fraud-aaaa"},
-      {"canaryRevision", "fraud-bbbb"},
-      {"canaryWeight", 10},
-      {"currentStep", 0},
-      {"currentStepStartTime", "2024-01-01T00:00:05Z"},
-      {"traffic", {{{"revision", "fraud-aaaa"}, {"weight", 90}},
+  json status = {{"phase", "Progressing"},
+                 {"stableRevision", "fraud-aaaa"},
+                 {"canaryRevision", "fraud-bbbb"},
+                 {"canaryWeight", 10},
+                 {"currentStep", 0},
+                 {"currentStepStartTime", "2024-01-01T00:00:05Z"},
+                 {"traffic",
+                  {{{"revision", "fraud-aaaa"}, {"weight", 90}},
                    {{"revision", "fraud-bbbb"}, {"weight", 10}, {"mirrorPercent", 5}}}},
-      {"lastAnalysis",
-       {{"time", "2024-01-01T00:00:10Z"},
-        {"verdict", "Fail"},
-        {"values", {{"error-rate", 0.25}}},
-        {"requests", 40},
-        {"consecutiveFailures", 1},
-        {"message", "error-rate 0.25 > max 0.01"}}},
-      {"conditions", {{{"type", "Ready"},
-                       {"status", "True"},
-                       {"observedGeneration", 2},
-                       {"lastTransitionTime", "2024-01-01T00:00:00Z"},
-                       {"reason", "StableAvailable"},
-                       {"message", "2/2"}}}}};
+                 {"lastAnalysis",
+                  {{"time", "2024-01-01T00:00:10Z"},
+                   {"verdict", "Fail"},
+                   {"values", {{"error-rate", 0.25}}},
+                   {"requests", 40},
+                   {"consecutiveFailures", 1},
+                   {"message", "error-rate 0.25 > max 0.01"}}},
+                 {"conditions",
+                  {{{"type", "Ready"},
+                    {"status", "True"},
+                    {"observedGeneration", 2},
+                    {"lastTransitionTime", "2024-01-01T00:00:00Z"},
+                    {"reason", "StableAvailable"},
+                    {"message", "2/2"}}}}};
   Result<ModelDeploymentStatus> st = ParseModelDeploymentStatus(status);
   ASSERT_TRUE(st.ok()) << st.status();
   EXPECT_EQ(st->phase, Phase::kProgressing);

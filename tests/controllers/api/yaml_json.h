@@ -3,14 +3,14 @@
 // YAML → JSON as the API server reads a manifest: plain scalars become booleans, nulls, integers
 // or floats when they look like one, quoted scalars stay strings.
 
+#include <yaml-cpp/yaml.h>
+
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <yaml-cpp/yaml.h>
 
 namespace sluice::controllers::testing {
 

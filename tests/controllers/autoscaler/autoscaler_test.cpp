@@ -59,7 +59,7 @@ TEST(AutoscaleTest, AveragesPerSecondBucketsAndIgnoresSamplesOutsideTheWindow) {
   in.samples = {{kT0 - milliseconds(1500), 10},
                 {kT0 - milliseconds(1200), 30},
                 {kT0 - milliseconds(200), 40},
-                {kT0 - seconds(61), 1000},   // outside the stable window
+                {kT0 - seconds(61), 1000},  // outside the stable window
                 {kT0 + seconds(1), 1000}};  // from the future
   AutoscalerDecision d = Autoscale(in);
   EXPECT_DOUBLE_EQ(*d.stable_concurrency, 30.0);
@@ -122,9 +122,7 @@ TEST(AutoscaleTest, NeverScalesDownWhilePanickingAndLeavesAfterAQuietStableWindo
   AutoscalerState state;
   int32_t replicas = 2;
   // A 10 s burst of 100 over a base of 10.
-  auto load = [](SteadyTime t) {
-    return t >= kT0 && t < kT0 + seconds(10) ? 100.0 : 10.0;
-  };
+  auto load = [](SteadyTime t) { return t >= kT0 && t < kT0 + seconds(10) ? 100.0 : 10.0; };
   std::vector<ConcurrencySample> all = Samples(kT0 - seconds(120), kT0 + seconds(200), load);
   std::optional<SteadyTime> panic_end;
   int32_t peak = 0;
@@ -140,8 +138,8 @@ TEST(AutoscaleTest, NeverScalesDownWhilePanickingAndLeavesAfterAQuietStableWindo
     }
     AutoscalerDecision d = Autoscale(in);
     if (state.panic_since && d.panicking) {
-      EXPECT_GE(d.desired_replicas, replicas) << "scaled down in panic at +"
-                                              << (now - kT0) / seconds(1) << "s";
+      EXPECT_GE(d.desired_replicas, replicas)
+          << "scaled down in panic at +" << (now - kT0) / seconds(1) << "s";
     }
     if (state.panic_since && !d.panicking && !panic_end) panic_end = now;
     peak = std::max(peak, d.desired_replicas);

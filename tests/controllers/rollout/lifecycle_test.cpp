@@ -23,7 +23,9 @@ const std::string v1 = Rev("v1");
 const std::string v2 = Rev("v2");
 const std::string v3 = Rev("v3");
 
-int64_t Secs(WallTime t) { return (t - kT0) / seconds(1); }
+int64_t Secs(WallTime t) {
+  return (t - kT0) / seconds(1);
+}
 
 bool IsHealthyOn(const RolloutSim& sim, const std::string& rev) {
   return sim.status().phase == Phase::kHealthy && sim.status().stable_revision == rev &&
@@ -48,6 +50,11 @@ struct LifecycleCase {
   std::string name;
   std::function<void(RolloutSim&)> script;
 };
+
+// Failures name the case, not its bytes.
+void PrintTo(const LifecycleCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class LifecycleTest : public ::testing::TestWithParam<LifecycleCase> {};
 
@@ -159,8 +166,8 @@ const LifecycleCase kCases[] = {
        sim.Deploy("v2");
        ASSERT_TRUE(sim.RunUntil([&] { return sim.Weight(v2) == 10; }, seconds(10)));
        const WallTime exposed = sim.now();
-       ASSERT_TRUE(sim.RunUntil([&] { return sim.status().phase == Phase::kRolledBack; },
-                                seconds(30)));
+       ASSERT_TRUE(
+           sim.RunUntil([&] { return sim.status().phase == Phase::kRolledBack; }, seconds(30)));
        EXPECT_LE(sim.now() - exposed, seconds(10));
        EXPECT_EQ(sim.Weight(v1), 100);
      }},
@@ -177,7 +184,7 @@ const LifecycleCase kCases[] = {
        const WallTime promoted = sim.now();
        ASSERT_TRUE(sim.RunUntil([&] { return IsHealthyOn(sim, v2); }, seconds(20)));
        EXPECT_LE(sim.now() - promoted, seconds(4));  // just the time for pods to be Ready
-       EXPECT_FALSE(sim.controls().promote_full);  // consumed
+       EXPECT_FALSE(sim.controls().promote_full);    // consumed
        EXPECT_TRUE(sim.HasEvent("Promoted"));
      }},
 
@@ -239,8 +246,8 @@ const LifecycleCase kCases[] = {
        sim.RunFor(seconds(20));
        sim.metrics().model(v2).fault_at = sim.now();
        sim.metrics().model(v2).fault_error_fraction = 1.0;
-       ASSERT_TRUE(sim.RunUntil([&] { return sim.status().phase == Phase::kRolledBack; },
-                                seconds(15)));
+       ASSERT_TRUE(
+           sim.RunUntil([&] { return sim.status().phase == Phase::kRolledBack; }, seconds(15)));
        EXPECT_EQ(sim.Weight(v1), 100);
      }},
 
@@ -281,8 +288,8 @@ const LifecycleCase kCases[] = {
        CanaryAt(sim, 10);
        sim.metrics().model(v2).fault_at = sim.now();
        sim.metrics().model(v2).fault_error_fraction = 1.0;
-       ASSERT_TRUE(sim.RunUntil([&] { return sim.status().phase == Phase::kRolledBack; },
-                                seconds(15)));
+       ASSERT_TRUE(
+           sim.RunUntil([&] { return sim.status().phase == Phase::kRolledBack; }, seconds(15)));
        sim.Deploy("v3");
        sim.Reconcile();
        EXPECT_EQ(sim.status().phase, Phase::kProgressing);
@@ -315,8 +322,8 @@ const LifecycleCase kCases[] = {
        sim.SetMaxReady(v2, 0);
        sim.Deploy("v2");
        const WallTime start = sim.now();
-       ASSERT_TRUE(sim.RunUntil([&] { return sim.status().phase == Phase::kDegraded; },
-                                minutes(2)));
+       ASSERT_TRUE(
+           sim.RunUntil([&] { return sim.status().phase == Phase::kDegraded; }, minutes(2)));
        EXPECT_EQ(sim.now() - start, seconds(60));
        EXPECT_EQ(sim.Weight(v1), 100);  // traffic stays where it was
        const Condition* progressing = sim.status().FindCondition("Progressing");
@@ -348,8 +355,8 @@ const LifecycleCase kCases[] = {
        const WallTime onset = sim.now() + seconds(2);
        sim.metrics().model(v2).fault_at = onset;
        sim.metrics().model(v2).fault_error_fraction = 0.5;
-       ASSERT_TRUE(sim.RunByRequeueUntil(
-           [&] { return sim.status().phase == Phase::kRolledBack; }, minutes(1)));
+       ASSERT_TRUE(sim.RunByRequeueUntil([&] { return sim.status().phase == Phase::kRolledBack; },
+                                         minutes(1)));
        EXPECT_LE(sim.now() - onset, seconds(10));
      }},
 };

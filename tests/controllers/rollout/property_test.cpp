@@ -28,7 +28,8 @@ TEST_P(RolloutPropertyTest, InvariantsHoldUnderRandomEvents) {
   auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
 
   RolloutPolicy policy = testing::CanaryPolicy();
-  if (chance(0.3)) policy.steps = {{5, seconds(10)}, {20, std::nullopt}, {60, seconds(5)}, {100, {}}};
+  if (chance(0.3))
+    policy.steps = {{5, seconds(10)}, {20, std::nullopt}, {60, seconds(5)}, {100, {}}};
   policy.scale_down_delay = seconds(pick(0, 20));
   policy.progress_deadline = seconds(pick(30, 120));
   policy.mirror_percent = chance(0.5) ? 10 : 0;
@@ -90,7 +91,8 @@ TEST_P(RolloutPropertyTest, InvariantsHoldUnderRandomEvents) {
   EXPECT_TRUE(settled) << "phase " << PhaseName(sim.status().phase.value_or(Phase::kProgressing))
                        << " stable " << sim.status().stable_revision.value_or("-") << " canary "
                        << sim.status().canary_revision.value_or("-") << " desired " << desired
-                       << "\n" << nlohmann::json(sim.status()).dump(1);
+                       << "\n"
+                       << nlohmann::json(sim.status()).dump(1);
   // And once settled, nothing else keeps pods.
   EXPECT_TRUE(sim.RunUntil(
       [&] {

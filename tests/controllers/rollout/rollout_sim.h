@@ -29,7 +29,9 @@ using std::chrono::seconds;
 
 inline const WallTime kT0 = WallTime(seconds(1704067200));  // 2024-01-01T00:00:00Z
 
-inline std::string Rev(const std::string& version) { return "md-" + version; }
+inline std::string Rev(const std::string& version) {
+  return "md-" + version;
+}
 
 inline RolloutPolicy CanaryPolicy() {
   RolloutPolicy p;
@@ -56,7 +58,7 @@ class RolloutSim {
   struct Deployment {
     int32_t replicas = 0;
     int32_t ready = 0;
-    std::deque<WallTime> starting;  // pods asked for and not Ready yet, oldest first
+    std::deque<WallTime> starting;     // pods asked for and not Ready yet, oldest first
     std::optional<int32_t> max_ready;  // pods beyond this never become Ready (crash loops)
   };
 
@@ -327,7 +329,8 @@ class RolloutSim {
     for (const DesiredRevision& r : last_.revisions) again.observed[r.name].replicas = r.replicas;
     RolloutDecision d = Decide(again);
     const std::string when = " at +" + std::to_string((now_ - kT0) / seconds(1)) + "s";
-    const nlohmann::json patch = nlohmann::json::diff(nlohmann::json(status_), nlohmann::json(d.status));
+    const nlohmann::json patch =
+        nlohmann::json::diff(nlohmann::json(status_), nlohmann::json(d.status));
     EXPECT_TRUE(patch.empty()) << "not a fixed point" << when << ": " << patch.dump();
     EXPECT_TRUE(d.events.empty()) << "events on a repeat: " << d.events.front().reason << when;
     for (const DesiredRevision& r : d.revisions) {
