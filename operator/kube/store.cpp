@@ -1,6 +1,5 @@
 #include "kube/store.h"
 
-#include <mutex>
 #include <utility>
 
 namespace sluice::kube {
@@ -74,7 +73,7 @@ void Store::UnindexLocked(const std::string& key, const Json& object) {
 
 StoreChange Store::Upsert(ObjectPtr object) {
   std::string key = ObjectKey(*object);
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = items_.find(key);
   if (it == items_.end()) {
     IndexLocked(key, *object);
@@ -90,7 +89,7 @@ StoreChange Store::Upsert(ObjectPtr object) {
 
 StoreChange Store::Remove(ObjectPtr final_object) {
   const std::string key = ObjectKey(*final_object);
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = items_.find(key);
   ObjectPtr old;
   if (it != items_.end()) {
@@ -109,7 +108,7 @@ std::vector<StoreChange> Store::Replace(std::vector<ObjectPtr> objects) {
     fresh[std::move(key)] = std::move(object);
   }
   std::vector<StoreChange> changes;
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   // Both maps are ordered by key: one merge pass finds deletes, adds and updates.
   auto old_it = items_.begin();
   auto new_it = fresh.begin();
@@ -141,13 +140,13 @@ std::vector<StoreChange> Store::Replace(std::vector<ObjectPtr> objects) {
 }
 
 ObjectPtr Store::Get(const std::string& key) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = items_.find(key);
   return it == items_.end() ? nullptr : it->second;
 }
 
 std::vector<ObjectPtr> Store::List() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<ObjectPtr> out;
   out.reserve(items_.size());
   for (const auto& [key, object] : items_) out.push_back(object);
@@ -155,7 +154,7 @@ std::vector<ObjectPtr> Store::List() const {
 }
 
 std::vector<std::string> Store::ListKeys() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::string> out;
   out.reserve(items_.size());
   for (const auto& [key, object] : items_) out.push_back(key);
@@ -164,7 +163,7 @@ std::vector<std::string> Store::ListKeys() const {
 
 std::vector<std::string> Store::IndexKeys(const std::string& index,
                                           const std::string& value) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto idx = indices_.find(index);
   if (idx == indices_.end()) return {};
   auto keys = idx->second.find(value);
@@ -173,7 +172,7 @@ std::vector<std::string> Store::IndexKeys(const std::string& index,
 }
 
 std::vector<ObjectPtr> Store::ByIndex(const std::string& index, const std::string& value) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<ObjectPtr> out;
   auto idx = indices_.find(index);
   if (idx == indices_.end()) return out;
@@ -188,7 +187,7 @@ std::vector<ObjectPtr> Store::ByIndex(const std::string& index, const std::strin
 }
 
 size_t Store::Size() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return items_.size();
 }
 

@@ -14,8 +14,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
-#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -85,7 +85,10 @@ class Store {
   void UnindexLocked(const std::string& key, const Json& object);
 
   const Indexers indexers_;
-  mutable std::shared_mutex mu_;
+  // A plain mutex rather than a reader-writer lock: reads only copy pointers, so holds are
+  // short, and glibc's rwlock prefers readers, which lets busy readers starve the one writer
+  // that keeps the cache current.
+  mutable std::mutex mu_;
   std::map<std::string, ObjectPtr> items_;  // guarded by mu_
   // index name -> value -> keys
   std::unordered_map<std::string, std::unordered_map<std::string, std::set<std::string>>>
