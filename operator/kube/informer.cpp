@@ -31,7 +31,9 @@ std::unique_ptr<Informer> Informer::ForResource(Client& client, const GroupVersi
                                     std::move(options));
 }
 
-Informer::~Informer() { Stop(); }
+Informer::~Informer() {
+  Stop();
+}
 
 void Informer::AddEventHandler(std::shared_ptr<ResourceEventHandler> handler) {
   std::lock_guard<std::mutex> dispatch(dispatch_mu_);
@@ -82,7 +84,9 @@ std::string Informer::resource_version() const {
 void Informer::DispatchLocked(const StoreChange& change) {
   for (const auto& handler : handlers_) {
     switch (change.kind) {
-      case StoreChange::Kind::kAdded: handler->OnAdd(change.new_object); break;
+      case StoreChange::Kind::kAdded:
+        handler->OnAdd(change.new_object);
+        break;
       case StoreChange::Kind::kUpdated:
         handler->OnUpdate(change.old_object, change.new_object);
         break;
@@ -111,7 +115,8 @@ void Informer::OnWatcherEvent(WatcherEvent&& event) {
       case WatcherEventType::kDeleted:
         DispatchLocked(store_->Remove(std::move(event.object)));
         break;
-      case WatcherEventType::kBookmark: break;
+      case WatcherEventType::kBookmark:
+        break;
     }
     resource_version_ = std::move(event.resource_version);
   }

@@ -69,7 +69,7 @@ struct InformerOptions {
   std::string name;  // for logs
   Indexers indexers = DefaultIndexers();
   std::chrono::nanoseconds resync_period{0};  // zero: no resync
-  WatcherOptions watcher;  // selectors, paging, backoff, transform
+  WatcherOptions watcher;                     // selectors, paging, backoff, transform
   Clock* clock = nullptr;  // nullptr: Clock::Real(); also used by the watcher; must outlive
 };
 

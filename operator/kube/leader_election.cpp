@@ -292,10 +292,10 @@ void LeaderElector::Run() {
       break;
     }
     if (clock_.Now() - last_renew >= options_.renew_deadline) {
-      spdlog::warn("leader election {}: \"{}\" could not renew within {} ms", lock_->Describe(),
-                   options_.identity,
-                   std::chrono::duration_cast<std::chrono::milliseconds>(options_.renew_deadline)
-                       .count());
+      spdlog::warn(
+          "leader election {}: \"{}\" could not renew within {} ms", lock_->Describe(),
+          options_.identity,
+          std::chrono::duration_cast<std::chrono::milliseconds>(options_.renew_deadline).count());
       lost = true;
       break;
     }

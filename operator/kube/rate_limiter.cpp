@@ -56,8 +56,9 @@ std::chrono::nanoseconds TokenBucketRateLimiter::When(const std::string& /*key*/
   const auto base = full_at_ && *full_at_ > now ? *full_at_ : now;
   full_at_ = base + interval_;
   const auto available_at = *full_at_ - burst_ * interval_;
-  return available_at > now ? std::chrono::duration_cast<std::chrono::nanoseconds>(available_at - now)
-                            : std::chrono::nanoseconds(0);
+  return available_at > now
+             ? std::chrono::duration_cast<std::chrono::nanoseconds>(available_at - now)
+             : std::chrono::nanoseconds(0);
 }
 
 MaxOfRateLimiter::MaxOfRateLimiter(std::vector<std::unique_ptr<RateLimiter>> limiters)

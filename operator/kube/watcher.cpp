@@ -8,21 +8,30 @@ namespace sluice::kube {
 
 std::string_view WatcherStateName(WatcherState state) {
   switch (state) {
-    case WatcherState::kInitialList: return "InitialList";
-    case WatcherState::kWatching: return "Watching";
-    case WatcherState::kBackoff: return "Backoff";
-    case WatcherState::kStopped: return "Stopped";
+    case WatcherState::kInitialList:
+      return "InitialList";
+    case WatcherState::kWatching:
+      return "Watching";
+    case WatcherState::kBackoff:
+      return "Backoff";
+    case WatcherState::kStopped:
+      return "Stopped";
   }
   return "Unknown";
 }
 
 std::string_view WatcherEventTypeName(WatcherEventType type) {
   switch (type) {
-    case WatcherEventType::kAdded: return "Added";
-    case WatcherEventType::kModified: return "Modified";
-    case WatcherEventType::kDeleted: return "Deleted";
-    case WatcherEventType::kRestarted: return "Restarted";
-    case WatcherEventType::kBookmark: return "Bookmark";
+    case WatcherEventType::kAdded:
+      return "Added";
+    case WatcherEventType::kModified:
+      return "Modified";
+    case WatcherEventType::kDeleted:
+      return "Deleted";
+    case WatcherEventType::kRestarted:
+      return "Restarted";
+    case WatcherEventType::kBookmark:
+      return "Bookmark";
   }
   return "Unknown";
 }
@@ -74,7 +83,9 @@ Watcher::Watcher(std::unique_ptr<ListerWatcher> source, WatcherSink sink, Watche
       backoff_(options_.backoff),
       rng_(options_.backoff.seed != 0 ? options_.backoff.seed + 1 : std::random_device{}()) {}
 
-Watcher::~Watcher() { Stop(); }
+Watcher::~Watcher() {
+  Stop();
+}
 
 void Watcher::Run() {
   while (!stopping_.load()) {
@@ -84,10 +95,17 @@ void Watcher::Run() {
       state = state_;
     }
     switch (state) {
-      case WatcherState::kInitialList: ListStep(); break;
-      case WatcherState::kWatching: WatchStep(); break;
-      case WatcherState::kBackoff: BackoffStep(); break;
-      case WatcherState::kStopped: return;
+      case WatcherState::kInitialList:
+        ListStep();
+        break;
+      case WatcherState::kWatching:
+        WatchStep();
+        break;
+      case WatcherState::kBackoff:
+        BackoffStep();
+        break;
+      case WatcherState::kStopped:
+        return;
     }
   }
   Transition(WatcherState::kStopped, Cancelled("watcher stopped"));
@@ -128,8 +146,7 @@ void Watcher::Transition(WatcherState to, const Status& cause, std::chrono::nano
     state_ = to;
   }
   if (to == WatcherState::kBackoff) {
-    spdlog::warn("watcher {}: {} -> Backoff for {} ms: {}", options_.name,
-                 WatcherStateName(t.from),
+    spdlog::warn("watcher {}: {} -> Backoff for {} ms: {}", options_.name, WatcherStateName(t.from),
                  std::chrono::duration_cast<std::chrono::milliseconds>(backoff).count(),
                  cause.ToString());
   } else if (!cause.ok() && to != WatcherState::kStopped) {
@@ -238,11 +255,20 @@ void Watcher::WatchStep() {
         std::string rv = ResourceVersionOf(event.object);
         WatcherEvent out;
         switch (event.type) {
-          case WatchEventType::kAdded: out.type = WatcherEventType::kAdded; break;
-          case WatchEventType::kModified: out.type = WatcherEventType::kModified; break;
-          case WatchEventType::kDeleted: out.type = WatcherEventType::kDeleted; break;
-          case WatchEventType::kBookmark: out.type = WatcherEventType::kBookmark; break;
-          case WatchEventType::kError: return false;
+          case WatchEventType::kAdded:
+            out.type = WatcherEventType::kAdded;
+            break;
+          case WatchEventType::kModified:
+            out.type = WatcherEventType::kModified;
+            break;
+          case WatchEventType::kDeleted:
+            out.type = WatcherEventType::kDeleted;
+            break;
+          case WatchEventType::kBookmark:
+            out.type = WatcherEventType::kBookmark;
+            break;
+          case WatchEventType::kError:
+            return false;
         }
         SetResourceVersion(rv);
         out.resource_version = resource_version();

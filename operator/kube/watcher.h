@@ -66,7 +66,7 @@ using WatcherSink = std::function<void(WatcherEvent&&)>;
 struct WatcherTransition {
   WatcherState from;
   WatcherState to;
-  Status cause;                       // why (OK for the ordinary list -> watch step)
+  Status cause;                         // why (OK for the ordinary list -> watch step)
   std::chrono::nanoseconds backoff{0};  // to == kBackoff: how long it waits
   std::string resource_version;
 };
@@ -159,12 +159,12 @@ class Watcher {
   WatcherSink sink_;
   WatcherOptions options_;
   Clock& clock_;
-  Backoff backoff_;  // used by the Run() thread only
+  Backoff backoff_;      // used by the Run() thread only
   std::mt19937_64 rng_;  // used by the Run() thread only
 
   std::atomic<bool> stopping_{false};
   mutable std::mutex mu_;
-  std::condition_variable wake_;  // Stop() cuts a backoff wait short
+  std::condition_variable wake_;                     // Stop() cuts a backoff wait short
   WatcherState state_ = WatcherState::kInitialList;  // guarded by mu_
   std::string resource_version_;                     // guarded by mu_
 

@@ -9,7 +9,9 @@ WorkQueue::WorkQueue(WorkQueueOptions options)
                                                     : DefaultControllerRateLimiter(clock_)),
       metrics_(std::move(options.metrics)) {}
 
-WorkQueue::~WorkQueue() { ShutDown(); }
+WorkQueue::~WorkQueue() {
+  ShutDown();
+}
 
 void WorkQueue::Add(const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -60,9 +62,13 @@ void WorkQueue::AddRateLimited(const std::string& key) {
   AddAfter(key, delay);
 }
 
-void WorkQueue::Forget(const std::string& key) { rate_limiter_->Forget(key); }
+void WorkQueue::Forget(const std::string& key) {
+  rate_limiter_->Forget(key);
+}
 
-int WorkQueue::NumRequeues(const std::string& key) { return rate_limiter_->NumRequeues(key); }
+int WorkQueue::NumRequeues(const std::string& key) {
+  return rate_limiter_->NumRequeues(key);
+}
 
 void WorkQueue::PromoteDueLocked(TimePoint now) {
   while (!delayed_.empty() && delayed_.begin()->first <= now) {
@@ -97,9 +103,8 @@ std::optional<std::string> WorkQueue::Get() {
     }
     // Draining: a key still held may come back dirty on Done(), so stay until nothing is held.
     if (shutting_down_ && processing_.empty()) return std::nullopt;
-    const TimePoint deadline = (!shutting_down_ && !delayed_.empty())
-                                   ? delayed_.begin()->first
-                                   : TimePoint::max();
+    const TimePoint deadline =
+        (!shutting_down_ && !delayed_.empty()) ? delayed_.begin()->first : TimePoint::max();
     clock_.WaitUntil(get_cv_, lock, deadline);
   }
 }

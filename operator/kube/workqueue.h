@@ -52,7 +52,7 @@ class WorkQueueMetrics {
 };
 
 struct WorkQueueOptions {
-  std::string name;  // for logs and metric labels
+  std::string name;        // for logs and metric labels
   Clock* clock = nullptr;  // nullptr: Clock::Real(); must outlive the queue
   // nullptr: DefaultControllerRateLimiter(*clock).
   std::unique_ptr<RateLimiter> rate_limiter;
@@ -111,17 +111,17 @@ class WorkQueue {
   std::shared_ptr<WorkQueueMetrics> metrics_;
 
   mutable std::mutex mu_;
-  std::condition_variable get_cv_;    // a key became ready, a due time moved, or shutdown
-  std::condition_variable drain_cv_;  // a key was given back
-  std::deque<std::string> queue_;                         // guarded by mu_; ready, in order
-  std::unordered_set<std::string> dirty_;                 // guarded by mu_; needs work
-  std::unordered_set<std::string> processing_;            // guarded by mu_; held by a worker
-  std::unordered_map<std::string, TimePoint> ready_at_;   // guarded by mu_; when it became ready
+  std::condition_variable get_cv_;              // a key became ready, a due time moved, or shutdown
+  std::condition_variable drain_cv_;            // a key was given back
+  std::deque<std::string> queue_;               // guarded by mu_; ready, in order
+  std::unordered_set<std::string> dirty_;       // guarded by mu_; needs work
+  std::unordered_set<std::string> processing_;  // guarded by mu_; held by a worker
+  std::unordered_map<std::string, TimePoint> ready_at_;    // guarded by mu_; when it became ready
   std::unordered_map<std::string, TimePoint> started_at_;  // guarded by mu_; when a worker took it
-  std::map<std::string, TimePoint> delayed_by_key_;       // guarded by mu_
-  std::set<std::pair<TimePoint, std::string>> delayed_;   // guarded by mu_; by due time
-  bool shutting_down_ = false;                            // guarded by mu_
-  bool draining_ = false;                                 // guarded by mu_
+  std::map<std::string, TimePoint> delayed_by_key_;        // guarded by mu_
+  std::set<std::pair<TimePoint, std::string>> delayed_;    // guarded by mu_; by due time
+  bool shutting_down_ = false;                             // guarded by mu_
+  bool draining_ = false;                                  // guarded by mu_
 };
 
 }  // namespace sluice::kube

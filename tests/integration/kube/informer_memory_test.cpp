@@ -2,9 +2,8 @@
 // /proc/self/status, with objects as the API server returns them and with managedFields
 // dropped. Prints the figures; fails if the cache is far larger than the objects warrant.
 
-#include <malloc.h>
-
 #include <gtest/gtest.h>
+#include <malloc.h>
 
 #include <atomic>
 #include <chrono>
@@ -50,8 +49,7 @@ Measurement MeasureInformer(Client& client, const std::string& ns, bool strip_ma
   informer->Start();
   EXPECT_TRUE(informer->WaitForSync(Clock::Real().Now() + seconds(300)));
   Measurement m;
-  m.sync_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  m.sync_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   m.objects = informer->store()->Size();
   m.rss_kib = ResidentKiB() - before;
   informer->Stop();
@@ -78,8 +76,9 @@ TEST(InformerMemoryTest, TenThousandConfigMaps) {
                                 {{"model", "fraud-detector"},
                                  {"version", std::to_string(i % 7)},
                                  {"threshold", "0.73"},
-                                 {"features", "amount,merchant_category,hour_of_day,country,"
-                                              "card_age_days,velocity_1h,velocity_24h"}},
+                                 {"features",
+                                  "amount,merchant_category,hour_of_day,country,"
+                                  "card_age_days,velocity_1h,velocity_24h"}},
                                 {{"app", "sluice"}, {"shard", std::to_string(i % 16)}});
         auto r = admin->Create(resources::kConfigMaps, ns, cm);
         if (!r.ok()) {

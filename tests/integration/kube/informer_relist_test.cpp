@@ -114,8 +114,9 @@ TEST(InformerRelistTest, CompactedResumePointLeadsToARelistThatReportsEveryChang
   ASSERT_NE(admin, nullptr);
   const std::string ns = it::FreshNamespace(*admin, "relist");
   for (int i = 0; i < 30; ++i) {
-    ASSERT_TRUE(admin->Create(resources::kConfigMaps, ns,
-                              it::ConfigMap("c-" + std::to_string(i), {{"seq", "0"}}))
+    ASSERT_TRUE(admin
+                    ->Create(resources::kConfigMaps, ns,
+                             it::ConfigMap("c-" + std::to_string(i), {{"seq", "0"}}))
                     .ok());
   }
 
@@ -152,8 +153,9 @@ TEST(InformerRelistTest, CompactedResumePointLeadsToARelistThatReportsEveryChang
     ASSERT_TRUE(patched.ok()) << patched.status();
   }
   for (int i = 0; i < 10; ++i) {
-    ASSERT_TRUE(admin->Create(resources::kConfigMaps, ns,
-                              it::ConfigMap("n-" + std::to_string(i), {{"seq", "0"}}))
+    ASSERT_TRUE(admin
+                    ->Create(resources::kConfigMaps, ns,
+                             it::ConfigMap("n-" + std::to_string(i), {{"seq", "0"}}))
                     .ok());
   }
   auto compacted = server.CompactEtcd();

@@ -3,9 +3,8 @@
 // leader is replaced once its lease expires by the follower's own observation, and a leader
 // that shuts down gracefully releases the lease so the follower takes over at its next retry.
 
-#include <signal.h>
-
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <chrono>
 #include <cstdio>
@@ -26,9 +25,9 @@
 namespace sluice::kube {
 namespace {
 
+using sluice::testing::Subprocess;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using sluice::testing::Subprocess;
 
 constexpr char kLease[] = "sluice-operator";
 
@@ -53,7 +52,9 @@ int64_t NowNs() {
       .count();
 }
 
-double Seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
+double Seconds(int64_t ns) {
+  return static_cast<double>(ns) / 1e9;
+}
 
 class LeaderTakeoverTest : public ::testing::Test {
  protected:
@@ -67,8 +68,8 @@ class LeaderTakeoverTest : public ::testing::Test {
     sluice::testing::SpawnOptions options;
     options.argv = {SLUICE_LEADER_CANDIDATE, sluice::testing::SharedApiServer().kubeconfig_path(),
                     ns_, kLease, identity};
-    options.log_path = sluice::testing::SharedApiServer().temp_dir() + "/candidate-" + identity +
-                       ".log";
+    options.log_path =
+        sluice::testing::SharedApiServer().temp_dir() + "/candidate-" + identity + ".log";
     auto spawned = Subprocess::Spawn(options);
     EXPECT_TRUE(spawned.ok()) << spawned.status();
     return spawned.ok() ? std::move(spawned).value() : nullptr;
@@ -79,8 +80,9 @@ class LeaderTakeoverTest : public ::testing::Test {
                                       const std::string& who, seconds timeout) {
     std::optional<int64_t> at;
     it::WaitFor([&] { return (at = EventTime(candidate, event, who)).has_value(); }, timeout);
-    if (!at) ADD_FAILURE() << "no \"" << event << " " << who << "\" in " << candidate.log_path()
-                           << ":\n" << sluice::testing::TailFile(candidate.log_path());
+    if (!at)
+      ADD_FAILURE() << "no \"" << event << " " << who << "\" in " << candidate.log_path() << ":\n"
+                    << sluice::testing::TailFile(candidate.log_path());
     return at;
   }
 
@@ -106,8 +108,8 @@ TEST_F(LeaderTakeoverTest, KilledLeaderIsReplacedAfterExpiryAndAReleasedLeaseAtO
   ASSERT_TRUE(WaitForEvent(*b, "NEW_LEADER", "cand-a", seconds(60)));
   // Let b watch a few renewals, so it is a's renewals (not b's first sighting) that b times.
   const auto first_renew = Record().renew_time;
-  ASSERT_TRUE(it::WaitFor([&] { return Record().renew_time >= first_renew + seconds(4); },
-                          seconds(30)));
+  ASSERT_TRUE(
+      it::WaitFor([&] { return Record().renew_time >= first_renew + seconds(4); }, seconds(30)));
   EXPECT_EQ(Record().holder_identity, "cand-a");
 
   // Crash: SIGKILL, no release. b must wait for the lease to expire by its own observation.

@@ -15,9 +15,9 @@
 #include <thread>
 #include <vector>
 
+#include "integration/kube/client_it_util.h"
 #include "kube/informer.h"
 #include "kube/watcher.h"
-#include "integration/kube/client_it_util.h"
 #include "support/api_server.h"
 
 namespace sluice::kube {
@@ -49,8 +49,8 @@ class SequenceRecorder : public ResourceEventHandler {
     Record(*o, {Observation::Kind::kAdd, SeqOf(*o), -1, false, relists_.load()});
   }
   void OnUpdate(const ObjectPtr& old_o, const ObjectPtr& new_o) override {
-    Record(*new_o, {Observation::Kind::kUpdate, SeqOf(*new_o), SeqOf(*old_o), false,
-                    relists_.load()});
+    Record(*new_o,
+           {Observation::Kind::kUpdate, SeqOf(*new_o), SeqOf(*old_o), false, relists_.load()});
   }
   void OnDelete(const ObjectPtr& o, bool final_state_unknown) override {
     Record(*o, {Observation::Kind::kDelete, SeqOf(*o), -1, final_state_unknown, relists_.load()});
@@ -75,7 +75,7 @@ class SequenceRecorder : public ResourceEventHandler {
   const std::atomic<int>& relists_;
   mutable std::mutex mu_;
   std::map<std::string, std::vector<Observation>> by_name_;  // guarded by mu_
-  size_t total_ = 0;                                          // guarded by mu_
+  size_t total_ = 0;                                         // guarded by mu_
 };
 
 // Writes through its own client and makes every write land exactly once, even when the API
@@ -181,19 +181,27 @@ TEST(WatchRestartTest, NeitherMissesNorRepeatsAcrossAnApiServerRestart) {
 
   std::atomic<int> relists{0};
   std::atomic<int> backoffs{0};
+  // Every transition with its time relative to the moment the stop began, for the log.
   std::vector<std::string> causes;
   std::mutex causes_mu;
+  std::chrono::steady_clock::time_point stop_started;
   InformerOptions options;
   options.name = "configmaps";
   options.watcher.backoff.max = seconds(5);  // keep the test short once the server is back
   options.watcher.on_transition = [&](const WatcherTransition& t) {
     if (t.to == WatcherState::kInitialList) ++relists;
     if (t.to == WatcherState::kBackoff) ++backoffs;
-    if (!t.cause.ok() && t.to != WatcherState::kStopped) {
-      std::lock_guard<std::mutex> lock(causes_mu);
-      causes.push_back(std::string(WatcherStateName(t.from)) + "->" +
-                       std::string(WatcherStateName(t.to)) + ": " + t.cause.ToString());
+    if (t.to == WatcherState::kStopped) return;
+    std::lock_guard<std::mutex> lock(causes_mu);
+    char at[32] = "before the stop";
+    if (stop_started != std::chrono::steady_clock::time_point()) {
+      std::snprintf(
+          at, sizeof(at), "%+.2f s",
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - stop_started).count());
     }
+    causes.push_back(std::string(at) + " " + std::string(WatcherStateName(t.from)) + "->" +
+                     std::string(WatcherStateName(t.to)) + " rv " + t.resource_version +
+                     (t.cause.ok() ? "" : ": " + t.cause.ToString()));
   };
   auto informer_client = it::AdminClient();
   auto informer = Informer::ForResource(*informer_client, resources::kConfigMaps, ns, options);
@@ -212,25 +220,31 @@ TEST(WatchRestartTest, NeitherMissesNorRepeatsAcrossAnApiServerRestart) {
   Writer writer(*writer_client, ns);
   std::atomic<bool> writer_ok{true};
   std::thread writer_thread([&] {
-    for (int i = 0; i < kObjects && writer_ok; ++i, ++writes_done) writer_ok = writer.Create(name(i));
+    for (int i = 0; i < kObjects && writer_ok; ++i, ++writes_done)
+      writer_ok = writer.Create(name(i));
     for (int u = 1; u <= kUpdates && writer_ok; ++u) {
       for (int i = 0; i < kObjects && writer_ok; ++i, ++writes_done) {
         writer_ok = writer.Update(name(i), u);
       }
     }
-    for (int i = 1; i < kObjects && writer_ok; i += 2, ++writes_done) writer_ok = writer.Delete(name(i));
+    for (int i = 1; i < kObjects && writer_ok; i += 2, ++writes_done)
+      writer_ok = writer.Delete(name(i));
   });
 
   // Restart the API server a third of the way in, while the watch is open and writes flow.
   ASSERT_TRUE(it::WaitFor([&] { return writes_done.load() >= total_writes / 3; }, seconds(120)));
   writer.SetServerUp(false);
-  const auto stop_started = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(causes_mu);
+    stop_started = std::chrono::steady_clock::now();
+  }
   ASSERT_TRUE(server.StopApiServer().ok());
+  const auto stopped_after = std::chrono::steady_clock::now() - stop_started;
   ASSERT_TRUE(it::WaitFor([&] { return writer.failures() > 0; }, seconds(60)))
       << "the writer never noticed the server was down";
   const int writes_at_stop = writes_done.load();
   ASSERT_TRUE(server.StartApiServer().ok()) << server.LogTails();
-  const auto downtime = std::chrono::steady_clock::now() - stop_started;
+  const auto ready_after = std::chrono::steady_clock::now() - stop_started;
   writer.SetServerUp(true);
   writer_thread.join();
   ASSERT_TRUE(writer_ok.load());
@@ -261,7 +275,9 @@ TEST(WatchRestartTest, NeitherMissesNorRepeatsAcrossAnApiServerRestart) {
     EXPECT_EQ(chain.front().kind, Observation::Kind::kAdd);
     // The writer created every object after the informer synced; unless a relist folded it,
     // the add is the create itself.
-    if (chain.front().epoch == 0) EXPECT_EQ(chain.front().seq, 0);
+    if (chain.front().epoch == 0) {
+      EXPECT_EQ(chain.front().seq, 0);
+    }
     for (size_t k = 1; k < chain.size(); ++k) {
       const Observation& prev = chain[k - 1];
       const Observation& cur = chain[k];
@@ -275,7 +291,9 @@ TEST(WatchRestartTest, NeitherMissesNorRepeatsAcrossAnApiServerRestart) {
         }
       } else if (cur.kind == Observation::Kind::kDelete) {
         EXPECT_EQ(cur.seq, prev.seq);  // nothing happened between the last update and the delete
-        if (cur.epoch == prev.epoch) EXPECT_FALSE(cur.final_state_unknown);
+        if (cur.epoch == prev.epoch) {
+          EXPECT_FALSE(cur.final_state_unknown);
+        }
       } else {
         ADD_FAILURE() << "second add at position " << k;
       }
@@ -294,11 +312,15 @@ TEST(WatchRestartTest, NeitherMissesNorRepeatsAcrossAnApiServerRestart) {
   for (const auto& c : causes) cause_list += "\n  " + c;
   std::printf(
       "[watch-restart] writes=%d (%d before the stop), handler events=%zu, relists=%d, "
-      "backoffs=%d, apiserver downtime=%.1f s, writer retries=%d; transitions:%s\n",
+      "backoffs=%d, apiserver stopped after %.2f s and ready again after %.2f s, writer "
+      "retries=%d; watcher transitions after the first list:%s\n",
       total_writes, writes_at_stop, events, relists.load(), backoffs.load(),
-      std::chrono::duration<double>(downtime).count(), writer.failures(), cause_list.c_str());
+      std::chrono::duration<double>(stopped_after).count(),
+      std::chrono::duration<double>(ready_after).count(), writer.failures(), cause_list.c_str());
   // Without a relist every write must show up as exactly one event.
-  if (relists.load() == 0) EXPECT_EQ(events, static_cast<size_t>(total_writes));
+  if (relists.load() == 0) {
+    EXPECT_EQ(events, static_cast<size_t>(total_writes));
+  }
   EXPECT_LE(events, static_cast<size_t>(total_writes));
 }
 

@@ -46,7 +46,9 @@ TEST(BackoffTest, JitterStaysWithinTheBandBelowTheNominalDelay) {
 }
 
 TEST(BackoffTest, StartsOverAfterAHealthyStretch) {
-  Backoff backoff({.initial = milliseconds(100), .max = seconds(10), .jitter = 0.0,
+  Backoff backoff({.initial = milliseconds(100),
+                   .max = seconds(10),
+                   .jitter = 0.0,
                    .reset_after = seconds(120)});
   TimePoint t;
   EXPECT_EQ(backoff.Next(t), milliseconds(100));

@@ -41,8 +41,7 @@ class FakeClock final : public Clock {
 
   Wall::time_point WallNow() const override {
     std::lock_guard<std::mutex> guard(mu_);
-    return wall_start_ +
-           std::chrono::duration_cast<Wall::duration>(now_ - steady_start_);
+    return wall_start_ + std::chrono::duration_cast<Wall::duration>(now_ - steady_start_);
   }
 
   bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
@@ -155,9 +154,9 @@ class FakeClock final : public Clock {
   };
 
   size_t CountWaitingLocked() const {
-    return static_cast<size_t>(std::count_if(waiters_.begin(), waiters_.end(), [&](const Waiter& w) {
-      return !w.notifying && w.deadline > now_;
-    }));
+    return static_cast<size_t>(
+        std::count_if(waiters_.begin(), waiters_.end(),
+                      [&](const Waiter& w) { return !w.notifying && w.deadline > now_; }));
   }
 
   const Wall::time_point wall_start_;

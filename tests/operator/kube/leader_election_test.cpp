@@ -11,9 +11,9 @@
 namespace sluice::kube {
 namespace {
 
+using sluice::testing::FakeClock;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using sluice::testing::FakeClock;
 using namespace sluice::kube::testing;  // NOLINT(google-build-using-namespace)
 
 // The lease as the API server would keep it: a record and a version that every write bumps.
@@ -374,7 +374,8 @@ TEST(MicroTimeTest, FormatsUtcWithMicroseconds) {
 
 TEST(MicroTimeTest, ParsesWhatTheServerSends) {
   const auto base = Clock::Wall::time_point(std::chrono::seconds(1704164645));
-  EXPECT_EQ(*ParseMicroTime("2024-01-02T03:04:05.123456Z"), base + std::chrono::microseconds(123456));
+  EXPECT_EQ(*ParseMicroTime("2024-01-02T03:04:05.123456Z"),
+            base + std::chrono::microseconds(123456));
   EXPECT_EQ(*ParseMicroTime("2024-01-02T03:04:05Z"), base);
   EXPECT_EQ(*ParseMicroTime("2024-01-02T05:04:05.5+02:00"), base + milliseconds(500));
   EXPECT_EQ(*ParseMicroTime("2024-01-01T22:04:05-05:00"), base);
@@ -397,8 +398,8 @@ TEST(KubeLeaseLockTest, CreatesReadsAndUpdatesConditionally) {
   LeaderElectionRecord record;
   record.holder_identity = "pod-a";
   record.lease_duration_seconds = 15;
-  record.acquire_time = Clock::Wall::time_point(std::chrono::seconds(1704164645)) +
-                        std::chrono::microseconds(42);
+  record.acquire_time =
+      Clock::Wall::time_point(std::chrono::seconds(1704164645)) + std::chrono::microseconds(42);
   record.renew_time = record.acquire_time + seconds(2);
   record.lease_transitions = 3;
 

@@ -9,10 +9,10 @@
 namespace sluice::kube {
 namespace {
 
+using sluice::testing::FakeClock;
 using std::chrono::milliseconds;
 using std::chrono::nanoseconds;
 using std::chrono::seconds;
-using sluice::testing::FakeClock;
 
 TEST(ItemExponentialRateLimiterTest, DoublesPerItemFromFiveMilliseconds) {
   ItemExponentialRateLimiter limiter;  // 5 ms .. 1000 s

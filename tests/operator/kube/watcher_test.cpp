@@ -9,9 +9,9 @@
 namespace sluice::kube {
 namespace {
 
+using sluice::testing::FakeClock;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using sluice::testing::FakeClock;
 using namespace sluice::kube::testing;  // NOLINT(google-build-using-namespace)
 
 // A watcher on a real Client over the fake transport, on a fake clock, running on its thread.

@@ -3,6 +3,8 @@
 // Shared by the watcher and informer unit tests: a real Client over the scripted FakeTransport,
 // ConfigMap builders, the watch-stream wire format, and a recorder the tests wait on.
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -10,8 +12,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "kube/client.h"
 #include "kube/watcher.h"
@@ -57,9 +57,9 @@ inline std::string EventLine(const std::string& type, Json object) {
 }
 
 inline std::string BookmarkLine(const std::string& rv) {
-  return EventLine("BOOKMARK", {{"kind", "ConfigMap"},
-                                {"apiVersion", "v1"},
-                                {"metadata", {{"resourceVersion", rv}}}});
+  return EventLine(
+      "BOOKMARK",
+      {{"kind", "ConfigMap"}, {"apiVersion", "v1"}, {"metadata", {{"resourceVersion", rv}}}});
 }
 
 inline ScriptedResponse Hang(std::vector<std::string> chunks = {}) {

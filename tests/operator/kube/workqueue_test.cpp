@@ -14,9 +14,9 @@
 namespace sluice::kube {
 namespace {
 
+using sluice::testing::FakeClock;
 using std::chrono::milliseconds;
 using std::chrono::nanoseconds;
-using sluice::testing::FakeClock;
 
 WorkQueueOptions On(FakeClock& clock) {
   WorkQueueOptions options;
@@ -246,8 +246,8 @@ TEST(WorkQueueTest, OneWorkerPerKeyAndNothingLostUnderConcurrency) {
   constexpr int kAddsPerProducer = 5000;
   constexpr int kWorkers = 4;
 
-  std::array<std::atomic<int>, kKeys> version{};    // bumped before every Add
-  std::array<std::atomic<int>, kKeys> seen{};       // highest version a worker started after
+  std::array<std::atomic<int>, kKeys> version{};  // bumped before every Add
+  std::array<std::atomic<int>, kKeys> seen{};     // highest version a worker started after
   std::array<std::atomic<bool>, kKeys> held{};
   std::array<std::atomic<int>, kKeys> processed{};
   std::atomic<int> overlaps{0};
