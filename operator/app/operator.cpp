@@ -188,8 +188,10 @@ Status Operator::Build() {
   mo.workload = options_.workload;
   p_->md_reconciler = std::make_unique<controllers::ModelDeploymentReconciler>(
       *p_->cache, *p_->writer, *p_->events, mo);
+  controllers::FeatureViewReconcilerOptions fo;
+  fo.recheck_secret = options_.secret_recheck_period;
   p_->fv_reconciler = std::make_unique<controllers::FeatureViewReconciler>(
-      *p_->cache, *p_->secrets, *p_->writer, *p_->events);
+      *p_->cache, *p_->secrets, *p_->writer, *p_->events, fo);
 
   ControllerOptions md;
   md.name = "modeldeployment";

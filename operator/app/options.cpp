@@ -85,6 +85,7 @@ Flags (--flag=value or --flag value):
   --workers N                  reconcile workers per controller (default 4)
   --resync-period D            revisit every cached object this often (default 10m; 0s: never)
   --shutdown-timeout D         wait this long for in-flight reconciles on SIGTERM (default 30s)
+  --secret-recheck-period D    recheck a FeatureView's missing or bad Redis Secret (default 30s)
   --server-image IMAGE         sluice-server image when spec.runtime.image is unset
   --router-image IMAGE         sluice-router image (default: the server image)
   --image-pull-policy POLICY   Always | IfNotPresent | Never (default IfNotPresent)
@@ -148,6 +149,7 @@ Result<OperatorOptions> ParseFlags(int argc, const char* const* argv) {
        }},
       {"resync-period", secs("resync-period", o.resync_period)},
       {"shutdown-timeout", secs("shutdown-timeout", o.shutdown_timeout)},
+      {"secret-recheck-period", secs("secret-recheck-period", o.secret_recheck_period)},
       {"server-image", str(o.workload.server_image)},
       {"router-image", str(o.workload.router_image)},
       {"image-pull-policy",

@@ -37,6 +37,8 @@ struct OperatorOptions {
   int workers = 4;  // per controller
   std::chrono::seconds resync_period{600};
   std::chrono::seconds shutdown_timeout{30};  // for in-flight reconciles after SIGTERM
+  // How often a FeatureView whose Redis Secret is missing or malformed is checked again.
+  std::chrono::seconds secret_recheck_period{30};
 
   controllers::WorkloadOptions workload;
 
