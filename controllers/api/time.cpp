@@ -81,7 +81,7 @@ Result<WallTime> ParseTime(std::string_view s) {
         !Digits(s, pos + 4, 2, &om)) {
       return InvalidArgument(bad);
     }
-    offset_seconds = (s[pos] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+    offset_seconds = (s[pos] == '+' ? 1 : -1) * (int64_t{oh} * 3600 + int64_t{om} * 60);
     pos += 6;
   } else {
     return InvalidArgument(bad);
@@ -90,7 +90,8 @@ Result<WallTime> ParseTime(std::string_view s) {
 
   const int64_t days =
       DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-  const int64_t epoch_seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset_seconds;
+  const int64_t epoch_seconds =
+      days * 86400 + int64_t{hour} * 3600 + int64_t{minute} * 60 + second - offset_seconds;
   return WallTime(std::chrono::duration_cast<WallTime::duration>(
       std::chrono::seconds(epoch_seconds) + std::chrono::nanoseconds(nanos)));
 }

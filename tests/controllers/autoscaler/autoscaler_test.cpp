@@ -230,6 +230,7 @@ TEST(AutoscaleTest, StepLoadReachesTheNeededReplicasWithinTenSeconds) {
   }
   ASSERT_TRUE(reached.has_value());
   EXPECT_LE(*reached - kT0, seconds(10));
+  RecordProperty("seconds_to_needed_replicas", std::to_string((*reached - kT0) / seconds(1)));
   EXPECT_EQ(replicas, 12);  // and it does not overshoot
 }
 

@@ -101,6 +101,8 @@ const LifecycleCase kCases[] = {
        // second, so 25% is passed through; likewise 50% on the way to 100%.
        EXPECT_EQ(weights, (std::vector<int32_t>{0, 10, 25, 50, 100}));
        const WallTime promoted = sim.now();
+       ::testing::Test::RecordProperty("promotion_s_after_spec_change",
+                                       std::to_string((promoted - start) / seconds(1)));
        // Each step: 3 s for pods, 30 s pause (a passing check falls inside it); the 100% step
        // needs one passing check at 100%.
        EXPECT_GE(promoted - start, seconds(66));
@@ -133,6 +135,9 @@ const LifecycleCase kCases[] = {
                                 minutes(1), milliseconds(250)));
        const WallTime rolled_back = sim.now();
        EXPECT_LE(rolled_back - onset, seconds(5) * 2);  // interval × failureThreshold
+       ::testing::Test::RecordProperty(
+           "rollback_ms_after_fault",
+           std::to_string(std::chrono::duration_cast<milliseconds>(rolled_back - onset).count()));
        EXPECT_EQ(sim.Weight(v1), 100);
        EXPECT_EQ(sim.Weight(v2), 0);
        EXPECT_EQ(sim.status().canary_revision, v2);
@@ -358,6 +363,9 @@ const LifecycleCase kCases[] = {
        ASSERT_TRUE(sim.RunByRequeueUntil([&] { return sim.status().phase == Phase::kRolledBack; },
                                          minutes(1)));
        EXPECT_LE(sim.now() - onset, seconds(10));
+       ::testing::Test::RecordProperty(
+           "rollback_ms_after_fault",
+           std::to_string(std::chrono::duration_cast<milliseconds>(sim.now() - onset).count()));
      }},
 };
 
