@@ -109,7 +109,7 @@ TEST(XGBoostModel, BaseScoreInEveryFormIsAProbabilityForLogistic) {
   const std::vector<float> want = {Sigmoid(base - 0.2 - 0.3), Sigmoid(base - 0.2 - 0.3),
                                    Sigmoid(base + 0.4 + 0.1), Sigmoid(base + 0.4 + 0.1),
                                    Sigmoid(base + 0.4 - 0.3), Sigmoid(base - 0.2 - 0.3)};
-  for (const char* form : {"[3E-1]", "3E-1", "0.3", " [ 0.3 ] ", "[3.0000001E-1]"}) {
+  for (const char* form : {"[0.3]", "[3E-1]", "3E-1", "0.3", " [ 0.3 ] ", "[3.0000001E-1]"}) {
     auto rt = FromJson(TinyModel(form));
     ASSERT_TRUE(rt.ok()) << form << ": " << rt.status();
     std::vector<float> got = PredictAll(**rt, rows);
