@@ -339,7 +339,7 @@ void HttpRouter::HandlePrefix(HttpVerb method, std::string prefix, HttpHandler h
 }
 
 const std::vector<HttpRouter::Route>* HttpRouter::Find(std::string_view path) const {
-  if (auto it = exact_.find(std::string(path)); it != exact_.end()) return &it->second;
+  if (auto it = exact_.find(path); it != exact_.end()) return &it->second;
   for (const auto& [prefix, routes] : prefixes_) {
     if (path.substr(0, prefix.size()) == prefix) return &routes;
   }
@@ -444,6 +444,12 @@ void HttpServer::DoAccept() {
     open_connections_.fetch_add(1);
     // Build the connection on its own thread: its registration in `connections` must happen there.
     asio::post(target.ioc, [this, &target, s = std::move(socket)]() mutable {
+      if (target.stopping) {
+        beast::error_code ignored;
+        s.close(ignored);
+        OnConnectionClosed();
+        return;
+      }
       auto conn = std::make_shared<HttpConnection>(*this, target, std::move(s));
       if (draining_.load()) conn->BeginDrain(std::chrono::steady_clock::now());
       conn->Start();
@@ -453,6 +459,9 @@ void HttpServer::DoAccept() {
 }
 
 void HttpServer::Sweep(IoThread& t) {
+  // A wait that completed just before StopThreads cancelled it must not re-arm the timer, or
+  // the thread would never run out of work.
+  if (t.stopping) return;
   const auto now = std::chrono::steady_clock::now();
   std::vector<std::shared_ptr<HttpConnection>> live;
   live.reserve(t.connections.size());
@@ -522,7 +531,7 @@ void HttpServer::StopThreads() {
   }
   for (auto& t : threads_) {
     asio::post(t->ioc, [&t = *t] {
-      beast::error_code ec;
+      t.stopping = true;
       t.sweep->cancel();
       std::vector<std::shared_ptr<HttpConnection>> live;
       for (HttpConnection* c : t.connections) {

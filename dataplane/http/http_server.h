@@ -96,7 +96,12 @@ class HttpRouter {
   };
   const std::vector<Route>* Find(std::string_view path) const;
 
-  std::unordered_map<std::string, std::vector<Route>> exact_;
+  // Transparent, so a lookup by the request's string_view allocates nothing.
+  struct PathHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::vector<Route>, PathHash, std::equal_to<>> exact_;
   std::vector<std::pair<std::string, std::vector<Route>>> prefixes_;  // longest first
 };
 
@@ -155,6 +160,7 @@ class HttpServer {
   // One io_context and the connections living on it. `connections` and `sweep` are touched only
   // on that thread.
   struct IoThread {
+    bool stopping = false;  // set by StopThreads; no new timers or connections after it
     std::unordered_set<HttpConnection*> connections;
     boost::asio::io_context ioc{1};
     std::unique_ptr<boost::asio::steady_timer> sweep;

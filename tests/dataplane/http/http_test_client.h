@@ -168,6 +168,10 @@ class RawConnection {
 
   boost::beast::error_code last_error() const { return last_error_; }
 
+  // The socket's descriptor, for a second thread that only writes (with ::send) while this
+  // object reads: the stream's timer is not shared with it.
+  int native_fd() { return stream_.socket().native_handle(); }
+
  private:
   boost::asio::io_context ioc_;
   boost::beast::tcp_stream stream_;
