@@ -1,5 +1,6 @@
 #include "grpc/grpc_codec.h"
 
+#include <algorithm>
 #include <bit>
 #include <climits>
 #include <cstring>

@@ -5,6 +5,7 @@
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <climits>
 
 #include "grpc/grpc_codec.h"

@@ -253,9 +253,18 @@ TEST(GrpcServerBinary, TritonClientGetsTheReferencePredictions) {
 // CANCELLED (gRPC core's behaviour for calls pending at shutdown, grpc/grpc#41785). That no
 // accepted call was dropped is the server's own account: its drain log line.
 TEST(GrpcServerBinary, SigtermDrainsGrpcCalls) {
-  Server server(
-      {"--drain-grace-ms", "300", "--drain-timeout-ms", "20000", "--max-batch-size", "16"});
+  Server server({"--drain-grace-ms", "300", "--drain-timeout-ms", "20000", "--max-batch-size", "16",
+                 "--max-body-bytes", "65536"});
   ASSERT_TRUE(server.WaitReady()) << server.Log();
+  {
+    // --max-body-bytes bounds gRPC messages too: 1400 rows of 12 FP32 are 67,200 bytes.
+    GrpcTestClient client(server.grpc_port());
+    inference::ModelInferResponse res;
+    const auto big =
+        Fp32Request("fraud", std::vector<std::vector<float>>(1400, std::vector<float>(12)), true);
+    const grpc::Status s = client.Infer(big, &res);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  }
   const auto request = Fp32Request("fraud", {std::vector<float>(12, 1.0f)}, true);
   constexpr int kClients = 4;
   std::atomic<bool> stop{false}, signalled{false};
