@@ -72,7 +72,8 @@ std::map<std::string, Flag> Flags(ServerFlags& f) {
   str("http-address", f.http_address, "address to listen on for HTTP (default 0.0.0.0)");
   num32("http-port", f.http_port, 0, 65535, "HTTP port; 0 picks a free one (default 8080)");
   str("port-file", f.port_file, "write the bound HTTP port to this file once listening");
-  num32("grpc-port", f.grpc_port, 0, 65535, "reserved for the gRPC frontend (not served yet)");
+  num32("grpc-port", f.grpc_port, 0, 65535,
+        "gRPC port on --http-address; 0 = no gRPC (default); --max-body-bytes bounds messages");
   num32("io-threads", f.io_threads, 0, 1024, "HTTP io threads; 0 = one per core (default)");
   str("model-name", f.model_name, "model name (default: the model file name)");
   str("model-version", f.model_version, "model version (default 1)");

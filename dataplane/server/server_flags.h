@@ -20,7 +20,7 @@ struct ServerFlags {
   std::string http_address = "0.0.0.0";
   int http_port = 8080;  // 0 picks a free port; see port_file
   std::string port_file;  // the bound HTTP port is written here once listening
-  int grpc_port = 0;      // reserved for the gRPC frontend; not served by this build
+  int grpc_port = 0;      // gRPC (Open Inference Protocol) on http_address; 0: no gRPC
   int io_threads = 0;     // 0: one per core
 
   std::string model_name;

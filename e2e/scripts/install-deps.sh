@@ -9,7 +9,7 @@ PACKAGES=(
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libboost-dev libboost-system-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libxgboost-dev libhiredis-dev
-  redis-server prometheus wrk
+  redis-server prometheus wrk python3-venv
   clang clang-format clang-tidy libclang-rt-14-dev
   golang-go
 )
