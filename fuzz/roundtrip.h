@@ -68,6 +68,14 @@ inline bool JsonLossless(const std::vector<dataplane::Tensor>& tensors) {
   return true;
 }
 
+inline void CheckSameRequest(const dataplane::InferRequest& a, const dataplane::InferRequest& b) {
+  Check(a.id == b.id, "id differs");
+  Check(a.parameters == b.parameters, "parameters differ");
+  Check(a.inputs.size() == b.inputs.size(), "input count differs");
+  for (size_t i = 0; i < a.inputs.size(); ++i) Check(SameTensor(a.inputs[i], b.inputs[i]), "input differs");
+  Check(a.outputs.size() == b.outputs.size(), "output count differs");
+}
+
 inline void CheckRequestRoundTrip(const dataplane::InferRequest& req) {
   for (const auto& t : req.inputs) Check(t.Validate().ok(), "accepted tensor does not validate");
   const bool lossless = JsonLossless(req.inputs);

@@ -27,6 +27,12 @@ inline constexpr char kInferenceHeaderContentLength[] = "Inference-Header-Conten
 // (empty value); InvalidArgument when it is not a decimal number no larger than the body.
 Result<std::optional<size_t>> ParseInferenceHeaderLength(std::string_view value, size_t body_size);
 
+// The fast path ParseInferRequest tries first on JSON-only bodies: FP32 tensors with flat data,
+// plain string names and id, nothing else (the common online request). nullopt for any other
+// body, which the general parser then reads (and reports errors for); where both accept a body
+// they produce the same request. Exposed so the fuzzer can check that equivalence.
+std::optional<InferRequest> ParseCommonInferRequest(std::string_view json);
+
 // Parses a request body. `json_length` (from Inference-Header-Content-Length) splits the body into
 // the JSON header and the binary tensor section; nullopt means the whole body is JSON. Binary input
 // tensors view `body`, which must outlive the returned request. model_name/model_version are left

@@ -303,6 +303,52 @@ TEST(V2Codec, NullIsAMissingFloat) {
                 "is null, not a INT32 value");
 }
 
+TEST(V2Codec, FastPathAgreesWithTheGeneralParser) {
+  const std::vector<std::string> common = {
+      R"({"inputs":[{"name":"input-0","shape":[2,3],"datatype":"FP32","data":[1,2.5,-3,4e2,0,0.125]}]})",
+      R"( { "id" : "x" , "inputs" : [ { "datatype" : "FP32" , "name" : "a" , "shape" : [ 2 ] ,)"
+      R"( "data" : [ -0 , -0.0 ] } , {"name":"b","shape":[],"datatype":"FP32","data":[1E-3]} ] } )",
+      R"({"inputs":[]})",
+      R"({"inputs":[{"name":"e","shape":[0],"datatype":"FP32","data":[]}]})",
+      R"({"inputs":[{"name":"big","shape":[1],"datatype":"FP32","data":[16777217]}]})",
+  };
+  for (const auto& body : common) {
+    auto fast = ParseCommonInferRequest(body);
+    ASSERT_TRUE(fast.has_value()) << body;
+    auto general = ParseInferRequest(body, body.size());  // an explicit length skips the fast path
+    ASSERT_TRUE(general.ok()) << general.status();
+    EXPECT_EQ(fast->id, general->id);
+    ASSERT_EQ(fast->inputs.size(), general->inputs.size());
+    for (size_t i = 0; i < fast->inputs.size(); ++i) {
+      const auto a = fast->inputs[i].bytes();
+      const auto b = general->inputs[i].bytes();
+      EXPECT_EQ(fast->inputs[i].name(), general->inputs[i].name());
+      EXPECT_EQ(fast->inputs[i].shape(), general->inputs[i].shape());
+      EXPECT_TRUE(std::equal(a.begin(), a.end(), b.begin(), b.end())) << body;
+    }
+  }
+  // "-0" is the integer zero (no sign bit) on both paths; "-0.0" keeps its sign.
+  auto zeros = ParseCommonInferRequest(
+      R"({"inputs":[{"name":"z","shape":[2],"datatype":"FP32","data":[-0,-0.0]}]})");
+  ASSERT_TRUE(zeros);
+  EXPECT_FALSE(std::signbit(Values<float>(zeros->inputs[0])[0]));
+  EXPECT_TRUE(std::signbit(Values<float>(zeros->inputs[0])[1]));
+  // Everything else goes to the general parser, which also reports the errors.
+  const std::vector<std::string> other = {
+      R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[1]}]})",
+      R"({"inputs":[{"name":"x","shape":[2],"datatype":"FP32","data":[[1],[2]]}]})",
+      R"({"inputs":[{"data":[1],"name":"x","shape":[1],"datatype":"FP32"}]})",
+      R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[]})",
+      R"({"inputs":[{"name":"é","shape":[1],"datatype":"FP32","data":[1]}]})",
+      R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1e39]}]})",
+      R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[01]}]})",
+      R"({"inputs":[{"name":"x","shape":[2],"datatype":"FP32","data":[1]}]})",
+      R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]} x)",
+      R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[null]}]})",
+  };
+  for (const auto& body : other) EXPECT_FALSE(ParseCommonInferRequest(body).has_value()) << body;
+}
+
 TEST(V2Codec, InferenceHeaderLength) {
   EXPECT_EQ(ParseInferenceHeaderLength("", 10).value(), std::nullopt);
   EXPECT_EQ(ParseInferenceHeaderLength("7", 10).value(), std::optional<size_t>(7));
