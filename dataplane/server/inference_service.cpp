@@ -192,13 +192,18 @@ Result<std::unique_ptr<InferenceService>> InferenceService::Create(
     const InferenceServiceOptions& options, std::shared_ptr<prometheus::Registry> registry,
     Clock& clock) {
   ASSIGN_OR_RETURN(auto metrics, ServerMetrics::Create(std::move(registry)));
+  std::unique_ptr<FaultInjector> faults;
+  if (options.faults.enabled()) {
+    ASSIGN_OR_RETURN(faults, FaultInjector::Create(options.faults, clock));
+  }
   return std::unique_ptr<InferenceService>(
-      new InferenceService(options, std::move(metrics), clock));
+      new InferenceService(options, std::move(metrics), std::move(faults), clock));
 }
 
 InferenceService::InferenceService(const InferenceServiceOptions& options,
-                                   std::unique_ptr<ServerMetrics> metrics, Clock& clock)
-    : options_(options), metrics_(std::move(metrics)), clock_(clock) {}
+                                   std::unique_ptr<ServerMetrics> metrics,
+                                   std::unique_ptr<FaultInjector> faults, Clock& clock)
+    : options_(options), metrics_(std::move(metrics)), clock_(clock), faults_(std::move(faults)) {}
 
 InferenceService::~InferenceService() { Stop(); }
 
@@ -300,6 +305,35 @@ bool InferenceService::ready() const {
 }
 
 void InferenceService::Infer(Model& model, InferRequest&& request, InferCallback done) {
+  if (!faults_) {
+    InferNow(model, std::move(request), std::move(done));
+    return;
+  }
+  const bool fail = faults_->NextFails();
+  if (faults_->options().delay.count() == 0) {
+    if (fail) {
+      done(Internal(kInjectedFaultMessage));
+    } else {
+      InferNow(model, std::move(request), std::move(done));
+    }
+    return;
+  }
+  // std::function must be copyable; the request and callback are moved in once and used once.
+  struct Held {
+    InferRequest request;
+    InferCallback done;
+  };
+  auto held = std::make_shared<Held>(Held{std::move(request), std::move(done)});
+  faults_->AfterDelay([this, &model, held, fail] {
+    if (fail) {
+      held->done(Internal(kInjectedFaultMessage));
+    } else {
+      InferNow(model, std::move(held->request), std::move(held->done));
+    }
+  });
+}
+
+void InferenceService::InferNow(Model& model, InferRequest&& request, InferCallback done) {
   if (stopped_.load(std::memory_order_acquire)) {
     done(Unavailable("the server is shutting down"));
     return;
@@ -347,6 +381,7 @@ void InferenceService::Infer(Model& model, InferRequest&& request, InferCallback
 
 void InferenceService::Stop() {
   stopped_.store(true, std::memory_order_release);
+  if (faults_) faults_->Stop();  // delayed requests are answered now, as Unavailable
   for (auto& [name, versions] : models_) {
     for (auto& m : versions) {
       if (m->batcher_) m->batcher_->Stop();

@@ -24,6 +24,7 @@
 #include "base/status.h"
 #include "runtime/runtime.h"
 #include "server/batcher.h"
+#include "server/fault_injection.h"
 #include "server/inference.h"
 #include "server/response_cache.h"
 #include "server/server_metrics.h"
@@ -72,6 +73,8 @@ using InferCallback = std::function<void(Result<InferResponse>)>;
 struct InferenceServiceOptions {
   std::string server_name = "sluice-server";
   std::string server_version = "0.1.0";
+  // Applied to every Infer call, whichever frontend it comes from; off by default.
+  FaultOptions faults;
 };
 
 class InferenceService {
@@ -103,11 +106,12 @@ class InferenceService {
   bool draining() const { return draining_.load(std::memory_order_acquire); }
 
   // Runs one inference on `model`. `done` runs exactly once: on this thread for errors found
-  // here, cache hits and unbatched models; otherwise on the model's batcher thread. Tensors of the
-  // request may view memory owned by the caller, which must stay valid until `done` runs.
+  // here, cache hits and unbatched models; otherwise on the model's batcher thread (or the fault
+  // injector's delay thread when a fault delay is set). Tensors of the request may view memory
+  // owned by the caller, which must stay valid until `done` runs.
   // Errors: InvalidArgument (inputs do not fit the model), FailedPrecondition (not ready),
-  // ResourceExhausted (queue full), Timeout (queued too long), Unavailable (stopped), and what
-  // the runtime reports.
+  // ResourceExhausted (queue full), Timeout (queued too long), Unavailable (stopped),
+  // Internal("injected fault") (fault injection), and what the runtime reports.
   void Infer(Model& model, InferRequest&& request, InferCallback done);
 
   // Finishes queued work and stops every batcher. Later Infer calls fail with Unavailable.
@@ -121,11 +125,13 @@ class InferenceService {
   class Pending;
 
   InferenceService(const InferenceServiceOptions& options, std::unique_ptr<ServerMetrics> metrics,
-                   Clock& clock);
+                   std::unique_ptr<FaultInjector> faults, Clock& clock);
+  void InferNow(Model& model, InferRequest&& request, InferCallback done);
 
   const InferenceServiceOptions options_;
   std::unique_ptr<ServerMetrics> metrics_;
   Clock& clock_;
+  std::unique_ptr<FaultInjector> faults_;  // null when fault injection is off
   std::atomic<bool> draining_{false};
   std::atomic<bool> stopped_{false};
   // Fixed once frontends serve (see the lifecycle above), so lookups take no lock.

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -94,7 +95,14 @@ Status WritePortFile(const std::string& path, uint16_t port) {
 
 int Run(const ServerFlags& flags, SignalWatch& signals) {
   auto registry = std::make_shared<prometheus::Registry>();
-  auto service_or = InferenceService::Create(InferenceServiceOptions{}, registry, Clock::Real());
+  InferenceServiceOptions service_options;
+  service_options.faults = flags.ToFaultOptions();
+  if (service_options.faults.enabled()) {
+    spdlog::warn("FAULT INJECTION IS ON: {} on every inference request (--fault-error-percent, "
+                 "--fault-delay-ms, ${}, ${}); this server is for tests only",
+                 service_options.faults.ToString(), kFaultErrorPercentEnv, kFaultDelayMsEnv);
+  }
+  auto service_or = InferenceService::Create(service_options, registry, Clock::Real());
   if (!service_or.ok()) {
     spdlog::error("cannot create the inference service: {}", service_or.status().ToString());
     return 1;
@@ -206,7 +214,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  auto flags = ParseServerFlags(std::vector<std::string>(argv + 1, argv + argc));
+  auto flags = ParseServerFlags(std::vector<std::string>(argv + 1, argv + argc),
+                                [](const char* name) -> const char* { return std::getenv(name); });
   if (!flags.ok()) {
     std::cerr << "sluice-server: " << flags.status().message() << "\n\n" << ServerUsage();
     return 2;

@@ -103,6 +103,11 @@ std::map<std::string, Flag> Flags(ServerFlags& f) {
       "then: time for in-flight requests to finish (default 30000)");
   num("drain-idle-timeout-ms", f.drain_idle_timeout_ms, 1, kMax,
       "while draining, idle keep-alive connections close after this (default 500)");
+  num("fault-error-percent", f.fault_error_percent, 0, 100,
+      "answer this share of inference requests with 500 'injected fault', spread evenly (1 in 5 "
+      "for 20); default $SLUICE_FAULT_ERROR_PERCENT, else 0");
+  num("fault-delay-ms", f.fault_delay_ms, 0, 600'000,
+      "add this latency to every inference request; default $SLUICE_FAULT_DELAY_MS, else 0");
   m["log-format"] = Flag{"text | json (default text)", false, [&f](const std::string& v) {
                            ASSIGN_OR_RETURN(f.log_format, ParseLogFormat(v));
                            return Status::Ok();
@@ -113,8 +118,14 @@ std::map<std::string, Flag> Flags(ServerFlags& f) {
 
 }  // namespace
 
-Result<ServerFlags> ParseServerFlags(const std::vector<std::string>& args) {
+Result<ServerFlags> ParseServerFlags(const std::vector<std::string>& args,
+                                     const std::function<const char*(const char*)>& getenv) {
   ServerFlags f;
+  if (getenv) {
+    ASSIGN_OR_RETURN(FaultOptions env, FaultOptionsFromEnv(getenv));
+    f.fault_error_percent = env.error_percent;
+    f.fault_delay_ms = env.delay.count();
+  }
   auto flags = Flags(f);
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -174,6 +185,13 @@ HttpServerOptions ServerFlags::ToHttpOptions() const {
   o.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
   o.drain_idle_timeout = std::chrono::milliseconds(drain_idle_timeout_ms);
   o.server_name = "sluice-server";
+  return o;
+}
+
+FaultOptions ServerFlags::ToFaultOptions() const {
+  FaultOptions o;
+  o.error_percent = static_cast<int>(fault_error_percent);
+  o.delay = std::chrono::milliseconds(fault_delay_ms);
   return o;
 }
 

@@ -4,11 +4,13 @@
 // booleans also as bare `--name` / `--no-name`.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
 #include "http/http_server.h"
+#include "server/fault_injection.h"
 #include "server/inference_service.h"
 #include "server/logging.h"
 
@@ -52,15 +54,24 @@ struct ServerFlags {
   // While draining, an idle keep-alive connection is closed after this long without a request.
   int64_t drain_idle_timeout_ms = 500;
 
+  // Fault injection (tests, chaos): the environment (SLUICE_FAULT_ERROR_PERCENT,
+  // SLUICE_FAULT_DELAY_MS) sets the defaults, the flags override them.
+  int64_t fault_error_percent = 0;
+  int64_t fault_delay_ms = 0;
+
   LogFormat log_format = LogFormat::kText;
   std::string log_level = "info";
 
   HttpServerOptions ToHttpOptions() const;
   ModelOptions ToModelOptions() const;
+  FaultOptions ToFaultOptions() const;
 };
 
-// InvalidArgument for unknown flags, missing values and values out of range.
-Result<ServerFlags> ParseServerFlags(const std::vector<std::string>& args);
+// InvalidArgument for unknown flags, missing values and values out of range, in the flags or in
+// the environment variables read through `getenv` (nullptr: the environment is not read).
+Result<ServerFlags> ParseServerFlags(
+    const std::vector<std::string>& args,
+    const std::function<const char*(const char*)>& getenv = nullptr);
 std::string ServerUsage();
 
 }  // namespace sluice::dataplane

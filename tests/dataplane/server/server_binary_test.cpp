@@ -38,13 +38,14 @@ std::string ErrorOf(const HttpReply& r) {
   return j["error"].get<std::string>();
 }
 
-// Starts the server on the fraud model with `extra` flags and waits until it is ready.
-void StartFraud(ServerProcess& p, std::vector<std::string> extra = {}) {
+// Starts the server on the fraud model with `extra` flags (and `env`) and waits until it is ready.
+void StartFraud(ServerProcess& p, std::vector<std::string> extra = {},
+                const std::vector<std::string>& env = {}) {
   std::vector<std::string> args = {"--model-uri", kModelDir + "/fraud.json", "--model-name", "fraud",
                                    "--io-threads", "2", "--log-format", "json",
                                    "--drain-grace-ms", "100"};
   args.insert(args.end(), extra.begin(), extra.end());
-  ASSERT_TRUE(p.Start(SLUICE_SERVER_BIN, args)) << p.Log();
+  ASSERT_TRUE(p.Start(SLUICE_SERVER_BIN, args, env)) << p.Log();
   ASSERT_TRUE(p.WaitReady()) << p.Log();
 }
 
@@ -158,6 +159,54 @@ TEST(ServerBinary, BadInputIsRefusedAndTheProcessCarriesOn) {
   EXPECT_EQ(r->status, 408);
   EXPECT_EQ(ErrorOf(*r), "timed out reading the request header");
   expect_good();
+  p.Signal(SIGTERM);
+  EXPECT_EQ(p.Wait(std::chrono::seconds(30)), 0) << p.Log();
+}
+
+// SLUICE_FAULT_ERROR_PERCENT=20: exactly one request in five answers 500 "injected fault", and
+// the server says so loudly at start; health and metadata are untouched.
+TEST(ServerBinary, FaultInjectionFromTheEnvironmentFailsOneRequestInFive) {
+  ServerProcess p;
+  StartFraud(p, {}, {"SLUICE_FAULT_ERROR_PERCENT=20"});
+  const std::string good = ReadFile(kModelDir + "/sample_request.json");
+  HttpTestClient c(p.port());
+  int failed = 0;
+  for (int i = 0; i < 100; ++i) {
+    auto r = c.Post("/v2/models/fraud/infer", good);
+    ASSERT_TRUE(r);
+    if (i % 5 == 4) {
+      EXPECT_EQ(r->status, 500) << "request " << i << ": " << r->body;
+      EXPECT_EQ(r->body, R"({"error":"injected fault"})");
+    } else {
+      EXPECT_EQ(r->status, 200) << "request " << i << ": " << r->body;
+    }
+    failed += r->status == 500;
+  }
+  EXPECT_EQ(failed, 20);
+  auto health = c.Get("/v2/health/ready");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_NE(p.Log().find("FAULT INJECTION IS ON: error 20%, delay 0 ms"), std::string::npos)
+      << p.Log();
+  p.Signal(SIGTERM);
+  EXPECT_EQ(p.Wait(std::chrono::seconds(30)), 0) << p.Log();
+}
+
+// The flags win over the environment: no errors, but every answer at least 150 ms late.
+TEST(ServerBinary, FaultFlagsOverrideTheEnvironment) {
+  ServerProcess p;
+  StartFraud(p, {"--fault-error-percent", "0", "--fault-delay-ms", "150"},
+             {"SLUICE_FAULT_ERROR_PERCENT=100"});
+  const std::string good = ReadFile(kModelDir + "/sample_request.json");
+  HttpTestClient c(p.port());
+  for (int i = 0; i < 3; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    auto r = c.Post("/v2/models/fraud/infer", good);
+    const auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body;
+    EXPECT_GE(took, std::chrono::milliseconds(150));
+  }
   p.Signal(SIGTERM);
   EXPECT_EQ(p.Wait(std::chrono::seconds(30)), 0) << p.Log();
 }

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -24,8 +25,10 @@ namespace sluice::testing {
 
 class ServerProcess {
  public:
-  // `args` are added after the address/port flags. stdout and stderr go to `log_path`.
-  bool Start(const std::string& binary, std::vector<std::string> args) {
+  // `args` are added after the address/port flags; `env` (NAME=value) is added to the inherited
+  // environment. stdout and stderr go to `log_path`.
+  bool Start(const std::string& binary, std::vector<std::string> args,
+             const std::vector<std::string>& env = {}) {
     dir_ = std::filesystem::temp_directory_path() /
            ("sluice-server-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
     std::filesystem::create_directories(dir_);
@@ -34,6 +37,22 @@ class ServerProcess {
     std::vector<std::string> argv = {binary, "--http-address", "127.0.0.1", "--http-port", "0",
                                      "--port-file", port_file_.string()};
     argv.insert(argv.end(), args.begin(), args.end());
+    // Built before fork: the child of a threaded process may only call async-signal-safe functions.
+    std::vector<std::string> envs;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string_view kv(*e);
+      const auto name = kv.substr(0, kv.find('='));
+      bool replaced = false;
+      for (const auto& o : env) replaced = replaced || o.substr(0, o.find('=')) == name;
+      if (!replaced) envs.emplace_back(kv);
+    }
+    envs.insert(envs.end(), env.begin(), env.end());
+    std::vector<char*> cenv;
+    for (auto& e : envs) cenv.push_back(e.data());
+    cenv.push_back(nullptr);
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
     pid_ = ::fork();
     if (pid_ < 0) return false;
     if (pid_ == 0) {
@@ -42,10 +61,7 @@ class ServerProcess {
         ::dup2(fd, 1);
         ::dup2(fd, 2);
       }
-      std::vector<char*> cargv;
-      for (auto& a : argv) cargv.push_back(a.data());
-      cargv.push_back(nullptr);
-      ::execv(cargv[0], cargv.data());
+      ::execve(cargv[0], cargv.data(), cenv.data());
       ::_exit(127);
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
