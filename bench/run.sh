@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# make bench: sluice-server against MLServer 1.7 (+ mlserver-xgboost) on the committed fraud model,
+# with the same V2 request body (bench/server/request.json, one row) and the same load.
+#
+#  1. builds sluice-server and sluice-loadgen in Release (bench/.work/build-release);
+#  2. throughput: wrk, closed loop, BENCH_CONNECTIONS keep-alive connections for BENCH_SECONDS;
+#  3. latency: sluice-loadgen, open loop at half of each server's own saturation (and sluice at
+#     MLServer's half-saturation rate too), p50/p99 measured from the scheduled send time;
+#  4. MLServer (PyPI) in a venv cached by version under $SLUICE_CACHE (~/.cache/sluice), same steps;
+#  5. bench/evaluator.sh (the model evaluator on its own, same Release build).
+# Everything binds to 127.0.0.1 and is stopped on exit. Results: bench/.work/results.txt, with the
+# load average before and after: the machine may be shared, and the figures are only as quiet as it.
+#
+# Environment: BENCH_SECONDS (15), BENCH_CONNECTIONS (64), BENCH_IO_THREADS (1),
+# BENCH_SKIP_MLSERVER=1, BENCH_SKIP_EVALUATOR=1, BENCH_SERVER_FLAGS (extra sluice-server flags).
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+work="$repo/bench/.work"
+build="$work/build-release"
+mkdir -p "$work"
+seconds=${BENCH_SECONDS:-15}
+connections=${BENCH_CONNECTIONS:-64}
+io_threads=${BENCH_IO_THREADS:-1}
+body="$repo/bench/server/request.json"
+model_dir="$repo/bench/fraud/model"
+results="$work/results.txt"
+: >"$results"
+mlserver_version=1.7.1
+cache="${SLUICE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sluice}"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+say() { echo "$*" | tee -a "$results"; }
+
+for tool in wrk curl python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is required (make deps)" >&2; exit 1; }
+done
+
+echo "== building sluice-server, sluice-loadgen and the evaluator bench (Release)"
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+cmake -S "$repo" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DSLUICE_FUZZ=OFF >/dev/null
+nice -n 10 cmake --build "$build" --target sluice-server sluice-loadgen sluice-bench-evaluator -j 2 >/dev/null
+server_bin="$build/dataplane/server/sluice-server"
+loadgen="$build/bench/loadgen/sluice-loadgen"
+
+wait_ready() {  # url, seconds
+  local deadline=$((SECONDS + $2))
+  until curl -sf -o /dev/null "$1"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wrk closed loop; prints requests/s, fails on errors or non-2xx answers.
+saturate() {  # port path label
+  local out
+  out=$(SLUICE_BENCH_BODY="$body" wrk -t1 -c"$connections" -d"${seconds}s" --latency \
+        -s "$repo/bench/server/post.lua" "http://127.0.0.1:$1$2")
+  echo "$out" >"$work/wrk-$3.txt"
+  if grep -q -E "Non-2xx|Socket errors" <<<"$out"; then
+    echo "bench: $3 answered errors under load:" >&2
+    grep -E "Non-2xx|Socket errors" <<<"$out" >&2
+    return 1
+  fi
+  awk '/Requests\/sec/ {printf "%d\n", $2}' <<<"$out"
+}
+
+# open loop at a fixed rate; prints the loadgen summary line.
+latency_at() {  # port path rate
+  "$loadgen" --port "$1" --path "$2" --body-file "$body" --rate "$3" --connections 32 \
+    --duration "$seconds" --warmup 3
+}
+
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+
+say "bench $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+say "wrk -t1 -c$connections -d${seconds}s (closed loop); sluice-loadgen --connections 32 --duration $seconds (open loop)"
+
+# -- sluice-server
+port=$(free_port)
+"$server_bin" --http-address 127.0.0.1 --http-port "$port" --io-threads "$io_threads" \
+  --model-uri "$model_dir/fraud.json" --model-name fraud --log-level warn \
+  --drain-grace-ms 0 ${BENCH_SERVER_FLAGS:-} >"$work/sluice-server.log" 2>&1 &
+sluice_pid=$!
+pids+=("$sluice_pid")
+wait_ready "http://127.0.0.1:$port/v2/health/ready" 60 || { cat "$work/sluice-server.log"; exit 1; }
+path=/v2/models/fraud/infer
+curl -sf -X POST -H 'Content-Type: application/json' --data-binary @"$body" "http://127.0.0.1:$port$path" >"$work/sluice-answer.json"
+
+echo "== sluice-server: saturation (wrk, $connections connections, ${seconds}s)"
+sluice_rps=$(saturate "$port" "$path" sluice)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+say "sluice-server: $sluice_rps requests/s at saturation ($connections connections, io threads $io_threads)"
+half=$((sluice_rps / 2))
+echo "== sluice-server: open loop at $half requests/s (half of its saturation)"
+t0=$(cpu_ticks "$sluice_pid")
+sluice_half=$(latency_at "$port" "$path" "$half")
+t1=$(cpu_ticks "$sluice_pid")
+say "sluice-server @ $half req/s: $sluice_half"
+p99=$(field p99_us "$sluice_half")
+say "target p99 <= 1000 us at half of sluice-server's saturation: $(python3 -c "print('met' if ${p99:-1e9} <= 1000 else 'MISSED')") (p99 ${p99:-?} us)"
+ticks=$(getconf CLK_TCK)
+served=$(field ok "$sluice_half")
+if [ -n "$served" ] && [ "$served" != 0 ]; then
+  cpu_s=$(python3 -c "print(($t1 - $t0) / $ticks)")
+  say "sluice-server: $(python3 -c "print(round($served / $cpu_s))") requests per server CPU-second (loadgen window incl. warm-up)"
+fi
+
+# -- MLServer
+if [ "${BENCH_SKIP_MLSERVER:-0}" != 1 ]; then
+  # A venv is not relocatable, so it is built in place; the marker says the install finished.
+  venv="$cache/mlserver-$mlserver_version-py$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+  if [ ! -f "$venv/.installed" ]; then
+    echo "== installing MLServer $mlserver_version + mlserver-xgboost into $venv (first run only)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip
+    "$venv/bin/pip" install -q "mlserver==$mlserver_version" "mlserver-xgboost==$mlserver_version"
+    touch "$venv/.installed"
+  fi
+  models="$work/mlserver-models"
+  rm -rf "$models"
+  mkdir -p "$models/fraud"
+  cp "$model_dir/fraud.json" "$models/fraud/model.json"
+  mport=$(free_port)
+  gport=$(free_port)
+  cat >"$models/settings.json" <<EOF
+{"host": "127.0.0.1", "http_port": $mport, "grpc_port": $gport, "metrics_port": $(free_port),
+ "debug": false}
+EOF
+  cat >"$models/fraud/model-settings.json" <<EOF
+{"name": "fraud", "implementation": "mlserver_xgboost.XGBoostModel",
+ "parameters": {"uri": "./model.json", "version": "1"}}
+EOF
+  (cd "$models" && exec "$venv/bin/mlserver" start .) >"$work/mlserver.log" 2>&1 &
+  pids+=("$!")
+  wait_ready "http://127.0.0.1:$mport/v2/models/fraud/ready" 180 || { tail -40 "$work/mlserver.log"; exit 1; }
+  curl -sf -X POST -H 'Content-Type: application/json' --data-binary @"$body" \
+    "http://127.0.0.1:$mport$path" >"$work/mlserver-answer.json"
+  python3 - "$work/sluice-answer.json" "$work/mlserver-answer.json" <<'EOF'
+import json, sys
+a = json.load(open(sys.argv[1]))["outputs"][0]["data"]
+b = json.load(open(sys.argv[2]))["outputs"][0]["data"]
+a, b = [float(x) for x in a], [float(x) for x in (b if not isinstance(b[0], list) else sum(b, []))]
+assert len(a) == len(b) and all(abs(x - y) < 1e-5 for x, y in zip(a, b)), (a, b)
+print(f"same answer from both servers: {a}")
+EOF
+  echo "== MLServer: saturation (wrk, $connections connections, ${seconds}s)"
+  ml_rps=$(saturate "$mport" "$path" mlserver)
+  say "MLServer $mlserver_version: $ml_rps requests/s at saturation ($connections connections)"
+  ml_half=$((ml_rps / 2))
+  ((ml_half > 0)) || ml_half=1
+  echo "== MLServer: open loop at $ml_half requests/s (half of its saturation)"
+  say "MLServer @ $ml_half req/s: $(latency_at "$mport" "$path" "$ml_half")"
+  echo "== sluice-server: open loop at MLServer's half-saturation rate"
+  say "sluice-server @ $ml_half req/s: $(latency_at "$port" "$path" "$ml_half")"
+  ratio=$(python3 -c "print(f'{$sluice_rps / max($ml_rps, 1):.1f}')")
+  say "throughput ratio sluice-server / MLServer: ${ratio}x (target >= 20x: $(python3 -c "print('met' if $ratio >= 20 else 'MISSED')"))"
+fi
+
+if [ "${BENCH_SKIP_EVALUATOR:-0}" != 1 ]; then
+  echo "== bench/evaluator.sh"
+  BUILD="$build" bash "$repo/bench/evaluator.sh" | tee -a "$results"
+fi
+say "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo
+echo "== summary ($results)"
+cat "$results"
