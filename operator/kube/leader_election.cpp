@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <ctime>
@@ -174,10 +175,17 @@ bool LeaderElector::SleepUntil(Clock::Steady::time_point deadline) {
 }
 
 void LeaderElector::Observe(const LeaderElectionRecord& record) {
+  const auto now = clock_.Now();
   if (!observed_record_ || !(*observed_record_ == record)) {
+    observed_time_ = now;
+    if (observed_record_ && last_read_time_ && record.holder_identity != options_.identity) {
+      const auto age = clock_.WallNow() - record.renew_time;
+      const auto renewed = now - std::chrono::duration_cast<Clock::Steady::duration>(age);
+      observed_time_ = std::clamp(renewed, *last_read_time_, now);
+    }
     observed_record_ = record;
-    observed_time_ = clock_.Now();
   }
+  last_read_time_ = now;
   {
     std::lock_guard<std::mutex> lock(mu_);
     observed_holder_ = record.holder_identity;
@@ -189,6 +197,11 @@ void LeaderElector::Observe(const LeaderElectionRecord& record) {
       if (options_.callbacks.on_new_leader) options_.callbacks.on_new_leader(reported_leader_);
     }
   }
+}
+
+Clock::Steady::time_point LeaderElector::ObservedExpiry() const {
+  const int seconds = observed_record_ ? observed_record_->lease_duration_seconds : 0;
+  return observed_time_ + std::chrono::seconds(seconds);
 }
 
 LeaderElector::Attempt LeaderElector::TryAcquireOrRenew() {
@@ -220,8 +233,7 @@ LeaderElector::Attempt LeaderElector::TryAcquireOrRenew() {
   Observe(*current);
   const LeaderElectionRecord& old = *current;
   const bool mine = old.holder_identity == options_.identity;
-  if (!old.holder_identity.empty() && !mine &&
-      observed_time_ + std::chrono::seconds(old.lease_duration_seconds) > clock_.Now()) {
+  if (!old.holder_identity.empty() && !mine && ObservedExpiry() > clock_.Now()) {
     return Attempt::kHeldByOther;
   }
   if (mine) {
@@ -265,10 +277,17 @@ void LeaderElector::Run() {
   spdlog::info("leader election {}: \"{}\" campaigning", lock_->Describe(), options_.identity);
   while (true) {
     if (stopping_.load()) return;
-    if (TryAcquireOrRenew() == Attempt::kAcquired) break;
+    const Attempt attempt = TryAcquireOrRenew();
+    if (attempt == Attempt::kAcquired) break;
     const auto wait = std::chrono::duration_cast<Clock::Steady::duration>(
         retry * (1.0 + options_.retry_jitter * unit(rng_)));
-    if (!SleepUntil(clock_.Now() + wait)) return;
+    auto next = clock_.Now() + wait;
+    // Held by another: try again the moment it expires rather than on the next retry tick.
+    if (attempt == Attempt::kHeldByOther) {
+      const auto expiry = ObservedExpiry() + std::chrono::milliseconds(1);
+      if (expiry > clock_.Now() && expiry < next) next = expiry;
+    }
+    if (!SleepUntil(next)) return;
   }
   {
     std::lock_guard<std::mutex> lock(mu_);

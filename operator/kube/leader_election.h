@@ -142,8 +142,15 @@ class LeaderElector {
   enum class Attempt { kAcquired, kHeldByOther, kFailed };
   Attempt TryAcquireOrRenew();
   void Release();
-  // Records what was read; the observation time moves only when the record changed.
+  // Records what was read; the observation time moves only when the record changed. A changed
+  // record is dated at its renewTime (mapped onto the local clock) when that lies between the
+  // previous read and now: the renewal certainly happened in that interval, so the lease is
+  // never judged expired before its holder's own renew deadline (lease_duration - renew_deadline
+  // >= retry period of margin), yet a follower takes over within lease_duration of the holder's
+  // last renewal instead of up to a retry period later.
   void Observe(const LeaderElectionRecord& record);
+  // When the lease last observed expires for a follower.
+  Clock::Steady::time_point ObservedExpiry() const;
   // Waits on the clock until `deadline` or Stop(); false when stopped.
   bool SleepUntil(Clock::Steady::time_point deadline);
 
@@ -161,6 +168,7 @@ class LeaderElector {
   // Run() thread only.
   std::optional<LeaderElectionRecord> observed_record_;
   Clock::Steady::time_point observed_time_;
+  std::optional<Clock::Steady::time_point> last_read_time_;  // the read before the current one
   std::string reported_leader_;
 };
 
