@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake ninja-build pkg-config git ca-certificates openssl curl iproute2
+  build-essential cmake ninja-build ccache pkg-config git ca-certificates openssl curl iproute2
   libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libboost-dev libboost-system-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
