@@ -187,6 +187,11 @@ void Controller::Process(const std::string& key) {
                    options_.log_key, key, retries + 1, result.status().ToString());
     }
   }
+  if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("{}={} reconciled in {:.1f} ms: {}", options_.log_key, key,
+                  std::chrono::duration<double, std::milli>(elapsed).count(),
+                  ReconcileResultName(outcome));
+  }
   if (options_.metrics != nullptr) {
     options_.metrics->ObserveReconcile(
         options_.name, outcome, std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed));

@@ -1,6 +1,7 @@
 #include "modeldeployment/reconciler.h"
 
 #include <algorithm>
+#include <future>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -169,6 +170,33 @@ std::map<std::string, int32_t> ModelDeploymentReconciler::Autoscale(const Object
   return out;
 }
 
+Status ModelDeploymentReconciler::ApplyAll(std::vector<ApplyItem> items,
+                                           const std::string& owner_uid) {
+  std::vector<ApplyItem*> changed;
+  for (auto& item : items) {
+    if (item.live == nullptr || !IsSubset(item.intent, *item.live)) changed.push_back(&item);
+  }
+  if (changed.size() <= 1) {
+    for (auto* item : changed) {
+      RETURN_IF_ERROR(ApplyIfChanged(*item->gvr, item->intent, item->live, owner_uid));
+    }
+    return Status::Ok();
+  }
+  std::vector<std::future<Status>> results;
+  results.reserve(changed.size());
+  for (auto* item : changed) {
+    results.push_back(std::async(std::launch::async, [this, item, &owner_uid] {
+      return ApplyIfChanged(*item->gvr, item->intent, item->live, owner_uid);
+    }));
+  }
+  Status first;
+  for (auto& r : results) {
+    Status s = r.get();
+    if (first.ok() && !s.ok()) first = std::move(s);
+  }
+  return first;
+}
+
 Status ModelDeploymentReconciler::WriteInvalidSpecStatus(const json& object,
                                                          const ModelDeployment& md,
                                                          const Status& why) {
@@ -293,17 +321,20 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
   status.replicas = total;
   status.ready_replicas = ready;
 
-  // 1. The router, and every revision that grows or keeps its size.
+  // 1. The router, and every revision that grows or keeps its size. These writes are independent
+  // of each other, so they go out together: a new ModelDeployment costs one round trip here, not
+  // seven.
   std::vector<std::pair<json, ObjectPtr>> later;  // scale-downs, after the status
+  std::vector<ApplyItem> now;
   std::set<std::string> wanted;
-  std::vector<std::pair<const kube::GroupVersionResource*, json>> router = {
+  const std::vector<std::pair<const kube::GroupVersionResource*, json>> router = {
       {&kube::resources::kServiceAccounts, RouterServiceAccount(owner)},
       {&kRolesGvr, RouterRole(owner)},
       {&kRoleBindingsGvr, RouterRoleBinding(owner)},
       {&kube::resources::kDeployments, RouterDeployment(owner, options_.workload)},
       {&kube::resources::kServices, RouterService(owner, options_.workload)},
   };
-  for (auto& [gvr, intent] : router) {
+  for (const auto& [gvr, intent] : router) {
     ObjectPtr live;
     if (gvr == &kube::resources::kDeployments) {
       live = owned.router_deployment;
@@ -312,7 +343,7 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
     } else {
       live = reader_.Get(*gvr, key.ns, MetaString(intent, "name"));
     }
-    RETURN_IF_ERROR(ApplyIfChanged(*gvr, intent, live, uid));
+    now.push_back({gvr, intent, live});
   }
   for (const auto& desired : decision.revisions) {
     wanted.insert(desired.name);
@@ -341,14 +372,14 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
     if (live != nullptr && desired.replicas < IntAt(*live, {"spec", "replicas"})) {
       later.emplace_back(std::move(deployment), live);
     } else {
-      RETURN_IF_ERROR(ApplyIfChanged(kube::resources::kDeployments, deployment, live, uid));
+      now.push_back({&kube::resources::kDeployments, std::move(deployment), live});
     }
     auto service = owned.services.find(desired.name);
-    RETURN_IF_ERROR(ApplyIfChanged(kube::resources::kServices,
-                                   RevisionService(owner, desired.name, options_.workload),
-                                   service == owned.services.end() ? nullptr : service->second,
-                                   uid));
+    now.push_back({&kube::resources::kServices,
+                   RevisionService(owner, desired.name, options_.workload),
+                   service == owned.services.end() ? nullptr : service->second});
   }
+  RETURN_IF_ERROR(ApplyAll(std::move(now), uid));
 
   // 2. The status.
   const Phase old_phase = input.status.phase.value_or(Phase::kProgressing);

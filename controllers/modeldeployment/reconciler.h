@@ -75,6 +75,13 @@ class ModelDeploymentReconciler final : public Reconciler {
   // reported (kConflict) instead of being taken over.
   Status ApplyIfChanged(const kube::GroupVersionResource& gvr, const nlohmann::json& intent,
                         const ObjectPtr& live, const std::string& owner_uid);
+  struct ApplyItem {
+    const kube::GroupVersionResource* gvr;
+    nlohmann::json intent;
+    ObjectPtr live;
+  };
+  // ApplyIfChanged for every item, the ones that need a write concurrently; the first error.
+  Status ApplyAll(std::vector<ApplyItem> items, const std::string& owner_uid);
   Status WriteInvalidSpecStatus(const nlohmann::json& object, const ModelDeployment& md,
                                 const Status& why);
   std::map<std::string, int32_t> Autoscale(const ObjectKey& key, const ModelDeployment& md,

@@ -27,7 +27,55 @@ InvolvedObject InvolvedObject::From(const json& object) {
 
 KubeEventRecorder::KubeEventRecorder(kube::Client& client, Clock& clock,
                                      KubeEventRecorderOptions options)
-    : client_(client), clock_(clock), options_(std::move(options)) {}
+    : client_(client), clock_(clock), options_(std::move(options)) {
+  writer_ = std::thread([this] { Run(); });
+}
+
+KubeEventRecorder::~KubeEventRecorder() {
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  writer_.join();
+}
+
+void KubeEventRecorder::Record(const InvolvedObject& object, EventSeverity type,
+                               std::string_view reason, std::string_view message) {
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    if (queue_.size() >= options_.max_queued) {
+      spdlog::warn("event {} {} for {}/{} dropped: {} Events are waiting to be written",
+                   EventSeverityName(type), reason, object.ns, object.name, queue_.size());
+      return;
+    }
+    queue_.push_back(Pending{object, type, std::string(reason), std::string(message),
+                             clock_.WallNow(), clock_.Now()});
+  }
+  queue_cv_.notify_all();
+}
+
+void KubeEventRecorder::Flush() {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  queue_cv_.wait(lock, [&] { return queue_.empty() && !sending_; });
+}
+
+void KubeEventRecorder::Run() {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  while (true) {
+    queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    // On stop, what is queued is still written: the last phase change is worth the wait.
+    if (queue_.empty()) return;
+    Pending e = std::move(queue_.front());
+    queue_.pop_front();
+    sending_ = true;
+    lock.unlock();
+    Send(e);
+    lock.lock();
+    sending_ = false;
+    queue_cv_.notify_all();
+  }
+}
 
 std::string KubeEventRecorder::NewEventName(const InvolvedObject& object) {
   // Unique per occurrence, sortable by time, like the names other recorders choose.
@@ -48,8 +96,8 @@ std::string KubeEventRecorder::NewEventName(const InvolvedObject& object) {
 
 json KubeEventRecorder::BuildEvent(const InvolvedObject& object, EventSeverity type,
                                    std::string_view reason, std::string_view message,
-                                   const std::string& name) const {
-  const std::string now = FormatTime(clock_.WallNow());
+                                   const std::string& name, Clock::Wall::time_point at) const {
+  const std::string now = FormatTime(at);
   json involved = {{"apiVersion", object.api_version}, {"kind", object.kind},
                    {"name", object.name}};
   if (!object.ns.empty()) involved["namespace"] = object.ns;
@@ -83,12 +131,15 @@ void KubeEventRecorder::Forget(const std::string& key) {
   series_.erase(it);
 }
 
-void KubeEventRecorder::Record(const InvolvedObject& object, EventSeverity type,
-                               std::string_view reason, std::string_view message) {
+void KubeEventRecorder::Send(const Pending& e) {
+  const InvolvedObject& object = e.object;
+  const EventSeverity type = e.type;
+  const std::string& reason = e.reason;
+  const std::string& message = e.message;
   const std::string key = object.uid + '\x1f' + object.ns + '\x1f' + object.name + '\x1f' +
                           std::string(EventSeverityName(type)) + '\x1f' + std::string(reason) +
                           '\x1f' + std::string(message);
-  const auto now = clock_.Now();
+  const auto now = e.steady;
   std::string existing_name, ns;
   int64_t count = 0;
   {
@@ -106,7 +157,7 @@ void KubeEventRecorder::Record(const InvolvedObject& object, EventSeverity type,
   }
 
   if (!existing_name.empty()) {
-    json patch = {{"count", count}, {"lastTimestamp", FormatTime(clock_.WallNow())}};
+    json patch = {{"count", count}, {"lastTimestamp", FormatTime(e.wall)}};
     auto patched = client_.Patch(kube::resources::kEvents, ns, existing_name,
                                  kube::PatchType::kMerge, patch.dump());
     if (patched.ok()) return;
@@ -120,7 +171,7 @@ void KubeEventRecorder::Record(const InvolvedObject& object, EventSeverity type,
   }
 
   const std::string name = NewEventName(object);
-  json event = BuildEvent(object, type, reason, message, name);
+  json event = BuildEvent(object, type, reason, message, name, e.wall);
   const std::string event_ns = event["metadata"]["namespace"].get<std::string>();
   auto created = client_.Create(kube::resources::kEvents, event_ns, event);
   if (!created.ok()) {

@@ -52,6 +52,7 @@ TEST_F(EventsTest, FirstOccurrenceCreatesACoreV1Event) {
   transport_->Expect(FakeTransport::Is("POST", "/api/v1/namespaces/ml/events"), "create",
                      Reply(201, json::object()));
   recorder_->Record(Fraud(), EventSeverity::kWarning, "AnalysisFailed", "error-rate 0.03 > 0.01");
+  recorder_->Flush();
   ASSERT_TRUE(transport_->pending().empty());
   const json e = json::parse(transport_->requests().at(0).body);
   EXPECT_EQ(e["apiVersion"], "v1");
@@ -79,12 +80,14 @@ TEST_F(EventsTest, RepeatsBumpTheCountOfOneEvent) {
   transport_->Expect(FakeTransport::Is("POST", "/api/v1/namespaces/ml/events"), "create",
                      Reply(201, json::object()));
   recorder_->Record(Fraud(), EventSeverity::kNormal, "PhaseHealthy", "phase Healthy");
+  recorder_->Flush();
   const std::string name =
       json::parse(transport_->requests().at(0).body)["metadata"]["name"].get<std::string>();
   transport_->Expect(FakeTransport::Is("PATCH", "/api/v1/namespaces/ml/events/" + name), "bump",
                      Reply(200, json::object()));
   clock_.Advance(std::chrono::seconds(90));
   recorder_->Record(Fraud(), EventSeverity::kNormal, "PhaseHealthy", "phase Healthy");
+  recorder_->Flush();
   ASSERT_TRUE(transport_->pending().empty());
   const kube::HttpRequest patch = transport_->requests().at(1);
   EXPECT_EQ(json::parse(patch.body),
@@ -94,6 +97,7 @@ TEST_F(EventsTest, RepeatsBumpTheCountOfOneEvent) {
   transport_->Expect(FakeTransport::Is("POST", "/api/v1/namespaces/ml/events"), "create other",
                      Reply(201, json::object()));
   recorder_->Record(Fraud(), EventSeverity::kNormal, "PhaseHealthy", "phase Healthy again");
+  recorder_->Flush();
   EXPECT_TRUE(transport_->pending().empty());
   EXPECT_TRUE(transport_->unexpected().empty());
 }
@@ -102,6 +106,7 @@ TEST_F(EventsTest, AnExpiredEventStartsANewSeries) {
   transport_->Expect(FakeTransport::Is("POST", "/api/v1/namespaces/ml/events"), "create",
                      Reply(201, json::object()));
   recorder_->Record(Fraud(), EventSeverity::kNormal, "Promoted", "canary promoted");
+  recorder_->Flush();
   const std::string name =
       json::parse(transport_->requests().at(0).body)["metadata"]["name"].get<std::string>();
   transport_->Expect(FakeTransport::Is("PATCH", "/api/v1/namespaces/ml/events/" + name), "gone",
@@ -109,6 +114,7 @@ TEST_F(EventsTest, AnExpiredEventStartsANewSeries) {
   transport_->Expect(FakeTransport::Is("POST", "/api/v1/namespaces/ml/events"), "recreate",
                      Reply(201, json::object()));
   recorder_->Record(Fraud(), EventSeverity::kNormal, "Promoted", "canary promoted");
+  recorder_->Flush();
   EXPECT_TRUE(transport_->pending().empty());
   EXPECT_EQ(json::parse(transport_->requests().at(2).body)["count"], 1);
   // Outside the aggregation window a repeat also starts over.
@@ -116,6 +122,7 @@ TEST_F(EventsTest, AnExpiredEventStartsANewSeries) {
                      Reply(201, json::object()));
   clock_.Advance(std::chrono::minutes(11));
   recorder_->Record(Fraud(), EventSeverity::kNormal, "Promoted", "canary promoted");
+  recorder_->Flush();
   EXPECT_TRUE(transport_->pending().empty());
 }
 
@@ -123,10 +130,12 @@ TEST_F(EventsTest, AFailedWriteIsDroppedQuietly) {
   transport_->Expect(FakeTransport::Is("POST", "/api/v1/namespaces/ml/events"), "refused",
                      Reply(403, kube::testing::StatusObject(403, "Forbidden", "no")));
   recorder_->Record(Fraud(), EventSeverity::kNormal, "X", "y");
+  recorder_->Flush();
   // Not remembered as a series: the next one tries to create again.
   transport_->Expect(FakeTransport::Is("POST", "/api/v1/namespaces/ml/events"), "again",
                      Reply(201, json::object()));
   recorder_->Record(Fraud(), EventSeverity::kNormal, "X", "y");
+  recorder_->Flush();
   EXPECT_TRUE(transport_->pending().empty());
   EXPECT_TRUE(transport_->unexpected().empty());
 }
