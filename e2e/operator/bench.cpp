@@ -2,7 +2,7 @@
 //
 //   sluice-operator-bench --kubeconfig K --operator-bin B --crd-dir D [--count 1000]
 //       [--replicas 1] [--router-replicas 1] [--workers 4] [--rest 60s] [--fake-kubelet]
-//       [--timeout 30m] [--json out.json]
+//       [--timeout 30m] [--json out.json] [--log operator.log] [--operator-log-level warn]
 //
 // Installs the CRDs, starts the operator binary (leader election on), creates `count`
 // ModelDeployments from several threads and watches them:
@@ -56,6 +56,7 @@ struct Flags {
   bool fake_kubelet = false;
   std::string json_out;
   std::string log_path = "/tmp/sluice-operator-bench.log";
+  std::string operator_log_level = "warn";
 };
 
 bool ParseFlags(int argc, char** argv, Flags& f) {
@@ -91,6 +92,7 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
     else if (key == "--create-threads") f.create_threads = std::stoi(v);
     else if (key == "--json") f.json_out = v;
     else if (key == "--log") f.log_path = v;
+    else if (key == "--operator-log-level") f.operator_log_level = v;
     else if (key == "--rest" || key == "--timeout") {
       auto d = sluice::controllers::ParseDuration(v);
       if (!d.ok()) {
@@ -227,7 +229,7 @@ int main(int argc, char** argv) {
              "--leader-elect=on", "--leader-election-namespace=" + ns,
              "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0", "--ports-file=" + ports,
              "--workers=" + std::to_string(f.workers),
-             "--router-replicas=" + std::to_string(f.router_replicas), "--log-level=warn"};
+             "--router-replicas=" + std::to_string(f.router_replicas), "--log-level=" + f.operator_log_level};
   so.log_path = f.log_path;
   auto op = sluice::testing::Subprocess::Spawn(so);
   if (!op.ok()) {

@@ -414,7 +414,11 @@ Status Operator::Run() {
       if (result.ok()) result = Timeout("in-flight reconciles did not finish in time");
     }
   }
-  if (stopper.joinable()) stopper.join();
+  if (stopper.joinable()) {
+    stopper.join();
+    // The last phase changes are worth writing before the process goes.
+    p_->events->Flush();
+  }
   p_->metrics->SetLeader(false);
 
   // Hand the Lease over at once instead of letting it expire.
