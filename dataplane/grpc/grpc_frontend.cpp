@@ -102,7 +102,12 @@ class GrpcFrontend::Service final : public inference::GRPCInferenceService::Call
     }
     Model& model = **found;
     ServerMetrics::Model* metrics = &model.metrics();
-    owner_.CallStarted();
+    if (!owner_.CallStarted()) {
+      const Status refused = Unavailable("the server is shutting down");
+      metrics->Requests(HttpStatusFor(refused)).Increment();
+      reactor->Finish(ToGrpcStatus(refused));
+      return reactor;
+    }
     metrics->inflight->Increment();
     const auto start = std::chrono::steady_clock::now();
     GrpcFrontend* owner = &owner_;
@@ -177,9 +182,11 @@ GrpcFrontend::~GrpcFrontend() {
   if (server_) WaitShutdown();
 }
 
-void GrpcFrontend::CallStarted() {
+bool GrpcFrontend::CallStarted() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (shutdown_begun_) return false;
   ++inflight_;
+  return true;
 }
 
 void GrpcFrontend::CallFinished() {
@@ -194,26 +201,50 @@ size_t GrpcFrontend::inflight() const {
 
 void GrpcFrontend::BeginShutdown(std::chrono::steady_clock::time_point deadline) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (shutdown_begun_ || !server_) return;
+  if (!server_) return;
+  if (shutdown_begun_) {
+    if (deadline < deadline_) {
+      deadline_ = deadline;
+      idle_cv_.notify_all();
+    }
+    return;
+  }
   shutdown_begun_ = true;
   deadline_ = deadline;
-  // grpc::Server::Shutdown blocks until every call has finished; on its own thread, so the HTTP
-  // side can drain at the same time.
-  shutdown_thread_ =
-      std::thread([server = server_.get(), wall = ToSystem(deadline)] { server->Shutdown(wall); });
+  // On its own thread, so the HTTP side drains at the same time.
+  shutdown_thread_ = std::thread([this] { ShutdownWhenIdle(); });
+}
+
+void GrpcFrontend::ShutdownWhenIdle() {
+  using std::chrono::steady_clock;
+  const auto refuse_until = steady_clock::now() + options_.refuse_period;
+  steady_clock::time_point deadline;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (inflight_ != 0 && steady_clock::now() < deadline_) idle_cv_.wait_until(lock, deadline_);
+    clean_ = inflight_ == 0;
+    // Keep answering late callers ourselves for the rest of the refuse period.
+    while (steady_clock::now() < std::min(refuse_until, deadline_)) {
+      idle_cv_.wait_until(lock, std::min(refuse_until, deadline_));
+    }
+    deadline = deadline_;
+  }
+  // Blocks until every call has finished; cancels what is still running at the deadline.
+  server_->Shutdown(ToSystem(deadline));
 }
 
 bool GrpcFrontend::WaitShutdown() {
   std::lock_guard<std::mutex> waiting(wait_mu_);
+  bool begun = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (shutdown_waited_ || !server_) return clean_;
   }
-  BeginShutdown(std::chrono::steady_clock::now());
   {
-    std::unique_lock<std::mutex> lock(mu_);
-    clean_ = idle_cv_.wait_until(lock, deadline_, [&] { return inflight_ == 0; });
+    std::lock_guard<std::mutex> lock(mu_);
+    begun = shutdown_begun_;
   }
+  if (!begun) BeginShutdown(std::chrono::steady_clock::now());
   shutdown_thread_.join();
   std::lock_guard<std::mutex> lock(mu_);
   shutdown_waited_ = true;

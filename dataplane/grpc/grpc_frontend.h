@@ -8,7 +8,12 @@
 //   ModelReady      the model's ready state, false while draining; NOT_FOUND for an unknown model
 //   ServerMetadata  name, version and extensions from the service's options
 //   ModelMetadata   versions, platform and tensors; UNAVAILABLE while the model loads
-//   ModelInfer      inference; errors as grpc_codec.h's GrpcCodeFor says
+//   ModelInfer      inference; errors as grpc_codec.h's GrpcCodeFor says; UNAVAILABLE once a
+//                   shutdown has begun
+//
+// ModelReady for a model that is not served answers NOT_FOUND, as REST answers 404 and MLServer
+// answers NOT_FOUND; Triton answers OK with ready=false instead. An error lets a client tell a
+// wrong name from a model that is still loading (OK, ready=false).
 //
 // ModelInfer uses gRPC's callback API: the handler hands the request to InferenceService::Infer
 // and returns at once, and the answer is sent from whichever thread completes the inference (the
@@ -42,6 +47,11 @@ struct GrpcFrontendOptions {
   int64_t max_message_bytes = int64_t{64} << 20;
   // Listed by ServerMetadata.
   std::vector<std::string> extensions;
+  // After BeginShutdown the frontend itself answers new ModelInfer calls with UNAVAILABLE, for at
+  // least this long (never past the shutdown deadline) and until the accepted calls are answered;
+  // only then does the gRPC server shut down. A call that reaches gRPC while it shuts down fails
+  // with CANCELLED, which clients must not retry; UNAVAILABLE they may retry elsewhere.
+  std::chrono::milliseconds refuse_period{500};
 };
 
 // Thread-safe. `service` must outlive the frontend; the frontend never calls Stop on it.
@@ -59,9 +69,11 @@ class GrpcFrontend {
 
   uint16_t port() const { return port_; }
 
-  // Stops accepting calls at once (new calls fail with UNAVAILABLE); calls already accepted keep
-  // running until `deadline`, then gRPC cancels them. Returns without waiting. Only the first
-  // call has an effect.
+  // Stops accepting calls at once: new ModelInfer calls are answered UNAVAILABLE; calls already
+  // accepted keep running until `deadline`, then gRPC cancels them. The gRPC server shuts down
+  // (closes its port, refuses every call) once they are answered and options.refuse_period has
+  // passed, or at `deadline`. Returns without waiting. A later call can only bring the deadline
+  // closer (e.g. to now, on a second signal), until the gRPC server's own shutdown has started.
   void BeginShutdown(std::chrono::steady_clock::time_point deadline);
   // Waits until the shutdown has finished (starting one with an immediate deadline if none was
   // begun). True when every accepted call was answered before the deadline. Idempotent.
@@ -78,8 +90,10 @@ class GrpcFrontend {
   class Service;
 
   GrpcFrontend(const GrpcFrontendOptions& options, InferenceService& service);
-  void CallStarted();
+  // False once a shutdown has begun: the call is to be refused.
+  bool CallStarted();
   void CallFinished();
+  void ShutdownWhenIdle();
 
   const GrpcFrontendOptions options_;
   std::unique_ptr<Service> grpc_service_;
@@ -88,9 +102,10 @@ class GrpcFrontend {
   uint16_t port_ = 0;
 
   mutable std::mutex mu_;
+  // Notified when inflight_ drops to 0 and when deadline_ moves closer.
   std::condition_variable idle_cv_;
   size_t inflight_ = 0;                             // guarded by mu_
-  bool shutdown_begun_ = false;                     // guarded by mu_
+  bool shutdown_begun_ = false;                     // guarded by mu_; calls are refused once set
   bool shutdown_waited_ = false;                    // guarded by mu_
   bool clean_ = true;                               // guarded by mu_
   std::chrono::steady_clock::time_point deadline_;  // guarded by mu_

@@ -137,6 +137,8 @@ int Run(const ServerFlags& flags, SignalWatch& signals) {
     grpc_options.address = flags.http_address;
     grpc_options.port = flags.grpc_port;
     grpc_options.max_message_bytes = std::min<int64_t>(flags.max_body_bytes, INT32_MAX);
+    // As long as an idle HTTP connection may still send one last request while draining.
+    grpc_options.refuse_period = std::chrono::milliseconds(flags.drain_idle_timeout_ms);
     auto grpc_or = GrpcFrontend::Create(grpc_options, *service);
     if (!grpc_or.ok()) {
       spdlog::error("{}", grpc_or.status().ToString());

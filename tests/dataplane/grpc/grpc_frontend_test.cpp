@@ -32,13 +32,16 @@ constexpr auto kWait = std::chrono::seconds(20);
 // request's arrival without sleeping.
 class CountingClock final : public Clock {
  public:
+  // Reads the time before counting the call: a test that advances the clock once it sees the
+  // count must not move the time this call returns.
   Steady::time_point Now() const override {
+    const Steady::time_point now = fake_.Now();
     {
       std::lock_guard<std::mutex> lock(mu_);
       ++now_calls_;
     }
     cv_.notify_all();
-    return fake_.Now();
+    return now;
   }
   Wall::time_point WallNow() const override { return fake_.WallNow(); }
   bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
@@ -516,21 +519,23 @@ TEST_F(GrpcFrontendTest, InferenceWaitsOnTheBatcherNotOnGrpcThreads) {
 }
 
 TEST_F(GrpcFrontendTest, ShutdownLetsAcceptedCallsFinishAndRefusesNewOnes) {
-  Start();
+  GrpcFrontendOptions grpc;
+  grpc.refuse_period = std::chrono::milliseconds(0);
+  Start({}, true, grpc);
   auto accepted = HoldWorker(2);
   frontend_->BeginShutdown(std::chrono::steady_clock::now() + std::chrono::seconds(30));
-  // New calls are refused once the shutdown has reached the server.
-  grpc::Status refused;
-  const auto deadline = std::chrono::steady_clock::now() + kWait;
-  while (std::chrono::steady_clock::now() < deadline) {
+  // While an accepted call runs, the frontend answers new calls itself: always UNAVAILABLE,
+  // never gRPC's CANCELLED for calls that race its shutdown. Other RPCs are still answered.
+  for (int i = 0; i < 20; ++i) {
     GrpcTestClient fresh(frontend_->port());
+    ModelInferResponse res;
+    grpc::Status refused = fresh.Infer(Fp32Request("m", {{1, 2, 3}}, true), &res);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+    EXPECT_EQ(refused.error_message(), "the server is shutting down");
     inference::ServerLiveResponse live;
-    refused = fresh.Call(&Stub::ServerLive, inference::ServerLiveRequest{}, &live,
-                         std::chrono::seconds(2));
-    // A call racing the shutdown inside gRPC may come back CANCELLED instead; ask again.
-    if (refused.error_code() == grpc::StatusCode::UNAVAILABLE) break;
+    EXPECT_TRUE(fresh.Call(&Stub::ServerLive, inference::ServerLiveRequest{}, &live).ok());
   }
-  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+  EXPECT_EQ(Metrics().Requests(503).Value(), 20);
   EXPECT_FALSE(Ready(accepted, std::chrono::milliseconds(0)));
   runtime_->Open();
   ASSERT_TRUE(Ready(accepted));
@@ -539,6 +544,33 @@ TEST_F(GrpcFrontendTest, ShutdownLetsAcceptedCallsFinishAndRefusesNewOnes) {
   EXPECT_EQ(Fp32Output(r.response), (std::vector<float>{6}));
   EXPECT_TRUE(frontend_->WaitShutdown());
   EXPECT_TRUE(frontend_->WaitShutdown());  // idempotent
+  // Shut down: the port is closed.
+  GrpcTestClient after(frontend_->port());
+  inference::ServerLiveResponse live;
+  EXPECT_EQ(after.Call(&Stub::ServerLive, inference::ServerLiveRequest{}, &live,
+                       std::chrono::seconds(2))
+                .error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(GrpcFrontendTest, RefusesForTheRefusePeriodBeforeTheServerShutsDown) {
+  GrpcFrontendOptions grpc;
+  grpc.refuse_period = std::chrono::seconds(30);
+  Start({}, true, grpc);
+  frontend_->BeginShutdown(std::chrono::steady_clock::now() + std::chrono::seconds(60));
+  // Nothing is in flight, yet the server keeps routing calls to the frontend, which refuses them
+  // cleanly, until the period ends; a closer deadline cuts it short.
+  GrpcTestClient fresh(frontend_->port());
+  for (int i = 0; i < 5; ++i) {
+    ModelInferResponse res;
+    grpc::Status refused = fresh.Infer(Fp32Request("m", {{1, 2, 3}}, true), &res);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(refused.error_message(), "the server is shutting down");
+  }
+  frontend_->BeginShutdown(std::chrono::steady_clock::now());
+  auto waited = std::async(std::launch::async, [&] { return frontend_->WaitShutdown(); });
+  ASSERT_TRUE(Ready(waited));
+  EXPECT_TRUE(waited.get());
 }
 
 TEST_F(GrpcFrontendTest, ShutdownDeadlineCancelsWhatIsStillRunning) {
