@@ -124,7 +124,9 @@ void ChildProcess::Signal(int signal) {
 }
 
 namespace {
-size_t Discard(char*, size_t size, size_t nmemb, void*) { return size * nmemb; }
+size_t Discard(char*, size_t size, size_t nmemb, void*) {
+  return size * nmemb;
+}
 }  // namespace
 
 Result<int> HttpGet(const std::string& host, int port, const std::string& path,

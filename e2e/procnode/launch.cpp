@@ -18,8 +18,7 @@ Result<std::string> ResolveBinary(const std::string& command,
     if (dir.empty()) continue;
     const std::filesystem::path candidate = std::filesystem::path(dir) / base;
     std::error_code ec;
-    if (std::filesystem::is_regular_file(candidate, ec) &&
-        access(candidate.c_str(), X_OK) == 0) {
+    if (std::filesystem::is_regular_file(candidate, ec) && access(candidate.c_str(), X_OK) == 0) {
       return std::filesystem::absolute(candidate).string();
     }
     searched += (searched.empty() ? "" : ", ") + dir;
@@ -107,8 +106,9 @@ Result<Launch> BuildLaunch(const json& pod, const std::string& pod_ip, const std
       if (!from.contains("fieldRef")) {
         return Unimplemented("env " + name + ": only valueFrom.fieldRef is supported");
       }
-      ASSIGN_OR_RETURN(std::string value, FieldRefValue(pod, from["fieldRef"].value("fieldPath", ""),
-                                                        pod_ip, host_ip));
+      ASSIGN_OR_RETURN(
+          std::string value,
+          FieldRefValue(pod, from["fieldRef"].value("fieldPath", ""), pod_ip, host_ip));
       vars.emplace_back(name, value);
     } else {
       vars.emplace_back(name, ExpandReferences(e.value("value", ""), vars));

@@ -1,6 +1,7 @@
 // sluice-procnode: a minimal kubelet for local end-to-end tests; see README.md and procnode.h.
 
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -9,8 +10,6 @@
 #include <map>
 #include <string>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "kube/client.h"
 #include "kube/config.h"
@@ -65,7 +64,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     std::string name, value;
-    if (!ParseFlag(arg, name, value)) return Fail("bad argument '" + arg + "' (flags are --name=value)");
+    if (!ParseFlag(arg, name, value))
+      return Fail("bad argument '" + arg + "' (flags are --name=value)");
     try {
       if (name == "kubeconfig") {
         kubeconfig = value;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -14,8 +15,6 @@
 #include <string_view>
 #include <vector>
 
-#include <fmt/format.h>
-
 namespace sluice::procnode {
 
 bool Ipv4Cidr::Contains(uint32_t address) const {
@@ -23,7 +22,9 @@ bool Ipv4Cidr::Contains(uint32_t address) const {
   return (address & mask) == network;
 }
 
-std::string Ipv4Cidr::ToString() const { return FormatIpv4(network) + "/" + std::to_string(prefix); }
+std::string Ipv4Cidr::ToString() const {
+  return FormatIpv4(network) + "/" + std::to_string(prefix);
+}
 
 Result<uint32_t> ParseIpv4(const std::string& text) {
   in_addr addr{};
@@ -136,9 +137,10 @@ Status EnterPrivateNetwork(const Ipv4Cidr& cidr) {
     }
   } else {
     if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) {
-      return FailedPrecondition(
-          std::string("unshare(CLONE_NEWUSER|CLONE_NEWNET): ") + std::strerror(errno) +
-          " (unprivileged user namespaces must be enabled: sysctl kernel.unprivileged_userns_clone=1)");
+      return FailedPrecondition(std::string("unshare(CLONE_NEWUSER|CLONE_NEWNET): ") +
+                                std::strerror(errno) +
+                                " (unprivileged user namespaces must be enabled: sysctl "
+                                "kernel.unprivileged_userns_clone=1)");
     }
     RETURN_IF_ERROR(WriteProcFile("/proc/self/setgroups", "deny"));
     RETURN_IF_ERROR(WriteProcFile("/proc/self/uid_map", fmt::format("0 {} 1\n", uid)));

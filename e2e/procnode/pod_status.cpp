@@ -1,8 +1,8 @@
 #include "procnode/pod_status.h"
 
-#include <ctime>
-
 #include <fmt/format.h>
+
+#include <ctime>
 
 namespace sluice::procnode {
 
@@ -79,12 +79,11 @@ json BuildPodStatus(const PodState& s) {
       {"hostIP", s.host_ip},
       {"hostIPs", json::array({{{"ip", s.host_ip}}})},
       {"startTime", FormatTime(s.start_time)},
-      {"conditions",
-       json::array({Condition("PodReadyToStartContainers", sandbox, s.start_time),
-                    Condition("Initialized", true, s.start_time),
-                    Condition("Ready", s.ready, s.ready_changed_at),
-                    Condition("ContainersReady", s.ready, s.ready_changed_at),
-                    Condition("PodScheduled", true, s.start_time)})},
+      {"conditions", json::array({Condition("PodReadyToStartContainers", sandbox, s.start_time),
+                                  Condition("Initialized", true, s.start_time),
+                                  Condition("Ready", s.ready, s.ready_changed_at),
+                                  Condition("ContainersReady", s.ready, s.ready_changed_at),
+                                  Condition("PodScheduled", true, s.start_time)})},
       {"containerStatuses", json::array({container_status})},
   };
   if (sandbox) {

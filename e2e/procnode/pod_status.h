@@ -14,7 +14,7 @@ namespace sluice::procnode {
 
 struct Termination {
   int exit_code = 0;
-  int signal = 0;  // non-zero: killed by this signal (exit_code is then 128 + signal)
+  int signal = 0;      // non-zero: killed by this signal (exit_code is then 128 + signal)
   std::string reason;  // Completed, Error, OOMKilled-like names are not guessed: Completed|Error
   Clock::Wall::time_point started_at;
   Clock::Wall::time_point finished_at;
@@ -40,7 +40,7 @@ struct PodState {
   bool ready = false;
   Clock::Wall::time_point ready_changed_at;  // last flip of `ready` (condition transition time)
   int restart_count = 0;
-  std::optional<Termination> terminated;       // current state when kTerminated
+  std::optional<Termination> terminated;        // current state when kTerminated
   std::optional<Termination> last_termination;  // lastState
 };
 

@@ -1,12 +1,11 @@
 #include "procnode/procnode.h"
 
 #include <signal.h>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <filesystem>
 #include <optional>
-
-#include <spdlog/spdlog.h>
 
 #include "kube/leader_election.h"
 #include "procnode/child.h"
@@ -141,8 +140,7 @@ class PodWorker {
         return;
       }
       const auto now = Steady::now();
-      if (!child_ && state_.phase != "Succeeded" && state_.phase != "Failed" &&
-          now >= next_start) {
+      if (!child_ && state_.phase != "Succeeded" && state_.phase != "Failed" && now >= next_start) {
         StartProcess();
       }
       if (child_) {
@@ -288,16 +286,16 @@ class PodWorker {
   }
 
   void OnExit(const ExitInfo& exit, Steady::time_point& next_start) {
-    const auto ran = std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() -
-                                                                           started_steady_);
+    const auto ran =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - started_steady_);
     spdlog::warn("pod={} pid={} exited code={} signal={} after {} ms", ref_, state_.pid,
                  exit.exit_code, exit.signal, ran.count());
     child_.reset();
     SetReady(false);
     state_.started = false;
     const Termination t = MakeTermination(exit);
-    const bool restart = restart_policy_ == "Always" ||
-                         (restart_policy_ == "OnFailure" && exit.exit_code != 0);
+    const bool restart =
+        restart_policy_ == "Always" || (restart_policy_ == "OnFailure" && exit.exit_code != 0);
     if (!restart) {
       state_.container = PodState::Container::kTerminated;
       state_.terminated = t;
@@ -309,7 +307,8 @@ class PodWorker {
     state_.container = PodState::Container::kWaiting;
     state_.waiting_reason = "CrashLoopBackOff";
     const auto wait = backoff_.Next(ran);
-    state_.waiting_message = "back-off " + std::to_string(wait.count()) + "ms restarting failed container";
+    state_.waiting_message =
+        "back-off " + std::to_string(wait.count()) + "ms restarting failed container";
     next_start = Steady::now() + wait;
   }
 
@@ -451,7 +450,9 @@ Result<std::unique_ptr<ProcNode>> ProcNode::Create(kube::Client& client, ProcNod
   return std::unique_ptr<ProcNode>(new ProcNode(client, std::move(options)));
 }
 
-ProcNode::~ProcNode() { Stop(); }
+ProcNode::~ProcNode() {
+  Stop();
+}
 
 Result<std::string> ProcNode::AllocateIp(const std::string& uid) {
   std::lock_guard<std::mutex> lock(ip_mu_);
@@ -475,8 +476,9 @@ Status ProcNode::RegisterNode() {
           {"kubernetes.io/os", "linux"},
           {"kubernetes.io/arch", "amd64"},
           {"sluice.dev/procnode", "true"}}}}},
-      {"spec", {{"podCIDR", options_.pod_cidr.ToString()},
-                {"podCIDRs", Json::array({options_.pod_cidr.ToString()})}}},
+      {"spec",
+       {{"podCIDR", options_.pod_cidr.ToString()},
+        {"podCIDRs", Json::array({options_.pod_cidr.ToString()})}}},
   };
   auto created = client_.Create(kNodes, "", node);
   if (created.ok()) {
@@ -509,10 +511,11 @@ Status ProcNode::PostNodeStatus() {
       {"capacity", resources},
       {"allocatable", resources},
       {"conditions",
-       Json::array({condition("Ready", true, "KubeletReady", "sluice-procnode is posting ready status"),
-                    condition("MemoryPressure", false, "KubeletHasSufficientMemory", "ok"),
-                    condition("DiskPressure", false, "KubeletHasNoDiskPressure", "ok"),
-                    condition("PIDPressure", false, "KubeletHasSufficientPID", "ok")})},
+       Json::array(
+           {condition("Ready", true, "KubeletReady", "sluice-procnode is posting ready status"),
+            condition("MemoryPressure", false, "KubeletHasSufficientMemory", "ok"),
+            condition("DiskPressure", false, "KubeletHasNoDiskPressure", "ok"),
+            condition("PIDPressure", false, "KubeletHasSufficientPID", "ok")})},
       {"addresses", Json::array({{{"type", "InternalIP"}, {"address", node_ip()}},
                                  {{"type", "Hostname"}, {"address", options_.node_name}}})},
       {"daemonEndpoints", {{"kubeletEndpoint", {{"Port", 0}}}}},
@@ -566,7 +569,8 @@ void ProcNode::HeartbeatLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
     lock.unlock();
-    if (Status s = RenewLease(); !s.ok()) spdlog::warn("node={} {}", options_.node_name, s.ToString());
+    if (Status s = RenewLease(); !s.ok())
+      spdlog::warn("node={} {}", options_.node_name, s.ToString());
     if (Steady::now() >= next_status) {
       if (Status s = PostNodeStatus(); !s.ok()) {
         spdlog::warn("node={} {}", options_.node_name, s.ToString());
@@ -575,10 +579,11 @@ void ProcNode::HeartbeatLoop() {
     }
     lock.lock();
     ReapFinishedWorkers();
-    cv_.wait_for(lock, std::min(options_.lease_renew_period,
-                                std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::chrono::seconds(2))),
-                 [&] { return stopping_; });
+    cv_.wait_for(
+        lock,
+        std::min(options_.lease_renew_period,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::seconds(2))),
+        [&] { return stopping_; });
   }
 }
 

@@ -97,7 +97,7 @@ class ProcNode {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;                                    // guarded by mu_
+  bool stopping_ = false;                                      // guarded by mu_
   std::map<std::string, std::unique_ptr<PodWorker>> workers_;  // by pod uid; guarded by mu_
 
   std::unique_ptr<kube::Informer> informer_;

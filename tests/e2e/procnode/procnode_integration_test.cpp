@@ -4,12 +4,12 @@
 // (preStop, SIGTERM, clean exit) before the pod object goes. Crashing and unhealthy containers
 // are restarted.
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "e2e/support/local_cluster.h"
 #include "procnode/child.h"
@@ -21,8 +21,8 @@ using kube::Json;
 using namespace std::chrono_literals;
 namespace res = kube::resources;
 
-const kube::GroupVersionResource kEndpointSlices{"discovery.k8s.io", "v1", "endpointslices",
-                                                 true, "EndpointSlice"};
+const kube::GroupVersionResource kEndpointSlices{"discovery.k8s.io", "v1", "endpointslices", true,
+                                                 "EndpointSlice"};
 const kube::GroupVersionResource kNodes{"", "v1", "nodes", false, "Node"};
 
 class ProcNodeTest : public ::testing::Test {
@@ -53,7 +53,8 @@ class ProcNodeTest : public ::testing::Test {
     if (HasFailure() && cluster_) {
       std::cerr << "---- cluster logs\n" << cluster_->LogTails(40) << "\n";
       for (const auto& entry : std::filesystem::recursive_directory_iterator(
-               cluster_->procnode_work_dir(), std::filesystem::directory_options::skip_permission_denied)) {
+               cluster_->procnode_work_dir(),
+               std::filesystem::directory_options::skip_permission_denied)) {
         if (entry.path().extension() == ".log") {
           std::cerr << "--- " << entry.path() << "\n" << TailFile(entry.path(), 20) << "\n";
         }
@@ -139,12 +140,11 @@ TEST_F(ProcNodeTest, NodeIsReadyWithALeaseAndAnAddressInThePodRange) {
 }
 
 TEST_F(ProcNodeTest, ServerDeploymentBecomesReadyAnswersOnItsPodIpAndDrainsOnDelete) {
-  const Json service = {{"metadata", {{"name", "fraud"}}},
-                        {"spec",
-                         {{"selector", {{"app", "fraud"}}},
-                          {"ports", Json::array({{{"name", "http"},
-                                                  {"port", 8080},
-                                                  {"targetPort", "http"}}})}}}};
+  const Json service = {
+      {"metadata", {{"name", "fraud"}}},
+      {"spec",
+       {{"selector", {{"app", "fraud"}}},
+        {"ports", Json::array({{{"name", "http"}, {"port", 8080}, {"targetPort", "http"}}})}}}};
   ASSERT_TRUE(client().Create(res::kServices, ns_, service).ok());
   auto created = client().Create(res::kDeployments, ns_, Deployment("fraud", ServerContainer()));
   ASSERT_TRUE(created.ok()) << created.status();
@@ -187,10 +187,13 @@ TEST_F(ProcNodeTest, ServerDeploymentBecomesReadyAnswersOnItsPodIpAndDrainsOnDel
     }
     return nullptr;
   };
-  ASSERT_TRUE(WaitFor([&] {
-    Json e = endpoint();
-    return !e.is_null() && e["conditions"].value("ready", false);
-  }, 30s)) << "pod IP " << ip << " not a ready endpoint";
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        Json e = endpoint();
+        return !e.is_null() && e["conditions"].value("ready", false);
+      },
+      30s))
+      << "pod IP " << ip << " not a ready endpoint";
 
   // The pod's environment came from the spec (fieldRef) and the log went to the work dir.
   const std::string pod_dir = cluster_->procnode_work_dir() + "/pods/" + ns_ + "_" + name + "_" +
@@ -202,16 +205,19 @@ TEST_F(ProcNodeTest, ServerDeploymentBecomesReadyAnswersOnItsPodIpAndDrainsOnDel
   kube::DeleteOptions background;
   background.propagation = kube::PropagationPolicy::kBackground;
   ASSERT_TRUE(client().Delete(res::kDeployments, ns_, "fraud", background).ok());
-  ASSERT_TRUE(WaitFor([&] {
-    Json e = endpoint();
-    return !e.is_null() && !e["conditions"].value("ready", true);
-  }, 30s)) << "endpoint never became not-ready while draining";
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        Json e = endpoint();
+        return !e.is_null() && !e["conditions"].value("ready", true);
+      },
+      30s))
+      << "endpoint never became not-ready while draining";
   auto during = procnode::HttpGet(ip, 8080, "/v2/health/live", 2s);
   EXPECT_TRUE(during.ok() && *during == 200) << "the server must still serve during preStop";
 
-  ASSERT_TRUE(WaitFor([&] { return client().Get(res::kPods, ns_, name).status().code() ==
-                                   StatusCode::kNotFound; },
-                      40s))
+  ASSERT_TRUE(WaitFor(
+      [&] { return client().Get(res::kPods, ns_, name).status().code() == StatusCode::kNotFound; },
+      40s))
       << "pod object not removed";
   EXPECT_FALSE(procnode::HttpGet(ip, 8080, "/v2/health/live", 1s).ok()) << "process still up";
   std::ifstream log(cluster_->procnode_log());
@@ -264,10 +270,12 @@ TEST_F(ProcNodeTest, FailingLivenessProbeRestartsTheContainer) {
       << pod.dump(2);
   // The restarted process serves on the same pod IP.
   const std::string ip = pod["status"].value("podIP", "");
-  EXPECT_TRUE(WaitFor([&] {
-    auto r = procnode::HttpGet(ip, 8080, "/v2/health/ready", 1s);
-    return r.ok() && *r == 200;
-  }, 30s));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto r = procnode::HttpGet(ip, 8080, "/v2/health/ready", 1s);
+        return r.ok() && *r == 200;
+      },
+      30s));
 }
 
 }  // namespace

@@ -1,15 +1,14 @@
 // The pure parts of sluice-procnode: pod address allocation, probe results over time, how a pod's
 // container becomes argv and env, the reported PodStatus, and the restart backoff.
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <set>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "procnode/launch.h"
 #include "procnode/pod_network.h"
@@ -150,8 +149,7 @@ TEST(ProbeTracker, ThresholdsDecideAndPeriodsSchedule) {
 class LaunchTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("procnode-launch-" + std::to_string(getpid()));
+    dir_ = std::filesystem::temp_directory_path() / ("procnode-launch-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir_ / "a");
     std::filesystem::create_directories(dir_ / "b");
     Touch(dir_ / "b" / "sluice-server", 0755);
@@ -166,8 +164,9 @@ class LaunchTest : public ::testing::Test {
   std::vector<std::string> Dirs() const { return {(dir_ / "a").string(), (dir_ / "b").string()}; }
 
   json Pod() const {
-    json pod = {{"metadata", {{"name", "fraud-v1-abc"}, {"namespace", "ml"}, {"uid", "u-1"}}},
-                {"spec", {{"nodeName", "proc-0"}, {"containers", json::array({ServerContainer()})}}}};
+    json pod = {
+        {"metadata", {{"name", "fraud-v1-abc"}, {"namespace", "ml"}, {"uid", "u-1"}}},
+        {"spec", {{"nodeName", "proc-0"}, {"containers", json::array({ServerContainer()})}}}};
     pod["spec"]["containers"][0]["env"] = json::parse(R"js([
       {"name": "SLUICE_FAULT_ERROR_PERCENT", "value": "20"},
       {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -208,7 +207,8 @@ TEST_F(LaunchTest, BuildsArgvAndEnvironmentLikeTheKubelet) {
   EXPECT_THAT(launch->env, Contains("POD_NAME=fraud-v1-abc"));
   EXPECT_THAT(launch->env, Contains("POD_NAMESPACE=ml"));
   EXPECT_THAT(launch->env, Contains("POD_IP=10.244.1.7"));
-  EXPECT_THAT(launch->env, Contains("GREETING=pod fraud-v1-abc at 10.244.1.7, $(POD_IP) and $(NOPE)"));
+  EXPECT_THAT(launch->env,
+              Contains("GREETING=pod fraud-v1-abc at 10.244.1.7, $(POD_IP) and $(NOPE)"));
   EXPECT_THAT(launch->env, Contains("KUBECONFIG=/tmp/kubeconfig"));
   EXPECT_THAT(launch->env, Contains("PATH=/usr/bin"));
   EXPECT_THAT(launch->env, Contains("HOSTNAME=fraud-v1-abc"));
@@ -306,7 +306,8 @@ TEST(RestartBackoff, DoublesUpToMaxAndResetsAfterALongRun) {
 }
 
 TEST(ExpandReferences, FollowsKubeletRules) {
-  const std::vector<std::pair<std::string, std::string>> vars = {{"A", "1"}, {"B", "two"}, {"A", "3"}};
+  const std::vector<std::pair<std::string, std::string>> vars = {
+      {"A", "1"}, {"B", "two"}, {"A", "3"}};
   EXPECT_EQ(ExpandReferences("$(A)-$(B)", vars), "3-two");
   EXPECT_EQ(ExpandReferences("$$(A) $(C) $( $", vars), "$(A) $(C) $( $");
 }

@@ -30,18 +30,13 @@ Result<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClusterOpti
   ASSIGN_OR_RETURN(c->client_, kube::Client::Create(config));
 
   SpawnOptions kcm;
-  kcm.argv = {bin + "/kube-controller-manager",
-              "--kubeconfig=" + c->kubeconfig_path(),
-              "--bind-address=127.0.0.1",
-              "--secure-port=0",
-              "--controllers=*",
-              "--leader-elect=false",
-              "--use-service-account-credentials=false",
+  kcm.argv = {bin + "/kube-controller-manager", "--kubeconfig=" + c->kubeconfig_path(),
+              "--bind-address=127.0.0.1", "--secure-port=0", "--controllers=*",
+              "--leader-elect=false", "--use-service-account-credentials=false",
               "--service-account-private-key-file=" + c->api_->service_account_key_file(),
               "--root-ca-file=" + c->api_->ca_file(),
               // Pods of a vanished node go quickly; the proc node renews its lease every 2 s.
-              "--node-monitor-grace-period=20s",
-              "--concurrent-deployment-syncs=10",
+              "--node-monitor-grace-period=20s", "--concurrent-deployment-syncs=10",
               "--concurrent-replicaset-syncs=10"};
   kcm.log_path = logs + "/kube-controller-manager.log";
   ASSIGN_OR_RETURN(c->controller_manager_, Subprocess::Spawn(kcm));

@@ -2,9 +2,9 @@
 // process has one thread), enter a private network namespace in which the pod range is local.
 // Linked as a source file, so it takes the place of gtest_main.
 
-#include <cstdio>
-
 #include <gtest/gtest.h>
+
+#include <cstdio>
 
 #include "procnode/pod_network.h"
 

@@ -1,0 +1,473 @@
+// The self-protecting canary end to end, with real processes: etcd, kube-apiserver,
+// kube-controller-manager and kube-scheduler; sluice-procnode running every pod (sluice-server
+// revisions, sluice-router) as a local process on its own pod IP; sluice-operator; a real
+// Prometheus scraping the router pods (file_sd; see SetUpTestSuite); and a steady load through
+// the router's pod IP.
+//
+// Measured (printed as one "CANARY ..." line each and written to the JSON report):
+//   a) a healthy v2 promoted 10 -> 50 -> 100: failed client requests (must be 0);
+//   b) a faulty v2 (20% of /infer answered 500) rolled back, analysed from the router's metrics
+//      and once more through Prometheus: seconds from the first bad answer to 100% on v1 in
+//      status.traffic and to the last answer the router took from v2, and failed requests.
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "canary/load_driver.h"
+#include "e2e/support/local_cluster.h"
+#include "integration/controllers/operator_env.h"
+#include "procnode/child.h"
+
+namespace sluice::testing {
+namespace {
+
+using canary::LoadDriver;
+using canary::LoadOptions;
+using canary::SteadyTime;
+using controllers::it::kMdGvr;
+using controllers::it::Phase;
+using controllers::it::TrafficOf;
+using kube::Json;
+using namespace std::chrono_literals;
+namespace res = kube::resources;
+
+const std::string kSource = SLUICE_SOURCE_DIR;
+// Requests per second through the router: at 10% that is ~10/s on the canary, 50 per 5 s
+// analysis interval, well above the default minRequests (10).
+constexpr double kRate = 100;
+// The issue's target: a bad canary off the traffic within 15 s of the first bad answer.
+constexpr double kRollbackTargetSeconds = 15;
+
+double Seconds(SteadyTime::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class CanaryE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    report_ = new Json{{"rate_rps", kRate}, {"scenarios", Json::object()}};
+    LocalClusterOptions options;
+    options.procnode_bin = SLUICE_PROCNODE_BIN;
+    options.pod_bin_dirs = {std::filesystem::path(SLUICE_SERVER_BIN).parent_path().string(),
+                            std::filesystem::path(SLUICE_ROUTER_BIN).parent_path().string()};
+    auto started = LocalCluster::Start(options);
+    if (!started.ok()) {
+      start_error_ = new std::string(started.status().ToString());
+      return;
+    }
+    cluster_ = std::move(started).value().release();
+    if (std::string error = StartRest(); !error.empty()) start_error_ = new std::string(error);
+  }
+
+  // CRDs, Prometheus and the operator.
+  static std::string StartRest() {
+    Status crds = controllers::it::InstallCrds(cluster_->client(), kSource + "/crds");
+    if (!crds.ok()) return crds.ToString();
+
+    const std::string dir = cluster_->work_dir() + "/prometheus";
+    std::filesystem::create_directories(dir + "/data");
+    // Debian's prometheus is built without kubernetes_sd_configs, so the router pods reach it
+    // through file_sd: the test writes each router pod it finds (pod IP, port http) with the
+    // labels the Kubernetes discovery would have given, and Prometheus rereads the file.
+    targets_file_ = new std::string(dir + "/routers.json");
+    std::ofstream(*targets_file_) << "[]\n";
+    std::ofstream(dir + "/prometheus.yml") << fmt::format(R"(global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+- job_name: sluice-router
+  file_sd_configs:
+  - files: [{}]
+    refresh_interval: 1s
+)",
+                                                          *targets_file_);
+    for (int attempt = 0; attempt < 3 && !prometheus_; ++attempt) {
+      auto port = PickFreePort();
+      if (!port.ok()) return port.status().ToString();
+      SpawnOptions spawn;
+      spawn.argv = {"prometheus",
+                    "--config.file=" + dir + "/prometheus.yml",
+                    "--storage.tsdb.path=" + dir + "/data",
+                    "--web.listen-address=127.0.0.1:" + std::to_string(*port),
+                    "--storage.tsdb.retention.time=1h",
+                    "--log.level=warn"};
+      spawn.log_path = cluster_->work_dir() + "/logs/prometheus.log";
+      auto p = Subprocess::Spawn(spawn);
+      if (!p.ok()) return p.status().ToString();
+      const bool up = WaitFor(
+          [&] {
+            auto r = procnode::HttpGet("127.0.0.1", *port, "/-/ready", 1s);
+            return (r.ok() && *r == 200) || !(*p)->Running();
+          },
+          60s, 200ms);
+      if (up && (*p)->Running()) {
+        prometheus_ = std::move(*p).release();
+        prometheus_port_ = *port;
+      }
+    }
+    if (!prometheus_) {
+      return "prometheus did not start: " + TailFile(cluster_->work_dir() + "/logs/prometheus.log");
+    }
+
+    SpawnOptions op;
+    op.argv = {SLUICE_OPERATOR_BIN,         "--kubeconfig=" + cluster_->kubeconfig_path(),
+               "--leader-elect=off",        "--metrics-addr=127.0.0.1:0",
+               "--health-addr=127.0.0.1:0", "--log-format=text",
+               "--server-image=sluice:e2e"};
+    op.log_path = cluster_->work_dir() + "/logs/sluice-operator.log";
+    auto operator_process = Subprocess::Spawn(op);
+    if (!operator_process.ok()) return operator_process.status().ToString();
+    operator_ = std::move(*operator_process).release();
+    return "";
+  }
+
+  static void TearDownTestSuite() {
+    if (report_) {
+      std::filesystem::create_directories(
+          std::filesystem::path(SLUICE_CANARY_REPORT).parent_path());
+      std::ofstream(SLUICE_CANARY_REPORT) << report_->dump(2) << "\n";
+      std::cout << "canary report: " << SLUICE_CANARY_REPORT << "\n";
+    }
+    if (operator_) (void)operator_->Stop(10s);
+    delete operator_;
+    if (prometheus_) (void)prometheus_->Stop(10s);
+    delete prometheus_;
+    delete cluster_;
+    operator_ = nullptr;
+    prometheus_ = nullptr;
+    cluster_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_EQ(start_error_, nullptr) << *start_error_;
+    ASSERT_NE(cluster_, nullptr);
+    static int counter = 0;
+    ns_ = "canary-" + std::to_string(++counter);
+    ASSERT_TRUE(controllers::it::CreateNamespace(client(), ns_).ok());
+  }
+
+  void TearDown() override {
+    if (load_) load_->Stop();
+    if (HasFailure() && cluster_) {
+      std::cerr << "---- logs\n"
+                << cluster_->LogTails(40) << "\n--- operator\n"
+                << TailFile(cluster_->work_dir() + "/logs/sluice-operator.log", 60) << "\n";
+      auto md = client().Get(kMdGvr, ns_, "fraud");
+      if (md.ok()) std::cerr << "--- md status\n" << (*md)["status"].dump(2) << "\n";
+      const std::string pods = cluster_->procnode_work_dir() + "/pods";
+      for (const auto& e : std::filesystem::recursive_directory_iterator(pods)) {
+        if (e.path().extension() == ".log" &&
+            e.path().string().find(ns_ + "_") != std::string::npos) {
+          std::cerr << "--- " << e.path() << "\n" << TailFile(e.path(), 25) << "\n";
+        }
+      }
+    }
+    // Deleting the namespace drains every pod of the scenario through the proc node.
+    (void)client().Delete(res::kNamespaces, "", ns_);
+  }
+
+  kube::Client& client() { return cluster_->client(); }
+
+  // The v1 ModelDeployment: one server replica, the default analysis, canary steps as given.
+  Json ModelDeployment(const Json& steps) const {
+    Json canary = Json::object();
+    if (!steps.is_null()) canary["steps"] = steps;
+    return {{"apiVersion", "sluice.dev/v1alpha1"},
+            {"kind", "ModelDeployment"},
+            {"metadata", {{"name", "fraud"}, {"namespace", ns_}}},
+            {"spec",
+             {{"model",
+               {{"uri", "file://" + kSource + "/bench/fraud/model/fraud.json"},
+                {"format", "xgboost-json"},
+                {"version", "1"}}},
+              {"replicas", 1},
+              {"rollout", {{"strategy", "Canary"}, {"canary", canary}}}}}};
+  }
+
+  Json GetMd() {
+    auto md = client().Get(kMdGvr, ns_, "fraud");
+    return md.ok() ? *md : Json();
+  }
+
+  // Creates the MD, waits until v1 is Healthy with all traffic and the router pod is Ready, and
+  // starts the load through the router's pod IP.
+  void DeployV1AndStartLoad(const Json& steps) {
+    auto created = client().Create(kMdGvr, ns_, ModelDeployment(steps));
+    ASSERT_TRUE(created.ok()) << created.status();
+    std::string router_ip;
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          const Json md = GetMd();
+          if (Phase(md) != "Healthy" || TrafficOf(md).size() != 1) return false;
+          kube::ListOptions options;
+          options.label_selector =
+              "app.kubernetes.io/component=router,sluice.dev/modeldeployment=fraud";
+          auto pods = client().List(res::kPods, ns_, options);
+          if (!pods.ok()) return false;
+          for (const auto& p : (*pods)["items"]) {
+            if (p["metadata"].contains("deletionTimestamp")) continue;
+            for (const auto& c : p["status"].value("conditions", Json::array())) {
+              if (c.value("type", "") == "Ready" && c.value("status", "") == "True") {
+                router_ip = p["status"].value("podIP", "");
+              }
+            }
+          }
+          return !router_ip.empty();
+        },
+        120s, 250ms))
+        << "v1 never became Healthy behind a Ready router; status: " << GetMd()["status"].dump();
+    stable_ = GetMd()["status"].value("stableRevision", "");
+    // Written to a temporary file and renamed, so Prometheus never reads half a file.
+    const Json targets = Json::array(
+        {{{"targets", Json::array({router_ip + ":8080"})},
+          {"labels", {{"namespace", ns_}, {"modeldeployment", "fraud"}, {"pod_ip", router_ip}}}}});
+    std::ofstream(*targets_file_ + ".tmp") << targets.dump() << "\n";
+    std::filesystem::rename(*targets_file_ + ".tmp", *targets_file_);
+    LoadOptions load;
+    load.url = "http://" + router_ip + ":8080/v2/models/fraud/infer";
+    load.body = ReadFile(kSource + "/bench/fraud/model/sample_request.json");
+    load.rate = kRate;
+    load_ = std::make_unique<LoadDriver>(load);
+    load_->Start();
+    // The router answers from v1 before anything changes.
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          auto s = load_->Summarize(load_->started(), std::chrono::steady_clock::now());
+          return s.by_version["1"] >= 50;
+        },
+        30s))
+        << "no answers from v1 through the router";
+    const auto s = load_->Summarize(load_->started(), std::chrono::steady_clock::now());
+    ASSERT_EQ(s.failed, 0) << "failures before the rollout began";
+  }
+
+  // Status changes of the MD while waiting for `done`, with the time each was first seen.
+  struct Observed {
+    std::vector<std::pair<SteadyTime, std::map<std::string, int>>> traffic;
+    std::vector<std::pair<SteadyTime, std::string>> phases;
+    Json last;
+  };
+  bool Watch(Observed& seen, const std::function<bool(const Json&)>& done,
+             std::chrono::seconds timeout) {
+    return WaitFor(
+        [&] {
+          Json md = GetMd();
+          if (md.is_null()) return false;
+          const auto now = std::chrono::steady_clock::now();
+          const auto traffic = TrafficOf(md);
+          if (seen.traffic.empty() || seen.traffic.back().second != traffic) {
+            seen.traffic.emplace_back(now, traffic);
+          }
+          if (seen.phases.empty() || seen.phases.back().second != Phase(md)) {
+            seen.phases.emplace_back(now, Phase(md));
+          }
+          seen.last = md;
+          return done(md);
+        },
+        timeout, 100ms);
+  }
+
+  // A measurement window, not a wait for a condition: the load keeps running meanwhile.
+  static void KeepLoadFor(std::chrono::seconds window) { std::this_thread::sleep_for(window); }
+
+  void PrintTimeline() {
+    for (const auto& line : load_->Timeline()) std::cout << "  load " << line << "\n";
+  }
+
+  // Patches in v2 with `runtime_env`, runs the faulty-canary scenario and records it as `name`.
+  void RunFaultyCanary(const std::string& name, const Json& analysis) {
+    Json patch = {
+        {"spec",
+         {{"model", {{"version", "2"}}},
+          {"runtime",
+           {{"env", Json::array({{{"name", "SLUICE_FAULT_ERROR_PERCENT"}, {"value", "20"}}})}}}}}};
+    if (!analysis.is_null()) patch["spec"]["rollout"]["canary"]["analysis"] = analysis;
+    const SteadyTime patched = std::chrono::steady_clock::now();
+    auto r = client().Patch(kMdGvr, ns_, "fraud", kube::PatchType::kMerge, patch.dump());
+    ASSERT_TRUE(r.ok()) << r.status();
+
+    Observed seen;
+    std::string canary;
+    const bool rolled_back = Watch(
+        seen,
+        [&](const Json& md) {
+          if (canary.empty()) canary = md["status"].value("canaryRevision", "");
+          return Phase(md) == "RolledBack" &&
+                 TrafficOf(md) == std::map<std::string, int>{{stable_, 100}};
+        },
+        150s);
+    // The load runs on for a fixed window: the router must not send anything more to v2.
+    KeepLoadFor(5s);
+    load_->Stop();
+    PrintTimeline();
+    ASSERT_TRUE(rolled_back) << "no rollback; last status: " << seen.last["status"].dump();
+
+    // When the canary first got traffic, and when the status put it all back on v1.
+    std::optional<SteadyTime> canary_weighted, back_on_stable;
+    for (const auto& [t, traffic] : seen.traffic) {
+      auto it = traffic.find(canary);
+      if (!canary_weighted && it != traffic.end() && it->second > 0) canary_weighted = t;
+      if (canary_weighted && !back_on_stable &&
+          traffic == std::map<std::string, int>{{stable_, 100}}) {
+        back_on_stable = t;
+      }
+    }
+    ASSERT_TRUE(canary_weighted.has_value()) << "the canary never got a weight";
+    ASSERT_TRUE(back_on_stable.has_value());
+
+    const auto records = load_->Records();
+    std::optional<SteadyTime> first_bad, last_v2;
+    int64_t failed = 0, total = 0, served_by_v2 = 0;
+    for (const auto& rec : records) {
+      if (rec.done < patched) continue;
+      ++total;
+      const bool v2 = rec.model_version == "2" || !rec.ok();  // only v2 fails in this run
+      if (!rec.ok()) {
+        ++failed;
+        if (!first_bad || rec.done < *first_bad) first_bad = rec.done;
+      }
+      if (v2) {
+        if (rec.ok()) ++served_by_v2;
+        if (!last_v2 || rec.done > *last_v2) last_v2 = rec.done;
+      }
+    }
+    ASSERT_TRUE(first_bad.has_value()) << "the fault never showed: no failed request";
+    const double to_status = Seconds(*back_on_stable - *first_bad);
+    const double to_router = Seconds(*last_v2 - *first_bad);
+    const double canary_lived = Seconds(*back_on_stable - *canary_weighted);
+    std::cout << fmt::format(
+        "CANARY {}: rollback_status_s={:.2f} rollback_router_s={:.2f} (from the first bad answer "
+        "to 100% on v1 in status.traffic / to the router's last v2 answer) failed_requests={} "
+        "of {} v2_ok={} canary_weighted_for_s={:.2f} target_s={}\n",
+        name, to_status, to_router, failed, total, served_by_v2, canary_lived,
+        kRollbackTargetSeconds);
+    (*report_)["scenarios"][name] = {
+        {"rollback_status_seconds", to_status},
+        {"rollback_router_seconds", to_router},
+        {"failed_requests", failed},
+        {"requests", total},
+        {"v2_successful_answers", served_by_v2},
+        {"canary_weighted_seconds", canary_lived},
+        {"target_seconds", kRollbackTargetSeconds},
+        {"phase", Phase(seen.last)},
+        {"last_analysis", seen.last["status"].value("lastAnalysis", Json())}};
+
+    EXPECT_LE(to_status, kRollbackTargetSeconds);
+    EXPECT_LE(to_router, kRollbackTargetSeconds + 1.0);
+    // Nothing is answered by v2 once the rollback is in the status (plus the router's watch).
+    EXPECT_LT(Seconds(*last_v2 - *back_on_stable), 1.0);
+  }
+
+  static LocalCluster* cluster_;
+  static Subprocess* prometheus_;
+  static int prometheus_port_;
+  static Subprocess* operator_;
+  static std::string* start_error_;
+  static std::string* targets_file_;
+  static Json* report_;
+  std::string ns_;
+  std::string stable_;
+  std::unique_ptr<LoadDriver> load_;
+};
+
+LocalCluster* CanaryE2E::cluster_ = nullptr;
+Subprocess* CanaryE2E::prometheus_ = nullptr;
+int CanaryE2E::prometheus_port_ = 0;
+Subprocess* CanaryE2E::operator_ = nullptr;
+std::string* CanaryE2E::start_error_ = nullptr;
+std::string* CanaryE2E::targets_file_ = nullptr;
+Json* CanaryE2E::report_ = nullptr;
+
+const Json kFastSteps = Json::parse(R"([{"weight": 10, "pause": "10s"},
+                                        {"weight": 50, "pause": "10s"},
+                                        {"weight": 100, "pause": "0s"}])");
+
+TEST_F(CanaryE2E, HealthyCanaryIsPromotedWithoutAFailedRequest) {
+  DeployV1AndStartLoad(kFastSteps);
+  const SteadyTime patched = std::chrono::steady_clock::now();
+  auto r = client().Patch(kMdGvr, ns_, "fraud", kube::PatchType::kMerge,
+                          R"({"spec":{"model":{"version":"2"}}})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  Observed seen;
+  std::string canary;
+  const bool promoted = Watch(
+      seen,
+      [&](const Json& md) {
+        if (canary.empty()) canary = md["status"].value("canaryRevision", "");
+        const std::string stable = md["status"].value("stableRevision", "");
+        return Phase(md) == "Healthy" && !stable.empty() && stable != stable_ &&
+               TrafficOf(md) == std::map<std::string, int>{{stable, 100}};
+      },
+      150s);
+  const SteadyTime done = std::chrono::steady_clock::now();
+  // A fixed window of load after the promotion: every answer in it must come from v2.
+  KeepLoadFor(3s);
+  load_->Stop();
+  PrintTimeline();
+  ASSERT_TRUE(promoted) << "not promoted; last status: " << seen.last["status"].dump();
+
+  std::vector<int> weights;
+  for (const auto& [t, traffic] : seen.traffic) {
+    auto it = traffic.find(canary);
+    if (it != traffic.end() && (weights.empty() || weights.back() != it->second)) {
+      weights.push_back(it->second);
+    }
+  }
+  auto s = load_->Summarize(patched, std::chrono::steady_clock::now() + 1h);
+  auto tail = load_->Summarize(done + 1s, std::chrono::steady_clock::now() + 1h);
+  std::string steps;
+  for (int w : weights) steps += (steps.empty() ? "" : ",") + std::to_string(w);
+  std::cout << fmt::format(
+      "CANARY healthy-promotion: failed_requests={} of {} (v1 {} / v2 {}) canary_weights={} "
+      "promotion_s={:.1f}\n",
+      s.failed, s.total, s.by_version["1"], s.by_version["2"], steps, Seconds(done - patched));
+  (*report_)["scenarios"]["healthy_promotion"] = {
+      {"failed_requests", s.failed},     {"requests", s.total},
+      {"v1_answers", s.by_version["1"]}, {"v2_answers", s.by_version["2"]},
+      {"canary_weights", weights},       {"promotion_seconds", Seconds(done - patched)}};
+
+  EXPECT_EQ(s.failed, 0);
+  EXPECT_THAT(weights, ::testing::ElementsAre(10, 50, 100));
+  EXPECT_GT(s.by_version["2"], 0);
+  // Once promoted, the router sends everything to v2.
+  EXPECT_EQ(tail.by_version["1"], 0);
+  EXPECT_GT(tail.by_version["2"], 0);
+}
+
+TEST_F(CanaryE2E, FaultyCanaryIsRolledBackOnTheRoutersMetrics) {
+  DeployV1AndStartLoad(nullptr);  // the default steps: 10% and 50% for 30 s, then 100%
+  RunFaultyCanary("faulty-rollback-router-metrics", nullptr);
+}
+
+TEST_F(CanaryE2E, FaultyCanaryIsRolledBackOnPrometheus) {
+  DeployV1AndStartLoad(nullptr);
+  // The same error-rate check as the builtin, as PromQL against the Prometheus that scrapes the
+  // router pods.
+  const Json analysis = {
+      {"prometheus", {{"address", "http://127.0.0.1:" + std::to_string(prometheus_port_)}}},
+      {"metrics",
+       Json::array({{{"name", "error-rate"},
+                     {"query",
+                      "sum(rate(sluice_router_requests_total{namespace=\"{{namespace}}\","
+                      "revision=\"{{revision}}\",code=~\"5xx|error\"}[{{interval}}])) / "
+                      "sum(rate(sluice_router_requests_total{namespace=\"{{namespace}}\","
+                      "revision=\"{{revision}}\"}[{{interval}}]))"},
+                     {"thresholdRange", {{"max", 0.01}}}}})}};
+  RunFaultyCanary("faulty-rollback-prometheus", analysis);
+}
+
+}  // namespace
+}  // namespace sluice::testing
