@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# helm_chart_test.sh OPERATOR_BIN — the Helm chart against a real kube-apiserver:
+#  - lint, and values the schema must refuse (each message names the value);
+#  - `helm install` creates the CRDs (Established) and the operator's objects;
+#  - the chart's RBAC is enough: sluice-operator runs with the chart ServiceAccount's token and
+#    reconciles a ModelDeployment into its Deployments, Services and the router's Role, with no
+#    Forbidden anywhere (creating that Role also proves the grant is not an escalation);
+#  - `helm uninstall` removes what it installed.
+set -euo pipefail
+op_bin="$1"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+source "$root/e2e/cluster/lib.sh"
+bin="$(sluice_k8s_bin kube-apiserver etcd kubectl helm)"
+work="$(mktemp -d "${TMPDIR:-/tmp}/sluice-helm.XXXXXX")"
+op_pid=""
+cleanup() {
+  if [[ -n "$op_pid" ]]; then kill -TERM "$op_pid" 2>/dev/null || true; wait "$op_pid" 2>/dev/null || true; fi
+  bash "$root/e2e/cluster/down.sh" "$work/cluster" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; [[ -f "$work/operator.log" ]] && tail -40 "$work/operator.log" >&2; exit 1; }
+helm() { "$bin/helm" "$@"; }
+kubectl() { "$bin/kubectl" "$@"; }
+chart="$root/charts/sluice"
+
+# Waits up to $1 seconds for a command to succeed.
+wait_for() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+echo "== lint"
+helm lint "$chart" 2>&1 | grep -v "symbolic link" | tee "$work/lint.txt"
+grep -q "0 chart(s) failed" "$work/lint.txt" || fail "helm lint"
+
+echo "== values the chart refuses"
+refuse() {  # expected-substring helm-template-args...
+  local want="$1"; shift
+  if out=$(helm template t "$chart" "$@" 2>&1); then fail "accepted: $*"; fi
+  grep -q -- "$want" <<<"$out" || fail "refusing '$*' should name '$want', said: $out"
+  echo "refused $* -> $(grep -m1 -- "$want" <<<"$out" | cut -c1-140)"
+}
+refuse logLevel --set operator.logLevel=loud
+refuse resyncPeriod --set operator.resyncPeriod=ten
+refuse leaderElection.enabled --set operator.replicas=2 --set operator.leaderElection.enabled=false
+refuse port --set metrics.port=70000
+refuse watchNamespaces --set 'operator.watchNamespaces={Bad_NS}'
+refuse replicaz --set operator.replicaz=2
+
+echo "== rendering"
+helm template t "$chart" -n sluice-system --set 'operator.watchNamespaces={a,b}' \
+  --set image.tag=9.9.9 >"$work/rendered.yaml"
+grep -q -- "--namespaces=a,b" "$work/rendered.yaml" || fail "watchNamespaces not passed to the operator"
+grep -q "image: ghcr.io/sluice-dev/sluice:9.9.9" "$work/rendered.yaml" || fail "image tag not used"
+grep -q -- "--server-image=ghcr.io/sluice-dev/sluice:9.9.9" "$work/rendered.yaml" \
+  || fail "the workloads do not default to the operator's image"
+
+echo "== install into a real kube-apiserver"
+bash "$root/e2e/cluster/up.sh" "$work/cluster" >"$work/up.log"
+export KUBECONFIG="$work/cluster/kubeconfig"
+kubectl get --raw /version | grep gitVersion
+helm install sluice "$chart" -n sluice-system --create-namespace 2>&1 | grep -v "symbolic link"
+kubectl wait --for=condition=Established --timeout=60s \
+  crd/modeldeployments.sluice.dev crd/featureviews.sluice.dev
+kubectl -n sluice-system get deployment sluice-sluice-operator -o jsonpath='{.spec.template.spec.containers[0].args}' \
+  | grep -q -- "--leader-election-namespace=sluice-system" || fail "operator Deployment args"
+helm status sluice -n sluice-system | grep -q "STATUS: deployed" || fail "release not deployed"
+
+echo "== the operator runs with the chart's ServiceAccount and nothing more"
+token="$(kubectl -n sluice-system create token sluice-sluice-operator --duration=1h)"
+server="$(kubectl config view --raw -o jsonpath='{.clusters[0].cluster.server}')"
+kubectl config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d >"$work/ca.crt"
+sa_kubeconfig="$work/sa-kubeconfig"
+KUBECONFIG="$sa_kubeconfig" kubectl config set-cluster c --server="$server" \
+  --certificate-authority="$work/ca.crt" --embed-certs >/dev/null
+KUBECONFIG="$sa_kubeconfig" kubectl config set-credentials sa --token="$token" >/dev/null
+KUBECONFIG="$sa_kubeconfig" kubectl config set-context c --cluster=c --user=sa >/dev/null
+KUBECONFIG="$sa_kubeconfig" kubectl config use-context c >/dev/null
+for verb_resource in "create namespaces" "delete customresourcedefinitions" "create clusterroles" "create pods"; do
+  if [[ "$(KUBECONFIG="$sa_kubeconfig" kubectl auth can-i $verb_resource 2>/dev/null)" == yes ]]; then
+    fail "the chart's ServiceAccount can $verb_resource: it grants too much"
+  fi
+done
+"$op_bin" --kubeconfig "$sa_kubeconfig" --leader-elect=on --leader-election-namespace=sluice-system \
+  --metrics-addr=127.0.0.1:0 --health-addr=127.0.0.1:0 --ports-file "$work/ports.json" \
+  --log-format=text >"$work/operator.log" 2>&1 &
+op_pid=$!
+wait_for 60 test -s "$work/ports.json" || fail "operator did not start"
+health_port="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["health"])' "$work/ports.json")"
+wait_for 60 curl -sf "http://127.0.0.1:$health_port/readyz" || fail "operator never ready"
+kubectl create namespace models >/dev/null
+kubectl -n models apply -f "$root/crds/samples/fraud-modeldeployment.yaml" >/dev/null
+wait_for 60 kubectl -n models get deployment fraud-router || fail "router Deployment not created"
+wait_for 60 kubectl -n models get role fraud-router || fail "router Role not created"
+wait_for 60 kubectl -n models get rolebinding fraud-router || fail "router RoleBinding not created"
+wait_for 60 bash -c "kubectl -n models get deployments -l sluice.dev/revision -o name | grep -q ." \
+  || fail "revision Deployment not created"
+wait_for 60 bash -c "kubectl -n models get md fraud -o jsonpath='{.status.observedGeneration}' | grep -q 1" \
+  || fail "status not written"
+wait_for 30 bash -c "kubectl -n models get events -o name | grep -q ." || fail "no Events written"
+kubectl -n sluice-system get lease sluice-operator -o jsonpath='{.spec.holderIdentity}' | grep -q . \
+  || fail "the operator holds no Lease"
+if grep -qi "forbidden" "$work/operator.log"; then fail "the operator was refused something"; fi
+kubectl -n models get md
+kill -TERM "$op_pid"; wait "$op_pid" || fail "operator exited with $?"; op_pid=""
+
+echo "== uninstall"
+helm uninstall sluice -n sluice-system --wait 2>&1 | grep -v "symbolic link"
+if kubectl -n sluice-system get deployment sluice-sluice-operator >/dev/null 2>&1; then
+  fail "the operator Deployment outlived the release"
+fi
+kubectl get clusterrole sluice-sluice-operator >/dev/null 2>&1 && fail "the ClusterRole outlived the release"
+echo "PASS"
