@@ -44,8 +44,10 @@ done
 echo "== building sluice-server, sluice-loadgen and the evaluator bench (Release)"
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
-cmake -S "$repo" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DSLUICE_FUZZ=OFF >/dev/null
-nice -n 10 cmake --build "$build" --target sluice-server sluice-loadgen sluice-bench-evaluator -j 2 >/dev/null
+cmake -S "$repo" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DSLUICE_FUZZ=OFF \
+  >"$work/build.log" 2>&1 || { tail -40 "$work/build.log" >&2; exit 1; }
+nice -n 10 cmake --build "$build" --target sluice-server sluice-loadgen sluice-bench-evaluator -j 2 \
+  >>"$work/build.log" 2>&1 || { grep -E -A8 "error|FAILED" "$work/build.log" | head -60 >&2; exit 1; }
 server_bin="$build/dataplane/server/sluice-server"
 loadgen="$build/bench/loadgen/sluice-loadgen"
 
@@ -134,9 +136,12 @@ if [ "${BENCH_SKIP_MLSERVER:-0}" != 1 ]; then
   cp "$model_dir/fraud.json" "$models/fraud/model.json"
   mport=$(free_port)
   gport=$(free_port)
+  # parallel_workers 0: inference in the server process. The default pool (1 worker process) fails
+  # to start on Python 3.11 with MLServer 1.7.1 ("There is no current event loop"), and for a
+  # model this small the hop to a worker process would only add latency.
   cat >"$models/settings.json" <<EOF
 {"host": "127.0.0.1", "http_port": $mport, "grpc_port": $gport, "metrics_port": $(free_port),
- "debug": false}
+ "debug": false, "parallel_workers": 0}
 EOF
   cat >"$models/fraud/model-settings.json" <<EOF
 {"name": "fraud", "implementation": "mlserver_xgboost.XGBoostModel",
