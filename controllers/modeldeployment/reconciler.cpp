@@ -72,6 +72,10 @@ void SetCondition(std::vector<Condition>& conditions, Condition c) {
   conditions.push_back(std::move(c));
 }
 
+bool HpaMode(const ModelDeploymentSpec& spec) {
+  return spec.autoscaling && spec.autoscaling->mode.value_or("Concurrency") == "HPA";
+}
+
 }  // namespace
 
 struct ModelDeploymentReconciler::Owned {
@@ -416,6 +420,17 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
 
   // 4. Events and one-shot annotations, now that the status records what they did.
   const InvolvedObject involved = InvolvedObject::From(object);
+  if (input.verdict && status.last_analysis && status.last_analysis->time &&
+      (!input.status.last_analysis || !input.status.last_analysis->time ||
+       *input.status.last_analysis->time != *status.last_analysis->time)) {
+    // Every analysis run, with what it measured: the record of why a canary moved on or not.
+    const Verdict& v = *input.verdict;
+    events_.Record(involved,
+                   v.outcome == Outcome::kPass ? EventSeverity::kNormal : EventSeverity::kWarning,
+                   "Analysis" + std::string(OutcomeName(v.outcome)),
+                   "revision " + v.revision + " window " + FormatTime(v.window.start) + ".." +
+                       FormatTime(v.window.end) + ": " + v.message);
+  }
   for (const auto& e : decision.events) {
     events_.Record(involved, Severity(e.type), e.reason, e.message);
   }
@@ -445,7 +460,12 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
     }
   }
 
-  if (decision.requeue_after) return Action::RequeueAfter(*decision.requeue_after);
+  std::optional<std::chrono::milliseconds> requeue = decision.requeue_after;
+  if (md.spec.autoscaling && !HpaMode(md.spec) && options_.concurrency &&
+      options_.autoscale_period.count() > 0) {
+    requeue = requeue ? std::min(*requeue, options_.autoscale_period) : options_.autoscale_period;
+  }
+  if (requeue) return Action::RequeueAfter(*requeue);
   return Action::WaitForChange();
 }
 

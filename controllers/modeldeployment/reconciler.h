@@ -19,6 +19,7 @@
 // error is returned for the controller to retry with backoff, except a spec the operator cannot
 // realise, which is written to status (Degraded) and returned as a terminal error.
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -28,6 +29,7 @@
 #include "analysis/metric_source.h"
 #include "api/model_deployment.h"
 #include "autoscaler/autoscaler.h"
+#include "autoscaler/concurrency_source.h"
 #include "base/clock.h"
 #include "modeldeployment/resources.h"
 #include "reconciler/events.h"
@@ -36,19 +38,6 @@
 
 namespace sluice::controllers {
 
-// In-flight concurrency of a revision's pods, for the Concurrency autoscaler. Providers scrape
-// the serving pods or query Prometheus; none is configured yet in the operator.
-class ConcurrencySource {
- public:
-  virtual ~ConcurrencySource() = default;
-  // Samples taken since `since` for `revision` of the ModelDeployment ns/name; an error means no
-  // data (replicas are then kept as they are).
-  virtual Result<std::vector<ConcurrencySample>> Samples(const std::string& ns,
-                                                         const std::string& name,
-                                                         const std::string& revision,
-                                                         Clock::Steady::time_point since) = 0;
-};
-
 struct ModelDeploymentReconcilerOptions {
   WorkloadOptions workload;
   // The analysis provider for a ModelDeployment, or nullptr when none is configured; then every
@@ -56,6 +45,9 @@ struct ModelDeploymentReconcilerOptions {
   // silent pass). Called on the reconciling thread.
   std::function<std::shared_ptr<MetricSource>(const ModelDeployment&)> metric_source;
   std::shared_ptr<ConcurrencySource> concurrency;  // nullptr: replicas kept within [min, max]
+  // How often a ModelDeployment autoscaled in Concurrency mode is reconciled again with nothing
+  // else changed, so new concurrency samples turn into replicas; zero: only on changes.
+  std::chrono::milliseconds autoscale_period{0};
   Clock* clock = nullptr;                          // nullptr: Clock::Real()
 };
 

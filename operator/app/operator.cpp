@@ -10,6 +10,9 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include "analysis/prometheus_metric_source.h"
+#include "analysis/router_metric_source.h"
+#include "autoscaler/concurrency_scraper.h"
 #include "controller/cache.h"
 #include "controller/controller.h"
 #include "controller/metrics.h"
@@ -23,6 +26,8 @@
 #include "modeldeployment/resources.h"
 #include "reconciler/events.h"
 #include "reconciler/object_io.h"
+#include "scrape/http_fetcher.h"
+#include "scrape/pod_finder.h"
 
 namespace sluice::app {
 
@@ -98,6 +103,10 @@ struct Operator::Parts {
   std::unique_ptr<controllers::KubeObjectWriter> writer;
   std::unique_ptr<controllers::KubeEventRecorder> events;
   std::unique_ptr<controllers::KubeSecretReader> secrets;
+  std::unique_ptr<controllers::HttpFetcher> fetcher;
+  std::unique_ptr<controllers::CachedPodFinder> pod_finder;
+  std::unique_ptr<controllers::RouterMetrics> router_metrics;  // null unless the router provider
+  std::shared_ptr<controllers::ConcurrencyScraper> concurrency;
   std::unique_ptr<controllers::ModelDeploymentReconciler> md_reconciler;
   std::unique_ptr<controllers::FeatureViewReconciler> fv_reconciler;
   std::unique_ptr<Controller> md_controller;
@@ -119,6 +128,8 @@ Operator::~Operator() {
   if (p_->fv_controller) p_->fv_controller->Stop();
   if (p_->elector) p_->elector->Stop();
   if (p_->elector_thread.joinable()) p_->elector_thread.join();
+  if (p_->router_metrics) p_->router_metrics->Stop();
+  if (p_->concurrency) p_->concurrency->Stop();
   if (p_->cache) p_->cache->Stop();
   if (p_->sync_thread.joinable()) p_->sync_thread.join();
   if (p_->metrics_server) p_->metrics_server->Shutdown();
@@ -176,6 +187,9 @@ Status Operator::Build() {
   RETURN_IF_ERROR(p_->cache->Register(kube::resources::kServiceAccounts, owned));
   RETURN_IF_ERROR(p_->cache->Register(controllers::kRolesGvr, owned));
   RETURN_IF_ERROR(p_->cache->Register(controllers::kRoleBindingsGvr, owned));
+  // The pods of what the operator deploys (the pod templates carry the managed-by label): where
+  // the router's and the servers' metrics are scraped from.
+  RETURN_IF_ERROR(p_->cache->Register(kube::resources::kPods, owned));
 
   p_->writer = std::make_unique<controllers::KubeObjectWriter>(*p_->client,
                                                                controllers::kFieldManager);
@@ -186,6 +200,53 @@ Status Operator::Build() {
 
   controllers::ModelDeploymentReconcilerOptions mo;
   mo.workload = options_.workload;
+  ASSIGN_OR_RETURN(p_->fetcher, controllers::NewCurlFetcher());
+  p_->pod_finder = std::make_unique<controllers::CachedPodFinder>(*p_->cache);
+  controllers::ConcurrencyScraperOptions cso;
+  cso.default_port = options_.workload.server_http_port;
+  cso.scrape_period = options_.autoscaler_scrape_period;
+  p_->concurrency = std::make_shared<controllers::ConcurrencyScraper>(*p_->cache, *p_->pod_finder,
+                                                                      *p_->fetcher, cso);
+  mo.concurrency = p_->concurrency;
+  mo.autoscale_period = options_.autoscaler_scrape_period;
+  if (options_.analysis_provider == OperatorOptions::AnalysisProvider::kRouter) {
+    controllers::RouterMetricsOptions rmo;
+    rmo.default_port = options_.workload.router_http_port;
+    rmo.scrape_period = options_.autoscaler_scrape_period;
+    p_->router_metrics = std::make_unique<controllers::RouterMetrics>(
+        *p_->cache, *p_->pod_finder, *p_->fetcher, rmo);
+  }
+  {
+    Parts* parts = p_.get();
+    const OperatorOptions::AnalysisProvider provider = options_.analysis_provider;
+    const std::string prometheus_url = options_.prometheus_url;
+    mo.metric_source = [parts, provider, prometheus_url](const controllers::ModelDeployment& md)
+        -> std::shared_ptr<controllers::MetricSource> {
+      auto prometheus = [&](const std::string& address) {
+        controllers::PrometheusSourceOptions po;
+        po.address = address;
+        po.ns = md.Namespace();
+        po.name = md.Name();
+        return std::make_shared<controllers::PrometheusMetricSource>(*parts->fetcher, po);
+      };
+      const auto& rollout = md.spec.rollout;
+      if (rollout && rollout->canary && rollout->canary->analysis &&
+          rollout->canary->analysis->prometheus) {
+        return prometheus(rollout->canary->analysis->prometheus->address);
+      }
+      switch (provider) {
+        case OperatorOptions::AnalysisProvider::kPrometheus:
+          return prometheus(prometheus_url);
+        case OperatorOptions::AnalysisProvider::kRouter:
+          return parts->router_metrics->SourceFor(
+              md.Namespace(), md.Name(),
+              prometheus_url.empty() ? nullptr : prometheus(prometheus_url));
+        case OperatorOptions::AnalysisProvider::kNone:
+          break;
+      }
+      return nullptr;
+    };
+  }
   p_->md_reconciler = std::make_unique<controllers::ModelDeploymentReconciler>(
       *p_->cache, *p_->writer, *p_->events, mo);
   controllers::FeatureViewReconcilerOptions fo;
@@ -382,6 +443,10 @@ Status Operator::Run() {
       }
       lock.unlock();
       p_->metrics->SetLeader(true);
+      // Metrics are sampled only where decisions are made: on the leader, once the cache that
+      // says which pods to scrape is full.
+      if (p_->router_metrics) p_->router_metrics->Start();
+      p_->concurrency->Start();
       p_->md_controller->Start();
       p_->fv_controller->Start();
       workers_started = true;
@@ -420,6 +485,8 @@ Status Operator::Run() {
     p_->events->Flush();
   }
   p_->metrics->SetLeader(false);
+  if (p_->router_metrics) p_->router_metrics->Stop();
+  p_->concurrency->Stop();
 
   // Hand the Lease over at once instead of letting it expire.
   if (p_->elector) {

@@ -90,6 +90,11 @@ Flags (--flag=value or --flag value):
   --router-image IMAGE         sluice-router image (default: the server image)
   --image-pull-policy POLICY   Always | IfNotPresent | Never (default IfNotPresent)
   --router-replicas N          router pods per ModelDeployment (default 1)
+  --analysis-provider P        router | prometheus | none: canary metrics when the spec names no
+                               Prometheus (default router: scrape the router pods)
+  --prometheus-url URL         Prometheus for --analysis-provider=prometheus and for custom
+                               queries of specs without analysis.prometheus
+  --autoscaler-scrape-period D sample serving pods' in-flight requests this often (default 1s)
   --log-format json|text       (default json)
   --log-level LEVEL            trace | debug | info | warn | error (default info)
   --help
@@ -167,6 +172,38 @@ Result<OperatorOptions> ParseFlags(int argc, const char* const* argv) {
          o.workload.router_replicas = static_cast<int32_t>(n);
          return Status::Ok();
        }},
+      {"analysis-provider",
+       [&](const std::string& v) -> Status {
+         if (v == "router") {
+           o.analysis_provider = OperatorOptions::AnalysisProvider::kRouter;
+         } else if (v == "prometheus") {
+           o.analysis_provider = OperatorOptions::AnalysisProvider::kPrometheus;
+         } else if (v == "none") {
+           o.analysis_provider = OperatorOptions::AnalysisProvider::kNone;
+         } else {
+           return InvalidArgument("--analysis-provider: \"" + v +
+                                  "\" is not router, prometheus or none");
+         }
+         return Status::Ok();
+       }},
+      {"prometheus-url",
+       [&](const std::string& v) -> Status {
+         if (v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0) {
+           return InvalidArgument("--prometheus-url: \"" + v + "\" is not an http(s) URL");
+         }
+         o.prometheus_url = v;
+         return Status::Ok();
+       }},
+      {"autoscaler-scrape-period",
+       [&](const std::string& v) -> Status {
+         auto d = controllers::ParseDuration(v);
+         if (!d.ok()) return InvalidArgument("--autoscaler-scrape-period: " + d.status().message());
+         if (d->count() < 100) {
+           return InvalidArgument("--autoscaler-scrape-period: at least 100ms");
+         }
+         o.autoscaler_scrape_period = *d;
+         return Status::Ok();
+       }},
       {"log-format",
        [&](const std::string& v) -> Status {
          if (v != "json" && v != "text") {
@@ -216,6 +253,10 @@ Result<OperatorOptions> ParseFlags(int argc, const char* const* argv) {
       }
     }
     RETURN_IF_ERROR(it->second(value));
+  }
+  if (o.analysis_provider == OperatorOptions::AnalysisProvider::kPrometheus &&
+      o.prometheus_url.empty()) {
+    return InvalidArgument("--analysis-provider=prometheus needs --prometheus-url");
   }
   if (!(o.lease_duration > o.renew_deadline && o.renew_deadline > o.retry_period &&
         o.retry_period.count() > 0)) {

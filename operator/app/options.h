@@ -42,6 +42,17 @@ struct OperatorOptions {
 
   controllers::WorkloadOptions workload;
 
+  // Canary analysis: where a ModelDeployment's metrics come from when its spec names no
+  // Prometheus (spec.rollout.canary.analysis.prometheus always wins).
+  enum class AnalysisProvider { kRouter, kPrometheus, kNone };
+  AnalysisProvider analysis_provider = AnalysisProvider::kRouter;
+  // Prometheus for --analysis-provider=prometheus, and for the custom queries of
+  // ModelDeployments analysed on the router's metrics.
+  std::string prometheus_url;
+  // How often serving pods are sampled for the Concurrency autoscaler (and router pods during a
+  // canary's analysis).
+  std::chrono::milliseconds autoscaler_scrape_period{1000};
+
   std::string log_format = "json";  // json | text
   std::string log_level = "info";   // trace | debug | info | warn | error
 

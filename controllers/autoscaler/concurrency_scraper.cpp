@@ -1,0 +1,150 @@
+#include "autoscaler/concurrency_scraper.h"
+
+#include <cmath>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "modeldeployment/resources.h"
+#include "scrape/prom_text.h"
+
+namespace sluice::controllers {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr char kInflight[] = "sluice_server_inflight_requests";
+
+bool ConcurrencyAutoscaled(const json& md) {
+  const json& spec = md.value("spec", json::object());
+  auto as = spec.find("autoscaling");
+  if (as == spec.end() || !as->is_object()) return false;
+  return as->value("mode", "Concurrency") == "Concurrency";
+}
+
+}  // namespace
+
+Result<double> InflightFromPage(std::string_view page) {
+  ASSIGN_OR_RETURN(PromExposition parsed, ParsePrometheusText(page));
+  double sum = 0;
+  bool found = false;
+  for (const PromSample& s : parsed.samples) {
+    if (s.name != kInflight) continue;
+    if (!std::isfinite(s.value)) return InvalidArgument(std::string(kInflight) + " is not finite");
+    sum += s.value;
+    found = true;
+  }
+  if (!found) return NotFound(std::string("no ") + kInflight + " in the page");
+  return sum;
+}
+
+ConcurrencyScraper::ConcurrencyScraper(const ObjectReader& reader, PodFinder& pods,
+                                       HttpFetcher& fetcher, ConcurrencyScraperOptions options)
+    : reader_(reader),
+      pods_(pods),
+      fetcher_(fetcher),
+      options_(options),
+      clock_(options.clock != nullptr ? *options.clock : Clock::Real()) {}
+
+ConcurrencyScraper::~ConcurrencyScraper() { Stop(); }
+
+void ConcurrencyScraper::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (thread_.joinable() || stopping_) return;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void ConcurrencyScraper::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ConcurrencyScraper::Loop() {
+  auto next = clock_.Now();
+  while (true) {
+    ScrapeOnce();
+    next += options_.scrape_period;
+    const auto now = clock_.Now();
+    if (next < now) next = now;
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopping_ && clock_.Now() < next) clock_.WaitUntil(cv_, lock, next);
+    if (stopping_) return;
+  }
+}
+
+void ConcurrencyScraper::SampleModelDeployment(const std::string& ns, const std::string& name,
+                                               Clock::Steady::time_point at) {
+  auto pods = pods_.Find(ns, {{kLabelModelDeployment, name}, {kLabelComponent, "server"}});
+  if (!pods.ok()) {
+    spdlog::debug("md={}/{} concurrency: {}", ns, name, pods.status().message());
+    return;
+  }
+  struct Tally {
+    double sum = 0;
+    int answered = 0;
+    int ready = 0;
+  };
+  std::map<std::string, Tally> by_revision;
+  for (const PodTarget& pod : *pods) {
+    auto rev = pod.labels.find(kLabelRevision);
+    if (rev == pod.labels.end()) continue;
+    Tally& t = by_revision[rev->second];
+    ++t.ready;
+    auto port = pod.ports.find("http");
+    const int32_t p = port != pod.ports.end() ? port->second : options_.default_port;
+    const std::string url = "http://" + pod.ip + ":" + std::to_string(p) + "/metrics";
+    Result<double> inflight = [&]() -> Result<double> {
+      ASSIGN_OR_RETURN(FetchResponse page, fetcher_.Get(url, options_.scrape_timeout));
+      if (page.status != 200) return Unavailable("GET " + url + ": HTTP " + std::to_string(page.status));
+      return InflightFromPage(page.body);
+    }();
+    if (!inflight.ok()) {
+      spdlog::debug("md={}/{} rev={} pod={} concurrency: {}", ns, name, rev->second, pod.name,
+                    inflight.status().message());
+      continue;
+    }
+    t.sum += *inflight;
+    ++t.answered;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [revision, t] : by_revision) {
+    if (t.answered == 0) continue;
+    const double total = t.sum * static_cast<double>(t.ready) / static_cast<double>(t.answered);
+    samples_[ns + "/" + name + "/" + revision].push_back({at, total});
+  }
+}
+
+void ConcurrencyScraper::ScrapeOnce() {
+  const auto at = clock_.Now();
+  for (const ObjectPtr& md : reader_.List(kModelDeploymentsGvr, "")) {
+    if (!ConcurrencyAutoscaled(*md)) continue;
+    SampleModelDeployment(MetaString(*md, "namespace"), MetaString(*md, "name"), at);
+  }
+  const auto horizon = at - options_.retention;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = samples_.begin(); it != samples_.end();) {
+    auto& q = it->second;
+    while (!q.empty() && q.front().at < horizon) q.pop_front();
+    it = q.empty() ? samples_.erase(it) : std::next(it);
+  }
+}
+
+Result<std::vector<ConcurrencySample>> ConcurrencyScraper::Samples(
+    const std::string& ns, const std::string& name, const std::string& revision,
+    Clock::Steady::time_point since) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ConcurrencySample> out;
+  auto it = samples_.find(ns + "/" + name + "/" + revision);
+  if (it == samples_.end()) return out;
+  for (const ConcurrencySample& s : it->second) {
+    if (s.at >= since) out.push_back(s);
+  }
+  return out;
+}
+
+}  // namespace sluice::controllers
