@@ -18,7 +18,8 @@ std::optional<PodTarget> ScrapeablePod(const json& pod) {
   }
   if (!ready) return std::nullopt;
   t.name = meta.value("name", "");
-  for (const auto& [k, v] : meta.value("labels", json::object()).items()) {
+  const json labels = meta.value("labels", json::object());
+  for (const auto& [k, v] : labels.items()) {
     if (v.is_string()) t.labels[k] = v.get<std::string>();
   }
   const json& spec = pod.value("spec", json::object());
