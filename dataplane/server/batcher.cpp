@@ -58,6 +58,27 @@ Status Batcher::Submit(const BatchTask& task) {
   return Status::Ok();
 }
 
+bool Batcher::TryRunInline(const BatchTask& task) {
+  if (!options_.run_inline_when_idle || options_.max_queue_delay.count() > 0) return false;
+  if (task.done == nullptr || task.rows.size() != task.n_rows * features_ ||
+      task.out.size() != task.n_rows * outputs_) {
+    return false;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || worker_busy_ || inline_busy_ || count_ > 0) return false;
+    inline_busy_ = true;
+  }
+  Status status = runtime_.Predict(task.rows, task.n_rows, task.out);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    inline_busy_ = false;
+  }
+  if (options_.on_batch) options_.on_batch(task.n_rows, 1);
+  task.done->OnBatchDone(std::move(status), std::chrono::nanoseconds(0));
+  return true;
+}
+
 void Batcher::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -86,9 +107,11 @@ void Batcher::Run() {
     }
     const auto now = clock_.Now();
     TakeBatchLocked(now);
+    worker_busy_ = true;
     lock.unlock();
     RunBatch(now);
     lock.lock();
+    worker_busy_ = false;
   }
 }
 

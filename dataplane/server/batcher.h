@@ -35,12 +35,18 @@ struct BatcherOptions {
   // A request still queued this long after Submit fails with Timeout instead of running.
   // Zero: no limit.
   std::chrono::microseconds request_timeout{0};
-  // Called on the worker after each Predict with its row count and request count (metrics).
+  // Called after each Predict with its row count and request count (metrics), on the thread that
+  // ran it.
   std::function<void(size_t rows, size_t requests)> on_batch;
+  // With no max_queue_delay, a request that finds the worker idle and nothing queued would run
+  // alone at once anyway; TryRunInline then runs it on the caller's thread and saves the two
+  // thread hand-offs (to the worker and back), which dominate the latency of a small model.
+  bool run_inline_when_idle = false;
 };
 
-// Told the outcome of one submitted request, exactly once, on the batcher's worker thread. The
-// caller owns the object and keeps it (and the rows and output buffer of its task) alive until then.
+// Told the outcome of one submitted request, exactly once, on the batcher's worker thread (on the
+// caller's thread for TryRunInline). The caller owns the object and keeps it (and the rows and
+// output buffer of its task) alive until then.
 class BatchCompletion {
  public:
   virtual ~BatchCompletion() = default;
@@ -69,6 +75,13 @@ class Batcher {
   // never called): InvalidArgument for mismatched spans, ResourceExhausted when max_queue_size
   // requests already wait, Unavailable after Stop.
   Status Submit(const BatchTask& task);
+
+  // Runs the task now on this thread, as a batch of its own, when options.run_inline_when_idle is
+  // set, max_queue_delay is zero, nothing is queued and neither the worker nor another caller is
+  // predicting; task.done is then called here before it returns true. Otherwise (and for a task
+  // Submit would refuse) returns false without touching the task: Submit it. Not to be called
+  // once Stop may run: Stop does not wait for a task running inline.
+  bool TryRunInline(const BatchTask& task);
 
   // Refuses new work, runs everything already queued, joins the worker. Idempotent.
   void Stop();
@@ -101,6 +114,8 @@ class Batcher {
   size_t count_ = 0;         // guarded by mu_
   size_t queued_rows_ = 0;   // guarded by mu_
   bool stopping_ = false;    // guarded by mu_
+  bool worker_busy_ = false;  // guarded by mu_; the worker is running a batch
+  bool inline_busy_ = false;  // guarded by mu_; a caller is running a task inline
 
   // Worker-only state.
   std::vector<Item> batch_;

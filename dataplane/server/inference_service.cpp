@@ -371,10 +371,13 @@ void InferenceService::InferNow(Model& model, InferRequest&& request, InferCallb
     pending->Finish(Status::Ok());
     return;
   }
-  if (s.ok()) s = model.batcher_->Submit(pending->Task());
   if (s.ok()) {
-    pending.release();  // the batcher's completion deletes it
-    return;
+    // The completion deletes the Pending, so the batcher owns it while it may run.
+    Pending* raw = pending.release();
+    if (model.batcher_->TryRunInline(raw->Task())) return;
+    s = model.batcher_->Submit(raw->Task());
+    if (s.ok()) return;
+    pending.reset(raw);
   }
   pending->Finish(std::move(s));
 }

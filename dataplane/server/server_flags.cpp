@@ -84,6 +84,9 @@ std::map<std::string, Flag> Flags(ServerFlags& f) {
   num("max-batch-size", f.max_batch_size, 1, 1 << 20, "rows per batch (default 32)");
   num("max-queue-delay-us", f.max_queue_delay_us, 0, 10'000'000,
       "longest a request waits for a batch to fill; 0 = never waits (default 0)");
+  boolean("batch-inline-when-idle", f.batch_inline_when_idle,
+          "with no queue delay, a request that finds the batcher idle runs on the io thread "
+          "(default on)");
   num("max-queue-size", f.max_queue_size, 1, 1 << 24,
       "requests that may wait; more get 503 (default 1024)");
   num("request-timeout-ms", f.request_timeout_ms, 0, kMax,
@@ -203,6 +206,7 @@ ModelOptions ServerFlags::ToModelOptions() const {
   m.batcher.max_batch_size = static_cast<size_t>(max_batch_size);
   m.batcher.max_queue_delay = std::chrono::microseconds(max_queue_delay_us);
   m.batcher.max_queue_size = static_cast<size_t>(max_queue_size);
+  m.batcher.run_inline_when_idle = batch_inline_when_idle;
   m.batcher.request_timeout = std::chrono::milliseconds(request_timeout_ms);
   m.cache = cache;
   m.cache_options.capacity_bytes = static_cast<size_t>(cache_capacity_bytes);

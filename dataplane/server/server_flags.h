@@ -34,6 +34,7 @@ struct ServerFlags {
   bool batching = true;
   int64_t max_batch_size = 32;
   int64_t max_queue_delay_us = 0;
+  bool batch_inline_when_idle = true;
   int64_t max_queue_size = 1024;
   int64_t request_timeout_ms = 0;
 

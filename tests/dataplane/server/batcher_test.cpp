@@ -106,6 +106,70 @@ TEST(Batcher, ConcatenatesRequestsThatArriveWhileBusy) {
   EXPECT_EQ(rt.calls(), (std::vector<size_t>{1, 6}));
 }
 
+TEST(Batcher, RunsInlineOnlyWhenTheWorkerIsIdleAndNothingIsQueued) {
+  FakeRuntime rt(kFeatures);
+  BatcherOptions o;
+  o.run_inline_when_idle = true;
+  std::vector<std::pair<size_t, size_t>> batches;  // on_batch runs on the thread that predicted
+  std::mutex batches_mu;
+  o.on_batch = [&](size_t rows, size_t requests) {
+    std::lock_guard<std::mutex> lock(batches_mu);
+    batches.emplace_back(rows, requests);
+  };
+  auto b = MakeBatcher(rt, o, Clock::Real());
+  Req idle(1, 2);
+  ASSERT_TRUE(b->TryRunInline(idle.Task()));
+  EXPECT_TRUE(idle.done());  // answered before TryRunInline returned, on this thread
+  EXPECT_TRUE(idle.status().ok());
+  EXPECT_TRUE(idle.OutputsCorrect());
+  EXPECT_EQ(idle.queue_time(), std::chrono::nanoseconds(0));
+
+  // The worker holds a batch: a new request waits for it (and may join the next batch).
+  rt.Close();
+  Req a(2, 1), busy(3, 1), queued(4, 1);
+  ASSERT_TRUE(b->Submit(a.Task()).ok());
+  ASSERT_TRUE(rt.WaitEntered(2));
+  EXPECT_FALSE(b->TryRunInline(busy.Task()));
+  EXPECT_FALSE(busy.done());
+  ASSERT_TRUE(b->Submit(busy.Task()).ok());
+  EXPECT_FALSE(b->TryRunInline(queued.Task()));
+  ASSERT_TRUE(b->Submit(queued.Task()).ok());
+  rt.Open();
+  for (Req* r : {&a, &busy, &queued}) {
+    ASSERT_TRUE(r->WaitDone());
+    EXPECT_TRUE(r->OutputsCorrect());
+    EXPECT_EQ(r->calls(), 1);
+  }
+  EXPECT_EQ(rt.calls(), (std::vector<size_t>{2, 1, 2}));
+  {
+    std::lock_guard<std::mutex> lock(batches_mu);
+    EXPECT_EQ(batches, (std::vector<std::pair<size_t, size_t>>{{2, 1}, {1, 1}, {2, 2}}));
+  }
+
+  // A task Submit would refuse is not run either.
+  Req bad(5, 1);
+  BatchTask t = bad.Task();
+  t.n_rows = 2;
+  EXPECT_FALSE(b->TryRunInline(t));
+  b->Stop();
+  Req late(6, 1);
+  EXPECT_FALSE(b->TryRunInline(late.Task()));
+}
+
+TEST(Batcher, NeverRunsInlineWhenAskedToWaitForBatchesOrNotAskedAtAll) {
+  FakeRuntime rt(kFeatures);
+  BatcherOptions delayed;
+  delayed.run_inline_when_idle = true;
+  delayed.max_queue_delay = std::chrono::microseconds(100);
+  auto b = MakeBatcher(rt, delayed, Clock::Real());
+  Req r(1, 1);
+  EXPECT_FALSE(b->TryRunInline(r.Task()));
+  auto plain = MakeBatcher(rt, BatcherOptions{}, Clock::Real());
+  EXPECT_FALSE(plain->TryRunInline(r.Task()));
+  EXPECT_FALSE(r.done());
+  EXPECT_TRUE(rt.calls().empty());
+}
+
 TEST(Batcher, MaxBatchSizeSplitsAndABigRequestRunsAlone) {
   FakeRuntime rt(kFeatures);
   rt.Close();
