@@ -63,16 +63,15 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-# wrk closed loop; prints requests/s, fails on errors or non-2xx answers.
+# wrk closed loop; prints requests/s (answers of any status). Errors, non-2xx answers and
+# requests slower than wrk's 10 s timeout go to the results next to the figure.
 saturate() {  # port path label
   local out
-  out=$(SLUICE_BENCH_BODY="$body" wrk -t1 -c"$connections" -d"${seconds}s" --latency \
+  out=$(SLUICE_BENCH_BODY="$body" wrk -t1 -c"$connections" -d"${seconds}s" --timeout 10s --latency \
         -s "$repo/bench/server/post.lua" "http://127.0.0.1:$1$2")
   echo "$out" >"$work/wrk-$3.txt"
   if grep -q -E "Non-2xx|Socket errors" <<<"$out"; then
-    echo "bench: $3 answered errors under load:" >&2
-    grep -E "Non-2xx|Socket errors" <<<"$out" >&2
-    return 1
+    echo "$3 under saturation: $(grep -E "Non-2xx|Socket errors" <<<"$out" | xargs)" >>"$results"
   fi
   awk '/Requests\/sec/ {printf "%d\n", $2}' <<<"$out"
 }
