@@ -72,7 +72,7 @@ class CanaryE2E : public ::testing::Test {
     if (std::string error = StartRest(); !error.empty()) start_error_ = new std::string(error);
   }
 
-  // CRDs, Prometheus and the operator.
+  // CRDs and Prometheus; each test starts its own operator (the analysis provider is a flag).
   static std::string StartRest() {
     Status crds = controllers::it::InstallCrds(cluster_->client(), kSource + "/crds");
     if (!crds.ok()) return crds.ToString();
@@ -122,15 +122,6 @@ scrape_configs:
       return "prometheus did not start: " + TailFile(cluster_->work_dir() + "/logs/prometheus.log");
     }
 
-    SpawnOptions op;
-    op.argv = {SLUICE_OPERATOR_BIN,         "--kubeconfig=" + cluster_->kubeconfig_path(),
-               "--leader-elect=off",        "--metrics-addr=127.0.0.1:0",
-               "--health-addr=127.0.0.1:0", "--log-format=text",
-               "--server-image=sluice:e2e"};
-    op.log_path = cluster_->work_dir() + "/logs/sluice-operator.log";
-    auto operator_process = Subprocess::Spawn(op);
-    if (!operator_process.ok()) return operator_process.status().ToString();
-    operator_ = std::move(*operator_process).release();
     return "";
   }
 
@@ -141,12 +132,9 @@ scrape_configs:
       std::ofstream(SLUICE_CANARY_REPORT) << report_->dump(2) << "\n";
       std::cout << "canary report: " << SLUICE_CANARY_REPORT << "\n";
     }
-    if (operator_) (void)operator_->Stop(10s);
-    delete operator_;
     if (prometheus_) (void)prometheus_->Stop(10s);
     delete prometheus_;
     delete cluster_;
-    operator_ = nullptr;
     prometheus_ = nullptr;
     cluster_ = nullptr;
   }
@@ -159,12 +147,40 @@ scrape_configs:
     ASSERT_TRUE(controllers::it::CreateNamespace(client(), ns_).ok());
   }
 
+  // sluice-operator with `flags` added to the defaults; its log is logs/sluice-operator-<ns>.log.
+  void StartOperator(const std::vector<std::string>& flags) {
+    SpawnOptions op;
+    op.argv = {SLUICE_OPERATOR_BIN,         "--kubeconfig=" + cluster_->kubeconfig_path(),
+               "--leader-elect=off",        "--metrics-addr=127.0.0.1:0",
+               "--health-addr=127.0.0.1:0", "--log-format=text",
+               "--server-image=sluice:e2e"};
+    op.argv.insert(op.argv.end(), flags.begin(), flags.end());
+    op.log_path = operator_log();
+    auto started = Subprocess::Spawn(op);
+    ASSERT_TRUE(started.ok()) << started.status();
+    operator_ = std::move(*started);
+  }
+  // Waits stop early when the operator has died; the test then fails with its exit and log.
+  bool OperatorDied() { return operator_ && !operator_->Running(); }
+  std::string OperatorDeath() {
+    return "sluice-operator exited (" +
+           (operator_->exit_status() ? operator_->exit_status()->ToString() : "?") + "):\n" +
+           TailFile(operator_log(), 30);
+  }
+
+  std::string operator_log() const {
+    return cluster_->work_dir() + "/logs/sluice-operator-" + ns_ + ".log";
+  }
+  std::string prometheus_url() const {
+    return "http://127.0.0.1:" + std::to_string(prometheus_port_);
+  }
+
   void TearDown() override {
     if (load_) load_->Stop();
     if (HasFailure() && cluster_) {
       std::cerr << "---- logs\n"
                 << cluster_->LogTails(40) << "\n--- operator\n"
-                << TailFile(cluster_->work_dir() + "/logs/sluice-operator.log", 60) << "\n";
+                << TailFile(operator_log(), 60) << "\n";
       auto md = client().Get(kMdGvr, ns_, "fraud");
       if (md.ok()) std::cerr << "--- md status\n" << (*md)["status"].dump(2) << "\n";
       const std::string pods = cluster_->procnode_work_dir() + "/pods";
@@ -175,6 +191,7 @@ scrape_configs:
         }
       }
     }
+    if (operator_) (void)operator_->Stop(10s);
     // Deleting the namespace drains every pod of the scenario through the proc node.
     (void)client().Delete(res::kNamespaces, "", ns_);
   }
@@ -210,6 +227,7 @@ scrape_configs:
     std::string router_ip;
     ASSERT_TRUE(WaitFor(
         [&] {
+          if (OperatorDied()) return true;
           const Json md = GetMd();
           if (Phase(md) != "Healthy" || TrafficOf(md).size() != 1) return false;
           kube::ListOptions options;
@@ -229,6 +247,7 @@ scrape_configs:
         },
         120s, 250ms))
         << "v1 never became Healthy behind a Ready router; status: " << GetMd()["status"].dump();
+    ASSERT_FALSE(OperatorDied()) << OperatorDeath();
     stable_ = GetMd()["status"].value("stableRevision", "");
     // Written to a temporary file and renamed, so Prometheus never reads half a file.
     const Json targets = Json::array(
@@ -264,6 +283,7 @@ scrape_configs:
              std::chrono::seconds timeout) {
     return WaitFor(
         [&] {
+          if (OperatorDied()) return true;
           Json md = GetMd();
           if (md.is_null()) return false;
           const auto now = std::chrono::steady_clock::now();
@@ -313,6 +333,7 @@ scrape_configs:
     KeepLoadFor(5s);
     load_->Stop();
     PrintTimeline();
+    ASSERT_FALSE(OperatorDied()) << OperatorDeath();
     ASSERT_TRUE(rolled_back) << "no rollback; last status: " << seen.last["status"].dump();
 
     // When the canary first got traffic, and when the status put it all back on v1.
@@ -374,19 +395,18 @@ scrape_configs:
   static LocalCluster* cluster_;
   static Subprocess* prometheus_;
   static int prometheus_port_;
-  static Subprocess* operator_;
   static std::string* start_error_;
   static std::string* targets_file_;
   static Json* report_;
   std::string ns_;
   std::string stable_;
   std::unique_ptr<LoadDriver> load_;
+  std::unique_ptr<Subprocess> operator_;
 };
 
 LocalCluster* CanaryE2E::cluster_ = nullptr;
 Subprocess* CanaryE2E::prometheus_ = nullptr;
 int CanaryE2E::prometheus_port_ = 0;
-Subprocess* CanaryE2E::operator_ = nullptr;
 std::string* CanaryE2E::start_error_ = nullptr;
 std::string* CanaryE2E::targets_file_ = nullptr;
 Json* CanaryE2E::report_ = nullptr;
@@ -396,6 +416,7 @@ const Json kFastSteps = Json::parse(R"([{"weight": 10, "pause": "10s"},
                                         {"weight": 100, "pause": "0s"}])");
 
 TEST_F(CanaryE2E, HealthyCanaryIsPromotedWithoutAFailedRequest) {
+  StartOperator({"--analysis-provider=router"});
   DeployV1AndStartLoad(kFastSteps);
   const SteadyTime patched = std::chrono::steady_clock::now();
   auto r = client().Patch(kMdGvr, ns_, "fraud", kube::PatchType::kMerge,
@@ -417,6 +438,7 @@ TEST_F(CanaryE2E, HealthyCanaryIsPromotedWithoutAFailedRequest) {
   KeepLoadFor(3s);
   load_->Stop();
   PrintTimeline();
+  ASSERT_FALSE(OperatorDied()) << OperatorDeath();
   ASSERT_TRUE(promoted) << "not promoted; last status: " << seen.last["status"].dump();
 
   std::vector<int> weights;
@@ -448,25 +470,17 @@ TEST_F(CanaryE2E, HealthyCanaryIsPromotedWithoutAFailedRequest) {
 }
 
 TEST_F(CanaryE2E, FaultyCanaryIsRolledBackOnTheRoutersMetrics) {
+  StartOperator({"--analysis-provider=router"});
   DeployV1AndStartLoad(nullptr);  // the default steps: 10% and 50% for 30 s, then 100%
   RunFaultyCanary("faulty-rollback-router-metrics", nullptr);
 }
 
+// The same default analysis (error rate <= 1%, p99 <= 500 ms, every 5 s, 2 failures), computed
+// by PromQL from the Prometheus that scrapes the router pods.
 TEST_F(CanaryE2E, FaultyCanaryIsRolledBackOnPrometheus) {
+  StartOperator({"--analysis-provider=prometheus", "--prometheus-url=" + prometheus_url()});
   DeployV1AndStartLoad(nullptr);
-  // The same error-rate check as the builtin, as PromQL against the Prometheus that scrapes the
-  // router pods.
-  const Json analysis = {
-      {"prometheus", {{"address", "http://127.0.0.1:" + std::to_string(prometheus_port_)}}},
-      {"metrics",
-       Json::array({{{"name", "error-rate"},
-                     {"query",
-                      "sum(rate(sluice_router_requests_total{namespace=\"{{namespace}}\","
-                      "revision=\"{{revision}}\",code=~\"5xx|error\"}[{{interval}}])) / "
-                      "sum(rate(sluice_router_requests_total{namespace=\"{{namespace}}\","
-                      "revision=\"{{revision}}\"}[{{interval}}]))"},
-                     {"thresholdRange", {{"max", 0.01}}}}})}};
-  RunFaultyCanary("faulty-rollback-prometheus", analysis);
+  RunFaultyCanary("faulty-rollback-prometheus", nullptr);
 }
 
 }  // namespace
