@@ -8,6 +8,7 @@
 
 #include "api/time.h"
 #include "operator/base/fake_clock.h"
+#include "controllers/analysis/fake_metric_source.h"
 #include "controllers/reconciler/fake_objects.h"
 #include "rollout/engine.h"
 
@@ -51,6 +52,11 @@ class ModelDeploymentReconcilerTest : public ::testing::Test {
     ModelDeploymentReconcilerOptions options;
     options.clock = &clock_;
     options.workload.server_image = "example.com/sluice:test";
+    if (metric_source_) {
+      options.metric_source = [source = metric_source_](const ModelDeployment&) { return source; };
+    }
+    options.concurrency = concurrency_;
+    options.autoscale_period = autoscale_period_;
     reconciler_ = std::make_unique<ModelDeploymentReconciler>(objects_, objects_, events_, options);
   }
 
@@ -127,8 +133,127 @@ class ModelDeploymentReconcilerTest : public ::testing::Test {
   sluice::testing::FakeClock clock_;
   FakeObjects objects_;
   FakeEvents events_;
+  // Set before Rebuild() to give the reconciler these providers.
+  std::shared_ptr<testing::FakeMetricSource> metric_source_;
+  std::shared_ptr<ConcurrencySource> concurrency_;
+  std::chrono::milliseconds autoscale_period_{0};
   std::unique_ptr<ModelDeploymentReconciler> reconciler_;
 };
+
+// Samples a test sets, per revision.
+class FixedConcurrency final : public ConcurrencySource {
+ public:
+  void Set(const std::string& revision, std::vector<ConcurrencySample> samples) {
+    std::lock_guard<std::mutex> lock(mu_);
+    samples_[revision] = std::move(samples);
+  }
+  Result<std::vector<ConcurrencySample>> Samples(const std::string&, const std::string&,
+                                                 const std::string& revision,
+                                                 Clock::Steady::time_point since) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<ConcurrencySample> out;
+    for (const auto& s : samples_[revision]) {
+      if (s.at >= since) out.push_back(s);
+    }
+    return out;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::vector<ConcurrencySample>> samples_;  // guarded by mu_
+};
+
+TEST_F(ModelDeploymentReconcilerTest, AFailingCanaryIsRolledBackWithTheMeasuredNumbers) {
+  metric_source_ = std::make_shared<testing::FakeMetricSource>();
+  Rebuild();
+  const std::string stable = DeployStable();
+  const std::string canary = StartCanary("2");
+  ASSERT_FALSE(canary.empty());
+  metric_source_->model(canary).requests_per_second = 20;
+  metric_source_->model(canary).error_fraction = 0.2;
+  events_.Clear();
+  for (int i = 0; i < 4 && Status()["phase"] != "RolledBack"; ++i) {
+    clock_.Advance(std::chrono::seconds(5));
+    MarkServersReady();
+    Settle();
+  }
+  ASSERT_EQ(Status()["phase"], "RolledBack") << Status().dump(2);
+  EXPECT_EQ(Traffic()[stable], 100);
+  EXPECT_EQ(Traffic().count(canary), 0u);
+  // The last run's numbers, verdict and time in status.
+  const json last = Status()["lastAnalysis"];
+  EXPECT_EQ(last["verdict"], "Fail");
+  EXPECT_DOUBLE_EQ(last["values"]["error-rate"].get<double>(), 0.2);
+  EXPECT_EQ(last["requests"], 100);
+  EXPECT_TRUE(last.contains("time"));
+  // The condition says why, with the measured numbers.
+  bool degraded = false;
+  const json conditions = Status()["conditions"];
+  for (const auto& c : conditions) {
+    if (c["type"] == "Degraded" && c["status"] == "True") {
+      degraded = true;
+      EXPECT_EQ(c["reason"], "AnalysisFailed");
+      EXPECT_THAT(c["message"].get<std::string>(), ::testing::HasSubstr("error-rate 0.2 > max 0.01"));
+    }
+  }
+  EXPECT_TRUE(degraded) << conditions.dump(1);
+  // An Event for every run, the failing ones as warnings with the numbers.
+  int runs = 0;
+  for (const auto& e : events_.events()) {
+    if (e.reason != "AnalysisFail") continue;
+    ++runs;
+    EXPECT_EQ(e.type, EventSeverity::kWarning);
+    EXPECT_THAT(e.message, ::testing::HasSubstr("error-rate 0.2"));
+    EXPECT_THAT(e.message, ::testing::HasSubstr(canary));
+  }
+  EXPECT_EQ(runs, 2) << "failureThreshold 2: two failed runs, then the rollback";
+
+  // It stays rolled back however long nothing changes...
+  for (int i = 0; i < 6; ++i) {
+    clock_.Advance(std::chrono::seconds(5));
+    MarkServersReady();
+    Settle();
+  }
+  EXPECT_EQ(Status()["phase"], "RolledBack");
+  // ...until sluice.dev/retry asks for the same spec again.
+  metric_source_->model(canary).error_fraction = 0;
+  objects_.Merge(kModelDeploymentsGvr, kNs, kName,
+                 {{"metadata", {{"annotations", {{kRetryAnnotation, "true"}}}}}});
+  Settle();
+  EXPECT_EQ(Status()["phase"], "Progressing");
+  EXPECT_EQ(Status()["canaryRevision"], canary);
+  EXPECT_TRUE(events_.Has("Retry"));
+}
+
+TEST_F(ModelDeploymentReconcilerTest, ConcurrencyAutoscalingIsRevisitedEveryScrapePeriod) {
+  auto concurrency = std::make_shared<FixedConcurrency>();
+  concurrency_ = concurrency;
+  autoscale_period_ = std::chrono::seconds(1);
+  Rebuild();
+  json spec = FraudSpec("1");
+  spec.erase("replicas");
+  spec["autoscaling"] = {{"minReplicas", 1}, {"maxReplicas", 10}, {"targetConcurrency", 4}};
+  CreateMd(spec);
+  ASSERT_TRUE(Reconcile().ok());
+  MarkServersReady();
+  Settle();
+  const std::string rev = Status()["stableRevision"];
+  EXPECT_EQ(Replicas(rev), 1);
+  // At rest the reconciler still comes back within the period to read new samples.
+  auto action = Reconcile();
+  ASSERT_TRUE(action.ok());
+  ASSERT_TRUE(action->requeue());
+  EXPECT_LE(action->requeue_after(), std::chrono::milliseconds(1000));
+  // 20 in flight at a target of 4: 5 replicas.
+  std::vector<ConcurrencySample> samples;
+  for (int i = 0; i < 6; ++i) {
+    clock_.Advance(std::chrono::seconds(1));
+    samples.push_back({clock_.Now(), 20});
+  }
+  concurrency->Set(rev, samples);
+  Settle();
+  EXPECT_EQ(Replicas(rev), 5);
+}
 
 TEST_F(ModelDeploymentReconcilerTest, FirstReconcileCreatesOwnedObjectsAndStatus) {
   const json md = CreateMd(FraudSpec("1"));
