@@ -176,6 +176,7 @@ scrape_configs:
   }
 
   void TearDown() override {
+    if (extra_load_) extra_load_->Stop();
     if (load_) load_->Stop();
     if (HasFailure() && cluster_) {
       std::cerr << "---- logs\n"
@@ -221,8 +222,10 @@ scrape_configs:
 
   // Creates the MD, waits until v1 is Healthy with all traffic and the router pod is Ready, and
   // starts the load through the router's pod IP.
-  void DeployV1AndStartLoad(const Json& steps) {
-    auto created = client().Create(kMdGvr, ns_, ModelDeployment(steps));
+  void DeployV1AndStartLoad(const Json& steps, const Json& spec_patch = nullptr) {
+    Json md = ModelDeployment(steps);
+    if (!spec_patch.is_null()) md["spec"].merge_patch(spec_patch);
+    auto created = client().Create(kMdGvr, ns_, md);
     ASSERT_TRUE(created.ok()) << created.status();
     std::string router_ip;
     ASSERT_TRUE(WaitFor(
@@ -255,17 +258,16 @@ scrape_configs:
           {"labels", {{"namespace", ns_}, {"modeldeployment", "fraud"}, {"pod_ip", router_ip}}}}});
     std::ofstream(*targets_file_ + ".tmp") << targets.dump() << "\n";
     std::filesystem::rename(*targets_file_ + ".tmp", *targets_file_);
-    LoadOptions load;
-    load.url = "http://" + router_ip + ":8080/v2/models/fraud/infer";
-    load.body = ReadFile(kSource + "/bench/fraud/model/sample_request.json");
-    load.rate = kRate;
-    load_ = std::make_unique<LoadDriver>(load);
+    load_options_.url = "http://" + router_ip + ":8080/v2/models/fraud/infer";
+    load_options_.body = ReadFile(kSource + "/bench/fraud/model/sample_request.json");
+    load_options_.rate = rate_;
+    load_ = std::make_unique<LoadDriver>(load_options_);
     load_->Start();
     // The router answers from v1 before anything changes.
     ASSERT_TRUE(WaitFor(
         [&] {
           auto s = load_->Summarize(load_->started(), std::chrono::steady_clock::now());
-          return s.by_version["1"] >= 50;
+          return s.by_version["1"] >= std::min<int64_t>(50, static_cast<int64_t>(rate_ * 3));
         },
         30s))
         << "no answers from v1 through the router";
@@ -400,7 +402,10 @@ scrape_configs:
   static Json* report_;
   std::string ns_;
   std::string stable_;
+  double rate_ = kRate;
+  LoadOptions load_options_;
   std::unique_ptr<LoadDriver> load_;
+  std::unique_ptr<LoadDriver> extra_load_;
   std::unique_ptr<Subprocess> operator_;
 };
 
@@ -481,6 +486,65 @@ TEST_F(CanaryE2E, FaultyCanaryIsRolledBackOnPrometheus) {
   StartOperator({"--analysis-provider=prometheus", "--prometheus-url=" + prometheus_url()});
   DeployV1AndStartLoad(nullptr);
   RunFaultyCanary("faulty-rollback-prometheus", nullptr);
+}
+
+// A step in load: 20 -> 100 requests/s on a revision whose answers take 50 ms more (so about 1,
+// then 5 requests are in flight) with targetConcurrency 2. Three replicas are needed after the
+// step; the panic window (6 s at twice the target) must get there within 10 s.
+TEST_F(CanaryE2E, StepInLoadScalesTheRevisionWithinTenSeconds) {
+  StartOperator({"--analysis-provider=router"});
+  rate_ = 20;
+  const Json spec = {
+      {"replicas", nullptr},
+      {"autoscaling",
+       {{"minReplicas", 1}, {"maxReplicas", 4}, {"targetConcurrency", 2}, {"mode", "Concurrency"}}},
+      {"runtime", {{"env", Json::array({{{"name", "SLUICE_FAULT_DELAY_MS"}, {"value", "50"}}})}}}};
+  DeployV1AndStartLoad(kFastSteps, spec);
+  auto deployment_replicas = [&](const char* field) {
+    auto d = client().Get(res::kDeployments, ns_, stable_);
+    if (!d.ok()) return -1;
+    return field == std::string("spec") ? (*d)["spec"].value("replicas", 0)
+                                        : (*d)["status"].value("readyReplicas", 0);
+  };
+  // Before the step one replica is enough, and that is what runs.
+  ASSERT_TRUE(WaitFor([&] { return deployment_replicas("spec") == 1; }, 30s));
+
+  LoadOptions step = load_options_;
+  step.rate = 80;
+  extra_load_ = std::make_unique<LoadDriver>(step);
+  const SteadyTime stepped = std::chrono::steady_clock::now();
+  extra_load_->Start();
+  std::optional<SteadyTime> decided, ready;
+  WaitFor(
+      [&] {
+        if (OperatorDied()) return true;
+        const auto now = std::chrono::steady_clock::now();
+        if (!decided && deployment_replicas("spec") >= 3) decided = now;
+        if (decided && !ready && deployment_replicas("status") >= 3) ready = now;
+        return ready.has_value();
+      },
+      60s, 100ms);
+  extra_load_->Stop();
+  load_->Stop();
+  PrintTimeline();
+  ASSERT_FALSE(OperatorDied()) << OperatorDeath();
+  ASSERT_TRUE(decided.has_value()) << "never scaled to 3; replicas=" << deployment_replicas("spec")
+                                   << " md status: " << GetMd()["status"].dump();
+  const double to_decision = Seconds(*decided - stepped);
+  const double to_ready = ready ? Seconds(*ready - stepped) : -1;
+  auto s = load_->Summarize(stepped, std::chrono::steady_clock::now() + 1h);
+  auto s2 = extra_load_->Summarize(stepped, std::chrono::steady_clock::now() + 1h);
+  std::cout << fmt::format(
+      "CANARY autoscale-step: 20->100 rps, +50 ms per answer, targetConcurrency=2: replicas 1->3 "
+      "decided_s={:.2f} ready_s={:.2f} failed_requests={} of {} target_s=10\n",
+      to_decision, to_ready, s.failed + s2.failed, s.total + s2.total);
+  (*report_)["scenarios"]["autoscale_step"] = {{"replicas_decided_seconds", to_decision},
+                                               {"replicas_ready_seconds", to_ready},
+                                               {"failed_requests", s.failed + s2.failed},
+                                               {"requests", s.total + s2.total},
+                                               {"target_seconds", 10}};
+  EXPECT_LE(to_decision, 10.0);
+  EXPECT_TRUE(ready.has_value()) << "3 replicas decided but not Ready within 60 s";
 }
 
 }  // namespace
