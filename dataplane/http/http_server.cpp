@@ -1,6 +1,7 @@
 #include "http/http_server.h"
 
 #include <algorithm>
+#include <cassert>
 #include <future>
 #include <limits>
 #include <optional>
@@ -80,6 +81,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       deadline_ = std::min(deadline_, now + server_.options_.drain_idle_timeout);
     }
   }
+
+  boost::asio::any_io_executor executor() { return thread_.ioc.get_executor(); }
 
   void Close() {
     if (closed_) return;
@@ -309,6 +312,11 @@ void Responder::Send(HttpResponse&& response) {
   conn->Deliver(std::move(response));
 }
 
+boost::asio::any_io_executor Responder::executor() const {
+  assert(conn_ != nullptr);
+  return conn_->executor();
+}
+
 void Responder::SendBody(HttpStatus status, std::string content_type, std::string body) {
   HttpResponse res{status, 11};
   res.set(http::field::content_type, std::move(content_type));
@@ -530,7 +538,7 @@ void HttpServer::StopThreads() {
     threads_stopped_ = true;
   }
   for (auto& t : threads_) {
-    asio::post(t->ioc, [&t = *t] {
+    asio::post(t->ioc, [this, &t = *t] {
       t.stopping = true;
       t.sweep->cancel();
       std::vector<std::shared_ptr<HttpConnection>> live;
@@ -538,6 +546,7 @@ void HttpServer::StopThreads() {
         if (auto sp = c->weak_from_this().lock()) live.push_back(std::move(sp));
       }
       for (auto& c : live) c->Close();
+      if (options_.on_io_thread_stop) options_.on_io_thread_stop();
     });
   }
   for (auto& t : threads_) {

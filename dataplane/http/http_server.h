@@ -28,6 +28,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -71,6 +72,11 @@ class Responder {
   void SendError(HttpStatus status, std::string_view message);
 
   explicit operator bool() const { return conn_ != nullptr; }
+
+  // The executor of the io thread that serves this request (the handler runs on it). A handler may
+  // start its own asynchronous I/O there, e.g. a proxy's upstream call, so the request is served
+  // without crossing threads. Only while the Responder holds a connection (before Send).
+  boost::asio::any_io_executor executor() const;
 
  private:
   std::shared_ptr<HttpConnection> conn_;
@@ -123,6 +129,10 @@ struct HttpServerOptions {
   // with Connection: close) before it is closed, so a client about to send is not cut off.
   std::chrono::milliseconds drain_idle_timeout{500};
   std::string server_name = "sluice";
+  // Runs on each io thread when the server stops its threads, after it closed its connections.
+  // Handlers that started their own I/O on a connection's executor (see Responder::executor)
+  // cancel it here; a thread ends only once nothing is pending on it.
+  std::function<void()> on_io_thread_stop;
 };
 
 // Owns the listening socket, the io threads and every connection. Create binds and starts

@@ -1,0 +1,242 @@
+// sluice-router: the entry point of one ModelDeployment. Splits its requests between revisions by
+// the weights in status.traffic, mirrors and pins callers as the ModelDeployment asks, and
+// measures each revision (see router/router_metrics.h for the metrics the analysis reads).
+//
+// Start-up: listen first (/healthz answers, /readyz is 503), list and watch the ModelDeployment
+// and EndpointSlices, then report ready. SIGTERM or SIGINT: report not ready, keep routing for
+// --drain-grace-ms while the router's endpoint is taken out of rotation, stop accepting, let
+// in-flight requests finish within --drain-timeout-ms, exit 0. A second signal skips what is left
+// of the grace period.
+
+#include <prometheus/registry.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "http/http_server.h"
+#include "kube/client.h"
+#include "kube/config.h"
+#include "metrics/metrics_exposition.h"
+#include "router/proxy.h"
+#include "router/router_flags.h"
+#include "router/router_metrics.h"
+#include "router/routing_table.h"
+#include "router/traffic_source.h"
+#include "server/logging.h"
+
+namespace sluice::dataplane {
+namespace {
+
+// Signals arrive on one thread (sigwait); everyone else waits on this.
+class SignalWatch {
+ public:
+  void Start() {
+    std::thread([this] {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGTERM);
+      sigaddset(&set, SIGINT);
+      while (true) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0) continue;
+        std::lock_guard<std::mutex> lock(mu_);
+        ++signals_;
+        last_ = sig;
+        cv_.notify_all();
+        if (signals_ >= 2) return;
+      }
+    }).detach();
+  }
+
+  // Waits until `count` signals have arrived or `deadline` passes; true if they arrived.
+  bool WaitFor(int count, std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_until(lock, deadline, [&] { return signals_ >= count; });
+  }
+  int last() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int signals_ = 0;  // guarded by mu_
+  int last_ = 0;     // guarded by mu_
+};
+
+Status WritePortFile(const std::string& path, uint16_t port) {
+  // Write then rename, so a reader never sees a half-written number.
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << "\n";
+    if (!out.good()) return Unavailable("cannot write " + tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Unavailable("cannot rename " + tmp + " to " + path + ": " + ec.message());
+  return Status::Ok();
+}
+
+int Run(const RouterFlags& flags, SignalWatch& signals) {
+  const std::string md_key = flags.ns + "/" + flags.model_deployment;
+  auto registry = std::make_shared<prometheus::Registry>();
+  RouterMetrics metrics(registry);
+  RoutingState state;
+  std::unique_ptr<kube::Client> client;
+  std::unique_ptr<TrafficSource> source;
+  std::string api_server = "none (static traffic)";
+  if (flags.static_traffic.empty()) {
+    auto config = kube::Config::Load(flags.kubeconfig, flags.context);
+    if (!config.ok()) {
+      spdlog::error("md={} cannot load the Kubernetes configuration: {}", md_key,
+                    config.status().ToString());
+      return 1;
+    }
+    api_server = config->server;
+    auto client_or = kube::Client::Create(*config);
+    if (!client_or.ok()) {
+      spdlog::error("md={} cannot create the Kubernetes client: {}", md_key,
+                    client_or.status().ToString());
+      return 1;
+    }
+    client = std::move(client_or).value();
+    TrafficSourceOptions source_options;
+    source_options.ns = flags.ns;
+    source_options.model_deployment = flags.model_deployment;
+    source_options.upstream_port = static_cast<uint16_t>(flags.upstream_port);
+    source = std::make_unique<TrafficSource>(*client, source_options, state, &metrics);
+  } else {
+    auto fixed = ParseStaticTraffic(flags.static_traffic);
+    if (!fixed.ok()) {
+      spdlog::error("{}", fixed.status().ToString());
+      return 1;
+    }
+    fixed->config.sticky_header = flags.sticky_header;
+    auto table = RoutingTable::Build(fixed->config, fixed->endpoints, &metrics, nullptr);
+    spdlog::info("md={} static routing: {}", md_key, table->Describe());
+    state.Publish(std::move(table));
+  }
+  auto synced = [&source] { return source == nullptr || source->HasSynced(); };
+  Proxy proxy(flags.ToProxyOptions(), state, metrics);
+  std::atomic<bool> draining{false};
+
+  auto router = std::make_shared<HttpRouter>();
+  router->Handle(HttpVerb::get, "/healthz", [](const HttpRequest&, Responder r) {
+    r.SendJson(HttpStatus::ok, R"({"status":"ok"})");
+  });
+  router->Handle(HttpVerb::get, "/readyz", [&](const HttpRequest&, Responder r) {
+    if (draining.load()) {
+      r.SendError(HttpStatus::service_unavailable, "draining");
+    } else if (!synced()) {
+      r.SendError(HttpStatus::service_unavailable,
+                  "the ModelDeployment and its EndpointSlices are not listed yet");
+    } else {
+      r.SendJson(HttpStatus::ok, R"({"status":"ready"})");
+    }
+  });
+  AddMetricsRoute(*router, registry);
+  proxy.Register(*router);
+
+  HttpServerOptions http_options = flags.ToHttpOptions();
+  http_options.on_io_thread_stop = [&proxy] { proxy.OnIoThreadStop(); };
+  auto server_or = HttpServer::Create(http_options, router);
+  if (!server_or.ok()) {
+    spdlog::error("{}", server_or.status().ToString());
+    return 1;
+  }
+  std::unique_ptr<HttpServer> server = std::move(server_or).value();
+  spdlog::info("md={} listening on {}:{} ({} io threads), API server {}", md_key,
+               flags.http_address, server->port(),
+               flags.io_threads > 0 ? flags.io_threads
+                                    : static_cast<int>(std::thread::hardware_concurrency()),
+               api_server);
+  if (!flags.port_file.empty()) {
+    if (Status s = WritePortFile(flags.port_file, server->port()); !s.ok()) {
+      spdlog::error("{}", s.ToString());
+      return 1;
+    }
+  }
+
+  const auto sync_start = std::chrono::steady_clock::now();
+  if (source) source->Start();
+  const auto sync_deadline = flags.sync_timeout_ms > 0
+                                 ? sync_start + std::chrono::milliseconds(flags.sync_timeout_ms)
+                                 : std::chrono::steady_clock::time_point::max();
+  // Wait for the first lists, a signal, or the sync deadline, whichever comes first.
+  while (!synced()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= sync_deadline) {
+      spdlog::error("md={} not synced after {} ms; exiting", md_key, flags.sync_timeout_ms);
+      return 1;
+    }
+    if (signals.WaitFor(1, std::min(sync_deadline, now + std::chrono::milliseconds(20)))) break;
+  }
+  if (source && synced()) {
+    const std::chrono::duration<double, std::milli> took =
+        std::chrono::steady_clock::now() - sync_start;
+    spdlog::info("md={} ready: ModelDeployment and EndpointSlices listed in {:.0f} ms", md_key,
+                 took.count());
+  }
+
+  signals.WaitFor(1, std::chrono::steady_clock::time_point::max());
+  spdlog::info("md={} signal {}: not ready; draining after {} ms", md_key, signals.last(),
+               flags.drain_grace_ms);
+  draining.store(true);
+  signals.WaitFor(
+      2, std::chrono::steady_clock::now() + std::chrono::milliseconds(flags.drain_grace_ms));
+  const bool clean = server->Drain(std::chrono::steady_clock::now() +
+                                   std::chrono::milliseconds(flags.drain_timeout_ms));
+  server.reset();
+  if (source) source->Stop();
+  if (clean) {
+    spdlog::info("md={} drained; every in-flight request answered", md_key);
+  } else {
+    spdlog::warn("md={} drain timed out after {} ms; open connections were closed", md_key,
+                 flags.drain_timeout_ms);
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace sluice::dataplane
+
+int main(int argc, char** argv) {
+  using namespace sluice::dataplane;
+  // Block the stop signals before any thread starts, so only the watcher's sigwait sees them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto flags = ParseRouterFlags(std::vector<std::string>(argv + 1, argv + argc));
+  if (!flags.ok()) {
+    std::cerr << "sluice-router: " << flags.status().message() << "\n\n" << RouterUsage();
+    return 2;
+  }
+  if (flags->help) {
+    std::cout << RouterUsage();
+    return 0;
+  }
+  if (auto s = ConfigureLogging(flags->log_format, flags->log_level); !s.ok()) {
+    std::cerr << "sluice-router: " << s.message() << "\n";
+    return 2;
+  }
+  // Never destroyed: its thread may still sit in sigwait while the process exits.
+  auto* signals = new SignalWatch;
+  signals->Start();
+  const int rc = Run(*flags, *signals);
+  spdlog::default_logger()->flush();
+  return rc;
+}

@@ -1,0 +1,69 @@
+#pragma once
+
+// Command-line flags of sluice-router. `--name=value` and `--name value` are both accepted;
+// booleans also as bare `--name` / `--no-name`.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "http/http_server.h"
+#include "router/proxy.h"
+#include "server/logging.h"
+
+namespace sluice::dataplane {
+
+struct RouterFlags {
+  bool help = false;
+
+  std::string model_deployment;  // required
+  std::string ns;                // --namespace, required
+  std::string kubeconfig;        // else $KUBECONFIG, else in-cluster, else ~/.kube/config
+  std::string context;
+  // When set, routes by this table (see ParseStaticTraffic) and talks to no API server.
+  std::string static_traffic;
+  std::string sticky_header;  // with static_traffic only
+
+  std::string http_address = "0.0.0.0";
+  int http_port = 8080;   // 0 picks a free port; see port_file
+  std::string port_file;  // the bound HTTP port is written here once listening
+  int io_threads = 0;     // 0: one per core
+
+  int upstream_port = 8080;  // for EndpointSlices without a port named "http"
+  int64_t upstream_timeout_ms = 30'000;
+  int64_t connect_timeout_ms = 1'000;
+  int64_t max_idle_per_endpoint = 32;
+  int64_t upstream_idle_timeout_ms = 60'000;
+  int64_t max_mirror_inflight = 256;
+  std::string revision_header;
+
+  int64_t max_body_bytes = int64_t{64} << 20;
+  int64_t max_header_bytes = 16 * 1024;
+  int64_t header_timeout_ms = 10'000;
+  int64_t body_timeout_ms = 30'000;
+  int64_t idle_timeout_ms = 120'000;
+
+  // SIGTERM: report not ready at once, keep routing for drain_grace_ms (the router's endpoint is
+  // being removed from its Service), then stop accepting and give in-flight requests
+  // drain_timeout_ms to finish.
+  int64_t drain_grace_ms = 5'000;
+  int64_t drain_timeout_ms = 30'000;
+  int64_t drain_idle_timeout_ms = 500;
+  // How long to wait for the first list of the ModelDeployment and EndpointSlices before
+  // giving up; 0 waits forever (readiness stays false meanwhile).
+  int64_t sync_timeout_ms = 0;
+
+  LogFormat log_format = LogFormat::kText;
+  std::string log_level = "info";
+
+  HttpServerOptions ToHttpOptions() const;
+  ProxyOptions ToProxyOptions() const;
+};
+
+// InvalidArgument for unknown flags, missing values, values out of range and missing required
+// flags (unless --help).
+Result<RouterFlags> ParseRouterFlags(const std::vector<std::string>& args);
+std::string RouterUsage();
+
+}  // namespace sluice::dataplane

@@ -1,0 +1,107 @@
+#include "router/router_metrics.h"
+
+namespace sluice::dataplane {
+
+CodeClass ClassifyStatus(int status) {
+  if (status >= 200 && status < 300) return CodeClass::k2xx;
+  if (status >= 300 && status < 400) return CodeClass::k3xx;
+  if (status >= 400 && status < 500) return CodeClass::k4xx;
+  if (status >= 500 && status < 600) return CodeClass::k5xx;
+  return CodeClass::kError;
+}
+
+std::string_view CodeClassLabel(CodeClass c) {
+  switch (c) {
+    case CodeClass::k2xx:
+      return "2xx";
+    case CodeClass::k3xx:
+      return "3xx";
+    case CodeClass::k4xx:
+      return "4xx";
+    case CodeClass::k5xx:
+      return "5xx";
+    case CodeClass::kError:
+      return "error";
+  }
+  return "error";
+}
+
+const prometheus::Histogram::BucketBoundaries& RouterMetrics::DurationBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  return kBuckets;
+}
+
+RouterMetrics::RouterMetrics(std::shared_ptr<prometheus::Registry> registry)
+    : registry_(std::move(registry)),
+      requests_(prometheus::BuildCounter()
+                    .Name("sluice_router_requests_total")
+                    .Help("Requests routed to a revision, by the class of the backend's answer "
+                          "(error: no answer)")
+                    .Register(*registry_)),
+      mirror_requests_(prometheus::BuildCounter()
+                           .Name("sluice_router_mirror_requests_total")
+                           .Help("Mirrored copies of requests, by the class of the answer")
+                           .Register(*registry_)),
+      mirror_dropped_(prometheus::BuildCounter()
+                          .Name("sluice_router_mirror_dropped_total")
+                          .Help("Copies not mirrored because too many were in flight")
+                          .Register(*registry_)),
+      duration_(prometheus::BuildHistogram()
+                    .Name("sluice_router_request_duration_seconds")
+                    .Help("Time from routing a request to having the backend's whole answer")
+                    .Register(*registry_)),
+      weight_(prometheus::BuildGauge()
+                  .Name("sluice_router_traffic_weight")
+                  .Help("Weight of the revision in the routing table")
+                  .Register(*registry_)),
+      endpoints_(prometheus::BuildGauge()
+                     .Name("sluice_router_endpoints")
+                     .Help("Ready endpoints of the revision")
+                     .Register(*registry_)),
+      inflight_(&prometheus::BuildGauge()
+                     .Name("sluice_router_inflight_requests")
+                     .Help("Primary requests being forwarded")
+                     .Register(*registry_)
+                     .Add({})),
+      routing_updates_(&prometheus::BuildCounter()
+                            .Name("sluice_router_routing_updates_total")
+                            .Help("Routing tables published (weight or endpoint changes)")
+                            .Register(*registry_)
+                            .Add({})) {}
+
+const RevisionMetrics& RouterMetrics::ForRevision(const std::string& revision) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = revisions_.find(revision);
+  if (it != revisions_.end()) return it->second;
+  RevisionMetrics m;
+  for (size_t c = 0; c < kCodeClasses; ++c) {
+    const std::string code(CodeClassLabel(static_cast<CodeClass>(c)));
+    m.requests[c] = &requests_.Add({{"revision", revision}, {"code", code}});
+    m.mirror_requests[c] = &mirror_requests_.Add({{"revision", revision}, {"code", code}});
+  }
+  m.mirror_dropped = &mirror_dropped_.Add({{"revision", revision}});
+  m.duration = &duration_.Add({{"revision", revision}}, DurationBuckets());
+  m.weight = &weight_.Add({{"revision", revision}});
+  m.endpoints = &endpoints_.Add({{"revision", revision}});
+  return revisions_.emplace(revision, m).first->second;
+}
+
+void RouterMetrics::SetRouting(const std::vector<RevisionState>& revisions) {
+  for (const auto& r : revisions) ForRevision(r.revision);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [name, m] : revisions_) {
+    double weight = 0;
+    double endpoints = 0;
+    for (const auto& r : revisions) {
+      if (r.revision == name) {
+        weight = r.weight;
+        endpoints = r.endpoints;
+      }
+    }
+    m.weight->Set(weight);
+    m.endpoints->Set(endpoints);
+  }
+}
+
+}  // namespace sluice::dataplane

@@ -1,0 +1,131 @@
+#pragma once
+
+// The router's view of where requests go: the revisions of one ModelDeployment with their
+// weights, mirror shares and ready endpoints. A RoutingTable is immutable once built (its pick
+// counters aside); a new one is built whenever the ModelDeployment's status.traffic or a
+// revision's EndpointSlices change, and published through RoutingState, so the request path reads
+// a consistent snapshot without locks.
+
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "router/router_metrics.h"
+#include "router/weighted_schedule.h"
+
+namespace sluice::dataplane {
+
+// One backend address of a revision.
+struct Endpoint {
+  boost::asio::ip::tcp::endpoint address;
+  std::string key;  // "ip:port" ("[ip]:port" for IPv6), for logs and pooling
+
+  friend bool operator==(const Endpoint& a, const Endpoint& b) { return a.key == b.key; }
+  friend bool operator<(const Endpoint& a, const Endpoint& b) { return a.key < b.key; }
+};
+
+// "ip", port → Endpoint; InvalidArgument-free: nullopt-like empty key when the IP is malformed.
+Endpoint MakeEndpoint(const std::string& ip, uint16_t port);
+
+// The endpoints of one revision from its EndpointSlices (discovery.k8s.io/v1 objects as JSON).
+// - Address types IPv4 and IPv6 only (FQDN slices are skipped); the first address of each endpoint.
+// - Port: the slice's port named "http"; else its only port when that one is unnamed; else
+//   `fallback_port`.
+// - Endpoints with conditions.ready (absent means ready, as the API says). When a revision has no
+//   ready endpoint at all, its endpoints that are serving and terminating are used instead: a pod
+//   that is shutting down still answers, which beats refusing every request of the revision.
+// - Deduplicated (an endpoint may sit in two slices while they are being rebalanced) and sorted.
+std::vector<Endpoint> EndpointsFromSlices(const std::vector<const nlohmann::json*>& slices,
+                                          uint16_t fallback_port);
+
+// What the ModelDeployment asks for: its status.traffic and spec.traffic.sticky.header.
+struct TrafficTarget {
+  std::string revision;
+  int32_t weight = 0;
+  int32_t mirror_percent = 0;
+};
+struct TrafficConfig {
+  std::vector<TrafficTarget> targets;
+  std::string sticky_header;  // empty: no stickiness
+};
+
+// A routing table given on the command line instead of read from the cluster (local runs,
+// benchmarks): "NAME=WEIGHT[:MIRROR]@IP:PORT[,IP:PORT...]" entries separated by ';', e.g.
+// "v1=90@127.0.0.1:8081;v2=10@127.0.0.1:8082,127.0.0.1:8083;shadow=0:20@127.0.0.1:8084".
+struct StaticTraffic {
+  TrafficConfig config;
+  std::vector<std::pair<std::string, std::vector<Endpoint>>> endpoints;
+};
+Result<StaticTraffic> ParseStaticTraffic(std::string_view spec);
+
+class RoutingTable {
+ public:
+  struct Revision {
+    std::string name;
+    int32_t weight = 0;          // as requested
+    int32_t mirror_percent = 0;  // as requested
+    std::vector<Endpoint> endpoints;
+    const RevisionMetrics* metrics = nullptr;  // null when built without metrics (tests)
+    std::unique_ptr<MirrorShare> mirror;       // set when mirror_percent > 0 and endpoints exist
+    mutable std::atomic<uint64_t> next_endpoint{0};
+  };
+
+  // Builds the table. Weights apply among the revisions that have endpoints: a revision with
+  // weight but no ready endpoint takes nothing, and its share goes to the others in proportion
+  // (requests are served rather than refused). When `previous` has the same effective weights,
+  // the pick counter continues from it, so endpoint churn does not disturb the exact ratios.
+  // `metrics` may be null.
+  static std::shared_ptr<const RoutingTable> Build(
+      const TrafficConfig& config,
+      const std::vector<std::pair<std::string, std::vector<Endpoint>>>& endpoints,
+      RouterMetrics* metrics, const RoutingTable* previous);
+
+  // The revision for the next request: by `sticky_value`'s hash when it is non-empty (the same
+  // value gets the same revision while the weights stay), else the next in the weighted schedule
+  // (exact ratios over every window of schedule_period() requests). -1 when no revision with
+  // endpoints has weight. Thread-safe.
+  int PickRevision(std::string_view sticky_value) const;
+  // Round robin over the revision's endpoints; the revision must have endpoints. Thread-safe.
+  const Endpoint& PickEndpoint(int revision) const;
+
+  const std::vector<std::unique_ptr<Revision>>& revisions() const { return revisions_; }
+  const Revision& revision(int i) const { return *revisions_[static_cast<size_t>(i)]; }
+  const std::string& sticky_header() const { return sticky_header_; }
+  size_t schedule_period() const { return schedule_.period(); }
+  // Whether any revision takes requests.
+  bool routable() const { return !schedule_.empty(); }
+  // "rev-a=90 (2 endpoints), rev-b=10 (1 endpoint), mirror rev-c 20% (1 endpoint)".
+  std::string Describe() const;
+
+ private:
+  RoutingTable() = default;
+
+  std::vector<std::unique_ptr<Revision>> revisions_;
+  std::vector<int32_t> effective_weights_;
+  WeightedSchedule schedule_;
+  std::string sticky_header_;
+  mutable std::atomic<uint64_t> next_pick_{0};
+};
+
+// The current table, swapped atomically. Load() is lock-free for readers in practice (the standard
+// library's atomic shared_ptr), and a loaded table stays valid while the caller holds it.
+class RoutingState {
+ public:
+  std::shared_ptr<const RoutingTable> Load() const {
+    return table_.load(std::memory_order_acquire);
+  }
+  void Publish(std::shared_ptr<const RoutingTable> table) {
+    table_.store(std::move(table), std::memory_order_release);
+  }
+
+ private:
+  std::atomic<std::shared_ptr<const RoutingTable>> table_;
+};
+
+}  // namespace sluice::dataplane

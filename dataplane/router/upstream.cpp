@@ -1,0 +1,278 @@
+#include "router/upstream.h"
+
+#include <sys/socket.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <cerrno>
+#include <optional>
+
+namespace sluice::dataplane {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// One TCP connection to one endpoint, carrying one exchange at a time. Every handler captures
+// the exchange number it belongs to; a handler of a finished exchange (a cancelled timer, an
+// aborted read) finds a different number or no callback and does nothing.
+class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnection> {
+ public:
+  UpstreamConnection(const std::shared_ptr<UpstreamPool>& pool, const Endpoint& endpoint)
+      : pool_(pool),
+        options_(pool->options()),
+        endpoint_(endpoint),
+        socket_(pool->executor()),
+        timer_(pool->executor()) {}
+
+  const std::string& key() const { return endpoint_.key; }
+  SteadyTime idle_since() const { return idle_since_; }
+  void MarkIdle() { idle_since_ = std::chrono::steady_clock::now(); }
+
+  // Whether an idle connection can carry another request: the peer has neither closed it nor
+  // sent anything unasked. A non-blocking peek, so no read needs to stay pending while idle.
+  bool Alive() {
+    if (!socket_.is_open()) return false;
+    char c;
+    const ssize_t n = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+
+  void Start(std::shared_ptr<const HttpRequest> request, bool head,
+             std::unique_ptr<UpstreamCallback> callback) {
+    ++exchange_;
+    request_ = std::move(request);
+    head_ = head;
+    callback_ = std::move(callback);
+    reused_ = socket_.is_open();
+    const auto now = std::chrono::steady_clock::now();
+    deadline_ = now + options_.request_timeout;
+    if (reused_) {
+      ArmTimer(deadline_, options_.request_timeout, "waiting for the answer");
+      Write();
+      return;
+    }
+    ArmTimer(std::min(deadline_, now + options_.connect_timeout),
+             std::min(options_.connect_timeout, options_.request_timeout), "connecting");
+    beast::error_code ec;
+    socket_.open(endpoint_.address.protocol(), ec);
+    if (ec) {
+      Finish(UpstreamFailure::kConnect, "socket: " + ec.message());
+      return;
+    }
+    socket_.async_connect(
+        endpoint_.address, [self = shared_from_this(), id = exchange_](beast::error_code ec) {
+          if (!self->Current(id)) return;
+          if (ec) {
+            self->Finish(UpstreamFailure::kConnect, "connect: " + ec.message());
+            return;
+          }
+          beast::error_code ignored;
+          self->socket_.set_option(tcp::no_delay(true), ignored);
+          self->ArmTimer(self->deadline_, self->options_.request_timeout, "waiting for the answer");
+          self->Write();
+        });
+  }
+
+  // Ends the exchange in flight (if any) with `failure` and closes the connection.
+  void Abort(UpstreamFailure failure, const std::string& detail) {
+    if (callback_) Finish(failure, detail);
+    Close();
+  }
+
+  void Close() {
+    beast::error_code ec;
+    timer_.cancel();
+    socket_.close(ec);
+  }
+
+ private:
+  bool Current(uint64_t id) const { return id == exchange_ && callback_ != nullptr; }
+
+  // One timer per exchange: first the connect budget, then the rest of the request budget.
+  void ArmTimer(SteadyTime when, std::chrono::milliseconds budget, const char* phase) {
+    timer_.expires_at(when);
+    timer_.async_wait(
+        [self = shared_from_this(), id = exchange_, phase, budget](beast::error_code ec) {
+          if (ec || !self->Current(id)) return;
+          self->Finish(UpstreamFailure::kTimeout, std::string("timed out ") + phase + " after " +
+                                                      std::to_string(budget.count()) + " ms");
+        });
+  }
+
+  void Write() {
+    http::async_write(socket_, *request_,
+                      [self = shared_from_this(), id = exchange_](beast::error_code ec, size_t) {
+                        if (!self->Current(id)) return;
+                        if (ec) {
+                          self->Finish(UpstreamFailure::kConnection,
+                                       "writing the request: " + ec.message());
+                          return;
+                        }
+                        self->Read();
+                      });
+  }
+
+  void Read() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(options_.max_response_header_bytes));
+    parser_->body_limit(options_.max_response_body_bytes);
+    if (head_) parser_->skip(true);
+    http::async_read(socket_, buffer_, *parser_,
+                     [self = shared_from_this(), id = exchange_](beast::error_code ec, size_t) {
+                       if (!self->Current(id)) return;
+                       if (ec) {
+                         const bool closed = ec == http::error::end_of_stream ||
+                                             ec == http::error::partial_message ||
+                                             ec == asio::error::eof;
+                         self->Finish(UpstreamFailure::kConnection,
+                                      closed ? "the backend closed the connection before a "
+                                               "complete answer"
+                                             : "reading the answer: " + ec.message());
+                         return;
+                       }
+                       self->Complete();
+                     });
+  }
+
+  void Complete() {
+    UpstreamOutcome outcome;
+    outcome.reused_connection = reused_;
+    // Reusable when the backend keeps the connection and nothing unasked arrived behind the answer.
+    const bool reusable = parser_->keep_alive() && buffer_.size() == 0;
+    outcome.response = parser_->release();
+    parser_.reset();
+    auto callback = std::move(callback_);
+    request_.reset();
+    timer_.cancel();
+    if (!reusable) Close();
+    if (auto pool = pool_.lock()) pool->Release(shared_from_this(), reusable);
+    callback->OnUpstreamDone(std::move(outcome));
+  }
+
+  void Finish(UpstreamFailure failure, std::string detail) {
+    UpstreamOutcome outcome;
+    outcome.failure = failure;
+    outcome.detail = std::move(detail);
+    outcome.reused_connection = reused_;
+    auto callback = std::move(callback_);
+    request_.reset();
+    parser_.reset();
+    buffer_.clear();
+    Close();
+    if (auto pool = pool_.lock()) pool->Release(shared_from_this(), false);
+    if (callback) callback->OnUpstreamDone(std::move(outcome));
+  }
+
+  std::weak_ptr<UpstreamPool> pool_;
+  const UpstreamOptions options_;
+  const Endpoint endpoint_;
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::response_parser<http::string_body>> parser_;
+  std::shared_ptr<const HttpRequest> request_;
+  std::unique_ptr<UpstreamCallback> callback_;
+  uint64_t exchange_ = 0;
+  bool head_ = false;
+  bool reused_ = false;
+  SteadyTime deadline_{};
+  SteadyTime idle_since_{};
+};
+
+std::shared_ptr<UpstreamPool> UpstreamPool::Create(asio::any_io_executor executor,
+                                                   const UpstreamOptions& options) {
+  return std::shared_ptr<UpstreamPool>(new UpstreamPool(std::move(executor), options));
+}
+
+UpstreamPool::UpstreamPool(asio::any_io_executor executor, const UpstreamOptions& options)
+    : executor_(std::move(executor)), options_(options) {}
+
+UpstreamPool::~UpstreamPool() {
+  for (auto& [key, conns] : idle_) {
+    for (auto& c : conns) c->Close();
+  }
+}
+
+void UpstreamPool::Send(const Endpoint& endpoint, std::shared_ptr<const HttpRequest> request,
+                        bool head, std::unique_ptr<UpstreamCallback> callback) {
+  if (shut_down_) {
+    UpstreamOutcome outcome;
+    outcome.failure = UpstreamFailure::kShutdown;
+    outcome.detail = "the router is shutting down";
+    callback->OnUpstreamDone(std::move(outcome));
+    return;
+  }
+  std::shared_ptr<UpstreamConnection> conn = TakeIdle(endpoint.key);
+  if (!conn) {
+    conn = std::make_shared<UpstreamConnection>(shared_from_this(), endpoint);
+    ++connections_opened_;
+  }
+  active_.insert(conn.get());
+  conn->Start(std::move(request), head, std::move(callback));
+}
+
+std::shared_ptr<UpstreamConnection> UpstreamPool::TakeIdle(const std::string& key) {
+  auto it = idle_.find(key);
+  if (it == idle_.end()) return nullptr;
+  auto& conns = it->second;
+  const auto now = std::chrono::steady_clock::now();
+  while (!conns.empty()) {
+    std::shared_ptr<UpstreamConnection> c = std::move(conns.back());
+    conns.pop_back();
+    if (now - c->idle_since() < options_.idle_timeout && c->Alive()) return c;
+    c->Close();
+  }
+  return nullptr;
+}
+
+void UpstreamPool::Release(const std::shared_ptr<UpstreamConnection>& conn, bool reusable) {
+  active_.erase(conn.get());
+  if (!reusable || shut_down_) {
+    if (reusable) conn->Close();
+    return;
+  }
+  auto& conns = idle_[conn->key()];
+  // The oldest sit at the front; drop those past the idle timeout while here.
+  const auto now = std::chrono::steady_clock::now();
+  size_t stale = 0;
+  while (stale < conns.size() && now - conns[stale]->idle_since() >= options_.idle_timeout) {
+    conns[stale++]->Close();
+  }
+  conns.erase(conns.begin(), conns.begin() + static_cast<std::ptrdiff_t>(stale));
+  if (conns.size() >= options_.max_idle_per_endpoint) {
+    conn->Close();
+    return;
+  }
+  conn->MarkIdle();
+  conns.push_back(conn);
+}
+
+void UpstreamPool::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  for (auto& [key, conns] : idle_) {
+    for (auto& c : conns) c->Close();
+  }
+  idle_.clear();
+  // Abort reports to Release, which edits active_: work on a copy that holds them alive.
+  std::vector<std::shared_ptr<UpstreamConnection>> active;
+  for (UpstreamConnection* c : active_) active.push_back(c->shared_from_this());
+  for (auto& c : active) c->Abort(UpstreamFailure::kShutdown, "the router is shutting down");
+  active_.clear();
+}
+
+size_t UpstreamPool::idle_connections() const {
+  size_t n = 0;
+  for (const auto& [key, conns] : idle_) n += conns.size();
+  return n;
+}
+
+}  // namespace sluice::dataplane

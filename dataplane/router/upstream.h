@@ -1,0 +1,111 @@
+#pragma once
+
+// The router's client side: keep-alive HTTP/1.1 connections to backend endpoints, asynchronous
+// on one Asio executor (no thread per request).
+//
+// A pool belongs to one executor whose context is run by ONE thread (an HttpServer io thread):
+// every member is touched only there, so nothing is locked. The proxy keeps one pool per io
+// thread and sends each request from the thread that received it.
+//
+// Contract:
+// - Send makes exactly one attempt and never retries: a request may have reached the backend
+//   even when its answer did not arrive, and inference calls are not known to be idempotent.
+// - A pooled connection is reused only when it was idle for less than idle_timeout and the peer
+//   has not closed it (checked without blocking just before reuse); otherwise a new one is
+//   opened. The race in which a backend closes an idle connection exactly while a request is
+//   written to it remains (as in every HTTP/1.1 client) and surfaces as kConnection.
+// - Timeouts: connect_timeout for the TCP connect, request_timeout for the whole exchange
+//   (connect, write, the complete answer).
+
+#include <boost/asio/any_io_executor.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "http/http_server.h"
+#include "router/routing_table.h"
+
+namespace sluice::dataplane {
+
+struct UpstreamOptions {
+  std::chrono::milliseconds connect_timeout{1'000};
+  std::chrono::milliseconds request_timeout{30'000};
+  // Idle connections kept per endpoint (per pool, i.e. per io thread); more are closed.
+  size_t max_idle_per_endpoint = 32;
+  // An idle connection is not reused after this long; shorter than sluice-server's idle timeout
+  // (120 s), so the router, not the backend, ends an idle connection.
+  std::chrono::milliseconds idle_timeout{60'000};
+  size_t max_response_header_bytes = 64 * 1024;
+  uint64_t max_response_body_bytes = uint64_t{64} << 20;
+};
+
+enum class UpstreamFailure {
+  kNone,
+  kConnect,     // refused, unreachable
+  kTimeout,     // connect_timeout or request_timeout passed
+  kConnection,  // reset or closed before a complete answer, malformed answer
+  kShutdown,    // the pool was shut down
+};
+
+struct UpstreamOutcome {
+  UpstreamFailure failure = UpstreamFailure::kNone;
+  std::string detail;     // for failures: what happened, for logs and error bodies
+  HttpResponse response;  // failure == kNone: the backend's answer as received
+  bool reused_connection = false;
+};
+
+// Receives the result of one Send. Called exactly once, on the pool's thread.
+class UpstreamCallback {
+ public:
+  virtual ~UpstreamCallback() = default;
+  virtual void OnUpstreamDone(UpstreamOutcome&& outcome) = 0;
+};
+
+class UpstreamConnection;
+
+class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
+ public:
+  static std::shared_ptr<UpstreamPool> Create(boost::asio::any_io_executor executor,
+                                              const UpstreamOptions& options);
+  ~UpstreamPool();
+
+  // Sends `request` as it is (the caller sets Host, Content-Length and keep-alive) to
+  // `endpoint`; `head` says the request is a HEAD (its answer has no body). The request is shared
+  // and not modified, so the same one may go to several endpoints (mirroring). On the pool's
+  // thread only. After Shutdown the callback is called before Send returns, with kShutdown.
+  void Send(const Endpoint& endpoint, std::shared_ptr<const HttpRequest> request, bool head,
+            std::unique_ptr<UpstreamCallback> callback);
+
+  // Closes idle connections and ends every exchange in flight with kShutdown. Idempotent; on the
+  // pool's thread.
+  void Shutdown();
+
+  size_t idle_connections() const;
+  size_t active_exchanges() const { return active_.size(); }
+  // Connections opened since creation (a measure of reuse).
+  uint64_t connections_opened() const { return connections_opened_; }
+  const UpstreamOptions& options() const { return options_; }
+  const boost::asio::any_io_executor& executor() const { return executor_; }
+
+ private:
+  friend class UpstreamConnection;
+  UpstreamPool(boost::asio::any_io_executor executor, const UpstreamOptions& options);
+
+  // Back from an exchange: kept for reuse when `reusable`, else forgotten.
+  void Release(const std::shared_ptr<UpstreamConnection>& conn, bool reusable);
+  std::shared_ptr<UpstreamConnection> TakeIdle(const std::string& key);
+
+  const boost::asio::any_io_executor executor_;
+  const UpstreamOptions options_;
+  bool shut_down_ = false;
+  uint64_t connections_opened_ = 0;
+  // endpoint key -> idle connections, most recently used last
+  std::unordered_map<std::string, std::vector<std::shared_ptr<UpstreamConnection>>> idle_;
+  std::unordered_set<UpstreamConnection*> active_;
+};
+
+}  // namespace sluice::dataplane

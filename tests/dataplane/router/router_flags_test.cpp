@@ -1,0 +1,78 @@
+#include "router/router_flags.h"
+
+#include <gtest/gtest.h>
+
+#include "router/routing_table.h"
+
+namespace sluice::dataplane {
+namespace {
+
+TEST(RouterFlagsTest, DefaultsAndBothFlagForms) {
+  auto f = ParseRouterFlags({"--model-deployment=fraud", "--namespace", "ml", "--http-port=0",
+                             "--upstream-timeout-ms", "250", "--log-format=json"});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->model_deployment, "fraud");
+  EXPECT_EQ(f->ns, "ml");
+  EXPECT_EQ(f->http_address, "0.0.0.0");
+  EXPECT_EQ(f->http_port, 0);
+  EXPECT_EQ(f->upstream_port, 8080);
+  EXPECT_EQ(f->log_format, LogFormat::kJson);
+  const ProxyOptions p = f->ToProxyOptions();
+  EXPECT_EQ(p.upstream.request_timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(p.upstream.connect_timeout, std::chrono::milliseconds(1000));
+  EXPECT_EQ(p.model_deployment, "ml/fraud");
+  EXPECT_EQ(f->ToHttpOptions().address, "0.0.0.0");
+}
+
+TEST(RouterFlagsTest, RejectsWhatItCannotUse) {
+  EXPECT_FALSE(ParseRouterFlags({"--namespace=ml"}).ok());
+  EXPECT_FALSE(ParseRouterFlags({"--model-deployment=fraud"}).ok());
+  EXPECT_FALSE(ParseRouterFlags({"--model-deployment=a", "--namespace=b", "--bogus=1"}).ok());
+  EXPECT_FALSE(
+      ParseRouterFlags({"--model-deployment=a", "--namespace=b", "--http-port=70000"}).ok());
+  EXPECT_FALSE(
+      ParseRouterFlags({"--model-deployment=a", "--namespace=b", "--log-format=xml"}).ok());
+  EXPECT_FALSE(
+      ParseRouterFlags({"--model-deployment=a", "--namespace=b", "--upstream-timeout-ms"}).ok());
+  EXPECT_FALSE(
+      ParseRouterFlags({"--model-deployment=a", "--namespace=b", "--sticky-header=x"}).ok());
+  EXPECT_TRUE(ParseRouterFlags({"--help"}).ok());
+}
+
+TEST(RouterFlagsTest, StaticTrafficNeedsNoModelDeployment) {
+  auto f = ParseRouterFlags({"--static-traffic=v1=100@127.0.0.1:8081", "--sticky-header=x-user"});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_FALSE(ParseRouterFlags({"--static-traffic=v1=100"}).ok());
+}
+
+TEST(RouterFlagsTest, UsageListsEveryFlag) {
+  const std::string usage = RouterUsage();
+  for (const char* flag :
+       {"--model-deployment", "--namespace", "--kubeconfig", "--http-address", "--http-port",
+        "--upstream-port", "--upstream-timeout-ms", "--connect-timeout-ms",
+        "--max-idle-per-endpoint", "--log-format", "--drain-grace-ms", "--static-traffic"}) {
+    EXPECT_NE(usage.find(flag), std::string::npos) << flag;
+  }
+}
+
+TEST(StaticTrafficTest, ParsesRevisionsWeightsMirrorsAndEndpoints) {
+  auto t = ParseStaticTraffic(
+      "v1=90@127.0.0.1:8081,127.0.0.2:8081;v2=10@[::1]:9000;sh=0:20@10.0.0.1:80");
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_EQ(t->config.targets.size(), 3u);
+  EXPECT_EQ(t->config.targets[0].revision, "v1");
+  EXPECT_EQ(t->config.targets[0].weight, 90);
+  EXPECT_EQ(t->config.targets[2].weight, 0);
+  EXPECT_EQ(t->config.targets[2].mirror_percent, 20);
+  ASSERT_EQ(t->endpoints[0].second.size(), 2u);
+  EXPECT_EQ(t->endpoints[0].second[1].key, "127.0.0.2:8081");
+  EXPECT_EQ(t->endpoints[1].second[0].key, "[::1]:9000");
+  for (const char* bad :
+       {"", "v1", "v1=x@127.0.0.1:1", "v1=101@127.0.0.1:1", "=5@127.0.0.1:1", "v1=5@host:1",
+        "v1=5@127.0.0.1", "v1=5@127.0.0.1:0", "v1=5:200@1.2.3.4:5"}) {
+    EXPECT_FALSE(ParseStaticTraffic(bad).ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace sluice::dataplane
