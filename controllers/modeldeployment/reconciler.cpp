@@ -8,6 +8,7 @@
 
 #include "analysis/analysis.h"
 #include "api/duration.h"
+#include "modeldeployment/hpa.h"
 #include "rollout/engine.h"
 #include "rollout/policy.h"
 #include "rollout/revision.h"
@@ -72,16 +73,13 @@ void SetCondition(std::vector<Condition>& conditions, Condition c) {
   conditions.push_back(std::move(c));
 }
 
-bool HpaMode(const ModelDeploymentSpec& spec) {
-  return spec.autoscaling && spec.autoscaling->mode.value_or("Concurrency") == "HPA";
-}
-
 }  // namespace
 
 struct ModelDeploymentReconciler::Owned {
   // Revision name -> its Deployment / Service (server component).
   std::map<std::string, ObjectPtr> deployments;
   std::map<std::string, ObjectPtr> services;
+  std::map<std::string, ObjectPtr> hpas;  // HPA mode only
   ObjectPtr router_deployment;
   ObjectPtr router_service;
 };
@@ -261,6 +259,12 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
       if (!revision.empty()) owned.deployments[revision] = d;
     }
   }
+  for (auto& h : reader_.ListOwnedBy(kube::resources::kHorizontalPodAutoscalers, key.ns, uid)) {
+    const json* ref = ControllerRef(*h);
+    if (ref == nullptr || ref->value("uid", "") != uid) continue;
+    const std::string revision = LabelOf(*h, kLabelRevision);
+    if (!revision.empty()) owned.hpas[revision] = h;
+  }
   for (auto& s : reader_.ListOwnedBy(kube::resources::kServices, key.ns, uid)) {
     const json* ref = ControllerRef(*s);
     if (ref == nullptr || ref->value("uid", "") != uid) continue;
@@ -290,7 +294,16 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
     input.replicas.min_replicas = md.spec.autoscaling->min_replicas.value_or(1);
     input.replicas.max_replicas =
         std::max(md.spec.autoscaling->max_replicas, input.replicas.min_replicas);
-    input.replicas.autoscaled = Autoscale(key, md, owned);
+    if (HpaMode(md.spec)) {
+      // The HPAs size the revisions; the engine plans with the sizes they chose.
+      for (const auto& [revision, d] : owned.deployments) {
+        input.replicas.autoscaled[revision] =
+            std::clamp(IntAt(*d, {"spec", "replicas"}), input.replicas.min_replicas,
+                       input.replicas.max_replicas);
+      }
+    } else {
+      input.replicas.autoscaled = Autoscale(key, md, owned);
+    }
   } else {
     input.replicas.fixed = md.spec.replicas.value_or(1);
   }
@@ -349,6 +362,15 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
     }
     now.push_back({gvr, intent, live});
   }
+  // HPA mode: the revisions taking traffic get an HPA sized by their weight.
+  std::map<std::string, HpaRange> hpa_ranges;
+  if (HpaMode(md.spec)) {
+    for (const TrafficTarget& t : status.traffic) {
+      if (t.weight <= 0) continue;
+      hpa_ranges[t.revision] = SplitByWeight(input.replicas.min_replicas,
+                                             input.replicas.max_replicas, t.weight);
+    }
+  }
   for (const auto& desired : decision.revisions) {
     wanted.insert(desired.name);
     ModelDeploymentSpec revision_spec;
@@ -373,7 +395,18 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
     json deployment = RevisionDeployment(owner, desired.name, revision_spec, desired.replicas,
                                          options_.workload);
     ObjectPtr live = existing == owned.deployments.end() ? nullptr : existing->second;
-    if (live != nullptr && desired.replicas < IntAt(*live, {"spec", "replicas"})) {
+    if (auto range = hpa_ranges.find(desired.name); range != hpa_ranges.end()) {
+      // The HPA owns the size: the intent repeats what is there (or starts at the HPA's
+      // minimum), so applying it never undoes a scaling decision of the HPA.
+      deployment["spec"]["replicas"] =
+          live != nullptr ? IntAt(*live, {"spec", "replicas"}) : range->second.min_replicas;
+      auto hpa = owned.hpas.find(desired.name);
+      now.push_back({&kube::resources::kHorizontalPodAutoscalers,
+                     RevisionHpa(owner, desired.name, range->second,
+                                 md.spec.autoscaling->target_concurrency.value_or(8)),
+                     hpa == owned.hpas.end() ? nullptr : hpa->second});
+      now.push_back({&kube::resources::kDeployments, std::move(deployment), live});
+    } else if (live != nullptr && desired.replicas < IntAt(*live, {"spec", "replicas"})) {
       later.emplace_back(std::move(deployment), live);
     } else {
       now.push_back({&kube::resources::kDeployments, std::move(deployment), live});
@@ -401,7 +434,14 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
     if (!written.ok()) return written.status().Annotate("writing status");
   }
 
-  // 3. Scale-downs, and revisions no longer needed.
+  // 3. Scale-downs, and revisions no longer needed. An HPA goes first: a revision that no
+  // longer takes traffic (or a mode that is no longer HPA) is sized by the engine again.
+  for (const auto& [revision, h] : owned.hpas) {
+    // Before a revision's scale-down, or when the mode is no longer HPA: its HPA would undo it.
+    if (hpa_ranges.count(revision)) continue;
+    RETURN_IF_ERROR(writer_.Delete(kube::resources::kHorizontalPodAutoscalers, key.ns,
+                                   MetaString(*h, "name"), MetaString(*h, "uid")));
+  }
   for (auto& [intent, live] : later) {
     RETURN_IF_ERROR(ApplyIfChanged(kube::resources::kDeployments, intent, live, uid));
   }

@@ -187,6 +187,7 @@ Status Operator::Build() {
   RETURN_IF_ERROR(p_->cache->Register(kube::resources::kServiceAccounts, owned));
   RETURN_IF_ERROR(p_->cache->Register(controllers::kRolesGvr, owned));
   RETURN_IF_ERROR(p_->cache->Register(controllers::kRoleBindingsGvr, owned));
+  RETURN_IF_ERROR(p_->cache->Register(kube::resources::kHorizontalPodAutoscalers, owned));
   // The pods of what the operator deploys (the pod templates carry the managed-by label): where
   // the router's and the servers' metrics are scraped from.
   RETURN_IF_ERROR(p_->cache->Register(kube::resources::kPods, owned));
@@ -261,7 +262,7 @@ Status Operator::Build() {
   md.primary_kind = "ModelDeployment";
   md.owns = {kube::resources::kDeployments, kube::resources::kServices,
              kube::resources::kServiceAccounts, controllers::kRolesGvr,
-             controllers::kRoleBindingsGvr};
+             controllers::kRoleBindingsGvr, kube::resources::kHorizontalPodAutoscalers};
   md.workers = options_.workers;
   md.metrics = p_->metrics.get();
   ASSIGN_OR_RETURN(p_->md_controller, Controller::Create(*p_->cache, *p_->md_reconciler, std::move(md)));

@@ -513,3 +513,86 @@ TEST_F(ModelDeploymentReconcilerTest, ScaleSubresourceChangeResizesWithoutARollo
 
 }  // namespace
 }  // namespace sluice::controllers
+
+namespace sluice::controllers {
+namespace {
+
+class HpaModeTest : public ModelDeploymentReconcilerTest {
+ protected:
+  json HpaSpec(const std::string& version) {
+    json spec = FraudSpec(version, "Pass");
+    spec.erase("replicas");
+    spec["autoscaling"] = {
+        {"mode", "HPA"}, {"minReplicas", 2}, {"maxReplicas", 20}, {"targetConcurrency", 6}};
+    return spec;
+  }
+  std::optional<json> Hpa(const std::string& revision) {
+    return objects_.Find(kube::resources::kHorizontalPodAutoscalers, kNs, revision);
+  }
+  // What the HPA controller does: writes the Deployment's replicas.
+  void HpaScales(const std::string& revision, int replicas) {
+    objects_.Merge(kube::resources::kDeployments, kNs, revision,
+                   {{"spec", {{"replicas", replicas}}}});
+  }
+};
+
+TEST_F(HpaModeTest, EachServingRevisionGetsAnHpaSizedByItsWeightAndKeepsItsScale) {
+  CreateMd(HpaSpec("1"));
+  ASSERT_TRUE(Reconcile().ok());
+  MarkServersReady();
+  Settle();
+  ASSERT_EQ(Status()["phase"], "Healthy");
+  const std::string stable = Status()["stableRevision"];
+  auto hpa = Hpa(stable);
+  ASSERT_TRUE(hpa.has_value());
+  EXPECT_EQ((*hpa)["spec"]["minReplicas"], 2);
+  EXPECT_EQ((*hpa)["spec"]["maxReplicas"], 20);
+  EXPECT_EQ((*hpa)["spec"]["metrics"][0]["pods"]["target"]["averageValue"], "6");
+  EXPECT_EQ(Replicas(stable), 2);
+
+  // The HPA scales the stable to 7; reconciles leave that alone.
+  HpaScales(stable, 7);
+  MarkServersReady();
+  Settle();
+  clock_.Advance(std::chrono::seconds(30));
+  Settle();
+  EXPECT_EQ(Replicas(stable), 7);
+
+  // A canary at 10%: its own HPA with a tenth of the range, the stable's with 90%.
+  json spec = HpaSpec("2");
+  objects_.UpdateSpec(kModelDeploymentsGvr, kNs, kName, spec);
+  ASSERT_TRUE(Reconcile().ok());
+  MarkServersReady();
+  Settle();
+  const std::string canary = Status().value("canaryRevision", "");
+  ASSERT_FALSE(canary.empty());
+  ASSERT_EQ(Traffic()[canary], 10) << Status().dump();
+  auto canary_hpa = Hpa(canary);
+  ASSERT_TRUE(canary_hpa.has_value());
+  EXPECT_EQ((*canary_hpa)["spec"]["minReplicas"], 1);
+  EXPECT_EQ((*canary_hpa)["spec"]["maxReplicas"], 2);
+  EXPECT_EQ((*Hpa(stable))["spec"]["maxReplicas"], 18);
+  EXPECT_EQ(Replicas(stable), 7);
+
+  // Aborted: the canary takes no traffic, loses its HPA, and the engine scales it down.
+  objects_.Merge(kModelDeploymentsGvr, kNs, kName,
+                 {{"metadata", {{"annotations", {{kAbortAnnotation, "true"}}}}}});
+  Settle();
+  EXPECT_EQ(Status()["phase"], "RolledBack");
+  EXPECT_FALSE(Hpa(canary).has_value());
+  EXPECT_EQ((*Hpa(stable))["spec"]["maxReplicas"], 20);
+  clock_.Advance(std::chrono::seconds(31));
+  MarkServersReady();
+  Settle();
+  EXPECT_EQ(Replicas(canary), 0);
+
+  // Back to the built-in autoscaler: no HPA is left behind.
+  spec = Md()["spec"];
+  spec["autoscaling"]["mode"] = "Concurrency";
+  objects_.UpdateSpec(kModelDeploymentsGvr, kNs, kName, spec);
+  Settle();
+  EXPECT_TRUE(objects_.All(kube::resources::kHorizontalPodAutoscalers).empty());
+}
+
+}  // namespace
+}  // namespace sluice::controllers
