@@ -10,6 +10,7 @@
 //      and once more through Prometheus: seconds from the first bad answer to 100% on v1 in
 //      status.traffic and to the last answer the router took from v2, and failed requests.
 
+#include <curl/curl.h>
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -53,6 +54,41 @@ std::string ReadFile(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+size_t Append(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+// GET `url`; the body of a 200 answer.
+Result<std::string> HttpGetBody(const std::string& url) {
+  CURL* curl = curl_easy_init();
+  std::string body;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  const CURLcode rc = curl_easy_perform(curl);
+  long code = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_cleanup(curl);
+  if (rc != CURLE_OK) return Unavailable(url + ": " + curl_easy_strerror(rc));
+  if (code != 200) return Unavailable(url + ": HTTP " + std::to_string(code) + ": " + body);
+  return body;
+}
+
+std::string UrlEncode(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
 }
 
 class CanaryE2E : public ::testing::Test {
@@ -486,6 +522,13 @@ TEST_F(CanaryE2E, FaultyCanaryIsRolledBackOnPrometheus) {
   StartOperator({"--analysis-provider=prometheus", "--prometheus-url=" + prometheus_url()});
   DeployV1AndStartLoad(nullptr);
   RunFaultyCanary("faulty-rollback-prometheus", nullptr);
+  // The verdicts came from series Prometheus holds for this namespace's router.
+  const std::string query = "sum(sluice_router_requests_total{namespace=\"" + ns_ + "\"})";
+  auto answer = HttpGetBody(prometheus_url() + "/api/v1/query?query=" + UrlEncode(query));
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  const Json result = Json::parse(*answer, nullptr, false);
+  ASSERT_TRUE(result.is_object() && !result["data"]["result"].empty()) << *answer;
+  EXPECT_GT(std::stod(result["data"]["result"][0]["value"][1].get<std::string>()), 100.0);
 }
 
 // A step in load: 20 -> 100 requests/s on a revision whose answers take 50 ms more (so about 1,
