@@ -6,6 +6,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <filesystem>
 #include <fstream>
@@ -26,8 +27,17 @@ const kube::GroupVersionResource kEndpointSlices{"discovery.k8s.io", "v1", "endp
 const kube::GroupVersionResource kNodes{"", "v1", "nodes", false, "Node"};
 
 class ProcNodeTest : public ::testing::Test {
+ public:
+  static void StopCluster() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+
  protected:
+  // One cluster for every suite of this binary: started by the first, stopped by the
+  // environment below after the last.
   static void SetUpTestSuite() {
+    if (cluster_ || start_error_) return;
     LocalClusterOptions options;
     options.procnode_bin = SLUICE_PROCNODE_BIN;
     options.pod_bin_dirs = {std::filesystem::path(SLUICE_SERVER_BIN).parent_path().string()};
@@ -37,10 +47,6 @@ class ProcNodeTest : public ::testing::Test {
       return;
     }
     cluster_ = std::move(started).value().release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
   }
   void SetUp() override {
     ASSERT_NE(cluster_, nullptr) << (start_error_ ? start_error_->ToString() : "no cluster");
@@ -120,6 +126,14 @@ class ProcNodeTest : public ::testing::Test {
 
 LocalCluster* ProcNodeTest::cluster_ = nullptr;
 Status* ProcNodeTest::start_error_ = nullptr;
+
+class StopClusterAtExit : public ::testing::Environment {
+ public:
+  void TearDown() override { ProcNodeTest::StopCluster(); }
+};
+// NOLINTNEXTLINE(cert-err58-cpp): only allocation can throw
+::testing::Environment* const g_stop_cluster =
+    ::testing::AddGlobalTestEnvironment(new StopClusterAtExit);
 
 TEST_F(ProcNodeTest, NodeIsReadyWithALeaseAndAnAddressInThePodRange) {
   auto node = client().Get(kNodes, "", "proc-0");
@@ -277,6 +291,53 @@ TEST_F(ProcNodeTest, FailingLivenessProbeRestartsTheContainer) {
       },
       30s));
 }
+
+// A proc node that ends, gracefully (SIGTERM) or not (SIGKILL), takes its pod processes with it.
+class ProcNodeExitTest : public ProcNodeTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(ProcNodeExitTest, PodProcessesEndWithTheNode) {
+  const int signal = GetParam();
+  const std::string node = "proc-exit-" + std::to_string(signal);
+  SpawnOptions spawn;
+  spawn.argv = {
+      SLUICE_PROCNODE_BIN, "--kubeconfig=" + cluster_->kubeconfig_path(), "--node-name=" + node,
+      "--work-dir=" + cluster_->work_dir() + "/" + node,
+      // Its own range, inside the test's private network (10.244.0.0/14).
+      std::string("--pod-cidr=") + (signal == SIGKILL ? "10.246.0.0/16" : "10.245.0.0/16"),
+      "--bin-dir=" + std::filesystem::path(SLUICE_SERVER_BIN).parent_path().string()};
+  spawn.log_path = cluster_->work_dir() + "/logs/" + node + ".log";
+  auto procnode = Subprocess::Spawn(spawn);
+  ASSERT_TRUE(procnode.ok()) << procnode.status();
+
+  Json pod = {{"metadata", {{"name", "pinned"}, {"labels", {{"app", "pinned"}}}}},
+              {"spec",
+               {{"nodeName", node},
+                {"terminationGracePeriodSeconds", 5},
+                {"containers", Json::array({ServerContainer()})}}}};
+  auto created = client().Create(res::kPods, ns_, pod);
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::string ip;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto pods = Pods("pinned");
+        if (pods.size() != 1 || !PodReady(pods[0])) return false;
+        ip = pods[0]["status"].value("podIP", "");
+        return true;
+      },
+      60s, 250ms))
+      << TailFile((*procnode)->log_path());
+  auto up = procnode::HttpGet(ip, 8080, "/v2/health/live", 2s);
+  ASSERT_TRUE(up.ok() && *up == 200);
+
+  ASSERT_TRUE((*procnode)->Signal(signal).ok());
+  auto ended = (*procnode)->Wait(15s);
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_TRUE(
+      WaitFor([&] { return !procnode::HttpGet(ip, 8080, "/v2/health/live", 1s).ok(); }, 10s))
+      << "the pod process outlived its node (signal " << signal << ")";
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, ProcNodeExitTest, ::testing::Values(SIGTERM, SIGKILL));
 
 }  // namespace
 }  // namespace sluice::testing

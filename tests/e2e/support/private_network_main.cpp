@@ -9,7 +9,8 @@
 #include "procnode/pod_network.h"
 
 int main(int argc, char** argv) {
-  auto cidr = sluice::procnode::ParseCidr("10.244.0.0/16");
+  // 10.244.0.0/16 for the cluster's proc node, the rest for extra nodes a test may start.
+  auto cidr = sluice::procnode::ParseCidr("10.244.0.0/14");
   sluice::Status s = cidr.ok() ? sluice::procnode::EnterPrivateNetwork(*cidr) : cidr.status();
   if (!s.ok()) {
     std::fprintf(stderr, "cannot set up the pod network: %s\n", s.ToString().c_str());
