@@ -88,7 +88,7 @@ class Proxy::PrimaryCall final : public UpstreamCallback {
         responder_(std::move(responder)),
         table_(std::move(table)),
         revision_(revision),
-        endpoint_key_(endpoint.key),
+        endpoint_(endpoint),
         start_(std::chrono::steady_clock::now()) {}
 
   void OnUpstreamDone(UpstreamOutcome&& outcome) override {
@@ -114,7 +114,7 @@ class Proxy::PrimaryCall final : public UpstreamCallback {
     if (outcome.failure == UpstreamFailure::kTimeout) status = HttpStatus::gateway_timeout;
     if (outcome.failure == UpstreamFailure::kShutdown) status = HttpStatus::service_unavailable;
     const std::string message =
-        fmt::format("revision {} endpoint {}: {}", rev.name, endpoint_key_, outcome.detail);
+        fmt::format("revision {} endpoint {}: {}", rev.name, endpoint_.key, outcome.detail);
     if (spdlog::should_log(spdlog::level::debug)) {
       spdlog::debug("md={} rev={} {} {}", proxy_.options_.model_deployment, rev.name,
                     static_cast<int>(status), message);
@@ -127,7 +127,7 @@ class Proxy::PrimaryCall final : public UpstreamCallback {
   Responder responder_;
   std::shared_ptr<const RoutingTable> table_;
   const int revision_;
-  const std::string endpoint_key_;
+  const Endpoint& endpoint_;  // in table_, which this call keeps alive
   const std::chrono::steady_clock::time_point start_;
 };
 
