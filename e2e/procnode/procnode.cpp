@@ -564,13 +564,22 @@ Status ProcNode::RenewLease() {
   return Status::Ok();
 }
 
+// Renews the Lease and re-posts the Node status on their periods, and reaps the threads of pods
+// that are done (often enough that a finished worker does not linger).
 void ProcNode::HeartbeatLoop() {
+  constexpr std::chrono::milliseconds kReapPeriod{2000};
+  // Start() renewed the Lease a moment ago.
+  auto next_lease = Steady::now() + options_.lease_renew_period;
   auto next_status = Steady::now() + options_.node_status_period;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
     lock.unlock();
-    if (Status s = RenewLease(); !s.ok())
-      spdlog::warn("node={} {}", options_.node_name, s.ToString());
+    if (Steady::now() >= next_lease) {
+      if (Status s = RenewLease(); !s.ok()) {
+        spdlog::warn("node={} {}", options_.node_name, s.ToString());
+      }
+      next_lease = Steady::now() + options_.lease_renew_period;
+    }
     if (Steady::now() >= next_status) {
       if (Status s = PostNodeStatus(); !s.ok()) {
         spdlog::warn("node={} {}", options_.node_name, s.ToString());
@@ -579,11 +588,8 @@ void ProcNode::HeartbeatLoop() {
     }
     lock.lock();
     ReapFinishedWorkers();
-    cv_.wait_for(
-        lock,
-        std::min(options_.lease_renew_period,
-                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::seconds(2))),
-        [&] { return stopping_; });
+    const auto wake = std::min({next_lease, next_status, Steady::now() + kReapPeriod});
+    cv_.wait_until(lock, wake, [&] { return stopping_; });
   }
 }
 
