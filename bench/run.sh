@@ -182,6 +182,7 @@ if [ "${BENCH_SKIP_EVALUATOR:-0}" != 1 ]; then
   say "evaluator (bench/evaluator.sh, median of 5, one core, outputs checked equal first):"
   tail -n 3 "$work/evaluator.log" | tee -a "$results"
 fi
+[ "${BENCH_SKIP_ROUTER:-0}" = 1 ] || BUILD="$build" bash "$repo/bench/router/router.sh" | tee -a "$results"
 say "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo
