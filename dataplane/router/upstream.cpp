@@ -157,15 +157,15 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
     callback->OnUpstreamDone(std::move(outcome));
   }
 
+  // Ends the exchange early (error, timeout, shutdown). A write or read may still be pending: its
+  // completion runs later and reads request_, parser_ and buffer_, so they stay as they are until
+  // the connection itself goes (it is closed here and never reused).
   void Finish(UpstreamFailure failure, std::string detail) {
     UpstreamOutcome outcome;
     outcome.failure = failure;
     outcome.detail = std::move(detail);
     outcome.reused_connection = reused_;
     auto callback = std::move(callback_);
-    request_.reset();
-    parser_.reset();
-    buffer_.clear();
     Close();
     if (auto pool = pool_.lock()) pool->Release(shared_from_this(), false);
     if (callback) callback->OnUpstreamDone(std::move(outcome));
