@@ -134,6 +134,18 @@ class FakeClock final : public Clock {
     });
   }
 
+  // Blocks until some thread waits with exactly `deadline`: a particular waiter, when others
+  // with earlier deadlines (backoff timers) wait too. Same timeout rule as BlockUntilWaiters.
+  bool BlockUntilWaiterAt(Steady::time_point deadline,
+                          std::chrono::milliseconds timeout = std::chrono::seconds(30)) const {
+    std::unique_lock<std::mutex> guard(mu_);
+    return changed_.wait_for(guard, timeout, [&] {
+      return std::any_of(waiters_.begin(), waiters_.end(), [&](const Waiter& w) {
+        return !w.notifying && w.deadline > now_ && w.deadline == deadline;
+      });
+    });
+  }
+
   // The earliest deadline among current waiters, ignoring waits without a deadline.
   std::optional<Steady::time_point> NextDeadline() const {
     std::lock_guard<std::mutex> guard(mu_);

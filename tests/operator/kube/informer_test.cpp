@@ -323,9 +323,11 @@ TEST_F(InformerTest, WaitForSyncGivesUpAtTheDeadlineOrOnStop) {
   MakeInformer();
   informer_->Start();
   std::atomic<int> result{-1};
-  std::thread waiter([&] { result = informer_->WaitForSync(clock_.Now() + seconds(5)) ? 1 : 0; });
-  // The watcher's backoff (800 ms) and the sync wait (5 s).
-  ASSERT_TRUE(clock_.BlockUntilWaiterBy(clock_.Now() + seconds(5)));
+  // The deadline is fixed before the thread starts, and the clock moves only once that wait
+  // (not the watcher's 800 ms backoff) is pending.
+  const auto deadline = clock_.Now() + seconds(5);
+  std::thread waiter([&, deadline] { result = informer_->WaitForSync(deadline) ? 1 : 0; });
+  ASSERT_TRUE(clock_.BlockUntilWaiterAt(deadline));
   clock_.Advance(seconds(5));
   waiter.join();
   EXPECT_EQ(result.load(), 0);
