@@ -506,13 +506,13 @@ TEST_F(RouterIntegrationTest, NoReadyEndpointIs503) {
   EXPECT_TRUE(Has(m, R"(sluice_router_endpoints{revision="fraud-v1"} 0)")) << m;
 }
 
-TEST_F(RouterIntegrationTest, NotReadyUntilListedThenDrainsWithoutAFailedRequest) {
+TEST_F(RouterIntegrationTest, DrainsWithoutAFailedRequest) {
   Environment& env = Environment::Get();
   CreateModelDeployment();
   SetTraffic({Target("fraud-v1", 50), Target("fraud-v2", 50)});
   CreateSlice("fraud-v1", env.server_address(0), env.server_port(0));
   CreateSlice("fraud-v2", env.server_address(1), env.server_port(1));
-  StartRouter({"--drain-grace-ms", "500", "--drain-timeout-ms", "10000"});
+  StartRouter({"--drain-grace-ms", "3000", "--drain-timeout-ms", "10000"});
 
   std::atomic<bool> stop{false};
   std::atomic<int> ok{0};
@@ -532,8 +532,9 @@ TEST_F(RouterIntegrationTest, NotReadyUntilListedThenDrainsWithoutAFailedRequest
     });
   }
   ASSERT_TRUE(Eventually([&] { return ok.load() >= 200; }));
+  const int at_term = ok.load();
   router_->Signal(SIGTERM);
-  // Not ready at once; requests keep being served through the grace period.
+  // Not ready at once, and requests keep being served through the grace period.
   ASSERT_TRUE(Eventually(
       [&] {
         HttpTestClient c(router_->port(), std::chrono::seconds(1));
@@ -541,11 +542,10 @@ TEST_F(RouterIntegrationTest, NotReadyUntilListedThenDrainsWithoutAFailedRequest
         return r && r->status == 503;
       },
       std::chrono::seconds(2)));
+  EXPECT_TRUE(Eventually([&] { return ok.load() >= at_term + 20; }, std::chrono::seconds(2)));
   // The load balancer in front stops sending once it sees not-ready: so do the clients.
-  const int before = ok.load();
   stop = true;
   for (auto& t : clients) t.join();
-  EXPECT_GT(ok.load(), before);
   EXPECT_EQ(failed.load(), 0);
   auto code = router_->Wait(std::chrono::seconds(15));
   ASSERT_TRUE(code.has_value()) << router_->Log();
@@ -553,6 +553,38 @@ TEST_F(RouterIntegrationTest, NotReadyUntilListedThenDrainsWithoutAFailedRequest
   EXPECT_NE(router_->Log().find("drained; every in-flight request answered"), std::string::npos)
       << router_->Log();
   router_.reset();
+}
+
+TEST_F(RouterIntegrationTest, NotReadyUntilTheApiServerAnswers) {
+  // A kubeconfig whose server does not answer: the router listens and is alive, never ready.
+  std::string kubeconfig = ReadFile(Environment::Get().kubeconfig());
+  const std::string url = sluice::testing::SharedApiServer().url();
+  ASSERT_NE(kubeconfig.find(url), std::string::npos);
+  kubeconfig.replace(kubeconfig.find(url), url.size(), "https://127.0.0.1:1");
+  const std::string path = ::testing::TempDir() + "/router-it-unreachable.kubeconfig";
+  {
+    std::ofstream out(path);
+    out << kubeconfig;
+  }
+  ServerProcess router;
+  ASSERT_TRUE(router.Start(SLUICE_ROUTER_BIN,
+                           {"--kubeconfig", path, "--namespace", ns_, "--model-deployment", kMd}))
+      << router.Log();
+  HttpTestClient c(router.port());
+  ASSERT_TRUE(Eventually([&] {
+    auto r = c.Get("/healthz");
+    return r && r->status == 200;
+  }));
+  for (int i = 0; i < 5; ++i) {
+    auto ready = c.Get("/readyz");
+    ASSERT_TRUE(ready.has_value());
+    EXPECT_EQ(ready->status, 503);
+    EXPECT_NE(ready->body.find("not listed"), std::string::npos) << ready->body;
+    auto r = Infer(c);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->status, 503);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 TEST_F(RouterIntegrationTest, HelpDocumentsEveryFlagAndBadFlagsFail) {
