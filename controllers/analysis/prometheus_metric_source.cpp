@@ -3,7 +3,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-
 #include <nlohmann/json.hpp>
 
 namespace sluice::controllers {
@@ -138,12 +137,10 @@ Result<std::optional<double>> PrometheusMetricSource::Instant(const std::string&
   std::string base = options_.address;
   while (!base.empty() && base.back() == '/') base.pop_back();
   if (base.empty()) return FailedPrecondition("no Prometheus address");
-  const double seconds =
-      std::chrono::duration<double>(at.time_since_epoch()).count();
+  const double seconds = std::chrono::duration<double>(at.time_since_epoch()).count();
   char time[40];
   std::snprintf(time, sizeof(time), "%.3f", seconds);
-  const std::string url =
-      base + "/api/v1/query?query=" + UrlEncode(promql) + "&time=" + time;
+  const std::string url = base + "/api/v1/query?query=" + UrlEncode(promql) + "&time=" + time;
   ASSIGN_OR_RETURN(FetchResponse response, fetcher_.Get(url, options_.timeout));
   auto value = ParseInstantResponse(response.status, response.body);
   if (!value.ok()) return value.status().Annotate(promql);

@@ -1,10 +1,10 @@
 #include "analysis/router_metric_source.h"
 
+#include <spdlog/spdlog.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <set>
-
-#include <spdlog/spdlog.h>
 
 #include "api/time.h"
 #include "modeldeployment/resources.h"
@@ -22,9 +22,8 @@ constexpr char kDurationBucket[] = "sluice_router_request_duration_seconds_bucke
 
 // "12:00:01.250Z"-style stamps for messages: the seconds matter when windows are 5 s long.
 std::string Stamp(WallTime t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      t - TruncateToSeconds(t))
-                      .count();
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t - TruncateToSeconds(t)).count();
   std::string s = FormatTime(t);
   if (!s.empty() && s.back() == 'Z') s.pop_back();
   char frac[8];
@@ -190,7 +189,9 @@ RouterMetrics::RouterMetrics(const ObjectReader& reader, PodFinder& pods, HttpFe
       options_(options),
       clock_(options.clock != nullptr ? *options.clock : Clock::Real()) {}
 
-RouterMetrics::~RouterMetrics() { Stop(); }
+RouterMetrics::~RouterMetrics() {
+  Stop();
+}
 
 void RouterMetrics::Start() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -336,8 +337,7 @@ Result<TrafficSample> RouterMetrics::Traffic(const std::string& ns, const std::s
   return TrafficBetween(bounded, revision);
 }
 
-std::shared_ptr<MetricSource> RouterMetrics::SourceFor(const std::string& ns,
-                                                       const std::string& md,
+std::shared_ptr<MetricSource> RouterMetrics::SourceFor(const std::string& ns, const std::string& md,
                                                        std::shared_ptr<MetricSource> queries) {
   return std::make_shared<RouterSource>(*this, ns, md, std::move(queries));
 }

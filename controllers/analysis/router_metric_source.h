@@ -93,7 +93,7 @@ class RouterMetrics {
   };
   struct Snapshot {
     WallTime at;
-    Status listing;  // not OK: the router pods could not be listed
+    Status listing;                         // not OK: the router pods could not be listed
     std::map<std::string, PodScrape> pods;  // by pod name
   };
 

@@ -1,9 +1,9 @@
 #include "autoscaler/concurrency_scraper.h"
 
+#include <spdlog/spdlog.h>
+
 #include <cmath>
 #include <set>
-
-#include <spdlog/spdlog.h>
 
 #include "modeldeployment/resources.h"
 #include "scrape/prom_text.h"
@@ -47,7 +47,9 @@ ConcurrencyScraper::ConcurrencyScraper(const ObjectReader& reader, PodFinder& po
       options_(options),
       clock_(options.clock != nullptr ? *options.clock : Clock::Real()) {}
 
-ConcurrencyScraper::~ConcurrencyScraper() { Stop(); }
+ConcurrencyScraper::~ConcurrencyScraper() {
+  Stop();
+}
 
 void ConcurrencyScraper::Start() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -100,7 +102,8 @@ void ConcurrencyScraper::SampleModelDeployment(const std::string& ns, const std:
     const std::string url = "http://" + pod.ip + ":" + std::to_string(p) + "/metrics";
     Result<double> inflight = [&]() -> Result<double> {
       ASSIGN_OR_RETURN(FetchResponse page, fetcher_.Get(url, options_.scrape_timeout));
-      if (page.status != 200) return Unavailable("GET " + url + ": HTTP " + std::to_string(page.status));
+      if (page.status != 200)
+        return Unavailable("GET " + url + ": HTTP " + std::to_string(page.status));
       return InflightFromPage(page.body);
     }();
     if (!inflight.ok()) {

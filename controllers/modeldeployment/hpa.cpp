@@ -41,12 +41,13 @@ json RevisionHpa(const ModelDeploymentObject& owner, const std::string& revision
         {"minReplicas", range.min_replicas},
         {"maxReplicas", range.max_replicas},
         {"metrics",
-         json::array({{{"type", "Pods"},
-                       {"pods",
-                        {{"metric", {{"name", kInflightMetric}}},
-                         {"target",
-                          {{"type", "AverageValue"},
-                           {"averageValue", std::to_string(std::max(1, target_concurrency))}}}}}}})}}},
+         json::array(
+             {{{"type", "Pods"},
+               {"pods",
+                {{"metric", {{"name", kInflightMetric}}},
+                 {"target",
+                  {{"type", "AverageValue"},
+                   {"averageValue", std::to_string(std::max(1, target_concurrency))}}}}}}})}}},
   };
 }
 

@@ -11,9 +11,8 @@
 // revision that stops taking traffic loses its HPA and is scaled by the rollout engine again.
 
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "api/model_deployment.h"
 #include "modeldeployment/resources.h"

@@ -50,8 +50,7 @@ class CurlFetcher final : public HttpFetcher {
                                std::to_string(options_.max_body_bytes) + " bytes");
     }
     if (rc == CURLE_OPERATION_TIMEDOUT) {
-      return Timeout("GET " + url + ": no answer within " + std::to_string(timeout.count()) +
-                     "ms");
+      return Timeout("GET " + url + ": no answer within " + std::to_string(timeout.count()) + "ms");
     }
     if (rc != CURLE_OK) return Unavailable("GET " + url + ": " + curl_easy_strerror(rc));
     long code = 0;
@@ -69,7 +68,8 @@ Result<std::unique_ptr<HttpFetcher>> NewCurlFetcher(CurlFetcherOptions options) 
   static std::once_flag once;
   static CURLcode init = CURLE_OK;
   std::call_once(once, [] { init = curl_global_init(CURL_GLOBAL_DEFAULT); });
-  if (init != CURLE_OK) return Internal(std::string("curl_global_init: ") + curl_easy_strerror(init));
+  if (init != CURLE_OK)
+    return Internal(std::string("curl_global_init: ") + curl_easy_strerror(init));
   return std::unique_ptr<HttpFetcher>(new CurlFetcher(options));
 }
 

@@ -13,10 +13,18 @@ namespace {
 bool IsNameStart(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
 }
-bool IsNameChar(char c) { return IsNameStart(c) || (c >= '0' && c <= '9'); }
-bool IsLabelStart(char c) { return IsNameStart(c) && c != ':'; }
-bool IsLabelChar(char c) { return IsNameChar(c) && c != ':'; }
-bool IsBlank(char c) { return c == ' ' || c == '\t'; }
+bool IsNameChar(char c) {
+  return IsNameStart(c) || (c >= '0' && c <= '9');
+}
+bool IsLabelStart(char c) {
+  return IsNameStart(c) && c != ':';
+}
+bool IsLabelChar(char c) {
+  return IsNameChar(c) && c != ':';
+}
+bool IsBlank(char c) {
+  return c == ' ' || c == '\t';
+}
 
 // A cursor over one line.
 class Line {
@@ -122,7 +130,8 @@ Status ParseComment(Line& line, PromExposition& out) {
     // Free text that happens to start with the word HELP or TYPE.
     return Status::Ok();
   }
-  if (!line.Done() && !IsBlank(line.Peek())) return line.Error("bad metric name in " + std::string(keyword));
+  if (!line.Done() && !IsBlank(line.Peek()))
+    return line.Error("bad metric name in " + std::string(keyword));
   line.SkipBlanks();
   if (keyword == "HELP") {
     out.help[std::string(name)] = UnescapeHelp(line.Rest());
@@ -250,10 +259,9 @@ Result<PromExposition> ParsePrometheusText(std::string_view text) {
 
 std::optional<double> HistogramQuantile(double q, std::vector<HistogramBucket> buckets) {
   if (!(q >= 0 && q <= 1)) return std::nullopt;
-  std::sort(buckets.begin(), buckets.end(),
-            [](const HistogramBucket& a, const HistogramBucket& b) {
-              return a.upper_bound < b.upper_bound;
-            });
+  std::sort(buckets.begin(), buckets.end(), [](const HistogramBucket& a, const HistogramBucket& b) {
+    return a.upper_bound < b.upper_bound;
+  });
   if (buckets.empty() || !std::isinf(buckets.back().upper_bound) ||
       buckets.back().upper_bound < 0) {
     return std::nullopt;

@@ -24,7 +24,7 @@ enum class PromType { kUntyped, kCounter, kGauge, kHistogram, kSummary };
 struct PromSample {
   std::string name;  // as written, e.g. "x_bucket" for a histogram's bucket series
   std::vector<std::pair<std::string, std::string>> labels;  // in the order written, unescaped
-  double value = 0;  // +Inf, -Inf and NaN are kept as such
+  double value = 0;                                         // +Inf, -Inf and NaN are kept as such
   std::optional<int64_t> timestamp_ms;
 
   // The value of label `key`, or nullptr.
@@ -32,8 +32,8 @@ struct PromSample {
 };
 
 struct PromExposition {
-  std::vector<PromSample> samples;     // in the order written
-  std::map<std::string, PromType> types;  // from # TYPE lines, by family name
+  std::vector<PromSample> samples;          // in the order written
+  std::map<std::string, PromType> types;    // from # TYPE lines, by family name
   std::map<std::string, std::string> help;  // from # HELP lines, unescaped
 };
 

@@ -1,11 +1,11 @@
 #include "scrape/prom_text.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
-
-#include <gtest/gtest.h>
 
 namespace sluice::controllers {
 namespace {
@@ -13,7 +13,8 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 TEST(PromTextTest, CountersGaugesAndHistogramsWithComments) {
-  auto parsed = ParsePrometheusText(R"(# HELP sluice_router_requests_total Requests by revision and class.
+  auto parsed =
+      ParsePrometheusText(R"(# HELP sluice_router_requests_total Requests by revision and class.
 # TYPE sluice_router_requests_total counter
 sluice_router_requests_total{revision="fraud-abc",code="2xx"} 1027
 sluice_router_requests_total{revision="fraud-abc",code="5xx"} 3 1700000000000
@@ -72,18 +73,18 @@ TEST(PromTextTest, SpecialValues) {
 TEST(PromTextTest, MalformedInputIsRefusedWithTheLine) {
   const char* bad[] = {
       "m{a=\"unterminated} 1\n",
-      "m{a=\"x\",a=\"y\"} 1\n",           // duplicate label
-      "m{a=\"bad \\t escape\"} 1\n",      // unknown escape
-      "m{a=x} 1\n",                       // unquoted value
-      "m{1a=\"x\"} 1\n",                  // bad label name
-      "m 1 2 3\n",                        // trailing garbage
-      "m one\n",                          // not a number
-      "m\n",                              // no value
-      "m 1 12.5\n",                       // fractional timestamp
-      "9m 1\n",                           // bad metric name
-      "# TYPE m countr\n",                // unknown type
+      "m{a=\"x\",a=\"y\"} 1\n",              // duplicate label
+      "m{a=\"bad \\t escape\"} 1\n",         // unknown escape
+      "m{a=x} 1\n",                          // unquoted value
+      "m{1a=\"x\"} 1\n",                     // bad label name
+      "m 1 2 3\n",                           // trailing garbage
+      "m one\n",                             // not a number
+      "m\n",                                 // no value
+      "m 1 12.5\n",                          // fractional timestamp
+      "9m 1\n",                              // bad metric name
+      "# TYPE m countr\n",                   // unknown type
       "# TYPE m counter\n# TYPE m gauge\n",  // second TYPE
-      "m{a=\"x\" b=\"y\"} 1\n",           // missing comma
+      "m{a=\"x\" b=\"y\"} 1\n",              // missing comma
   };
   for (const char* text : bad) {
     auto parsed = ParsePrometheusText(std::string("ok 1\n") + text);

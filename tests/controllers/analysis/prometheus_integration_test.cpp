@@ -2,13 +2,13 @@
 // this test serves: router-style counters that grow at a known rate, 20% of them 5xx/error and a
 // known latency mix, labelled with namespace and pod as the kubernetes_sd relabelling would.
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-
-#include <gtest/gtest.h>
 
 #include "analysis/prometheus_metric_source.h"
 #include "http/http_server.h"
@@ -81,8 +81,7 @@ class PrometheusIntegrationTest : public ::testing::Test {
       testing::SpawnOptions spawn;
       spawn.argv = {"prometheus", "--config.file=" + *dir_ + "/prometheus.yml",
                     "--storage.tsdb.path=" + *dir_ + "/data",
-                    "--web.listen-address=127.0.0.1:" + std::to_string(*port),
-                    "--log.level=warn"};
+                    "--web.listen-address=127.0.0.1:" + std::to_string(*port), "--log.level=warn"};
       spawn.log_path = *dir_ + "/prometheus.log";
       auto p = testing::Subprocess::Spawn(spawn);
       ASSERT_TRUE(p.ok()) << p.status();
@@ -143,8 +142,8 @@ class PrometheusIntegrationTest : public ::testing::Test {
       }
       std::this_thread::sleep_for(200ms);  // polling Prometheus for its next scrape
     }
-    ASSERT_TRUE(samples.has_value()) << "Prometheus did not scrape the page: "
-                                     << testing::TailFile(*dir_ + "/prometheus.log");
+    ASSERT_TRUE(samples.has_value())
+        << "Prometheus did not scrape the page: " << testing::TailFile(*dir_ + "/prometheus.log");
   }
 
   static Window LastSeconds(int n) {
@@ -203,8 +202,8 @@ TEST_F(PrometheusIntegrationTest, NoSeriesIsNoDataAndABadQueryIsAnError) {
   auto bad = source_->Query("sum(rate(", kRevision, LastSeconds(5));
   EXPECT_FALSE(bad.ok());
   // Several series cannot be judged against one threshold.
-  auto many = source_->Query("sluice_router_requests_total{namespace=\"{{namespace}}\"}",
-                             kRevision, LastSeconds(5));
+  auto many = source_->Query("sluice_router_requests_total{namespace=\"{{namespace}}\"}", kRevision,
+                             LastSeconds(5));
   EXPECT_FALSE(many.ok());
 }
 

@@ -3,9 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "controllers/analysis/fake_fetcher.h"
+#include "controllers/reconciler/fake_objects.h"
 #include "modeldeployment/resources.h"
 #include "operator/base/fake_clock.h"
-#include "controllers/reconciler/fake_objects.h"
 
 namespace sluice::controllers {
 namespace {
@@ -17,11 +17,11 @@ using namespace std::chrono_literals;
 
 // What one router pod has counted for one revision so far.
 struct Counts {
-  int64_t ok = 0;      // 2xx
+  int64_t ok = 0;  // 2xx
   int64_t e5xx = 0;
-  int64_t error = 0;   // no answer from the backend
-  int64_t fast = 0;    // observations <= 0.01 s
-  int64_t slow = 0;    // observations in (0.25, 0.5]
+  int64_t error = 0;  // no answer from the backend
+  int64_t fast = 0;   // observations <= 0.01 s
+  int64_t slow = 0;   // observations in (0.25, 0.5]
 };
 
 std::string Page(const std::map<std::string, Counts>& by_revision) {
@@ -82,25 +82,25 @@ class RouterMetricsTest : public ::testing::Test {
   // A Ready router pod of `md` at `ip`, listening on container port `port` named http.
   void AddRouterPod(const std::string& md, const std::string& pod, const std::string& ip,
                     int port = 8080) {
-    objects_.Put(kube::resources::kPods,
-                 {{"apiVersion", "v1"},
-                  {"kind", "Pod"},
-                  {"metadata",
-                   {{"name", pod},
-                    {"namespace", "ml"},
-                    {"labels",
-                     {{kLabelComponent, "router"},
-                      {kLabelModelDeployment, md},
-                      {kLabelManagedBy, kManagedByValue}}}}},
-                  {"spec",
-                   {{"containers",
-                     json::array({{{"name", "router"},
-                                   {"ports", json::array({{{"name", "http"},
-                                                           {"containerPort", port}}})}}})}}},
-                  {"status",
-                   {{"phase", "Running"},
-                    {"podIP", ip},
-                    {"conditions", json::array({{{"type", "Ready"}, {"status", "True"}}})}}}});
+    objects_.Put(
+        kube::resources::kPods,
+        {{"apiVersion", "v1"},
+         {"kind", "Pod"},
+         {"metadata",
+          {{"name", pod},
+           {"namespace", "ml"},
+           {"labels",
+            {{kLabelComponent, "router"},
+             {kLabelModelDeployment, md},
+             {kLabelManagedBy, kManagedByValue}}}}},
+         {"spec",
+          {{"containers", json::array({{{"name", "router"},
+                                        {"ports", json::array({{{"name", "http"},
+                                                                {"containerPort", port}}})}}})}}},
+         {"status",
+          {{"phase", "Running"},
+           {"podIP", ip},
+           {"conditions", json::array({{{"type", "Ready"}, {"status", "True"}}})}}}});
   }
 
   void SetCounts(const std::string& ip, const std::map<std::string, Counts>& c, int port = 8080) {

@@ -1,8 +1,8 @@
 #include "autoscaler/concurrency_scraper.h"
 
-#include <cstdio>
-
 #include <gtest/gtest.h>
+
+#include <cstdio>
 
 #include "controllers/analysis/fake_fetcher.h"
 #include "controllers/reconciler/fake_objects.h"
@@ -24,11 +24,12 @@ class Cluster {
   Cluster(FakeObjects& objects, FakeFetcher& fetcher) : objects_(objects), fetcher_(fetcher) {}
 
   void AddModelDeployment(const std::string& name, json autoscaling) {
-    objects_.Put(kModelDeploymentsGvr,
-                 {{"apiVersion", "sluice.dev/v1alpha1"},
-                  {"kind", "ModelDeployment"},
-                  {"metadata", {{"name", name}, {"namespace", "ml"}}},
-                  {"spec", {{"model", {{"uri", "file:///m.json"}}}, {"autoscaling", autoscaling}}}});
+    objects_.Put(
+        kModelDeploymentsGvr,
+        {{"apiVersion", "sluice.dev/v1alpha1"},
+         {"kind", "ModelDeployment"},
+         {"metadata", {{"name", name}, {"namespace", "ml"}}},
+         {"spec", {{"model", {{"uri", "file:///m.json"}}}, {"autoscaling", autoscaling}}}});
   }
 
   // Sets the revision's Ready pods to `replicas` and their gauges to share `inflight`.
@@ -38,32 +39,32 @@ class Cluster {
       const std::string name = revision + "-" + std::to_string(pods.size());
       const std::string ip = "10.1." + std::to_string(revisions_index(revision)) + "." +
                              std::to_string(pods.size() + 1);
-      objects_.Put(kube::resources::kPods,
-                   {{"apiVersion", "v1"},
-                    {"kind", "Pod"},
-                    {"metadata",
-                     {{"name", name},
-                      {"namespace", "ml"},
-                      {"labels",
-                       {{kLabelComponent, "server"},
-                        {kLabelModelDeployment, md},
-                        {kLabelRevision, revision}}}}},
-                    {"spec",
-                     {{"containers",
-                       json::array({{{"name", "server"},
-                                     {"ports", json::array({{{"name", "http"},
-                                                             {"containerPort", 8080}}})}}})}}},
-                    {"status",
-                     {{"phase", "Running"},
-                      {"podIP", ip},
-                      {"conditions",
-                       json::array({{{"type", "Ready"}, {"status", "True"}}})}}}});
+      objects_.Put(
+          kube::resources::kPods,
+          {{"apiVersion", "v1"},
+           {"kind", "Pod"},
+           {"metadata",
+            {{"name", name},
+             {"namespace", "ml"},
+             {"labels",
+              {{kLabelComponent, "server"},
+               {kLabelModelDeployment, md},
+               {kLabelRevision, revision}}}}},
+           {"spec",
+            {{"containers", json::array({{{"name", "server"},
+                                          {"ports", json::array({{{"name", "http"},
+                                                                  {"containerPort", 8080}}})}}})}}},
+           {"status",
+            {{"phase", "Running"},
+             {"podIP", ip},
+             {"conditions", json::array({{{"type", "Ready"}, {"status", "True"}}})}}}});
       pods.push_back(ip);
     }
     for (const std::string& ip : pods) {
-      fetcher_.Serve("http://" + ip + ":8080/metrics",
-                     "# TYPE sluice_server_inflight_requests gauge\nsluice_server_inflight_requests " +
-                         std::to_string(inflight / static_cast<double>(pods.size())) + "\n");
+      fetcher_.Serve(
+          "http://" + ip + ":8080/metrics",
+          "# TYPE sluice_server_inflight_requests gauge\nsluice_server_inflight_requests " +
+              std::to_string(inflight / static_cast<double>(pods.size())) + "\n");
     }
   }
 
@@ -147,9 +148,10 @@ TEST_F(ConcurrencyScraperTest, AStepIncreaseInLoadReachesTheNeededReplicasWithin
     if (replicas >= 10) reached_after = s;
   }
   ASSERT_TRUE(reached_after.has_value()) << "still at " << replicas << " replicas after 30 s";
-  std::printf("AUTOSCALER step 8 -> 95 in flight (target 10): 10 replicas decided %d s after the "
-              "step\n",
-              *reached_after);
+  std::printf(
+      "AUTOSCALER step 8 -> 95 in flight (target 10): 10 replicas decided %d s after the "
+      "step\n",
+      *reached_after);
   EXPECT_LE(*reached_after, 10);
 }
 
@@ -228,7 +230,8 @@ TEST_F(ConcurrencyScraperTest, HpaModeAndFixedReplicasAreNotSampled) {
 
 TEST(InflightFromPageTest, SumsEverySeriesAndRefusesAPageWithout) {
   auto v = InflightFromPage(
-      "sluice_server_inflight_requests{model=\"a\"} 2\nsluice_server_inflight_requests{model=\"b\"} 3\n");
+      "sluice_server_inflight_requests{model=\"a\"} "
+      "2\nsluice_server_inflight_requests{model=\"b\"} 3\n");
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(*v, 5);
   EXPECT_FALSE(InflightFromPage("other 1\n").ok());

@@ -22,13 +22,15 @@ TEST(HpaIntegrationTest, TheApiServerAcceptsTheHpaAndTheIntentStaysASubset) {
   ASSERT_TRUE(client.ok()) << client.status();
   kube::Client& c = **client;
   const std::string ns = "hpa-it";
-  auto created = c.Create(kube::resources::kNamespaces, "",
-                          {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}}});
+  auto created =
+      c.Create(kube::resources::kNamespaces, "",
+               {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}}});
   ASSERT_TRUE(created.ok() || created.status().code() == StatusCode::kAlreadyExists)
       << created.status();
 
   ModelDeploymentObject owner;
-  owner.md.metadata = {{"name", "fraud"}, {"namespace", ns}, {"uid", "6d1f1c8e-0000-4000-8000-000000000001"}};
+  owner.md.metadata = {
+      {"name", "fraud"}, {"namespace", ns}, {"uid", "6d1f1c8e-0000-4000-8000-000000000001"}};
   owner.uid = "6d1f1c8e-0000-4000-8000-000000000001";
   const json intent = RevisionHpa(owner, "fraud-7c9d", SplitByWeight(2, 20, 10), 8);
 

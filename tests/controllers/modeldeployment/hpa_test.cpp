@@ -17,9 +17,9 @@ ModelDeploymentObject Owner() {
 TEST(HpaTest, RangeIsSplitByTrafficWeightAndNeverBelowOne) {
   EXPECT_EQ(SplitByWeight(2, 20, 100).min_replicas, 2);
   EXPECT_EQ(SplitByWeight(2, 20, 100).max_replicas, 20);
-  EXPECT_EQ(SplitByWeight(2, 20, 90).min_replicas, 2);   // ceil(1.8)
+  EXPECT_EQ(SplitByWeight(2, 20, 90).min_replicas, 2);  // ceil(1.8)
   EXPECT_EQ(SplitByWeight(2, 20, 90).max_replicas, 18);
-  EXPECT_EQ(SplitByWeight(2, 20, 10).min_replicas, 1);   // ceil(0.2)
+  EXPECT_EQ(SplitByWeight(2, 20, 10).min_replicas, 1);  // ceil(0.2)
   EXPECT_EQ(SplitByWeight(2, 20, 10).max_replicas, 2);
   EXPECT_EQ(SplitByWeight(0, 3, 1).min_replicas, 1);
   EXPECT_EQ(SplitByWeight(0, 3, 1).max_replicas, 1);
