@@ -10,6 +10,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -113,19 +114,25 @@ class RoutingTable {
   mutable std::atomic<uint64_t> next_pick_{0};
 };
 
-// The current table, swapped atomically. Load() is lock-free for readers in practice (the standard
-// library's atomic shared_ptr), and a loaded table stays valid while the caller holds it.
+// The current table. Load() copies a pointer under a mutex held for nothing else (uncontended in
+// practice: one load per request, one store per cluster change); libstdc++ 12's
+// atomic<shared_ptr> would be a spin lock of its own that ThreadSanitizer cannot see. A loaded
+// table stays valid while the caller holds it. Thread-safe.
 class RoutingState {
  public:
   std::shared_ptr<const RoutingTable> Load() const {
-    return table_.load(std::memory_order_acquire);
+    std::lock_guard<std::mutex> lock(mu_);
+    return table_;
   }
   void Publish(std::shared_ptr<const RoutingTable> table) {
-    table_.store(std::move(table), std::memory_order_release);
+    std::lock_guard<std::mutex> lock(mu_);
+    table_.swap(table);
+    // The old table (in `table`) is released after the lock, outside readers' way.
   }
 
  private:
-  std::atomic<std::shared_ptr<const RoutingTable>> table_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const RoutingTable> table_;  // guarded by mu_
 };
 
 }  // namespace sluice::dataplane
