@@ -117,7 +117,7 @@ for attempt in 1 2 3; do
     --authorization-mode=Node,RBAC \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
-    --service-cluster-ip-range=10.0.0.0/24 \
+    --service-cluster-ip-range=10.0.0.0/16 \
     --allow-privileged=true \
     --disable-admission-plugins=ServiceAccount \
     --endpoint-reconciler-type=none \
