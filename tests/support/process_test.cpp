@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <thread>
 
@@ -143,14 +144,15 @@ TEST_F(ProcessTest, DestructorKillsRunningChild) {
 
 TEST_F(ProcessTest, ChildDiesWithTheThreadThatSpawnedIt) {
   pid_t pid = -1;
+  // Outlives the thread: only the death signal may end the child here, not the destructor.
+  std::unique_ptr<Subprocess> kept;
   std::thread spawner([&] {
     SpawnOptions options;
     options.argv = {"sleep", "60"};
     auto child = Subprocess::Spawn(options);
     ASSERT_TRUE(child.ok()) << child.status();
     pid = (*child)->pid();
-    // Leaked on purpose: only the death signal may end the child here, not the destructor.
-    (void)std::move(child).value().release();
+    kept = std::move(child).value();
   });
   spawner.join();
   ASSERT_GT(pid, 0);
