@@ -218,7 +218,10 @@ TEST_F(ControllerEventsTest, PrimaryOwnedAndWatchedObjectsEnqueueTheirOwners) {
   // The initial list enqueues both primaries once each (the owned Deployment's add is folded
   // into a's pending key).
   ASSERT_TRUE(Eventually([&] { return reconciler_.Calls("ml/a") >= 1 && reconciler_.Calls("ml/b") >= 1; }));
-  ASSERT_TRUE(Eventually([&] { return controller_->queue().Len() == 0; }));
+  // Idle: nothing queued and nothing in flight, so the counts below are final.
+  ASSERT_TRUE(Eventually([&] {
+    return controller_->queue().Len() == 0 && controller_->queue().NumProcessing() == 0;
+  }));
   const int a = reconciler_.Calls("ml/a");
   const int b = reconciler_.Calls("ml/b");
 
