@@ -19,6 +19,9 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# `grep -q` stops reading at the first match, which under pipefail fails the writer with SIGPIPE;
+# contains() reads everything.
+contains() { grep -- "$1" >/dev/null; }
 fail() { echo "FAIL: $*" >&2; [[ -f "$work/operator.log" ]] && tail -40 "$work/operator.log" >&2; exit 1; }
 helm() { "$bin/helm" "$@"; }
 kubectl() { "$bin/kubectl" "$@"; }
@@ -67,8 +70,8 @@ helm install sluice "$chart" -n sluice-system --create-namespace 2>&1 | grep -v 
 kubectl wait --for=condition=Established --timeout=60s \
   crd/modeldeployments.sluice.dev crd/featureviews.sluice.dev
 kubectl -n sluice-system get deployment sluice-sluice-operator -o jsonpath='{.spec.template.spec.containers[0].args}' \
-  | grep -q -- "--leader-election-namespace=sluice-system" || fail "operator Deployment args"
-helm status sluice -n sluice-system | grep -q "STATUS: deployed" || fail "release not deployed"
+  | contains "--leader-election-namespace=sluice-system" || fail "operator Deployment args"
+helm status sluice -n sluice-system | contains "STATUS: deployed" || fail "release not deployed"
 
 echo "== the operator runs with the chart's ServiceAccount and nothing more"
 token="$(kubectl -n sluice-system create token sluice-sluice-operator --duration=1h)"
@@ -97,12 +100,12 @@ kubectl -n models apply -f "$root/crds/samples/fraud-modeldeployment.yaml" >/dev
 wait_for 60 kubectl -n models get deployment fraud-router || fail "router Deployment not created"
 wait_for 60 kubectl -n models get role fraud-router || fail "router Role not created"
 wait_for 60 kubectl -n models get rolebinding fraud-router || fail "router RoleBinding not created"
-wait_for 60 bash -c "kubectl -n models get deployments -l sluice.dev/revision -o name | grep -q ." \
+wait_for 60 bash -c "$bin/kubectl -n models get deployments -l sluice.dev/revision -o name | grep -q ." \
   || fail "revision Deployment not created"
-wait_for 60 bash -c "kubectl -n models get md fraud -o jsonpath='{.status.observedGeneration}' | grep -q 1" \
+wait_for 60 bash -c "$bin/kubectl -n models get md fraud -o jsonpath='{.status.observedGeneration}' | grep -q 1" \
   || fail "status not written"
-wait_for 30 bash -c "kubectl -n models get events -o name | grep -q ." || fail "no Events written"
-kubectl -n sluice-system get lease sluice-operator -o jsonpath='{.spec.holderIdentity}' | grep -q . \
+wait_for 30 bash -c "$bin/kubectl -n models get events -o name | grep -q ." || fail "no Events written"
+kubectl -n sluice-system get lease sluice-operator -o jsonpath='{.spec.holderIdentity}' | contains . \
   || fail "the operator holds no Lease"
 if grep -qi "forbidden" "$work/operator.log"; then fail "the operator was refused something"; fi
 kubectl -n models get md
