@@ -65,6 +65,15 @@ demo: deps build
 bench:
 	bash bench/run.sh
 
+# Exploratory fuzzing with a random seed, FUZZ_SECONDS per target; a crash leaves its reproducer
+# in $(BUILD)/fuzz-clang/artifacts, to be fixed and added to fuzz/corpus/.
+FUZZ_SECONDS ?= 300
+fuzz:
+	bash fuzz/run.sh build $(BUILD)/fuzz-clang
+	for t in v2_request v2_binary; do \
+	  bash fuzz/run.sh run $(BUILD)/fuzz-clang fuzz_$$t $(FUZZ_SECONDS) fuzz/corpus/$$t || exit 1; \
+	done
+
 format:
 	git ls-files '*.h' '*.cpp' | xargs clang-format -i
 

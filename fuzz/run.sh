@@ -4,6 +4,11 @@
 #   fuzz/run.sh run BUILD_DIR TARGET SECONDS SEED_CORPUS  fuzz TARGET for SECONDS
 # A crash, a sanitizer report, a leak or a broken round trip makes `run` exit non-zero; the
 # reproducer is left in BUILD_DIR/artifacts. The seed corpus is copied, never written.
+#
+# FUZZ_SEED and FUZZ_RUNS make a run reproducible: with a fixed seed and a bounded number of
+# inputs, the same build explores the same inputs on every machine (SECONDS stays as a cap), so a
+# test gate fails on a regression, not on the luck of the draw. Unset, the seed is random and the
+# run lasts SECONDS: exploration, whose findings go into the seed corpus.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cmd=${1:?build or run}
@@ -27,9 +32,12 @@ case "$cmd" in
     trap 'rm -rf "$work"' EXIT
     mkdir -p "$work/corpus" "$build/artifacts"
     cp "$seeds"/* "$work/corpus/"
-    echo "fuzzing $target for ${seconds}s from $(ls "$seeds" | wc -l) seeds"
+    bounds=(-max_total_time="$seconds")
+    [[ -n ${FUZZ_SEED:-} ]] && bounds+=(-seed="$FUZZ_SEED")
+    [[ -n ${FUZZ_RUNS:-} ]] && bounds+=(-runs="$FUZZ_RUNS")
+    echo "fuzzing $target (${bounds[*]}) from $(ls "$seeds" | wc -l) seeds"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      "$build/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+      "$build/$target" "${bounds[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
       -print_final_stats=1 -artifact_prefix="$build/artifacts/$target-" "$work/corpus"
     ;;
   *)

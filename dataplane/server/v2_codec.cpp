@@ -1157,9 +1157,11 @@ EncodedBody EncodeInferRequest(const InferRequest& request, bool binary_inputs) 
     AppendString(out, request.id);
     out += ',';
   }
+  // An empty `parameters` object is kept: a request re-encoded (mirrored, forwarded) must parse
+  // back to the same request.
   json params = request.parameters.is_object() ? request.parameters : json::object();
   if (request.binary_data_output) params["binary_data_output"] = true;
-  if (!params.empty()) {
+  if (request.parameters.is_object() || !params.empty()) {
     out += "\"parameters\":";
     AppendParameters(out, params);
     out += ',';

@@ -289,6 +289,23 @@ TEST(V2Codec, NegativeZeroSurvivesJson) {
   EXPECT_FALSE(std::signbit(Values<float>(again->inputs[0])[1]));
 }
 
+TEST(V2Codec, EmptyParametersObjectSurvivesReencoding) {
+  // A general-parser body (the tensor carries an unknown key) with an empty parameters object.
+  auto r = ParseInferRequest(R"({"parameters":{},"inputs":[{"name":"x","shape":[1],)"
+                             R"("datatype":"FP32","data":[1],"extra":{}}]})",
+                             std::nullopt);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->parameters.is_object());
+  for (bool binary : {false, true}) {
+    auto enc = EncodeInferRequest(*r, binary);
+    auto again = ParseInferRequest(enc.body, enc.json_length);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(again->parameters, r->parameters) << enc.body;
+  }
+  InferRequest absent;
+  EXPECT_EQ(EncodeInferRequest(absent, false).body.find("parameters"), std::string::npos);
+}
+
 TEST(V2Codec, NullIsAMissingFloat) {
   auto r = Parse(R"({"inputs":[{"name":"x","shape":[3],"datatype":"FP32","data":[1,null,2]},)"
                  R"({"name":"h","shape":[1],"datatype":"FP16","data":[null]}]})");
