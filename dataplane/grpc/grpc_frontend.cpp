@@ -8,27 +8,13 @@
 #include <algorithm>
 #include <climits>
 
+#include "grpc/grpc_address.h"
 #include "grpc/grpc_codec.h"
 #include "grpc/grpc_predict_v2.grpc.pb.h"
 
 namespace sluice::dataplane {
 
 namespace {
-
-std::string HostPort(const std::string& address, int port) {
-  const bool bare_ipv6 = address.find(':') != std::string::npos && address.front() != '[';
-  return (bare_ipv6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
-}
-
-std::chrono::system_clock::time_point ToSystem(std::chrono::steady_clock::time_point deadline) {
-  // gRPC takes wall-clock deadlines; a remaining time beyond a day is as good as forever here and
-  // keeps the conversion far from overflow.
-  auto remaining = deadline - std::chrono::steady_clock::now();
-  remaining = std::clamp<std::chrono::steady_clock::duration>(remaining, std::chrono::seconds(0),
-                                                              std::chrono::hours(24));
-  return std::chrono::system_clock::now() +
-         std::chrono::duration_cast<std::chrono::system_clock::duration>(remaining);
-}
 
 grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context, const grpc::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -160,7 +146,7 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Create(const GrpcFrontendOpt
                            " is outside [1, " + std::to_string(INT_MAX) + "]");
   }
   std::unique_ptr<GrpcFrontend> frontend(new GrpcFrontend(options, service));
-  const std::string target = HostPort(options.address, options.port);
+  const std::string target = GrpcHostPort(options.address, options.port);
   int selected_port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(target, grpc::InsecureServerCredentials(), &selected_port);
@@ -230,7 +216,7 @@ void GrpcFrontend::ShutdownWhenIdle() {
     deadline = deadline_;
   }
   // Blocks until every call has finished; cancels what is still running at the deadline.
-  server_->Shutdown(ToSystem(deadline));
+  server_->Shutdown(GrpcDeadline(deadline));
 }
 
 bool GrpcFrontend::WaitShutdown() {
