@@ -9,13 +9,19 @@ namespace sluice::dataplane {
 
 using nlohmann::json;
 
-Endpoint MakeEndpoint(const std::string& ip, uint16_t port) {
+Endpoint MakeEndpoint(const std::string& ip, uint16_t port, uint16_t grpc_port) {
   boost::system::error_code ec;
   auto addr = boost::asio::ip::make_address(ip, ec);
   if (ec) return {};
+  const std::string host = addr.to_string();
   Endpoint e;
   e.address = boost::asio::ip::tcp::endpoint(addr, port);
-  e.key = addr.is_v6() ? fmt::format("[{}]:{}", ip, port) : fmt::format("{}:{}", ip, port);
+  e.key = addr.is_v6() ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);
+  if (grpc_port != 0) {
+    e.grpc_port = grpc_port;
+    e.grpc_target = addr.is_v6() ? fmt::format("ipv6:[{}]:{}", host, grpc_port)
+                                 : fmt::format("ipv4:{}:{}", host, grpc_port);
+  }
   return e;
 }
 
@@ -27,15 +33,12 @@ bool BoolCondition(const json& conditions, const char* name, bool absent) {
   return it->get<bool>();
 }
 
+int NamedPort(const json& slice, std::string_view name, int fallback);
+
 int SlicePort(const json& slice, uint16_t fallback) {
+  if (int port = NamedPort(slice, "http", -1); port != -1) return port;
   auto ports = slice.find("ports");
   if (ports == slice.end() || !ports->is_array()) return fallback;
-  for (const auto& p : *ports) {
-    if (p.is_object() && p.value("name", "") == "http" && p.contains("port") &&
-        p["port"].is_number_integer()) {
-      return p["port"].get<int>();
-    }
-  }
   if (ports->size() == 1) {
     const auto& p = (*ports)[0];
     if (p.is_object() && p.value("name", "").empty() && p.contains("port") &&
@@ -46,10 +49,32 @@ int SlicePort(const json& slice, uint16_t fallback) {
   return fallback;
 }
 
+int NamedPort(const json& slice, std::string_view name, int fallback) {
+  auto ports = slice.find("ports");
+  if (ports == slice.end() || !ports->is_array()) return fallback;
+  for (const auto& p : *ports) {
+    if (p.is_object() && p.value("name", "") == name && p.contains("port") &&
+        p["port"].is_number_integer()) {
+      return p["port"].get<int>();
+    }
+  }
+  return fallback;
+}
+
+// An endpoint listed twice (two slices while they are rebalanced) is kept once, with its gRPC
+// port if either listing has one.
+void Add(std::set<Endpoint>& endpoints, Endpoint e) {
+  auto [it, inserted] = endpoints.insert(e);
+  if (!inserted && it->grpc_port == 0 && e.grpc_port != 0) {
+    endpoints.erase(it);
+    endpoints.insert(std::move(e));
+  }
+}
+
 }  // namespace
 
 std::vector<Endpoint> EndpointsFromSlices(const std::vector<const json*>& slices,
-                                          uint16_t fallback_port) {
+                                          uint16_t fallback_port, uint16_t fallback_grpc_port) {
   std::set<Endpoint> ready;
   std::set<Endpoint> terminating;
   for (const json* slice_ptr : slices) {
@@ -59,6 +84,8 @@ std::vector<Endpoint> EndpointsFromSlices(const std::vector<const json*>& slices
     if (type != "IPv4" && type != "IPv6") continue;
     const int port = SlicePort(slice, fallback_port);
     if (port <= 0 || port > 65535) continue;
+    int grpc_port = NamedPort(slice, "grpc", fallback_grpc_port);
+    if (grpc_port < 0 || grpc_port > 65535) grpc_port = 0;
     auto eps = slice.find("endpoints");
     if (eps == slice.end() || !eps->is_array()) continue;
     for (const auto& ep : *eps) {
@@ -67,7 +94,8 @@ std::vector<Endpoint> EndpointsFromSlices(const std::vector<const json*>& slices
       if (addrs == ep.end() || !addrs->is_array() || addrs->empty() || !(*addrs)[0].is_string()) {
         continue;
       }
-      Endpoint e = MakeEndpoint((*addrs)[0].get<std::string>(), static_cast<uint16_t>(port));
+      Endpoint e = MakeEndpoint((*addrs)[0].get<std::string>(), static_cast<uint16_t>(port),
+                                static_cast<uint16_t>(grpc_port));
       if (e.key.empty()) continue;
       static const json kNoConditions = json::object();
       auto cit = ep.find("conditions");
@@ -76,9 +104,9 @@ std::vector<Endpoint> EndpointsFromSlices(const std::vector<const json*>& slices
       const bool serving = BoolCondition(conditions, "serving", is_ready);
       const bool is_terminating = BoolCondition(conditions, "terminating", false);
       if (is_ready) {
-        ready.insert(std::move(e));
+        Add(ready, std::move(e));
       } else if (serving && is_terminating) {
-        terminating.insert(std::move(e));
+        Add(terminating, std::move(e));
       }
     }
   }
@@ -121,7 +149,8 @@ Result<StaticTraffic> ParseStaticTraffic(std::string_view spec) {
     const size_t eq = entry.find('=');
     const size_t at = entry.find('@');
     if (eq == std::string_view::npos || eq == 0 || at == std::string_view::npos || at < eq) {
-      return InvalidArgument("static traffic '" + e + "': want NAME=WEIGHT[:MIRROR]@IP:PORT,...");
+      return InvalidArgument("static traffic '" + e +
+                             "': want NAME=WEIGHT[:MIRROR]@IP:PORT[+GRPCPORT],...");
     }
     TrafficTarget t;
     t.revision = std::string(entry.substr(0, eq));
@@ -141,17 +170,28 @@ Result<StaticTraffic> ParseStaticTraffic(std::string_view spec) {
     t.mirror_percent = static_cast<int32_t>(mirror_percent);
     std::vector<Endpoint> eps;
     for (std::string_view hp : Split(entry.substr(at + 1), ',')) {
-      const size_t colon = hp.rfind(':');
-      int64_t port = 0;
-      if (colon == std::string_view::npos || !ParseNumber(hp.substr(colon + 1), 1, 65535, port)) {
-        return InvalidArgument("static traffic '" + e + "': bad endpoint '" + std::string(hp) +
-                               "', want IP:PORT");
+      int64_t grpc_port = 0;
+      std::string_view address = hp;
+      if (const size_t plus = hp.find('+'); plus != std::string_view::npos) {
+        address = hp.substr(0, plus);
+        if (!ParseNumber(hp.substr(plus + 1), 1, 65535, grpc_port)) {
+          return InvalidArgument("static traffic '" + e + "': bad gRPC port in '" +
+                                 std::string(hp) + "', want IP:PORT+GRPCPORT");
+        }
       }
-      std::string host(hp.substr(0, colon));
+      const size_t colon = address.rfind(':');
+      int64_t port = 0;
+      if (colon == std::string_view::npos ||
+          !ParseNumber(address.substr(colon + 1), 1, 65535, port)) {
+        return InvalidArgument("static traffic '" + e + "': bad endpoint '" + std::string(hp) +
+                               "', want IP:PORT[+GRPCPORT]");
+      }
+      std::string host(address.substr(0, colon));
       if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
         host = host.substr(1, host.size() - 2);
       }
-      Endpoint ep = MakeEndpoint(host, static_cast<uint16_t>(port));
+      Endpoint ep =
+          MakeEndpoint(host, static_cast<uint16_t>(port), static_cast<uint16_t>(grpc_port));
       if (ep.key.empty()) {
         return InvalidArgument("static traffic '" + e + "': '" + host + "' is not an IP address");
       }

@@ -22,28 +22,32 @@
 
 namespace sluice::dataplane {
 
-// One backend address of a revision.
+// One backend address of a revision: its HTTP port and, when known, its gRPC port.
 struct Endpoint {
   boost::asio::ip::tcp::endpoint address;
   std::string key;  // "ip:port" ("[ip]:port" for IPv6), for logs and pooling
+  uint16_t grpc_port = 0;   // 0: the revision's gRPC port is unknown
+  std::string grpc_target;  // "ipv4:ip:port" / "ipv6:[ip]:port" for a gRPC channel; empty if none
 
+  // By address and HTTP port only: one backend is one endpoint.
   friend bool operator==(const Endpoint& a, const Endpoint& b) { return a.key == b.key; }
   friend bool operator<(const Endpoint& a, const Endpoint& b) { return a.key < b.key; }
 };
 
-// "ip", port → Endpoint; InvalidArgument-free: nullopt-like empty key when the IP is malformed.
-Endpoint MakeEndpoint(const std::string& ip, uint16_t port);
+// "ip", port (and gRPC port, 0 for none) → Endpoint; the key is empty when the IP is malformed.
+Endpoint MakeEndpoint(const std::string& ip, uint16_t port, uint16_t grpc_port = 0);
 
 // The endpoints of one revision from its EndpointSlices (discovery.k8s.io/v1 objects as JSON).
 // - Address types IPv4 and IPv6 only (FQDN slices are skipped); the first address of each endpoint.
 // - Port: the slice's port named "http"; else its only port when that one is unnamed; else
-//   `fallback_port`.
+//   `fallback_port`. gRPC port: the slice's port named "grpc", else `fallback_grpc_port` (0: the
+//   endpoint takes no gRPC calls).
 // - Endpoints with conditions.ready (absent means ready, as the API says). When a revision has no
 //   ready endpoint at all, its endpoints that are serving and terminating are used instead: a pod
 //   that is shutting down still answers, which beats refusing every request of the revision.
 // - Deduplicated (an endpoint may sit in two slices while they are being rebalanced) and sorted.
 std::vector<Endpoint> EndpointsFromSlices(const std::vector<const nlohmann::json*>& slices,
-                                          uint16_t fallback_port);
+                                          uint16_t fallback_port, uint16_t fallback_grpc_port = 0);
 
 // What the ModelDeployment asks for: its status.traffic and spec.traffic.sticky.header.
 struct TrafficTarget {
@@ -57,8 +61,8 @@ struct TrafficConfig {
 };
 
 // A routing table given on the command line instead of read from the cluster (local runs,
-// benchmarks): "NAME=WEIGHT[:MIRROR]@IP:PORT[,IP:PORT...]" entries separated by ';', e.g.
-// "v1=90@127.0.0.1:8081;v2=10@127.0.0.1:8082,127.0.0.1:8083;shadow=0:20@127.0.0.1:8084".
+// benchmarks): "NAME=WEIGHT[:MIRROR]@IP:PORT[+GRPCPORT][,...]" entries separated by ';', e.g.
+// "v1=90@127.0.0.1:8081+9081;v2=10@127.0.0.1:8082,127.0.0.1:8083;shadow=0:20@127.0.0.1:8084".
 struct StaticTraffic {
   TrafficConfig config;
   std::vector<std::pair<std::string, std::vector<Endpoint>>> endpoints;

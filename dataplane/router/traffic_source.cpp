@@ -110,7 +110,8 @@ void TrafficSource::Rebuild() {
     std::vector<const json*> raw;
     raw.reserve(held.size());
     for (const auto& s : held) raw.push_back(s.get());
-    endpoints.emplace_back(t.revision, EndpointsFromSlices(raw, options_.upstream_port));
+    endpoints.emplace_back(t.revision, EndpointsFromSlices(raw, options_.upstream_port,
+                                                              options_.upstream_grpc_port));
   }
   std::shared_ptr<const RoutingTable> previous = state_.Load();
   auto table = RoutingTable::Build(config, endpoints, metrics_, previous.get());

@@ -41,8 +41,9 @@ Result<TrafficConfig> TrafficConfigFromModelDeployment(const nlohmann::json& obj
 struct TrafficSourceOptions {
   std::string ns;
   std::string model_deployment;
-  // Used for EndpointSlices with no port named "http" (see EndpointsFromSlices).
+  // Used for EndpointSlices with no port named "http" / "grpc" (see EndpointsFromSlices).
   uint16_t upstream_port = 8080;
+  uint16_t upstream_grpc_port = 0;
 };
 
 class TrafficSource {

@@ -225,6 +225,24 @@ TEST(EndpointsFromSlicesTest, ReadyEndpointsOnThePortNamedHttp) {
             (std::vector<std::string>{"127.0.0.1:8081", "127.0.0.2:8081", "127.0.0.4:8081"}));
 }
 
+TEST(EndpointsFromSlicesTest, TheGrpcPortIsThePortNamedGrpcElseTheFallback) {
+  json named = Slice("IPv4", {{{"name", "grpc"}, {"port", 9000}}, {{"name", "http"}, {"port", 8081}}},
+                     {{{"addresses", {"10.0.0.1"}}}});
+  json unnamed = Slice("IPv6", {{{"port", 7000}}}, {{{"addresses", {"fd00::1"}}}});
+  auto eps = EndpointsFromSlices({&named, &unnamed}, 8080, 8181);
+  ASSERT_EQ(eps.size(), 2u);
+  EXPECT_EQ(eps[0].key, "10.0.0.1:8081");
+  EXPECT_EQ(eps[0].grpc_port, 9000);
+  EXPECT_EQ(eps[0].grpc_target, "ipv4:10.0.0.1:9000");
+  EXPECT_EQ(eps[1].key, "[fd00::1]:7000");
+  EXPECT_EQ(eps[1].grpc_target, "ipv6:[fd00::1]:8181");
+  // Without a fallback, a slice with no grpc port gives endpoints that take no gRPC calls.
+  auto http_only = EndpointsFromSlices({&unnamed}, 8080);
+  ASSERT_EQ(http_only.size(), 1u);
+  EXPECT_EQ(http_only[0].grpc_port, 0);
+  EXPECT_TRUE(http_only[0].grpc_target.empty());
+}
+
 TEST(EndpointsFromSlicesTest, PortFallbacks) {
   json unnamed = Slice("IPv4", {{{"port", 7000}}}, {{{"addresses", {"10.1.0.1"}}}});
   json other =
