@@ -25,6 +25,7 @@
 #include "kube/client.h"
 #include "kube/config.h"
 #include "metrics/metrics_exposition.h"
+#include "router/grpc_proxy.h"
 #include "router/proxy.h"
 #include "router/router_flags.h"
 #include "router/router_metrics.h"
@@ -114,6 +115,7 @@ int Run(const RouterFlags& flags, SignalWatch& signals) {
     source_options.ns = flags.ns;
     source_options.model_deployment = flags.model_deployment;
     source_options.upstream_port = static_cast<uint16_t>(flags.upstream_port);
+    source_options.upstream_grpc_port = static_cast<uint16_t>(flags.upstream_grpc_port);
     source = std::make_unique<TrafficSource>(*client, source_options, state, &metrics);
   } else {
     auto fixed = ParseStaticTraffic(flags.static_traffic);
@@ -160,6 +162,16 @@ int Run(const RouterFlags& flags, SignalWatch& signals) {
                flags.io_threads > 0 ? flags.io_threads
                                     : static_cast<int>(std::thread::hardware_concurrency()),
                api_server);
+  std::unique_ptr<GrpcProxy> grpc;
+  if (flags.grpc_port != 0) {
+    auto grpc_or = GrpcProxy::Create(flags.ToGrpcProxyOptions(), state, metrics);
+    if (!grpc_or.ok()) {
+      spdlog::error("md={} {}", md_key, grpc_or.status().ToString());
+      return 1;
+    }
+    grpc = std::move(grpc_or).value();
+    spdlog::info("md={} listening on {}:{} (gRPC)", md_key, flags.http_address, grpc->port());
+  }
   if (!flags.port_file.empty()) {
     if (Status s = WritePortFile(flags.port_file, server->port()); !s.ok()) {
       spdlog::error("{}", s.ToString());
@@ -194,8 +206,16 @@ int Run(const RouterFlags& flags, SignalWatch& signals) {
   draining.store(true);
   signals.WaitFor(
       2, std::chrono::steady_clock::now() + std::chrono::milliseconds(flags.drain_grace_ms));
-  const bool clean = server->Drain(std::chrono::steady_clock::now() +
-                                   std::chrono::milliseconds(flags.drain_timeout_ms));
+  const auto drain_deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(flags.drain_timeout_ms);
+  // Both protocols drain at the same time.
+  bool grpc_clean = true;
+  std::thread grpc_drain;
+  if (grpc) grpc_drain = std::thread([&] { grpc_clean = grpc->Shutdown(drain_deadline); });
+  bool clean = server->Drain(drain_deadline);
+  if (grpc_drain.joinable()) grpc_drain.join();
+  clean = clean && grpc_clean;
+  grpc.reset();
   server.reset();
   if (source) source->Stop();
   if (clean) {

@@ -1,5 +1,6 @@
 #include "router/router_flags.h"
 
+#include <algorithm>
 #include <charconv>
 #include <functional>
 #include <limits>
@@ -71,20 +72,25 @@ std::vector<std::pair<std::string, Flag>> Flags(RouterFlags& f) {
   str("context", f.context, "kubeconfig context (default: current-context)");
   str("static-traffic", f.static_traffic,
       "route by this fixed table instead of a ModelDeployment (local runs, benchmarks): "
-      "NAME=WEIGHT[:MIRROR]@IP:PORT[,IP:PORT...] entries separated by ';'");
+      "NAME=WEIGHT[:MIRROR]@IP:PORT[+GRPCPORT][,...] entries separated by ';'");
   str("sticky-header", f.sticky_header,
       "with --static-traffic: the header whose value pins a caller to one revision");
   str("http-address", f.http_address, "address to listen on (default 0.0.0.0)");
   num32("http-port", f.http_port, 0, 65535, "HTTP port; 0 picks a free one (default 8080)");
   str("port-file", f.port_file, "write the bound HTTP port to this file once listening");
+  num32("grpc-port", f.grpc_port, 0, 65535,
+        "gRPC port (unary calls forwarded to the revisions' gRPC ports); 0 = no gRPC (default)");
   num32("io-threads", f.io_threads, 0, 1024,
         "io threads (each with its own backend connection pool); 0 = one per core (default)");
   num32("upstream-port", f.upstream_port, 1, 65535,
         "backend port for EndpointSlices without a port named http (default 8080)");
+  num32("upstream-grpc-port", f.upstream_grpc_port, 0, 65535,
+        "backend gRPC port for EndpointSlices without a port named grpc; 0 = none (default)");
   num("upstream-timeout-ms", f.upstream_timeout_ms, 1, kMax,
-      "whole backend exchange (connect, send, complete answer); then 504 (default 30000)");
+      "whole backend exchange (connect, send, complete answer); then 504, or gRPC "
+      "DEADLINE_EXCEEDED unless the caller's deadline is sooner (default 30000)");
   num("connect-timeout-ms", f.connect_timeout_ms, 1, kMax,
-      "TCP connect to a backend; then 504 (default 1000)");
+      "TCP connect to a backend; then 504 (gRPC: UNAVAILABLE) (default 1000)");
   num("max-idle-per-endpoint", f.max_idle_per_endpoint, 0, 1'000'000,
       "idle keep-alive connections kept per backend endpoint and io thread (default 32)");
   num("upstream-idle-timeout-ms", f.upstream_idle_timeout_ms, 1, kMax,
@@ -92,7 +98,8 @@ std::vector<std::pair<std::string, Flag>> Flags(RouterFlags& f) {
   num("max-mirror-inflight", f.max_mirror_inflight, 0, 1'000'000,
       "mirrored copies in flight per io thread; more are dropped and counted (default 256)");
   str("revision-header", f.revision_header,
-      "answer header naming the revision that served the request; empty = none (default)");
+      "answer header (gRPC: initial metadata, lowercased) naming the revision that served "
+      "the request; empty = none (default)");
   num("max-body-bytes", f.max_body_bytes, 1, kMax,
       "largest request and answer body (default 67108864)");
   num("max-header-bytes", f.max_header_bytes, 1024, kMax, "largest request header (default 16384)");
@@ -146,6 +153,19 @@ ProxyOptions RouterFlags::ToProxyOptions() const {
   o.upstream.max_idle_per_endpoint = static_cast<size_t>(max_idle_per_endpoint);
   o.upstream.idle_timeout = std::chrono::milliseconds(upstream_idle_timeout_ms);
   o.upstream.max_response_body_bytes = static_cast<uint64_t>(max_body_bytes);
+  o.max_mirror_inflight = static_cast<size_t>(max_mirror_inflight);
+  o.revision_header = revision_header;
+  o.model_deployment = ns + "/" + model_deployment;
+  return o;
+}
+
+GrpcProxyOptions RouterFlags::ToGrpcProxyOptions() const {
+  GrpcProxyOptions o;
+  o.address = http_address;
+  o.port = grpc_port;
+  o.max_message_bytes = std::min<int64_t>(max_body_bytes, std::numeric_limits<int32_t>::max());
+  o.upstream_timeout = std::chrono::milliseconds(upstream_timeout_ms);
+  o.connect_timeout = std::chrono::milliseconds(connect_timeout_ms);
   o.max_mirror_inflight = static_cast<size_t>(max_mirror_inflight);
   o.revision_header = revision_header;
   o.model_deployment = ns + "/" + model_deployment;
@@ -218,7 +238,10 @@ std::string RouterUsage() {
          "  /healthz  liveness     /readyz  200 once the ModelDeployment and EndpointSlices\n"
          "  /metrics  Prometheus            are listed, 503 before and while draining\n"
          "Errors answered by the router: 503 no ready endpoint, 502 backend unreachable or\n"
-         "connection lost, 504 timeout; JSON {\"error\": \"...\"}. Requests are not retried.\n\n"
+         "connection lost, 504 timeout; JSON {\"error\": \"...\"}. Requests are not retried.\n"
+         "With --grpc-port, unary gRPC calls (the V2 inference.GRPCInferenceService) are split\n"
+         "the same way, to each endpoint's port named grpc; the router's own errors are\n"
+         "UNAVAILABLE.\n\n"
          "Flags:\n";
   for (const auto& [name, flag] : Flags(defaults)) {
     std::string left = "  --" + name;

@@ -9,6 +9,7 @@
 
 #include "base/status.h"
 #include "http/http_server.h"
+#include "router/grpc_proxy.h"
 #include "router/proxy.h"
 #include "server/logging.h"
 
@@ -29,8 +30,11 @@ struct RouterFlags {
   int http_port = 8080;   // 0 picks a free port; see port_file
   std::string port_file;  // the bound HTTP port is written here once listening
   int io_threads = 0;     // 0: one per core
+  int grpc_port = 0;      // gRPC listener on http_address; 0: none
+
 
   int upstream_port = 8080;  // for EndpointSlices without a port named "http"
+  int upstream_grpc_port = 0;  // for EndpointSlices without a port named "grpc"; 0: none
   int64_t upstream_timeout_ms = 30'000;
   int64_t connect_timeout_ms = 1'000;
   int64_t max_idle_per_endpoint = 32;
@@ -59,6 +63,7 @@ struct RouterFlags {
 
   HttpServerOptions ToHttpOptions() const;
   ProxyOptions ToProxyOptions() const;
+  GrpcProxyOptions ToGrpcProxyOptions() const;
 };
 
 // InvalidArgument for unknown flags, missing values, values out of range and missing required

@@ -22,6 +22,28 @@ TEST(RouterFlagsTest, DefaultsAndBothFlagForms) {
   EXPECT_EQ(p.upstream.connect_timeout, std::chrono::milliseconds(1000));
   EXPECT_EQ(p.model_deployment, "ml/fraud");
   EXPECT_EQ(f->ToHttpOptions().address, "0.0.0.0");
+  EXPECT_EQ(f->grpc_port, 0);  // no gRPC unless asked
+}
+
+TEST(RouterFlagsTest, GrpcListenerAndUpstreamPort) {
+  auto f = ParseRouterFlags({"--model-deployment=fraud", "--namespace=ml", "--grpc-port=8081",
+                             "--upstream-grpc-port=9000", "--upstream-timeout-ms=700",
+                             "--max-body-bytes=1048576", "--revision-header=X-Rev"});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->upstream_grpc_port, 9000);
+  const GrpcProxyOptions g = f->ToGrpcProxyOptions();
+  EXPECT_EQ(g.port, 8081);
+  EXPECT_EQ(g.address, "0.0.0.0");
+  EXPECT_EQ(g.upstream_timeout, std::chrono::milliseconds(700));
+  EXPECT_EQ(g.max_message_bytes, 1048576);
+  EXPECT_EQ(g.revision_header, "X-Rev");
+  EXPECT_EQ(g.model_deployment, "ml/fraud");
+  // The gRPC message limit is an int32: a larger body limit is capped, not wrapped.
+  auto big = ParseRouterFlags({"--model-deployment=a", "--namespace=b", "--grpc-port=1",
+                               "--max-body-bytes=10000000000"});
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->ToGrpcProxyOptions().max_message_bytes, 2147483647);
+  EXPECT_FALSE(ParseRouterFlags({"--model-deployment=a", "--namespace=b", "--grpc-port=70000"}).ok());
 }
 
 TEST(RouterFlagsTest, RejectsWhatItCannotUse) {
@@ -50,7 +72,8 @@ TEST(RouterFlagsTest, UsageListsEveryFlag) {
   for (const char* flag :
        {"--model-deployment", "--namespace", "--kubeconfig", "--http-address", "--http-port",
         "--upstream-port", "--upstream-timeout-ms", "--connect-timeout-ms",
-        "--max-idle-per-endpoint", "--log-format", "--drain-grace-ms", "--static-traffic"}) {
+        "--max-idle-per-endpoint", "--log-format", "--drain-grace-ms", "--static-traffic",
+        "--grpc-port", "--upstream-grpc-port"}) {
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   }
 }
@@ -67,9 +90,16 @@ TEST(StaticTrafficTest, ParsesRevisionsWeightsMirrorsAndEndpoints) {
   ASSERT_EQ(t->endpoints[0].second.size(), 2u);
   EXPECT_EQ(t->endpoints[0].second[1].key, "127.0.0.2:8081");
   EXPECT_EQ(t->endpoints[1].second[0].key, "[::1]:9000");
+  EXPECT_TRUE(t->endpoints[0].second[0].grpc_target.empty());
+  auto g = ParseStaticTraffic("v1=100@127.0.0.1:8081+9081;v2=0@[::1]:8082+9082");
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->endpoints[0].second[0].key, "127.0.0.1:8081");
+  EXPECT_EQ(g->endpoints[0].second[0].grpc_target, "ipv4:127.0.0.1:9081");
+  EXPECT_EQ(g->endpoints[1].second[0].grpc_target, "ipv6:[::1]:9082");
   for (const char* bad :
        {"", "v1", "v1=x@127.0.0.1:1", "v1=101@127.0.0.1:1", "=5@127.0.0.1:1", "v1=5@host:1",
-        "v1=5@127.0.0.1", "v1=5@127.0.0.1:0", "v1=5:200@1.2.3.4:5"}) {
+        "v1=5@127.0.0.1", "v1=5@127.0.0.1:0", "v1=5:200@1.2.3.4:5", "v1=5@127.0.0.1:1+",
+        "v1=5@127.0.0.1:1+0", "v1=5@127.0.0.1:1+x", "v1=5@127.0.0.1+9000"}) {
     EXPECT_FALSE(ParseStaticTraffic(bad).ok()) << bad;
   }
 }

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "controllers/api/yaml_json.h"
+#include "dataplane/grpc/grpc_test_client.h"
 #include "dataplane/http/http_test_client.h"
 #include "dataplane/router/test_backend.h"
 #include "dataplane/server/server_process.h"
@@ -43,6 +44,9 @@ using sluice::testing::ServerProcess;
 const std::string kModelDir = SLUICE_FRAUD_MODEL_DIR;
 constexpr char kRevisionHeader[] = "x-sluice-revision";
 constexpr char kMd[] = "fraud";
+// Fixed ports are free: the test has a network namespace of its own, and each backend an address.
+constexpr int kServerGrpcPort = 9081;
+constexpr int kRouterGrpcPort = 18081;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
@@ -178,7 +182,9 @@ class Environment {
               "--io-threads",
               "1",
               "--drain-grace-ms",
-              "0"};
+              "0",
+              "--grpc-port",
+              std::to_string(kServerGrpcPort)};
     o.log_path = port_file + ".log";
     ASSIGN_OR_RETURN(auto process, sluice::testing::Subprocess::Spawn(o));
     Backend b;
@@ -270,7 +276,9 @@ class RouterIntegrationTest : public ::testing::Test {
                      {{kServiceNameLabel, revision},
                       {"endpointslice.kubernetes.io/managed-by", "router-tests"}}}}},
                   {"addressType", "IPv4"},
-                  {"ports", {{{"name", "http"}, {"port", port}, {"protocol", "TCP"}}}},
+                  {"ports",
+                   {{{"name", "http"}, {"port", port}, {"protocol", "TCP"}},
+                    {{"name", "grpc"}, {"port", kServerGrpcPort}, {"protocol", "TCP"}}}},
                   {"endpoints", {{{"addresses", {address}}, {"conditions", {{"ready", true}}}}}}};
     auto created = client().Create(kEndpointSlicesResource, ns_, slice);
     ASSERT_TRUE(created.ok()) << created.status();
@@ -357,6 +365,51 @@ TEST_F(RouterIntegrationTest, SplitsByTheStatusWeightsExactly) {
   EXPECT_TRUE(Has(m, R"(sluice_router_requests_total{code="2xx",revision="fraud-v2"} 11)")) << m;
   EXPECT_TRUE(Has(m, R"(sluice_router_traffic_weight{revision="fraud-v1"} 90)")) << m;
   EXPECT_TRUE(Has(m, R"(sluice_router_request_duration_seconds_count{revision="fraud-v1"} 99)"))
+      << m;
+}
+
+TEST_F(RouterIntegrationTest, ForwardsGrpcByTheSameWeightsAndMetrics) {
+  Environment& env = Environment::Get();
+  CreateModelDeployment();
+  SetTraffic({Target("fraud-v1", 75), Target("fraud-v2", 25)});
+  CreateSlice("fraud-v1", env.server_address(0), env.server_port(0));
+  CreateSlice("fraud-v2", env.server_address(1), env.server_port(1));
+  StartRouter({"--grpc-port", std::to_string(kRouterGrpcPort)});
+  ASSERT_TRUE(Eventually([&] {
+    return Metrics().find("sluice_router_endpoints{revision=\"fraud-v2\"} 1") != std::string::npos;
+  })) << Metrics();
+  sluice::testing::GrpcTestClient grpc_client(kRouterGrpcPort);
+  const auto request = sluice::testing::Fp32Request("fraud", {std::vector<float>(12, 1.0f)}, false);
+  std::map<std::string, int> served;
+  for (int i = 0; i < 40; ++i) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    inference::ModelInferResponse response;
+    const grpc::Status status = grpc_client.stub().ModelInfer(&ctx, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message() << "\n" << router_->Log();
+    ASSERT_EQ(response.outputs_size(), 1);
+    // The revision named in the metadata is the one whose server answered.
+    auto rev = ctx.GetServerInitialMetadata().find(kRevisionHeader);
+    ASSERT_NE(rev, ctx.GetServerInitialMetadata().end());
+    const std::string revision(rev->second.data(), rev->second.size());
+    EXPECT_EQ(response.model_version(), revision == "fraud-v1" ? "v1" : "v2");
+    ++served[revision];
+  }
+  EXPECT_EQ(served, (std::map<std::string, int>{{"fraud-v1", 30}, {"fraud-v2", 10}}));
+  // A model the backends do not serve: their NOT_FOUND comes back, counted as a 4xx.
+  inference::ModelInferRequest unknown = request;
+  unknown.set_model_name("nope");
+  grpc::ClientContext ctx;
+  inference::ModelInferResponse response;
+  EXPECT_EQ(grpc_client.stub().ModelInfer(&ctx, unknown, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  // REST and gRPC share one schedule and one set of series.
+  EXPECT_EQ(Spread(4), (std::map<std::string, int>{{"fraud-v1", 3}, {"fraud-v2", 1}}));
+  const std::string m = Metrics();
+  EXPECT_TRUE(Has(m, R"(sluice_router_requests_total{code="2xx",revision="fraud-v1"} 33)")) << m;
+  EXPECT_TRUE(Has(m, R"(sluice_router_requests_total{code="2xx",revision="fraud-v2"} 11)")) << m;
+  EXPECT_TRUE(Has(m, R"(sluice_router_requests_total{code="4xx",revision="fraud-v1"} 1)") !=
+              Has(m, R"(sluice_router_requests_total{code="4xx",revision="fraud-v2"} 1)"))
       << m;
 }
 
