@@ -216,9 +216,13 @@ json RouterDeployment(const ModelDeploymentObject& owner, const WorkloadOptions&
       {"args", json::array({"--model-deployment=" + md_name,
                             "--namespace=" + owner.md.Namespace(),
                             "--http-port=" + std::to_string(options.router_http_port),
+                            "--grpc-port=" + std::to_string(options.router_grpc_port),
                             "--upstream-port=" + std::to_string(options.server_http_port),
+                            "--upstream-grpc-port=" + std::to_string(options.server_grpc_port),
                             "--log-format=" + options.log_format})},
       {"ports", json::array({{{"name", "http"}, {"containerPort", options.router_http_port},
+                              {"protocol", "TCP"}},
+                             {{"name", "grpc"}, {"containerPort", options.router_grpc_port},
                               {"protocol", "TCP"}}})},
       {"readinessProbe",
        {{"httpGet", {{"path", "/readyz"}, {"port", "http"}}}, {"periodSeconds", 2}}},
@@ -256,7 +260,10 @@ json RouterService(const ModelDeploymentObject& owner, const WorkloadOptions& op
        {{"type", "ClusterIP"},
         {"selector", {{kLabelModelDeployment, md_name}, {kLabelComponent, "router"}}},
         {"ports", json::array({{{"name", "http"}, {"port", 80}, {"targetPort", "http"},
-                                {"protocol", "TCP"}}})}}},
+                                {"protocol", "TCP"}},
+                               {{"name", "grpc"}, {"port", options.router_grpc_port},
+                                {"targetPort", "grpc"}, {"protocol", "TCP"},
+                                {"appProtocol", "kubernetes.io/h2c"}}})}}},
   };
 }
 

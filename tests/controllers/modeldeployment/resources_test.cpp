@@ -12,6 +12,7 @@ namespace sluice::controllers {
 namespace {
 
 using nlohmann::json;
+using ::testing::AllOf;
 using ::testing::Contains;
 using ::testing::ElementsAre;
 
@@ -128,9 +129,16 @@ TEST(ResourcesTest, RouterObjectsBindOnlyItsOwnModelDeployment) {
   EXPECT_THAT(Container(d)["args"].get<std::vector<std::string>>(),
               Contains("--model-deployment=fraud"));
   EXPECT_EQ(Container(d)["securityContext"]["readOnlyRootFilesystem"], true);
+  // Both protocols: the router listens for gRPC and forwards to the revisions' gRPC port.
+  EXPECT_THAT(Container(d)["args"].get<std::vector<std::string>>(),
+              AllOf(Contains("--grpc-port=8081"), Contains("--upstream-grpc-port=8081")));
+  EXPECT_EQ(Container(d)["ports"][1]["name"], "grpc");
   const json svc = RouterService(owner, {});
   EXPECT_EQ(svc["metadata"]["name"], "fraud");
   EXPECT_EQ(svc["spec"]["selector"][kLabelComponent], "router");
+  EXPECT_EQ(svc["spec"]["ports"][1]["name"], "grpc");
+  EXPECT_EQ(svc["spec"]["ports"][1]["targetPort"], "grpc");
+  EXPECT_EQ(svc["spec"]["ports"][1]["appProtocol"], "kubernetes.io/h2c");
   const json role = RouterRole(owner);
   EXPECT_EQ(role["rules"][0]["resourceNames"], json::array({"fraud"}));
   EXPECT_THAT(role["rules"][0]["verbs"].get<std::vector<std::string>>(),
