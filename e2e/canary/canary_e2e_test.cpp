@@ -21,6 +21,7 @@
 #include <sstream>
 
 #include "canary/load_driver.h"
+#include "dataplane/grpc/grpc_test_client.h"
 #include "e2e/support/local_cluster.h"
 #include "integration/controllers/operator_env.h"
 #include "procnode/child.h"
@@ -263,7 +264,8 @@ scrape_configs:
     if (!spec_patch.is_null()) md["spec"].merge_patch(spec_patch);
     auto created = client().Create(kMdGvr, ns_, md);
     ASSERT_TRUE(created.ok()) << created.status();
-    std::string router_ip;
+    std::string& router_ip = router_ip_;
+    router_ip.clear();
     ASSERT_TRUE(WaitFor(
         [&] {
           if (OperatorDied()) return true;
@@ -438,6 +440,7 @@ scrape_configs:
   static Json* report_;
   std::string ns_;
   std::string stable_;
+  std::string router_ip_;  // the Ready router pod's IP, once DeployV1AndStartLoad found it
   double rate_ = kRate;
   LoadOptions load_options_;
   std::unique_ptr<LoadDriver> load_;
@@ -508,6 +511,20 @@ TEST_F(CanaryE2E, HealthyCanaryIsPromotedWithoutAFailedRequest) {
   // Once promoted, the router sends everything to v2.
   EXPECT_EQ(tail.by_version["1"], 0);
   EXPECT_GT(tail.by_version["2"], 0);
+  // gRPC takes the same way: the router pod's grpc port (the operator's default, 8081) to the
+  // revisions' grpc port, and v2 answers.
+  auto channel = grpc::CreateChannel(router_ip_ + ":8081", grpc::InsecureChannelCredentials());
+  auto stub = inference::GRPCInferenceService::NewStub(channel);
+  const auto request =
+      sluice::testing::Fp32Request("fraud", {std::vector<float>(12, 1.0f)}, /*raw=*/false);
+  for (int i = 0; i < 10; ++i) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    inference::ModelInferResponse response;
+    const grpc::Status status = stub->ModelInfer(&ctx, request, &response);
+    ASSERT_TRUE(status.ok()) << "gRPC through the router: " << status.error_message();
+    EXPECT_EQ(response.model_version(), "2");
+  }
 }
 
 TEST_F(CanaryE2E, FaultyCanaryIsRolledBackOnTheRoutersMetrics) {
