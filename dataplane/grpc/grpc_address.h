@@ -1,9 +1,17 @@
 #pragma once
 
-// Small conversions every gRPC listener and client here needs.
+// What every gRPC listener and client here needs: addresses, deadlines, and starting a listener.
+
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
+
+#include "base/status.h"
 
 namespace sluice::dataplane {
 
@@ -14,5 +22,19 @@ std::string GrpcHostPort(const std::string& address, int port);
 // "now"; one more than a day away is capped at a day (as good as forever here, and far from
 // overflowing the conversion).
 std::chrono::system_clock::time_point GrpcDeadline(std::chrono::steady_clock::time_point deadline);
+
+struct GrpcListener {
+  std::unique_ptr<grpc::Server> server;
+  uint16_t port = 0;  // the bound port (the asked one, or a free one for 0)
+};
+
+// Starts a gRPC server on address:port (an IPv4/IPv6 address, brackets optional, or a host name;
+// port 0 picks a free one) with messages up to max_message_bytes each way, after
+// `register_services` has added the services to the builder. SO_REUSEPORT is off: a port in use is
+// an error, never shared. InvalidArgument for bad options, Unavailable when the port cannot be
+// bound.
+Result<GrpcListener> StartGrpcListener(
+    const std::string& address, int port, int64_t max_message_bytes,
+    const std::function<void(grpc::ServerBuilder&)>& register_services);
 
 }  // namespace sluice::dataplane

@@ -137,30 +137,14 @@ GrpcFrontend::GrpcFrontend(const GrpcFrontendOptions& options, InferenceService&
 
 Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Create(const GrpcFrontendOptions& options,
                                                            InferenceService& service) {
-  if (options.address.empty()) return InvalidArgument("gRPC: an address to listen on is needed");
-  if (options.port < 0 || options.port > 65535) {
-    return InvalidArgument("gRPC: port " + std::to_string(options.port) + " is out of range");
-  }
-  if (options.max_message_bytes <= 0 || options.max_message_bytes > INT_MAX) {
-    return InvalidArgument("gRPC: max message size " + std::to_string(options.max_message_bytes) +
-                           " is outside [1, " + std::to_string(INT_MAX) + "]");
-  }
   std::unique_ptr<GrpcFrontend> frontend(new GrpcFrontend(options, service));
-  const std::string target = GrpcHostPort(options.address, options.port);
-  int selected_port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(target, grpc::InsecureServerCredentials(), &selected_port);
-  builder.RegisterService(frontend->grpc_service_.get());
-  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
-  builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
-  // gRPC sets SO_REUSEPORT by default, which would let a second server share a busy port and
-  // take half its connections; a port in use must be an error instead.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  frontend->server_ = builder.BuildAndStart();
-  if (!frontend->server_ || selected_port == 0) {
-    return Unavailable("gRPC: cannot listen on " + target);
-  }
-  frontend->port_ = static_cast<uint16_t>(selected_port);
+  ASSIGN_OR_RETURN(GrpcListener listener,
+                   StartGrpcListener(options.address, options.port, options.max_message_bytes,
+                                     [&](grpc::ServerBuilder& builder) {
+                                       builder.RegisterService(frontend->grpc_service_.get());
+                                     }));
+  frontend->server_ = std::move(listener.server);
+  frontend->port_ = listener.port;
   return frontend;
 }
 

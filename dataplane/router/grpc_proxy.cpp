@@ -269,31 +269,19 @@ GrpcProxy::GrpcProxy(GrpcProxyOptions options, const RoutingState& state, Router
 Result<std::unique_ptr<GrpcProxy>> GrpcProxy::Create(GrpcProxyOptions options,
                                                      const RoutingState& state,
                                                      RouterMetrics& metrics) {
-  if (options.address.empty()) return InvalidArgument("gRPC: an address to listen on is needed");
-  if (options.port < 0 || options.port > 65535) {
-    return InvalidArgument("gRPC: port " + std::to_string(options.port) + " is out of range");
-  }
-  if (options.max_message_bytes <= 0 || options.max_message_bytes > INT_MAX) {
-    return InvalidArgument("gRPC: max message size " + std::to_string(options.max_message_bytes) +
-                           " is outside [1, " + std::to_string(INT_MAX) + "]");
-  }
   if (options.upstream_timeout.count() <= 0 || options.connect_timeout.count() <= 0) {
     return InvalidArgument("gRPC: the upstream and connect timeouts must be positive");
   }
   std::unique_ptr<GrpcProxy> proxy(new GrpcProxy(std::move(options), state, metrics));
   const GrpcProxyOptions& o = proxy->options_;
-  const std::string target = GrpcHostPort(o.address, o.port);
-  int selected_port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(target, grpc::InsecureServerCredentials(), &selected_port);
-  builder.RegisterCallbackGenericService(proxy->service_.get());
-  builder.SetMaxReceiveMessageSize(static_cast<int>(o.max_message_bytes));
-  builder.SetMaxSendMessageSize(static_cast<int>(o.max_message_bytes));
-  // gRPC sets SO_REUSEPORT by default, which would let a second listener share a busy port.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  proxy->server_ = builder.BuildAndStart();
-  if (!proxy->server_ || selected_port == 0) return Unavailable("gRPC: cannot listen on " + target);
-  proxy->port_ = static_cast<uint16_t>(selected_port);
+  ASSIGN_OR_RETURN(GrpcListener listener,
+                   StartGrpcListener(o.address, o.port, o.max_message_bytes,
+                                     [&](grpc::ServerBuilder& builder) {
+                                       builder.RegisterCallbackGenericService(
+                                           proxy->service_.get());
+                                     }));
+  proxy->server_ = std::move(listener.server);
+  proxy->port_ = listener.port;
   return proxy;
 }
 
