@@ -48,6 +48,13 @@ options:
   kwokControllerBinary: $bin/kwok
   etcdBinary: $bin/etcd
   etcdctlBinary: $bin/etcdctl
+# kube-apiserver's default Service range is a /24 (256 addresses); every ModelDeployment takes
+# three Services, so scale runs need room.
+componentsPatches:
+- name: kube-apiserver
+  extraArgs:
+  - key: service-cluster-ip-range
+    value: 10.96.0.0/16
 YAML
 
 kwokctl=("$bin/kwokctl" --name "$name")
