@@ -6,6 +6,12 @@
 // it was written, so a stalled server is charged for every request it delayed (no coordinated
 // omission, as in wrk2). One thread, epoll, a timerfd for sub-millisecond pacing.
 //
+// The loadgen reports its own measurement error next to the latency: `slip` is how late it noticed
+// that a request was due (timer wake-up plus loop time; large when the loadgen itself was kept off
+// a CPU), and `conn_waits` counts requests that found every connection busy (the server was
+// behind). A latency tail with a small slip and no connection waits happened in the server or the
+// kernel, not here. `cpu_pct` is the loadgen's own CPU time over the run (100 = one core busy).
+//
 // Output: one summary line of key=value pairs (easy to parse from shell) and, with --verbose, a
 // percentile table.
 
@@ -14,6 +20,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -109,6 +116,9 @@ struct Options {
   double duration = 10;  // seconds measured
   double warmup = 2;     // seconds sent but not measured
   bool verbose = false;
+  // Requests slower than this are listed on stderr with their due time (CLOCK_MONOTONIC seconds,
+  // the clock of `perf record -k mono`), to line a tail up with a scheduler trace. 0: none.
+  double trace_slower_than_us = 0;
 };
 
 bool ParseArgs(int argc, char** argv, Options& o) {
@@ -132,11 +142,13 @@ bool ParseArgs(int argc, char** argv, Options& o) {
     else if (a == "--duration") o.duration = std::stod(next());
     else if (a == "--warmup") o.warmup = std::stod(next());
     else if (a == "--verbose") o.verbose = true;
+    else if (a == "--trace-slower-than-us") o.trace_slower_than_us = std::stod(next());
     else {
       std::cerr << "unknown argument " << a << "\n"
                 << "usage: sluice-loadgen --port P [--host H] [--path /p] [--body-file F]\n"
                    "  [--content-type T] [--header 'K: V']... [--rate R] [--connections C]\n"
-                   "  [--duration S] [--warmup S] [--verbose]\n";
+                   "  [--duration S] [--warmup S] [--verbose]\n"
+                   "  [--trace-slower-than-us N]\n";
       return false;
     }
   }
@@ -146,6 +158,7 @@ bool ParseArgs(int argc, char** argv, Options& o) {
 struct Conn {
   int fd = -1;
   bool busy = false;
+  bool want_out = false;      // registered for EPOLLOUT (a write is blocked)
   bool measured = false;      // the request in flight counts
   Clock::time_point due;      // when the request in flight was due
   std::string in;             // response bytes read so far
@@ -187,6 +200,7 @@ class LoadGen {
     }
 
     const auto interval = std::chrono::duration<double>(1.0 / o_.rate);
+    cpu_start_ = CpuSeconds();
     start_ = Clock::now();
     measure_from_ = start_ + std::chrono::duration_cast<Clock::duration>(
                                  std::chrono::duration<double>(o_.warmup));
@@ -200,10 +214,16 @@ class LoadGen {
       while (true) {
         const auto due = start_ + std::chrono::duration_cast<Clock::duration>(interval * i);
         if (due > now || due >= end) break;
-        queue_.push_back(due);
+        if (due >= measure_from_) {
+          if (first_measured_ == UINT64_MAX) first_measured_ = i;
+          slip_.Record(static_cast<uint64_t>(
+              std::chrono::duration_cast<std::chrono::nanoseconds>(now - due).count()));
+        }
+        queue_.push_back({due, i});
         ++i;
       }
       Dispatch();
+      CountConnWaits();
       const auto next_due = start_ + std::chrono::duration_cast<Clock::duration>(interval * i);
       if (next_due >= end && queue_.empty() && InFlight() == 0) break;
       if (next_due >= end && now > end + std::chrono::seconds(5)) break;  // stragglers
@@ -218,6 +238,8 @@ class LoadGen {
         OnEvent(static_cast<size_t>(events[k].data.u64), events[k].events);
       }
     }
+    wall_ = std::chrono::duration<double>(Clock::now() - start_).count();
+    cpu_ = CpuSeconds() - cpu_start_;
     Report();
     return 0;
   }
@@ -246,7 +268,27 @@ class LoadGen {
     return true;
   }
 
+  static double CpuSeconds() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+    return sec(ru.ru_utime) + sec(ru.ru_stime);
+  }
+
+  // Whatever is still queued right after a dispatch found every connection busy. The queue is in
+  // sequence order, so the requests not yet counted are its tail.
+  void CountConnWaits() {
+    if (queue_.empty() || first_measured_ == UINT64_MAX) return;
+    const uint64_t from = std::max({queue_.front().seq, counted_until_, first_measured_});
+    const uint64_t to = queue_.back().seq + 1;
+    if (to > from) conn_waits_ += to - from;
+    counted_until_ = std::max(counted_until_, to);
+  }
+
+  // Re-armed only when the wake-up time changes: one timerfd_settime per due request, not per loop.
   void ArmTimer(Clock::time_point when) {
+    if (when == armed_) return;
+    armed_ = when;
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
     itimerspec spec{};
     spec.it_value.tv_sec = ns / 1'000'000'000;
@@ -266,7 +308,7 @@ class LoadGen {
       Conn& c = conns_[i];
       if (c.busy) continue;
       c.busy = true;
-      c.due = queue_.front();
+      c.due = queue_.front().due;
       c.measured = c.due >= measure_from_;
       queue_.pop_front();
       c.out_off = 0;
@@ -285,17 +327,22 @@ class LoadGen {
         continue;
       }
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        epoll_event ev{};
-        ev.events = EPOLLIN | EPOLLOUT;
-        ev.data.u64 = i;
-        epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
+        if (!c.want_out) SetWantOut(i, true);
         return;
       }
       Fail(i, "write");
       return;
     }
+    if (c.want_out) SetWantOut(i, false);
+  }
+
+  // A one-row request fits the socket buffer, so EPOLLOUT is almost never needed; asking for it
+  // only after a short write saves an epoll_ctl per request.
+  void SetWantOut(size_t i, bool on) {
+    Conn& c = conns_[i];
+    c.want_out = on;
     epoll_event ev{};
-    ev.events = EPOLLIN;
+    ev.events = on ? EPOLLIN | EPOLLOUT : EPOLLIN;
     ev.data.u64 = i;
     epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
   }
@@ -317,6 +364,9 @@ class LoadGen {
       const ssize_t n = recv(c.fd, buf, sizeof(buf), 0);
       if (n > 0) {
         c.in.append(buf, static_cast<size_t>(n));
+        // A short read drained the socket; epoll is level-triggered and reports anything that
+        // arrives later, so the recv that would only say EAGAIN is skipped.
+        if (static_cast<size_t>(n) < sizeof(buf)) break;
         continue;
       }
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
@@ -354,7 +404,14 @@ class LoadGen {
       ++done_;
       last_done_ = now;
       if (status >= 200 && status < 300) {
-        hist_.Record(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.due).count()));
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.due).count();
+        hist_.Record(static_cast<uint64_t>(ns));
+        if (o_.trace_slower_than_us > 0 &&
+            static_cast<double>(ns) > o_.trace_slower_than_us * 1e3) {
+          std::fprintf(stderr, "slow due=%.6f latency_us=%.1f conn=%zu\n",
+                       std::chrono::duration<double>(c.due.time_since_epoch()).count(),
+                       static_cast<double>(ns) / 1e3, i);
+        }
       } else {
         ++errors_["status " + std::to_string(status)];
       }
@@ -373,11 +430,14 @@ class LoadGen {
     auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1000.0; };
     std::printf(
         "target_rate=%.0f achieved_rate=%.1f sent=%lu ok=%lu errors=%lu unanswered=%lu "
-        "p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\n",
+        "p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f slip_us_p99=%.1f "
+        "slip_us_max=%.1f conn_waits=%lu cpu_pct=%.0f\n",
         o_.rate, static_cast<double>(hist_.total()) / secs, static_cast<unsigned long>(sent_),
         static_cast<unsigned long>(hist_.total()), static_cast<unsigned long>(errors),
         static_cast<unsigned long>(unanswered), us(hist_.Quantile(0.5)), us(hist_.Quantile(0.9)),
-        us(hist_.Quantile(0.99)), us(hist_.Quantile(0.999)), us(hist_.max()));
+        us(hist_.Quantile(0.99)), us(hist_.Quantile(0.999)), us(hist_.max()),
+        us(slip_.Quantile(0.99)), us(slip_.max()), static_cast<unsigned long>(conn_waits_),
+        wall_ > 0 ? 100.0 * cpu_ / wall_ : 0.0);
     if (o_.verbose) {
       for (double q : {0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 0.9999, 1.0}) {
         std::printf("  p%-7g %10.1f us\n", q * 100, us(hist_.Quantile(q)));
@@ -391,9 +451,19 @@ class LoadGen {
   int ep_ = -1;
   int tfd_ = -1;
   std::vector<Conn> conns_;
-  std::deque<Clock::time_point> queue_;
+  struct Due {
+    Clock::time_point due;
+    uint64_t seq;  // position in the schedule
+  };
+  std::deque<Due> queue_;
   Clock::time_point start_, measure_from_, last_done_;
+  Clock::time_point armed_{};           // when the timerfd is set to fire
   Histogram hist_;
+  Histogram slip_;  // from due to the loop noticing it, measured requests
+  uint64_t conn_waits_ = 0;
+  double cpu_start_ = 0, cpu_ = 0, wall_ = 0;
+  uint64_t first_measured_ = UINT64_MAX;  // sequence number of the first measured request
+  uint64_t counted_until_ = 0;            // requests below this sequence number were considered
   uint64_t sent_ = 0;
   uint64_t done_ = 0;
   std::map<std::string, uint64_t> errors_;

@@ -60,7 +60,8 @@ wait_ready() {  # url, seconds
     sleep 0.1
   done
 }
-field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+# The value of key $1 in a key=value line (the whole key: p99_us is not some_p99_us).
+field() { sed -n "s/\(.* \|^\)$1=\([0-9.]*\).*/\2/p" <<<"$2"; }
 
 server_port=$(free_port)
 "$server_bin" --http-address 127.0.0.1 --http-port "$server_port" --io-threads "$io_threads" \
