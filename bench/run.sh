@@ -11,8 +11,19 @@
 # Everything binds to 127.0.0.1 and is stopped on exit. Results: bench/.work/results.txt, with the
 # load average before and after: the machine may be shared, and the figures are only as quiet as it.
 #
+# CPUs: the server under test runs on its own CPU (the last one) and the load generators (wrk,
+# sluice-loadgen) on the others, as a pod with dedicated CPUs would: unpinned, the load generator
+# and the server take turns on the same core and each wake-up of one preempts the other. Both
+# servers get the same pinning; saturation and the half-saturation rate are measured under it.
+# For each open-loop window the results say how much CPU went to anything else on the machine
+# (other users' processes, steal): the latency tail is the server's only when that is near zero.
+#
 # Environment: BENCH_SECONDS (15), BENCH_CONNECTIONS (64), BENCH_IO_THREADS (1),
-# BENCH_SKIP_MLSERVER=1, BENCH_SKIP_EVALUATOR=1, BENCH_SERVER_FLAGS (extra sluice-server flags).
+# BENCH_SKIP_MLSERVER=1, BENCH_SKIP_EVALUATOR=1, BENCH_SKIP_ROUTER=1, BENCH_SERVER_FLAGS (extra
+# sluice-server flags), BENCH_SERVER_CPUS / BENCH_LOAD_CPUS (taskset lists; default the last CPU /
+# the others; BENCH_PIN=0 for no pinning), BENCH_QUIET_LOAD (1.0) and BENCH_QUIET_WAIT (seconds,
+# 0): before measuring, wait up to BENCH_QUIET_WAIT for the 1-minute load average to drop below
+# BENCH_QUIET_LOAD.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +48,20 @@ trap cleanup EXIT
 
 say() { echo "$*" | tee -a "$results"; }
 
-for tool in wrk curl python3; do
+ncpu=$(nproc)
+server_pin=()
+load_pin=()
+if [ "${BENCH_PIN:-1}" != 0 ] && ((ncpu >= 2)); then
+  server_cpus=${BENCH_SERVER_CPUS:-$((ncpu - 1))}
+  load_cpus=${BENCH_LOAD_CPUS:-$( ((ncpu == 2)) && echo 0 || echo "0-$((ncpu - 2))")}
+  server_pin=(taskset -c "$server_cpus")
+  load_pin=(taskset -c "$load_cpus")
+  pinning="servers on CPU $server_cpus, wrk and sluice-loadgen on CPU $load_cpus (taskset)"
+else
+  pinning="no CPU pinning"
+fi
+
+for tool in wrk curl python3 taskset; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is required (make deps)" >&2; exit 1; }
 done
 
@@ -67,8 +91,8 @@ free_port() {
 # requests slower than wrk's 10 s timeout go to the results next to the figure.
 saturate() {  # port path label
   local out
-  out=$(SLUICE_BENCH_BODY="$body" wrk -t1 -c"$connections" -d"${seconds}s" --timeout 10s --latency \
-        -s "$repo/bench/server/post.lua" "http://127.0.0.1:$1$2")
+  out=$(SLUICE_BENCH_BODY="$body" "${load_pin[@]}" wrk -t1 -c"$connections" -d"${seconds}s" \
+        --timeout 10s --latency -s "$repo/bench/server/post.lua" "http://127.0.0.1:$1$2")
   echo "$out" >"$work/wrk-$3.txt"
   if grep -q -E "Non-2xx|Socket errors" <<<"$out"; then
     echo "$3 under saturation: $(grep -E "Non-2xx|Socket errors" <<<"$out" | xargs)" >>"$results"
@@ -76,20 +100,70 @@ saturate() {  # port path label
   awk '/Requests\/sec/ {printf "%d\n", $2}' <<<"$out"
 }
 
-# open loop at a fixed rate; prints the loadgen summary line.
-latency_at() {  # port path rate
-  "$loadgen" --port "$1" --path "$2" --body-file "$body" --rate "$3" --connections 32 \
-    --duration "$seconds" --warmup 3
+# Ticks of the whole machine (/proc/stat): in tasks (user, nice, system), in interrupts (the
+# loopback's TCP receive work lands there), stolen by the hypervisor.
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4, $7 + $8, $9}' /proc/stat; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ticks=$(getconf CLK_TCK)
+
+# open loop at a fixed rate; prints the loadgen summary line, then a line saying where the CPU
+# time of the window went: the server, the loadgen, other processes, interrupts, steal (percent of
+# one CPU).
+latency_at() {  # port path rate server_pid
+  local m0 m1 s0 s1 t0 t1 out
+  read -r -a m0 < <(machine_ticks)
+  s0=$(cpu_ticks "$4")
+  t0=$EPOCHREALTIME
+  out=$("${load_pin[@]}" "$loadgen" --port "$1" --path "$2" --body-file "$body" --rate "$3" \
+          --connections 32 --duration "$seconds" --warmup 3)
+  t1=$EPOCHREALTIME
+  s1=$(cpu_ticks "$4")
+  read -r -a m1 < <(machine_ticks)
+  echo "$out"
+  python3 - "$out" "$t0" "$t1" "$ticks" "${m0[@]}" "${m1[@]}" "$s0" "$s1" <<'EOF'
+import re, sys
+out, t0, t1, hz, b0, i0, st0, b1, i1, st1, s0, s1 = sys.argv[1:]
+wall = float(t1) - float(t0)
+pct = lambda ticks: 100.0 * ticks / float(hz) / wall
+server = pct(int(s1) - int(s0))
+m = re.search(r"cpu_pct=([0-9.]+)", out)
+loadgen = float(m.group(1)) if m else 0.0
+busy = pct(int(b1) - int(b0))
+print(f"cpu during the window (% of one CPU): server {server:.0f}, sluice-loadgen {loadgen:.0f}, "
+      f"other processes {max(busy - server - loadgen, 0.0):.0f}, "
+      f"interrupts {pct(int(i1) - int(i0)):.0f}, steal {pct(int(st1) - int(st0)):.1f}")
+EOF
 }
 
-field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+# Waits (up to BENCH_QUIET_WAIT seconds, polling every 30 s) for the 1-minute load average to drop
+# below BENCH_QUIET_LOAD, so that the figures are not those of someone else's compiler.
+wait_quiet() {
+  local limit=${BENCH_QUIET_LOAD:-1.0} wait=${BENCH_QUIET_WAIT:-0}
+  local deadline=$((SECONDS + wait))
+  while awk -v limit="$limit" '{exit !($1 >= limit)}' /proc/loadavg; do
+    if ((SECONDS >= deadline)); then
+      ((wait == 0)) ||
+        echo "bench: load average still $(cut -d' ' -f1 /proc/loadavg); measuring anyway" >&2
+      return 0
+    fi
+    echo "bench: load average $(cut -d' ' -f1 /proc/loadavg) >= $limit; waiting" >&2
+    sleep 30
+  done
+}
 
-say "bench $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# The value of key $1 in a key=value line (the whole key: p99_us is not slip_p99_us).
+field() { sed -n "s/\(.* \|^\)$1=\([0-9.]*\).*/\2/p" <<<"$2"; }
+
+wait_quiet
+say "bench $(date -u +%Y-%m-%dT%H:%M:%SZ) on $ncpu cores;" \
+  "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "wrk -t1 -c$connections -d${seconds}s (closed loop); sluice-loadgen --connections 32 --duration $seconds (open loop)"
+say "$pinning"
 
 # -- sluice-server
 port=$(free_port)
-"$server_bin" --http-address 127.0.0.1 --http-port "$port" --io-threads "$io_threads" \
+"${server_pin[@]}" "$server_bin" --http-address 127.0.0.1 --http-port "$port" \
+  --io-threads "$io_threads" \
   --model-uri "$model_dir/fraud.json" --model-name fraud --log-level warn \
   --drain-grace-ms 0 ${BENCH_SERVER_FLAGS:-} >"$work/sluice-server.log" 2>&1 &
 sluice_pid=$!
@@ -100,17 +174,17 @@ curl -sf -X POST -H 'Content-Type: application/json' --data-binary @"$body" "htt
 
 echo "== sluice-server: saturation (wrk, $connections connections, ${seconds}s)"
 sluice_rps=$(saturate "$port" "$path" sluice)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 say "sluice-server: $sluice_rps requests/s at saturation ($connections connections, io threads $io_threads)"
 half=$((sluice_rps / 2))
 echo "== sluice-server: open loop at $half requests/s (half of its saturation)"
 t0=$(cpu_ticks "$sluice_pid")
-sluice_half=$(latency_at "$port" "$path" "$half")
+sluice_window=$(latency_at "$port" "$path" "$half" "$sluice_pid")
 t1=$(cpu_ticks "$sluice_pid")
+sluice_half=$(head -n 1 <<<"$sluice_window")
 say "sluice-server @ $half req/s: $sluice_half"
+say "  $(tail -n 1 <<<"$sluice_window")"
 p99=$(field p99_us "$sluice_half")
 say "target p99 <= 1000 us at half of sluice-server's saturation: $(python3 -c "print('met' if ${p99:-1e9} <= 1000 else 'MISSED')") (p99 ${p99:-?} us)"
-ticks=$(getconf CLK_TCK)
 served=$(field ok "$sluice_half")
 if [ -n "$served" ] && [ "$served" != 0 ]; then
   cpu_s=$(python3 -c "print(($t1 - $t0) / $ticks)")
@@ -149,8 +223,10 @@ EOF
   # One OpenMP thread for xgboost, as for libxgboost in the evaluator bench: with a thread per core,
   # every one-row predict waits at an OpenMP barrier for threads the other server process (or
   # anything else on the machine) keeps off the CPUs, which costs MLServer tens of milliseconds.
-  (cd "$models" && OMP_NUM_THREADS=1 exec "$venv/bin/mlserver" start .) >"$work/mlserver.log" 2>&1 &
-  pids+=("$!")
+  (cd "$models" && OMP_NUM_THREADS=1 exec "${server_pin[@]}" "$venv/bin/mlserver" start .) \
+    >"$work/mlserver.log" 2>&1 &
+  mlserver_pid=$!
+  pids+=("$mlserver_pid")
   wait_ready "http://127.0.0.1:$mport/v2/models/fraud/ready" 180 || { tail -40 "$work/mlserver.log"; exit 1; }
   curl -sf -X POST -H 'Content-Type: application/json' --data-binary @"$body" \
     "http://127.0.0.1:$mport$path" >"$work/mlserver-answer.json"
@@ -168,9 +244,13 @@ EOF
   ml_half=$((ml_rps / 2))
   ((ml_half > 0)) || ml_half=1
   echo "== MLServer: open loop at $ml_half requests/s (half of its saturation)"
-  say "MLServer @ $ml_half req/s: $(latency_at "$mport" "$path" "$ml_half")"
+  window=$(latency_at "$mport" "$path" "$ml_half" "$mlserver_pid")
+  say "MLServer @ $ml_half req/s: $(head -n 1 <<<"$window")"
+  say "  $(tail -n 1 <<<"$window")"
   echo "== sluice-server: open loop at MLServer's half-saturation rate"
-  say "sluice-server @ $ml_half req/s: $(latency_at "$port" "$path" "$ml_half")"
+  window=$(latency_at "$port" "$path" "$ml_half" "$sluice_pid")
+  say "sluice-server @ $ml_half req/s: $(head -n 1 <<<"$window")"
+  say "  $(tail -n 1 <<<"$window")"
   ratio=$(python3 -c "print(f'{$sluice_rps / max($ml_rps, 1):.1f}')")
   say "throughput ratio sluice-server / MLServer: ${ratio}x (target >= 20x: $(python3 -c "print('met' if $ratio >= 20 else 'MISSED')"))"
 fi
