@@ -111,8 +111,12 @@ class GrpcProxy::Call final : public grpc::ServerGenericBidiReactor {
   }
 
   void OnDone() override {
-    if (counted_) proxy_.CallFinished();
+    // The upstream context holds a reference to its channel; it goes before the proxy hears that
+    // the call is over, so no channel outlives the proxy's shutdown on a gRPC callback thread.
+    GrpcProxy& proxy = proxy_;
+    const bool counted = counted_;
     delete this;
+    if (counted) proxy.CallFinished();
   }
 
   const grpc::ByteBuffer& request() const { return request_; }
@@ -295,7 +299,7 @@ GrpcProxy::~GrpcProxy() {
   for (const auto& call : pending) call->Cancel();
   pending.clear();
   std::unique_lock<std::mutex> lock(mu_);
-  idle_cv_.wait(lock, [&] { return mirrors_.empty(); });
+  idle_cv_.wait(lock, [&] { return mirrors_live_ == 0; });
 }
 
 bool GrpcProxy::CallStarted() {
@@ -393,6 +397,7 @@ void GrpcProxy::StartMirrors(const std::shared_ptr<const RoutingTable>& table, i
         continue;
       }
       mirrors_.emplace(mirror.get(), mirror);
+      ++mirrors_live_;
     }
     // The map keeps the copy alive until MirrorFinished; `mirror` may be its last owner after.
     MirrorCall* raw = mirror.get();
@@ -402,14 +407,20 @@ void GrpcProxy::StartMirrors(const std::shared_ptr<const RoutingTable>& table, i
 }
 
 void GrpcProxy::MirrorFinished(MirrorCall* call) {
-  std::shared_ptr<MirrorCall> last;  // released after the lock: may destroy `call`
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = mirrors_.find(call);
-  if (it != mirrors_.end()) {
-    last = std::move(it->second);
-    mirrors_.erase(it);
+  std::shared_ptr<MirrorCall> last;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = mirrors_.find(call);
+    if (it != mirrors_.end()) {
+      last = std::move(it->second);
+      mirrors_.erase(it);
+    }
   }
-  if (mirrors_.empty()) idle_cv_.notify_all();
+  // Destroys the copy (unless the destructor holds it to cancel it) and with it its context's
+  // channel reference, before the destructor may go on.
+  last.reset();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--mirrors_live_ == 0) idle_cv_.notify_all();
 }
 
 }  // namespace sluice::dataplane

@@ -115,7 +115,7 @@ class GrpcProxy {
   uint16_t port_ = 0;
 
   mutable std::mutex mu_;
-  std::condition_variable idle_cv_;  // notified when inflight_ or mirrors_ empties
+  std::condition_variable idle_cv_;  // notified when inflight_ or mirrors_live_ reaches 0
   int64_t inflight_ = 0;             // guarded by mu_
   bool shutting_down_ = false;       // guarded by mu_
   bool shut_down_ = false;           // guarded by mu_
@@ -123,6 +123,7 @@ class GrpcProxy {
   // Copies in flight. Shared so the destructor can cancel them outside mu_ (a cancellation may
   // complete the copy on the cancelling thread, which takes mu_) while they stay alive.
   std::unordered_map<MirrorCall*, std::shared_ptr<MirrorCall>> mirrors_;  // guarded by mu_
+  int64_t mirrors_live_ = 0;  // guarded by mu_; copies started and not yet destroyed
 
   mutable std::mutex channels_mu_;
   std::unordered_map<std::string, std::shared_ptr<grpc::Channel>> channels_;  // guarded by channels_mu_
