@@ -7,9 +7,11 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,17 @@ class GrpcTestClient {
     stub_ = inference::GRPCInferenceService::NewStub(channel_);
   }
 
+  // Waits until every InferAsync call's state is gone. A call's context holds a reference to the
+  // channel; were the last one dropped on gRPC's callback thread (where the state dies, after the
+  // future is set), gRPC 1.51 would tear down its shared callback queue from one of that queue's
+  // own threads and free it under them.
+  ~GrpcTestClient() {
+    std::unique_lock<std::mutex> lock(live_->mu);
+    live_->cv.wait(lock, [&] { return live_->count == 0; });
+  }
+  GrpcTestClient(const GrpcTestClient&) = delete;
+  GrpcTestClient& operator=(const GrpcTestClient&) = delete;
+
   inference::GRPCInferenceService::Stub& stub() { return *stub_; }
 
   // Runs `method` on the stub with a fresh context and a deadline.
@@ -55,12 +68,14 @@ class GrpcTestClient {
       const inference::ModelInferRequest& request,
       std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
     struct State {
+      explicit State(std::shared_ptr<Live> l) : alive(std::move(l)) {}
+      Alive alive;  // first member: destroyed last, after the context
       grpc::ClientContext ctx;
       inference::ModelInferRequest request;
       InferResult result;
       std::promise<InferResult> done;
     };
-    auto state = std::make_shared<State>();
+    auto state = std::make_shared<State>(live_);
     state->request = request;
     state->ctx.set_deadline(std::chrono::system_clock::now() + timeout);
     auto future = state->done.get_future();
@@ -73,6 +88,27 @@ class GrpcTestClient {
   }
 
  private:
+  struct Live {
+    std::mutex mu;
+    std::condition_variable cv;
+    int count = 0;  // guarded by mu
+  };
+  // Counts one call state from construction to destruction.
+  struct Alive {
+    explicit Alive(std::shared_ptr<Live> l) : live(std::move(l)) {
+      std::lock_guard<std::mutex> lock(live->mu);
+      ++live->count;
+    }
+    ~Alive() {
+      std::lock_guard<std::mutex> lock(live->mu);
+      if (--live->count == 0) live->cv.notify_all();
+    }
+    Alive(const Alive&) = delete;
+    Alive& operator=(const Alive&) = delete;
+    std::shared_ptr<Live> live;
+  };
+
+  std::shared_ptr<Live> live_ = std::make_shared<Live>();
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<inference::GRPCInferenceService::Stub> stub_;
 };
