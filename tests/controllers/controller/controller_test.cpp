@@ -222,6 +222,9 @@ TEST_F(ControllerEventsTest, PrimaryOwnedAndWatchedObjectsEnqueueTheirOwners) {
   ASSERT_TRUE(Eventually([&] {
     return controller_->queue().Len() == 0 && controller_->queue().NumProcessing() == 0;
   }));
+  // The owned Deployment's initial add may still reach a's handler after this point and add a
+  // reconcile of a, so a's counts below are compared as "more than before", never exactly. b has
+  // no owned object: its count is exact.
   const int a = reconciler_.Calls("ml/a");
   const int b = reconciler_.Calls("ml/b");
 
@@ -230,15 +233,17 @@ TEST_F(ControllerEventsTest, PrimaryOwnedAndWatchedObjectsEnqueueTheirOwners) {
       "a-rev", json::array({Ref("ModelDeployment", "sluice.dev/v1alpha1", "a", true)}));
   changed["status"] = {{"readyReplicas", 2}};
   source_.Upsert("deployments", changed);
-  ASSERT_TRUE(Eventually([&] { return reconciler_.Calls("ml/a") == a + 1; }));
+  ASSERT_TRUE(Eventually([&] { return reconciler_.Calls("ml/a") > a; }));
+  EXPECT_EQ(reconciler_.Calls("ml/b"), b);
 
   // A watched ConfigMap reconciles the ModelDeployment its map function names.
   source_.Upsert("configmaps", {{"metadata", {{"name", "cm"}, {"namespace", "ml"}, {"labels", {{"md", "b"}}}}}});
   ASSERT_TRUE(Eventually([&] { return reconciler_.Calls("ml/b") == b + 1; }));
 
   // Deleting the primary reconciles it one last time (it then finds nothing).
+  const int before_delete = reconciler_.Calls("ml/a");
   source_.Remove("modeldeployments", "ml", "a");
-  ASSERT_TRUE(Eventually([&] { return reconciler_.Calls("ml/a") == a + 2; }));
+  ASSERT_TRUE(Eventually([&] { return reconciler_.Calls("ml/a") > before_delete; }));
 
   // The foreign Deployment's change enqueues nobody.
   json foreign = OwnedDeployment("foreign", json::array({Ref("ReplicaSet", "apps/v1", "b", true)}));
@@ -246,8 +251,9 @@ TEST_F(ControllerEventsTest, PrimaryOwnedAndWatchedObjectsEnqueueTheirOwners) {
   source_.Upsert("deployments", foreign);
   // Drained when the informer delivered that event and the queue is empty again: an unwanted
   // enqueue would have shown up as a reconcile of ml/b.
+  const int before_marker = reconciler_.Calls("ml/a");
   source_.Upsert("configmaps", {{"metadata", {{"name", "cm2"}, {"namespace", "ml"}, {"labels", {{"md", "a"}}}}}});
-  ASSERT_TRUE(Eventually([&] { return reconciler_.Calls("ml/a") == a + 3; }));
+  ASSERT_TRUE(Eventually([&] { return reconciler_.Calls("ml/a") > before_marker; }));
   EXPECT_EQ(reconciler_.Calls("ml/b"), b + 1);
   // Reads of the cache see what the informers hold.
   EXPECT_NE(cache_->Get(kMds, "ml", "b"), nullptr);
