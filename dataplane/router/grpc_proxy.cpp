@@ -89,17 +89,17 @@ class GrpcProxy::Call final : public grpc::ServerGenericBidiReactor {
         StartRead(&extra_);
         return;
       }
-      Reply(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+      Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                          "sluice-router forwards unary calls only; " + context_->method() +
                              " sent a stream"));
       return;
     }
     if (context_->IsCancelled()) {
-      Reply(grpc::Status::CANCELLED);
+      Finish(grpc::Status::CANCELLED);
       return;
     }
     if (messages_ == 0) {
-      Reply(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the call carried no request message"));
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the call carried no request message"));
       return;
     }
     Forward();
@@ -125,14 +125,14 @@ class GrpcProxy::Call final : public grpc::ServerGenericBidiReactor {
  private:
   void Forward() {
     if (!proxy_.CallStarted()) {
-      Reply(grpc::Status(grpc::StatusCode::UNAVAILABLE, "sluice-router is shutting down"));
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "sluice-router is shutting down"));
       return;
     }
     counted_ = true;
     table_ = proxy_.state_.Load();
     const std::string& md = proxy_.options_.model_deployment;
     if (!table_ || !table_->routable()) {
-      Reply(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                          fmt::format("no revision of {} has a ready endpoint", md)));
       return;
     }
@@ -144,7 +144,7 @@ class GrpcProxy::Call final : public grpc::ServerGenericBidiReactor {
     }
     revision_ = table_->PickRevision(sticky);
     if (revision_ < 0) {
-      Reply(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                          fmt::format("no revision of {} has a ready endpoint", md)));
       return;
     }
@@ -152,7 +152,7 @@ class GrpcProxy::Call final : public grpc::ServerGenericBidiReactor {
     const Endpoint& endpoint = table_->PickEndpoint(revision_);
     if (endpoint.grpc_target.empty()) {
       if (rev.metrics != nullptr) rev.metrics->CountRequest(CodeClass::kError);
-      Reply(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                          fmt::format("revision {} of {} has no gRPC port", rev.name, md)));
       return;
     }
@@ -200,8 +200,6 @@ class GrpcProxy::Call final : public grpc::ServerGenericBidiReactor {
       Finish(status);
     }
   }
-
-  void Reply(const grpc::Status& status) { Finish(status); }
 
   GrpcProxy& proxy_;
   grpc::GenericCallbackServerContext* const context_;
