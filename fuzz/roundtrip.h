@@ -11,8 +11,8 @@
 #include <cstring>
 #include <string_view>
 
-#include "http/json_escape.h"
-#include "server/v2_codec.h"
+#include "lib/base/json_escape.h"
+#include "dataplane/server/v2_codec.h"
 
 namespace sluice::fuzz {
 

@@ -1,4 +1,4 @@
-// sluice-operator: reconciles ModelDeployments and FeatureViews. See operator/app/operator.h for
+// sluice-operator: reconciles ModelDeployments and FeatureViews. See operator/operator.h for
 // the lifecycle and `sluice-operator --help` for the flags.
 
 #include <csignal>
@@ -9,9 +9,9 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
-#include "app/logging.h"
-#include "app/operator.h"
-#include "app/options.h"
+#include "lib/base/logging.h"
+#include "operator/operator.h"
+#include "operator/options.h"
 
 int main(int argc, char** argv) {
   auto options = sluice::app::ParseFlags(argc, argv);
@@ -24,7 +24,12 @@ int main(int argc, char** argv) {
     std::fputs(sluice::app::Usage().c_str(), stdout);
     return 0;
   }
-  if (auto s = sluice::app::SetUpLogging(options->log_format, options->log_level); !s.ok()) {
+  auto log_format = sluice::ParseLogFormat(options->log_format);
+  if (!log_format.ok()) {
+    std::fprintf(stderr, "sluice-operator: %s\n", log_format.status().message().c_str());
+    return 2;
+  }
+  if (auto s = sluice::ConfigureLogging(*log_format, options->log_level); !s.ok()) {
     std::fprintf(stderr, "sluice-operator: %s\n", s.message().c_str());
     return 2;
   }

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/xgboost_runtime.h"
+#include "dataplane/runtime/xgboost_runtime.h"
 
 namespace sluice::dataplane {
 namespace {

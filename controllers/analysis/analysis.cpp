@@ -1,9 +1,9 @@
-#include "analysis/analysis.h"
+#include "controllers/analysis/analysis.h"
 
 #include <algorithm>
 #include <cstdio>
 
-#include "api/duration.h"
+#include "lib/api/duration.h"
 
 namespace sluice::controllers {
 namespace {

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "analysis/metric_source.h"
-#include "api/model_deployment.h"
-#include "api/time.h"
+#include "controllers/analysis/metric_source.h"
+#include "lib/api/model_deployment.h"
+#include "lib/api/time.h"
 
 namespace sluice::controllers {
 

@@ -7,8 +7,8 @@
 #include <optional>
 #include <string>
 
-#include "api/time.h"
-#include "base/status.h"
+#include "lib/api/time.h"
+#include "lib/base/status.h"
 
 namespace sluice::controllers {
 

@@ -1,4 +1,5 @@
-#include "analysis/prometheus_metric_source.h"
+#include "controllers/analysis/prometheus_metric_source.h"
+#include "lib/api/metric_names.h"
 
 #include <cmath>
 #include <cstdio>
@@ -40,7 +41,7 @@ std::string Quote(const std::string& v) {
 
 std::string Selector(const std::string& ns, const std::string& revision,
                      const std::string& extra = "") {
-  return "{namespace=" + Quote(ns) + ",revision=" + Quote(revision) + extra + "}";
+  return "{namespace=" + Quote(ns) + "," + api::kRevisionLabel + "=" + Quote(revision) + extra + "}";
 }
 
 void ReplaceAll(std::string& s, std::string_view from, const std::string& to) {
@@ -70,20 +71,20 @@ std::string ExpandQuery(const std::string& query, const std::string& ns, const s
 
 std::string RequestsQuery(const std::string& ns, const std::string& revision,
                           const std::string& interval) {
-  return "sum(increase(sluice_router_requests_total" + Selector(ns, revision) + "[" + interval +
+  return "sum(increase(" + std::string(api::kRouterRequestsTotal) + Selector(ns, revision) + "[" + interval +
          "]))";
 }
 
 std::string ErrorsQuery(const std::string& ns, const std::string& revision,
                         const std::string& interval) {
-  return "sum(increase(sluice_router_requests_total" +
-         Selector(ns, revision, ",code=~\"5xx|error\"") + "[" + interval + "]))";
+  return "sum(increase(" + std::string(api::kRouterRequestsTotal) +
+         Selector(ns, revision, "," + std::string(api::kCodeLabel) + "=~\"5xx|error\"") + "[" + interval + "]))";
 }
 
 std::string LatencyP99Query(const std::string& ns, const std::string& revision,
                             const std::string& interval) {
-  return "histogram_quantile(0.99, sum by (le) (increase("
-         "sluice_router_request_duration_seconds_bucket" +
+  return "histogram_quantile(0.99, sum by (le) (increase(" +
+         std::string(api::kRouterRequestDurationBucket) +
          Selector(ns, revision) + "[" + interval + "])))";
 }
 

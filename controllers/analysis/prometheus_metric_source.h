@@ -19,8 +19,8 @@
 #include <memory>
 #include <string>
 
-#include "analysis/metric_source.h"
-#include "scrape/http_fetcher.h"
+#include "controllers/analysis/metric_source.h"
+#include "controllers/scrape/http_fetcher.h"
 
 namespace sluice::controllers {
 

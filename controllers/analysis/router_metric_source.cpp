@@ -1,4 +1,4 @@
-#include "analysis/router_metric_source.h"
+#include "controllers/analysis/router_metric_source.h"
 
 #include <spdlog/spdlog.h>
 
@@ -6,9 +6,11 @@
 #include <cstdlib>
 #include <set>
 
-#include "api/time.h"
-#include "modeldeployment/resources.h"
-#include "scrape/prom_text.h"
+#include "lib/api/time.h"
+#include "controllers/modeldeployment/resources.h"
+#include "controllers/scrape/prom_text.h"
+#include "lib/api/object_labels.h"
+#include "lib/api/metric_names.h"
 
 namespace sluice::controllers {
 
@@ -17,8 +19,6 @@ using Counters = RouterMetrics::RevisionCounters;
 
 namespace {
 
-constexpr char kRequests[] = "sluice_router_requests_total";
-constexpr char kDurationBucket[] = "sluice_router_request_duration_seconds_bucket";
 
 // "12:00:01.250Z"-style stamps for messages: the seconds matter when windows are 5 s long.
 std::string Stamp(WallTime t) {
@@ -79,25 +79,25 @@ Result<std::map<std::string, Counters>> ParseRouterCounters(std::string_view pag
   ASSIGN_OR_RETURN(PromExposition parsed, ParsePrometheusText(page));
   std::map<std::string, Counters> out;
   for (const PromSample& s : parsed.samples) {
-    const bool requests = s.name == kRequests;
-    const bool bucket = s.name == kDurationBucket;
+    const bool requests = s.name == api::kRouterRequestsTotal;
+    const bool bucket = s.name == api::kRouterRequestDurationBucket;
     if (!requests && !bucket) continue;
-    const std::string* revision = s.Label("revision");
+    const std::string* revision = s.Label(api::kRevisionLabel);
     if (revision == nullptr) continue;
     if (std::isnan(s.value)) {
       return InvalidArgument(s.name + "{revision=\"" + *revision + "\"} is NaN");
     }
     Counters& c = out[*revision];
     if (requests) {
-      const std::string* code = s.Label("code");
+      const std::string* code = s.Label(api::kCodeLabel);
       if (code != nullptr) c.requests_by_code[*code] += s.value;
     } else {
-      const std::string* le = s.Label("le");
+      const std::string* le = s.Label(api::kBucketBoundLabel);
       if (le == nullptr) continue;
       char* end = nullptr;
       const double bound = std::strtod(le->c_str(), &end);
       if (le->empty() || end != le->c_str() + le->size()) {
-        return InvalidArgument(std::string(kDurationBucket) + ": le=\"" + *le +
+        return InvalidArgument(std::string(api::kRouterRequestDurationBucket) + ": le=\"" + *le +
                                "\" is not a number");
       }
       c.buckets[bound] += s.value;
@@ -224,7 +224,7 @@ void RouterMetrics::Loop() {
 RouterMetrics::Snapshot RouterMetrics::Take(const std::string& ns, const std::string& md) {
   Snapshot s;
   s.at = clock_.WallNow();
-  auto pods = pods_.Find(ns, {{kLabelComponent, "router"}, {kLabelModelDeployment, md}});
+  auto pods = pods_.Find(ns, {{api::kLabelComponent, "router"}, {api::kLabelModelDeployment, md}});
   if (!pods.ok()) {
     s.listing = pods.status();
     return s;
@@ -263,7 +263,7 @@ void RouterMetrics::Insert(const std::string& key, Snapshot snapshot) {
 
 void RouterMetrics::ScrapeOnce() {
   std::set<std::pair<std::string, std::string>> follow;
-  for (const ObjectPtr& md : reader_.List(kModelDeploymentsGvr, "")) {
+  for (const ObjectPtr& md : reader_.List(api::kModelDeploymentsGvr, "")) {
     if (!UnderAnalysis(*md)) continue;
     follow.emplace(MetaString(*md, "namespace"), MetaString(*md, "name"));
   }

@@ -31,11 +31,11 @@
 #include <string>
 #include <thread>
 
-#include "analysis/metric_source.h"
-#include "base/clock.h"
-#include "reconciler/object_io.h"
-#include "scrape/http_fetcher.h"
-#include "scrape/pod_finder.h"
+#include "controllers/analysis/metric_source.h"
+#include "lib/base/clock.h"
+#include "lib/controller/object_io.h"
+#include "controllers/scrape/http_fetcher.h"
+#include "controllers/scrape/pod_finder.h"
 
 namespace sluice::controllers {
 

@@ -1,11 +1,11 @@
-#include "autoscaler/autoscaler.h"
+#include "controllers/autoscaler/autoscaler.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
 
-#include "api/duration.h"
+#include "lib/api/duration.h"
 
 namespace sluice::controllers {
 namespace {

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "api/model_deployment.h"
-#include "base/clock.h"
-#include "base/status.h"
+#include "lib/api/model_deployment.h"
+#include "lib/base/clock.h"
+#include "lib/base/status.h"
 
 namespace sluice::controllers {
 

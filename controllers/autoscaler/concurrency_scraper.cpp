@@ -1,12 +1,14 @@
-#include "autoscaler/concurrency_scraper.h"
+#include "controllers/autoscaler/concurrency_scraper.h"
 
 #include <spdlog/spdlog.h>
 
 #include <cmath>
 #include <set>
 
-#include "modeldeployment/resources.h"
-#include "scrape/prom_text.h"
+#include "controllers/modeldeployment/resources.h"
+#include "controllers/scrape/prom_text.h"
+#include "lib/api/object_labels.h"
+#include "lib/api/metric_names.h"
 
 namespace sluice::controllers {
 
@@ -14,7 +16,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr char kInflight[] = "sluice_server_inflight_requests";
 
 bool ConcurrencyAutoscaled(const json& md) {
   const json& spec = md.value("spec", json::object());
@@ -30,12 +31,12 @@ Result<double> InflightFromPage(std::string_view page) {
   double sum = 0;
   bool found = false;
   for (const PromSample& s : parsed.samples) {
-    if (s.name != kInflight) continue;
-    if (!std::isfinite(s.value)) return InvalidArgument(std::string(kInflight) + " is not finite");
+    if (s.name != api::kServerInflightRequests) continue;
+    if (!std::isfinite(s.value)) return InvalidArgument(std::string(api::kServerInflightRequests) + " is not finite");
     sum += s.value;
     found = true;
   }
-  if (!found) return NotFound(std::string("no ") + kInflight + " in the page");
+  if (!found) return NotFound(std::string("no ") + api::kServerInflightRequests + " in the page");
   return sum;
 }
 
@@ -81,7 +82,7 @@ void ConcurrencyScraper::Loop() {
 
 void ConcurrencyScraper::SampleModelDeployment(const std::string& ns, const std::string& name,
                                                Clock::Steady::time_point at) {
-  auto pods = pods_.Find(ns, {{kLabelModelDeployment, name}, {kLabelComponent, "server"}});
+  auto pods = pods_.Find(ns, {{api::kLabelModelDeployment, name}, {api::kLabelComponent, "server"}});
   if (!pods.ok()) {
     spdlog::debug("md={}/{} concurrency: {}", ns, name, pods.status().message());
     return;
@@ -93,7 +94,7 @@ void ConcurrencyScraper::SampleModelDeployment(const std::string& ns, const std:
   };
   std::map<std::string, Tally> by_revision;
   for (const PodTarget& pod : *pods) {
-    auto rev = pod.labels.find(kLabelRevision);
+    auto rev = pod.labels.find(api::kLabelRevision);
     if (rev == pod.labels.end()) continue;
     Tally& t = by_revision[rev->second];
     ++t.ready;
@@ -124,7 +125,7 @@ void ConcurrencyScraper::SampleModelDeployment(const std::string& ns, const std:
 
 void ConcurrencyScraper::ScrapeOnce() {
   const auto at = clock_.Now();
-  for (const ObjectPtr& md : reader_.List(kModelDeploymentsGvr, "")) {
+  for (const ObjectPtr& md : reader_.List(api::kModelDeploymentsGvr, "")) {
     if (!ConcurrencyAutoscaled(*md)) continue;
     SampleModelDeployment(MetaString(*md, "namespace"), MetaString(*md, "name"), at);
   }

@@ -19,11 +19,11 @@
 #include <string>
 #include <thread>
 
-#include "autoscaler/concurrency_source.h"
-#include "base/clock.h"
-#include "reconciler/object_io.h"
-#include "scrape/http_fetcher.h"
-#include "scrape/pod_finder.h"
+#include "controllers/autoscaler/concurrency_source.h"
+#include "lib/base/clock.h"
+#include "lib/controller/object_io.h"
+#include "controllers/scrape/http_fetcher.h"
+#include "controllers/scrape/pod_finder.h"
 
 namespace sluice::controllers {
 

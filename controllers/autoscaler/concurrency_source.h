@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "autoscaler/autoscaler.h"
-#include "base/clock.h"
-#include "base/status.h"
+#include "controllers/autoscaler/autoscaler.h"
+#include "lib/base/clock.h"
+#include "lib/base/status.h"
 
 namespace sluice::controllers {
 

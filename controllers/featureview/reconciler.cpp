@@ -1,4 +1,4 @@
-#include "featureview/reconciler.h"
+#include "controllers/featureview/reconciler.h"
 
 #include <charconv>
 #include <cmath>
@@ -6,10 +6,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include "api/duration.h"
-#include "api/model_deployment.h"
-#include "api/time.h"
-#include "featureview/validation.h"
+#include "lib/api/duration.h"
+#include "lib/api/model_deployment.h"
+#include "lib/api/time.h"
+#include "controllers/featureview/validation.h"
 
 namespace sluice::controllers {
 

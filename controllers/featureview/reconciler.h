@@ -18,11 +18,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "base/clock.h"
-#include "kube/client.h"
-#include "reconciler/events.h"
-#include "reconciler/object_io.h"
-#include "reconciler/reconciler.h"
+#include "lib/base/clock.h"
+#include "lib/kube/client.h"
+#include "lib/controller/events.h"
+#include "lib/controller/object_io.h"
+#include "lib/controller/reconciler.h"
 
 namespace sluice::controllers {
 

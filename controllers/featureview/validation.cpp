@@ -1,4 +1,4 @@
-#include "featureview/validation.h"
+#include "controllers/featureview/validation.h"
 
 #include <array>
 #include <cctype>

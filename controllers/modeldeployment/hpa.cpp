@@ -1,4 +1,6 @@
-#include "modeldeployment/hpa.h"
+#include "controllers/modeldeployment/hpa.h"
+#include "lib/api/object_labels.h"
+#include "lib/api/metric_names.h"
 
 #include <algorithm>
 
@@ -31,10 +33,10 @@ json RevisionHpa(const ModelDeploymentObject& owner, const std::string& revision
        {{"name", revision},
         {"namespace", owner.md.Namespace()},
         {"labels",
-         {{kLabelManagedBy, kManagedByValue},
-          {kLabelComponent, "server"},
-          {kLabelModelDeployment, md},
-          {kLabelRevision, revision}}},
+         {{api::kLabelManagedBy, api::kManagedByValue},
+          {api::kLabelComponent, "server"},
+          {api::kLabelModelDeployment, md},
+          {api::kLabelRevision, revision}}},
         {"ownerReferences", json::array({OwnerReference(owner)})}}},
       {"spec",
        {{"scaleTargetRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", revision}}},
@@ -44,7 +46,7 @@ json RevisionHpa(const ModelDeploymentObject& owner, const std::string& revision
          json::array(
              {{{"type", "Pods"},
                {"pods",
-                {{"metric", {{"name", kInflightMetric}}},
+                {{"metric", {{"name", api::kServerInflightRequests}}},
                  {"target",
                   {{"type", "AverageValue"},
                    {"averageValue", std::to_string(std::max(1, target_concurrency))}}}}}}})}}},

@@ -14,13 +14,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "api/model_deployment.h"
-#include "modeldeployment/resources.h"
+#include "lib/api/model_deployment.h"
+#include "controllers/modeldeployment/resources.h"
 
 namespace sluice::controllers {
-
-// The metric the HPA reads per pod.
-inline constexpr char kInflightMetric[] = "sluice_server_inflight_requests";
 
 bool HpaMode(const ModelDeploymentSpec& spec);
 

@@ -1,4 +1,4 @@
-#include "modeldeployment/reconciler.h"
+#include "controllers/modeldeployment/reconciler.h"
 
 #include <algorithm>
 #include <future>
@@ -6,12 +6,13 @@
 
 #include <spdlog/spdlog.h>
 
-#include "analysis/analysis.h"
-#include "api/duration.h"
-#include "modeldeployment/hpa.h"
-#include "rollout/engine.h"
-#include "rollout/policy.h"
-#include "rollout/revision.h"
+#include "controllers/analysis/analysis.h"
+#include "lib/api/duration.h"
+#include "controllers/modeldeployment/hpa.h"
+#include "controllers/rollout/engine.h"
+#include "controllers/rollout/policy.h"
+#include "controllers/rollout/revision.h"
+#include "lib/api/object_labels.h"
 
 namespace sluice::controllers {
 
@@ -94,7 +95,7 @@ ModelDeploymentReconciler::ModelDeploymentReconciler(const ObjectReader& reader,
       clock_(options_.clock != nullptr ? *options_.clock : Clock::Real()) {}
 
 Result<Action> ModelDeploymentReconciler::Reconcile(const ObjectKey& key) {
-  ObjectPtr object = reader_.Get(kModelDeploymentsGvr, key.ns, key.name);
+  ObjectPtr object = reader_.Get(api::kModelDeploymentsGvr, key.ns, key.name);
   if (object == nullptr) {
     // Deleted: the garbage collector removes what it owned.
     std::lock_guard<std::mutex> lock(mu_);
@@ -220,7 +221,7 @@ Status ModelDeploymentReconciler::WriteInvalidSpecStatus(const json& object,
                    {"namespace", md.Namespace()},
                    {"resourceVersion", MetaString(object, "resourceVersion")}}},
                  {"status", StatusJson(status)}};
-  auto written = writer_.ApplyStatus(kModelDeploymentsGvr, intent);
+  auto written = writer_.ApplyStatus(api::kModelDeploymentsGvr, intent);
   if (!written.ok()) return written.status().Annotate("writing status");
   if (!md.status || old_phase != Phase::kDegraded || !md.status->phase) {
     events_.Record(InvolvedObject::From(object), EventSeverity::kWarning, "InvalidSpec",
@@ -251,28 +252,28 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
   for (auto& d : reader_.ListOwnedBy(kube::resources::kDeployments, key.ns, uid)) {
     const json* ref = ControllerRef(*d);
     if (ref == nullptr || ref->value("uid", "") != uid) continue;
-    const std::string component = LabelOf(*d, kLabelComponent);
+    const std::string component = LabelOf(*d, api::kLabelComponent);
     if (component == "router") {
       owned.router_deployment = d;
     } else if (component == "server") {
-      const std::string revision = LabelOf(*d, kLabelRevision);
+      const std::string revision = LabelOf(*d, api::kLabelRevision);
       if (!revision.empty()) owned.deployments[revision] = d;
     }
   }
   for (auto& h : reader_.ListOwnedBy(kube::resources::kHorizontalPodAutoscalers, key.ns, uid)) {
     const json* ref = ControllerRef(*h);
     if (ref == nullptr || ref->value("uid", "") != uid) continue;
-    const std::string revision = LabelOf(*h, kLabelRevision);
+    const std::string revision = LabelOf(*h, api::kLabelRevision);
     if (!revision.empty()) owned.hpas[revision] = h;
   }
   for (auto& s : reader_.ListOwnedBy(kube::resources::kServices, key.ns, uid)) {
     const json* ref = ControllerRef(*s);
     if (ref == nullptr || ref->value("uid", "") != uid) continue;
-    const std::string component = LabelOf(*s, kLabelComponent);
+    const std::string component = LabelOf(*s, api::kLabelComponent);
     if (component == "router") {
       owned.router_service = s;
     } else if (component == "server") {
-      const std::string revision = LabelOf(*s, kLabelRevision);
+      const std::string revision = LabelOf(*s, api::kLabelRevision);
       if (!revision.empty()) owned.services[revision] = s;
     }
   }
@@ -430,7 +431,7 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
                      {"namespace", md.Namespace()},
                      {"resourceVersion", MetaString(object, "resourceVersion")}}},
                    {"status", new_status}};
-    auto written = writer_.ApplyStatus(kModelDeploymentsGvr, intent);
+    auto written = writer_.ApplyStatus(api::kModelDeploymentsGvr, intent);
     if (!written.ok()) return written.status().Annotate("writing status");
   }
 
@@ -493,7 +494,7 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
   if (!decision.consumed_annotations.empty()) {
     json annotations = json::object();
     for (const auto& a : decision.consumed_annotations) annotations[a] = nullptr;
-    auto patched = writer_.MergePatch(kModelDeploymentsGvr, key.ns, key.name,
+    auto patched = writer_.MergePatch(api::kModelDeploymentsGvr, key.ns, key.name,
                                       {{"metadata", {{"annotations", annotations}}}});
     if (!patched.ok() && patched.status().code() != StatusCode::kNotFound) {
       return patched.status().Annotate("removing consumed control annotations");

@@ -26,15 +26,15 @@
 #include <mutex>
 #include <string>
 
-#include "analysis/metric_source.h"
-#include "api/model_deployment.h"
-#include "autoscaler/autoscaler.h"
-#include "autoscaler/concurrency_source.h"
-#include "base/clock.h"
-#include "modeldeployment/resources.h"
-#include "reconciler/events.h"
-#include "reconciler/object_io.h"
-#include "reconciler/reconciler.h"
+#include "controllers/analysis/metric_source.h"
+#include "lib/api/model_deployment.h"
+#include "controllers/autoscaler/autoscaler.h"
+#include "controllers/autoscaler/concurrency_source.h"
+#include "lib/base/clock.h"
+#include "controllers/modeldeployment/resources.h"
+#include "lib/controller/events.h"
+#include "lib/controller/object_io.h"
+#include "lib/controller/reconciler.h"
 
 namespace sluice::controllers {
 

@@ -1,8 +1,9 @@
-#include "modeldeployment/resources.h"
+#include "controllers/modeldeployment/resources.h"
 
 #include <algorithm>
 
-#include "reconciler/object_io.h"
+#include "lib/controller/object_io.h"
+#include "lib/api/object_labels.h"
 
 namespace sluice::controllers {
 
@@ -11,20 +12,16 @@ using nlohmann::json;
 const kube::GroupVersionResource kRolesGvr{"rbac.authorization.k8s.io", "v1", "roles", true, "Role"};
 const kube::GroupVersionResource kRoleBindingsGvr{"rbac.authorization.k8s.io", "v1",
                                                   "rolebindings", true, "RoleBinding"};
-const kube::GroupVersionResource kModelDeploymentsGvr{"sluice.dev", "v1alpha1",
-                                                      "modeldeployments", true,
-                                                      "ModelDeployment"};
 
 namespace {
 
-constexpr char kRevisionSpecAnnotation[] = "sluice.dev/revision-spec";
 
 json CommonLabels(const std::string& md_name, const char* component) {
-  return {{"app.kubernetes.io/name", "sluice"},
-          {"app.kubernetes.io/instance", md_name},
-          {kLabelManagedBy, kManagedByValue},
-          {kLabelComponent, component},
-          {kLabelModelDeployment, md_name}};
+  return {{api::kLabelName, api::kNameValue},
+          {api::kLabelInstance, md_name},
+          {api::kLabelManagedBy, api::kManagedByValue},
+          {api::kLabelComponent, component},
+          {api::kLabelModelDeployment, md_name}};
 }
 
 json Metadata(const ModelDeploymentObject& owner, const std::string& name, json labels) {
@@ -68,7 +65,7 @@ json OwnerReference(const ModelDeploymentObject& owner) {
 }
 
 std::string ServerPodSelector(const std::string& md_name) {
-  return std::string(kLabelModelDeployment) + "=" + md_name + "," + kLabelComponent + "=server";
+  return std::string(api::kLabelModelDeployment) + "=" + md_name + "," + api::kLabelComponent + "=server";
 }
 
 std::vector<std::string> ServerArgs(const std::string& md_name, const ModelDeploymentSpec& spec,
@@ -105,8 +102,8 @@ json RevisionDeployment(const ModelDeploymentObject& owner, const std::string& r
                         const WorkloadOptions& options) {
   const std::string md_name = owner.md.Name();
   json labels = CommonLabels(md_name, "server");
-  labels[kLabelRevision] = revision;
-  if (revision_spec.model.version) labels[kLabelModelVersion] = *revision_spec.model.version;
+  labels[api::kLabelRevision] = revision;
+  if (revision_spec.model.version) labels[api::kLabelModelVersion] = *revision_spec.model.version;
 
   // What the revision was built from, so the operator can re-apply it unchanged after the spec
   // has moved on to a newer revision.
@@ -159,7 +156,7 @@ json RevisionDeployment(const ModelDeploymentObject& owner, const std::string& r
        {{"replicas", replicas},
         {"revisionHistoryLimit", 2},
         {"selector",
-         {{"matchLabels", {{kLabelModelDeployment, md_name}, {kLabelRevision, revision}}}}},
+         {{"matchLabels", {{api::kLabelModelDeployment, md_name}, {api::kLabelRevision, revision}}}}},
         {"strategy",
          {{"type", "RollingUpdate"},
           {"rollingUpdate", {{"maxSurge", "25%"}, {"maxUnavailable", 0}}}}},
@@ -178,7 +175,7 @@ json RevisionDeployment(const ModelDeploymentObject& owner, const std::string& r
             {"containers", json::array({std::move(container)})},
             {"volumes", json::array({{{"name", "tmp"}, {"emptyDir", json::object()}}})}}}}}}},
   };
-  deployment["metadata"]["annotations"] = {{kRevisionSpecAnnotation, pod_spec_source.dump()}};
+  deployment["metadata"]["annotations"] = {{api::kRevisionSpecAnnotation, pod_spec_source.dump()}};
   return deployment;
 }
 
@@ -186,14 +183,14 @@ json RevisionService(const ModelDeploymentObject& owner, const std::string& revi
                      const WorkloadOptions& options) {
   const std::string md_name = owner.md.Name();
   json labels = CommonLabels(md_name, "server");
-  labels[kLabelRevision] = revision;
+  labels[api::kLabelRevision] = revision;
   return {
       {"apiVersion", "v1"},
       {"kind", "Service"},
       {"metadata", Metadata(owner, revision, labels)},
       {"spec",
        {{"type", "ClusterIP"},
-        {"selector", {{kLabelModelDeployment, md_name}, {kLabelRevision, revision}}},
+        {"selector", {{api::kLabelModelDeployment, md_name}, {api::kLabelRevision, revision}}},
         {"ports",
          json::array({{{"name", "http"}, {"port", options.server_http_port},
                        {"targetPort", "http"}, {"protocol", "TCP"}},
@@ -238,7 +235,7 @@ json RouterDeployment(const ModelDeploymentObject& owner, const WorkloadOptions&
       {"spec",
        {{"replicas", options.router_replicas},
         {"revisionHistoryLimit", 2},
-        {"selector", {{"matchLabels", {{kLabelModelDeployment, md_name}, {kLabelComponent, "router"}}}}},
+        {"selector", {{"matchLabels", {{api::kLabelModelDeployment, md_name}, {api::kLabelComponent, "router"}}}}},
         {"template",
          {{"metadata", {{"labels", labels}}},
           {"spec",
@@ -258,7 +255,7 @@ json RouterService(const ModelDeploymentObject& owner, const WorkloadOptions& op
       {"metadata", Metadata(owner, md_name, CommonLabels(md_name, "router"))},
       {"spec",
        {{"type", "ClusterIP"},
-        {"selector", {{kLabelModelDeployment, md_name}, {kLabelComponent, "router"}}},
+        {"selector", {{api::kLabelModelDeployment, md_name}, {api::kLabelComponent, "router"}}},
         {"ports", json::array({{{"name", "http"}, {"port", 80}, {"targetPort", "http"},
                                 {"protocol", "TCP"}},
                                {{"name", "grpc"}, {"port", options.router_grpc_port},
@@ -305,15 +302,15 @@ json RouterRoleBinding(const ModelDeploymentObject& owner) {
 }
 
 Result<ModelDeploymentSpec> RevisionSpecFromDeployment(const json& deployment) {
-  const json* source = Annotation(deployment, kRevisionSpecAnnotation);
+  const json* source = Annotation(deployment, api::kRevisionSpecAnnotation);
   if (source == nullptr || !source->is_string()) {
     return NotFound("Deployment " + MetaString(deployment, "name") + " has no " +
-                    kRevisionSpecAnnotation + " annotation");
+                    api::kRevisionSpecAnnotation + " annotation");
   }
   json parsed = json::parse(source->get<std::string>(), nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded() || !parsed.is_object()) {
     return InvalidArgument("Deployment " + MetaString(deployment, "name") + ": annotation " +
-                           kRevisionSpecAnnotation + " is not a JSON object");
+                           api::kRevisionSpecAnnotation + " is not a JSON object");
   }
   return ParseModelDeploymentSpec(parsed);
 }

@@ -17,8 +17,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "api/model_deployment.h"
-#include "kube/client.h"
+#include "lib/api/model_deployment.h"
+#include "lib/kube/client.h"
 
 namespace sluice::controllers {
 
@@ -40,20 +40,10 @@ struct WorkloadOptions {
   std::string log_format = "json";
 };
 
-// Label keys and values shared with the router and with selectors in tests.
-inline constexpr char kLabelModelDeployment[] = "sluice.dev/modeldeployment";
-inline constexpr char kLabelRevision[] = "sluice.dev/revision";
-inline constexpr char kLabelModelVersion[] = "sluice.dev/model-version";
-inline constexpr char kLabelComponent[] = "app.kubernetes.io/component";
-inline constexpr char kLabelManagedBy[] = "app.kubernetes.io/managed-by";
-inline constexpr char kManagedByValue[] = "sluice-operator";
-// The selector the operator's informers use for owned objects.
-inline constexpr char kManagedBySelector[] = "app.kubernetes.io/managed-by=sluice-operator";
 
 // RBAC resources (not in the client's well-known list).
 extern const kube::GroupVersionResource kRolesGvr;
 extern const kube::GroupVersionResource kRoleBindingsGvr;
-extern const kube::GroupVersionResource kModelDeploymentsGvr;
 
 // A ModelDeployment as the cache holds it: the typed view plus its identity.
 struct ModelDeploymentObject {

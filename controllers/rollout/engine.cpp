@@ -1,10 +1,11 @@
-#include "rollout/engine.h"
+#include "controllers/rollout/engine.h"
 
 #include <algorithm>
 #include <cmath>
 #include <set>
 
-#include "api/duration.h"
+#include "lib/api/duration.h"
+#include "lib/api/object_labels.h"
 
 namespace sluice::controllers {
 namespace {
@@ -373,7 +374,7 @@ void Engine::HoldRolledBack() {
   progressing_reason_ = kReasonRolledBack;
   progressing_message_ = rollback_message_.empty()
                              ? "revision " + canary_ + " was rolled back; change the spec or set " +
-                                   std::string(kRetryAnnotation) + " to try again"
+                                   std::string(api::kRetryAnnotation) + " to try again"
                              : rollback_message_;
   replicas_[stable_] = StableSize(0);
   planned_ = {{stable_, 100}};
@@ -413,7 +414,7 @@ void Engine::CanaryProgress() {
 
   if (in_.controls.abort) {
     used_abort_ = true;
-    Rollback("Aborted", "aborted by " + std::string(kAbortAnnotation));
+    Rollback("Aborted", "aborted by " + std::string(api::kAbortAnnotation));
     return;
   }
 
@@ -497,7 +498,7 @@ void Engine::CanaryProgress() {
   if (paused) {
     phase_ = Phase::kPaused;
     progressing_reason_ = kReasonPaused;
-    progressing_message_ = at + "; held by " + std::string(kPauseAnnotation);
+    progressing_message_ = at + "; held by " + std::string(api::kPauseAnnotation);
   } else if (degraded_) {
     phase_ = Phase::kDegraded;
     progressing_reason_ = kReasonDeadline;
@@ -506,7 +507,7 @@ void Engine::CanaryProgress() {
   } else if (!waiting && k < n && !policy_.steps[k].pause) {
     phase_ = Phase::kPaused;
     progressing_reason_ = kReasonWaitingForPromotion;
-    progressing_message_ = at + "; waiting for " + std::string(kPromoteAnnotation);
+    progressing_message_ = at + "; waiting for " + std::string(api::kPromoteAnnotation);
   } else if (!waiting && no_data_in_step()) {
     phase_ = Phase::kPaused;
     progressing_reason_ = kReasonNoData;
@@ -539,13 +540,13 @@ void Engine::FinishPromotion() {
 void Engine::RollingProgress() {
   if (in_.controls.abort) {
     used_abort_ = true;
-    Rollback("Aborted", "aborted by " + std::string(kAbortAnnotation));
+    Rollback("Aborted", "aborted by " + std::string(api::kAbortAnnotation));
     return;
   }
   if (in_.controls.promote_step || in_.controls.promote_full) {
     used_promote_ = true;
     Emit(EventType::kNormal, "ControlIgnored",
-         std::string(kPromoteAnnotation) + " has no effect on a Rolling rollout");
+         std::string(api::kPromoteAnnotation) + " has no effect on a Rolling rollout");
   }
   const int32_t n = full_;
   const int32_t surge = policy_.max_surge.Resolve(n, /*round_up=*/true);
@@ -654,7 +655,7 @@ void Engine::RollingProgress() {
   if (paused) {
     phase_ = Phase::kPaused;
     progressing_reason_ = kReasonPaused;
-    progressing_message_ = at + "; held by " + std::string(kPauseAnnotation);
+    progressing_message_ = at + "; held by " + std::string(api::kPauseAnnotation);
   } else if (degraded_) {
     phase_ = Phase::kDegraded;
     progressing_reason_ = kReasonDeadline;
@@ -903,24 +904,24 @@ void Engine::Finalize() {
   // One-shot controls that found nothing to act on.
   const Controls& ctl = in_.controls;
   if (ctl.promote_step || ctl.promote_full) {
-    d_.consumed_annotations.push_back(kPromoteAnnotation);
+    d_.consumed_annotations.push_back(api::kPromoteAnnotation);
     if (!used_promote_) {
       Emit(EventType::kNormal, "ControlIgnored",
-           std::string(kPromoteAnnotation) + ": no rollout in progress to promote");
+           std::string(api::kPromoteAnnotation) + ": no rollout in progress to promote");
     }
   }
   if (ctl.abort) {
-    d_.consumed_annotations.push_back(kAbortAnnotation);
+    d_.consumed_annotations.push_back(api::kAbortAnnotation);
     if (!used_abort_) {
       Emit(EventType::kNormal, "ControlIgnored",
-           std::string(kAbortAnnotation) + ": no rollout in progress to abort");
+           std::string(api::kAbortAnnotation) + ": no rollout in progress to abort");
     }
   }
   if (ctl.retry) {
-    d_.consumed_annotations.push_back(kRetryAnnotation);
+    d_.consumed_annotations.push_back(api::kRetryAnnotation);
     if (!used_retry_) {
       Emit(EventType::kNormal, "ControlIgnored",
-           std::string(kRetryAnnotation) + ": nothing was rolled back to retry");
+           std::string(api::kRetryAnnotation) + ": nothing was rolled back to retry");
     }
   }
 
@@ -935,16 +936,16 @@ void Engine::Finalize() {
 
 Controls Controls::FromAnnotations(const ModelDeployment& md) {
   Controls c;
-  c.pause = md.Annotation(kPauseAnnotation) == std::optional<std::string>("true");
-  if (std::optional<std::string> p = md.Annotation(kPromoteAnnotation)) {
+  c.pause = md.Annotation(api::kPauseAnnotation) == std::optional<std::string>("true");
+  if (std::optional<std::string> p = md.Annotation(api::kPromoteAnnotation)) {
     if (*p == "full") {
       c.promote_full = true;
     } else {
       c.promote_step = true;
     }
   }
-  c.abort = md.Annotation(kAbortAnnotation).has_value();
-  c.retry = md.Annotation(kRetryAnnotation).has_value();
+  c.abort = md.Annotation(api::kAbortAnnotation).has_value();
+  c.retry = md.Annotation(api::kRetryAnnotation).has_value();
   return c;
 }
 

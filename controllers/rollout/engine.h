@@ -25,18 +25,14 @@
 #include <string>
 #include <vector>
 
-#include "analysis/analysis.h"
-#include "api/model_deployment.h"
-#include "api/time.h"
-#include "rollout/policy.h"
+#include "controllers/analysis/analysis.h"
+#include "lib/api/model_deployment.h"
+#include "lib/api/time.h"
+#include "controllers/rollout/policy.h"
 
 namespace sluice::controllers {
 
 // Control annotations (documented in the CRD's spec description).
-inline constexpr char kPauseAnnotation[] = "sluice.dev/pause";
-inline constexpr char kPromoteAnnotation[] = "sluice.dev/promote";
-inline constexpr char kAbortAnnotation[] = "sluice.dev/abort";
-inline constexpr char kRetryAnnotation[] = "sluice.dev/retry";
 
 struct Controls {
   bool pause = false;         // level: held while the annotation is "true"

@@ -1,6 +1,6 @@
-#include "rollout/policy.h"
+#include "controllers/rollout/policy.h"
 
-#include "api/duration.h"
+#include "lib/api/duration.h"
 
 namespace sluice::controllers {
 namespace {

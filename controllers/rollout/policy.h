@@ -8,9 +8,9 @@
 #include <optional>
 #include <vector>
 
-#include "analysis/analysis.h"
-#include "api/model_deployment.h"
-#include "base/status.h"
+#include "controllers/analysis/analysis.h"
+#include "lib/api/model_deployment.h"
+#include "lib/base/status.h"
 
 namespace sluice::controllers {
 

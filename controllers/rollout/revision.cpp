@@ -1,8 +1,8 @@
-#include "rollout/revision.h"
+#include "controllers/rollout/revision.h"
 
 #include <cstdint>
 
-#include "api/duration.h"
+#include "lib/api/duration.h"
 
 namespace sluice::controllers {
 namespace {

@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "api/model_deployment.h"
+#include "lib/api/model_deployment.h"
 
 namespace sluice::controllers {
 

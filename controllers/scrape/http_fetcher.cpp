@@ -1,4 +1,4 @@
-#include "scrape/http_fetcher.h"
+#include "controllers/scrape/http_fetcher.h"
 
 #include <curl/curl.h>
 

@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "base/status.h"
+#include "lib/base/status.h"
 
 namespace sluice::controllers {
 

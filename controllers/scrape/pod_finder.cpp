@@ -1,4 +1,4 @@
-#include "scrape/pod_finder.h"
+#include "controllers/scrape/pod_finder.h"
 
 namespace sluice::controllers {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "base/status.h"
-#include "reconciler/object_io.h"
+#include "lib/base/status.h"
+#include "lib/controller/object_io.h"
 
 namespace sluice::controllers {
 

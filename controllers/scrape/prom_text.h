@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "base/status.h"
+#include "lib/base/status.h"
 
 namespace sluice::controllers {
 

@@ -1,4 +1,4 @@
-#include "grpc/grpc_address.h"
+#include "dataplane/grpc/grpc_address.h"
 
 #include <grpc/grpc.h>
 #include <grpcpp/security/server_credentials.h>

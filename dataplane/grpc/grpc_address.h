@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "base/status.h"
+#include "lib/base/status.h"
 
 namespace sluice::dataplane {
 

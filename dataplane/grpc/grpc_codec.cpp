@@ -1,4 +1,4 @@
-#include "grpc/grpc_codec.h"
+#include "dataplane/grpc/grpc_codec.h"
 
 #include <algorithm>
 #include <bit>

@@ -10,10 +10,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "base/status.h"
-#include "grpc/grpc_predict_v2.pb.h"
-#include "runtime/runtime.h"
-#include "server/inference.h"
+#include "lib/base/status.h"
+#include "dataplane/grpc/grpc_predict_v2.pb.h"
+#include "dataplane/runtime/runtime.h"
+#include "dataplane/server/inference.h"
 
 namespace sluice::dataplane {
 

@@ -1,4 +1,4 @@
-#include "grpc/grpc_frontend.h"
+#include "dataplane/grpc/grpc_frontend.h"
 
 #include <grpc/grpc.h>
 #include <grpcpp/security/server_credentials.h>
@@ -8,9 +8,9 @@
 #include <algorithm>
 #include <climits>
 
-#include "grpc/grpc_address.h"
-#include "grpc/grpc_codec.h"
-#include "grpc/grpc_predict_v2.grpc.pb.h"
+#include "dataplane/grpc/grpc_address.h"
+#include "dataplane/grpc/grpc_codec.h"
+#include "dataplane/grpc/grpc_predict_v2.grpc.pb.h"
 
 namespace sluice::dataplane {
 

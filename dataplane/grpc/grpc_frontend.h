@@ -33,8 +33,8 @@
 #include <thread>
 #include <vector>
 
-#include "base/status.h"
-#include "server/inference_service.h"
+#include "lib/base/status.h"
+#include "dataplane/server/inference_service.h"
 
 namespace sluice::dataplane {
 

@@ -1,4 +1,4 @@
-#include "router/grpc_proxy.h"
+#include "dataplane/router/grpc_proxy.h"
 
 #include <fmt/format.h>
 #include <grpc/grpc.h>
@@ -17,7 +17,7 @@
 #include <set>
 #include <vector>
 
-#include "grpc/grpc_address.h"
+#include "dataplane/grpc/grpc_address.h"
 
 namespace sluice::dataplane {
 

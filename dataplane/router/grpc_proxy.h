@@ -35,9 +35,9 @@
 #include <string>
 #include <unordered_map>
 
-#include "base/status.h"
-#include "router/router_metrics.h"
-#include "router/routing_table.h"
+#include "lib/base/status.h"
+#include "dataplane/router/router_metrics.h"
+#include "dataplane/router/routing_table.h"
 
 namespace sluice::dataplane {
 

@@ -21,17 +21,17 @@
 #include <mutex>
 #include <thread>
 
-#include "http/http_server.h"
-#include "kube/client.h"
-#include "kube/config.h"
-#include "metrics/metrics_exposition.h"
-#include "router/grpc_proxy.h"
-#include "router/proxy.h"
-#include "router/router_flags.h"
-#include "router/router_metrics.h"
-#include "router/routing_table.h"
-#include "router/traffic_source.h"
-#include "server/logging.h"
+#include "lib/http/http_server.h"
+#include "lib/kube/client.h"
+#include "lib/kube/config.h"
+#include "lib/http/metrics_exposition.h"
+#include "dataplane/router/grpc_proxy.h"
+#include "dataplane/router/proxy.h"
+#include "dataplane/router/router_flags.h"
+#include "dataplane/router/router_metrics.h"
+#include "dataplane/router/routing_table.h"
+#include "dataplane/router/traffic_source.h"
+#include "lib/base/logging.h"
 
 namespace sluice::dataplane {
 namespace {

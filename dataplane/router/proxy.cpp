@@ -1,4 +1,4 @@
-#include "router/proxy.h"
+#include "dataplane/router/proxy.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>

@@ -27,10 +27,10 @@
 #include <string>
 #include <unordered_map>
 
-#include "http/http_server.h"
-#include "router/router_metrics.h"
-#include "router/routing_table.h"
-#include "router/upstream.h"
+#include "lib/http/http_server.h"
+#include "dataplane/router/router_metrics.h"
+#include "dataplane/router/routing_table.h"
+#include "dataplane/router/upstream.h"
 
 namespace sluice::dataplane {
 

@@ -1,4 +1,4 @@
-#include "router/router_flags.h"
+#include "dataplane/router/router_flags.h"
 
 #include <algorithm>
 #include <charconv>
@@ -7,7 +7,7 @@
 #include <map>
 #include <sstream>
 
-#include "router/routing_table.h"
+#include "dataplane/router/routing_table.h"
 
 namespace sluice::dataplane {
 

@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
-#include "base/status.h"
-#include "http/http_server.h"
-#include "router/grpc_proxy.h"
-#include "router/proxy.h"
-#include "server/logging.h"
+#include "lib/base/status.h"
+#include "lib/http/http_server.h"
+#include "dataplane/router/grpc_proxy.h"
+#include "dataplane/router/proxy.h"
+#include "lib/base/logging.h"
 
 namespace sluice::dataplane {
 

@@ -1,4 +1,5 @@
-#include "router/router_metrics.h"
+#include "dataplane/router/router_metrics.h"
+#include "lib/api/metric_names.h"
 
 namespace sluice::dataplane {
 
@@ -35,7 +36,7 @@ const prometheus::Histogram::BucketBoundaries& RouterMetrics::DurationBuckets() 
 RouterMetrics::RouterMetrics(std::shared_ptr<prometheus::Registry> registry)
     : registry_(std::move(registry)),
       requests_(prometheus::BuildCounter()
-                    .Name("sluice_router_requests_total")
+                    .Name(api::kRouterRequestsTotal)
                     .Help("Requests routed to a revision, by the class of the backend's answer "
                           "(error: no answer)")
                     .Register(*registry_)),
@@ -48,7 +49,7 @@ RouterMetrics::RouterMetrics(std::shared_ptr<prometheus::Registry> registry)
                           .Help("Copies not mirrored because too many were in flight")
                           .Register(*registry_)),
       duration_(prometheus::BuildHistogram()
-                    .Name("sluice_router_request_duration_seconds")
+                    .Name(api::kRouterRequestDurationSeconds)
                     .Help("Time from routing a request to having the backend's whole answer")
                     .Register(*registry_)),
       weight_(prometheus::BuildGauge()
@@ -77,11 +78,11 @@ const RevisionMetrics& RouterMetrics::ForRevision(const std::string& revision) {
   RevisionMetrics m;
   for (size_t c = 0; c < kCodeClasses; ++c) {
     const std::string code(CodeClassLabel(static_cast<CodeClass>(c)));
-    m.requests[c] = &requests_.Add({{"revision", revision}, {"code", code}});
+    m.requests[c] = &requests_.Add({{api::kRevisionLabel, revision}, {api::kCodeLabel, code}});
     m.mirror_requests[c] = &mirror_requests_.Add({{"revision", revision}, {"code", code}});
   }
   m.mirror_dropped = &mirror_dropped_.Add({{"revision", revision}});
-  m.duration = &duration_.Add({{"revision", revision}}, DurationBuckets());
+  m.duration = &duration_.Add({{api::kRevisionLabel, revision}}, DurationBuckets());
   m.weight = &weight_.Add({{"revision", revision}});
   m.endpoints = &endpoints_.Add({{"revision", revision}});
   return revisions_.emplace(revision, m).first->second;

@@ -1,4 +1,4 @@
-#include "router/routing_table.h"
+#include "dataplane/router/routing_table.h"
 
 #include <fmt/format.h>
 

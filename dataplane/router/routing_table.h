@@ -16,9 +16,9 @@
 #include <string_view>
 #include <vector>
 
-#include "base/status.h"
-#include "router/router_metrics.h"
-#include "router/weighted_schedule.h"
+#include "lib/base/status.h"
+#include "dataplane/router/router_metrics.h"
+#include "dataplane/router/weighted_schedule.h"
 
 namespace sluice::dataplane {
 

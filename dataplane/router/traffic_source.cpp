@@ -1,8 +1,9 @@
-#include "router/traffic_source.h"
+#include "dataplane/router/traffic_source.h"
 
 #include <spdlog/spdlog.h>
 
-#include "api/model_deployment.h"
+#include "lib/api/model_deployment.h"
+#include "lib/api/object_labels.h"
 
 namespace sluice::dataplane {
 
@@ -30,7 +31,7 @@ std::vector<std::string> ServiceNameIndex(const json& object) {
   if (m == object.end()) return {};
   auto labels = m->find("labels");
   if (labels == m->end() || !labels->is_object()) return {};
-  auto it = labels->find(kServiceNameLabel);
+  auto it = labels->find(api::kServiceNameLabel);
   if (it == labels->end() || !it->is_string()) return {};
   return {it->get<std::string>()};
 }
@@ -46,14 +47,14 @@ TrafficSource::TrafficSource(kube::Client& client, TrafficSourceOptions options,
   md_options.watcher.field_selector = "metadata.name=" + options_.model_deployment;
   md_options.watcher.transform = kube::StripManagedFields;
   md_informer_ =
-      kube::Informer::ForResource(client, kModelDeploymentsResource, options_.ns, md_options);
+      kube::Informer::ForResource(client, api::kModelDeploymentsGvr, options_.ns, md_options);
 
   kube::InformerOptions slice_options;
   slice_options.name = "endpointslices " + options_.ns;
   slice_options.watcher.name = slice_options.name;
-  slice_options.watcher.label_selector = kServiceNameLabel;  // "has the label"
+  slice_options.watcher.label_selector = api::kServiceNameLabel;  // "has the label"
   slice_options.watcher.transform = kube::StripManagedFields;
-  slice_options.indexers = {{kServiceNameLabel, ServiceNameIndex}};
+  slice_options.indexers = {{api::kServiceNameLabel, ServiceNameIndex}};
   slice_informer_ =
       kube::Informer::ForResource(client, kEndpointSlicesResource, options_.ns, slice_options);
 
@@ -106,7 +107,7 @@ void TrafficSource::Rebuild() {
   std::vector<std::pair<std::string, std::vector<Endpoint>>> endpoints;
   auto slices = slice_informer_->store();
   for (const TrafficTarget& t : config.targets) {
-    std::vector<kube::ObjectPtr> held = slices->ByIndex(kServiceNameLabel, t.revision);
+    std::vector<kube::ObjectPtr> held = slices->ByIndex(api::kServiceNameLabel, t.revision);
     std::vector<const json*> raw;
     raw.reserve(held.size());
     for (const auto& s : held) raw.push_back(s.get());

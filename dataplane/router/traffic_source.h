@@ -20,19 +20,16 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "base/status.h"
-#include "kube/client.h"
-#include "kube/informer.h"
-#include "router/router_metrics.h"
-#include "router/routing_table.h"
+#include "lib/base/status.h"
+#include "lib/kube/client.h"
+#include "lib/kube/informer.h"
+#include "dataplane/router/router_metrics.h"
+#include "dataplane/router/routing_table.h"
 
 namespace sluice::dataplane {
 
-inline const kube::GroupVersionResource kModelDeploymentsResource{
-    "sluice.dev", "v1alpha1", "modeldeployments", true, "ModelDeployment"};
 inline const kube::GroupVersionResource kEndpointSlicesResource{
     "discovery.k8s.io", "v1", "endpointslices", true, "EndpointSlice"};
-inline constexpr char kServiceNameLabel[] = "kubernetes.io/service-name";
 
 // status.traffic and spec.traffic.sticky.header of a ModelDeployment object. InvalidArgument when
 // the object does not parse as a ModelDeployment.

@@ -1,4 +1,4 @@
-#include "router/upstream.h"
+#include "dataplane/router/upstream.h"
 
 #include <sys/socket.h>
 

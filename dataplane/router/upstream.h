@@ -26,8 +26,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "http/http_server.h"
-#include "router/routing_table.h"
+#include "lib/http/http_server.h"
+#include "dataplane/router/routing_table.h"
 
 namespace sluice::dataplane {
 

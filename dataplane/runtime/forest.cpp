@@ -1,4 +1,4 @@
-#include "runtime/forest.h"
+#include "dataplane/runtime/forest.h"
 
 #include <algorithm>
 #include <bit>

@@ -28,8 +28,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "base/status.h"
-#include "runtime/xgboost_model.h"
+#include "lib/base/status.h"
+#include "dataplane/runtime/xgboost_model.h"
 
 namespace sluice::dataplane {
 

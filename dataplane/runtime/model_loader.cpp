@@ -1,6 +1,6 @@
-#include "runtime/model_loader.h"
+#include "dataplane/runtime/model_loader.h"
 
-#include "runtime/xgboost_runtime.h"
+#include "dataplane/runtime/xgboost_runtime.h"
 
 namespace sluice::dataplane {
 

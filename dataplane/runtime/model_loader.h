@@ -11,10 +11,10 @@
 #include <memory>
 #include <string>
 
-#include "base/status.h"
-#include "runtime/forest.h"
-#include "runtime/model_source.h"
-#include "runtime/runtime.h"
+#include "lib/base/status.h"
+#include "dataplane/runtime/forest.h"
+#include "dataplane/runtime/model_source.h"
+#include "dataplane/runtime/runtime.h"
 
 namespace sluice::dataplane {
 

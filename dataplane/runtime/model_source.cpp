@@ -1,4 +1,4 @@
-#include "runtime/model_source.h"
+#include "dataplane/runtime/model_source.h"
 
 #include <curl/curl.h>
 #include <openssl/evp.h>

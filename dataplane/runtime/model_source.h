@@ -17,7 +17,7 @@
 #include <string>
 #include <string_view>
 
-#include "base/status.h"
+#include "lib/base/status.h"
 
 namespace sluice::dataplane {
 

@@ -1,4 +1,4 @@
-#include "runtime/reference.h"
+#include "dataplane/runtime/reference.h"
 
 #include <cmath>
 #include <cstdio>

@@ -18,8 +18,8 @@
 #include <string_view>
 #include <vector>
 
-#include "base/status.h"
-#include "runtime/runtime.h"
+#include "lib/base/status.h"
+#include "dataplane/runtime/runtime.h"
 
 namespace sluice::dataplane {
 

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
-#include "base/status.h"
+#include "lib/base/status.h"
 
 namespace sluice::dataplane {
 

@@ -1,4 +1,4 @@
-#include "runtime/xgboost_model.h"
+#include "dataplane/runtime/xgboost_model.h"
 
 #include <algorithm>
 #include <charconv>
@@ -9,7 +9,7 @@
 #include <string>
 #include <utility>
 
-#include "runtime/ubjson.h"
+#include "dataplane/runtime/ubjson.h"
 
 namespace sluice::dataplane {
 namespace {

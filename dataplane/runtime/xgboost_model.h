@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "base/status.h"
+#include "lib/base/status.h"
 
 namespace sluice::dataplane {
 

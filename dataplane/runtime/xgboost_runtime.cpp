@@ -1,4 +1,4 @@
-#include "runtime/xgboost_runtime.h"
+#include "dataplane/runtime/xgboost_runtime.h"
 
 #include <algorithm>
 #include <atomic>

@@ -17,13 +17,13 @@
 #include <string_view>
 #include <vector>
 
-#include "base/status.h"
-#include "runtime/forest.h"
-#include "runtime/model_loader.h"
-#include "runtime/model_source.h"
-#include "runtime/reference.h"
-#include "runtime/runtime.h"
-#include "runtime/xgboost_model.h"
+#include "lib/base/status.h"
+#include "dataplane/runtime/forest.h"
+#include "dataplane/runtime/model_loader.h"
+#include "dataplane/runtime/model_source.h"
+#include "dataplane/runtime/reference.h"
+#include "dataplane/runtime/runtime.h"
+#include "dataplane/runtime/xgboost_model.h"
 
 namespace sluice::dataplane {
 

@@ -1,4 +1,4 @@
-#include "server/batcher.h"
+#include "dataplane/server/batcher.h"
 
 #include <algorithm>
 #include <cstring>

@@ -22,9 +22,9 @@
 #include <thread>
 #include <vector>
 
-#include "base/clock.h"
-#include "base/status.h"
-#include "runtime/runtime.h"
+#include "lib/base/clock.h"
+#include "lib/base/status.h"
+#include "dataplane/runtime/runtime.h"
 
 namespace sluice::dataplane {
 

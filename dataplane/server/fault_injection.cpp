@@ -1,4 +1,4 @@
-#include "server/fault_injection.h"
+#include "dataplane/server/fault_injection.h"
 
 #include <charconv>
 #include <string_view>

@@ -20,8 +20,8 @@
 #include <string>
 #include <thread>
 
-#include "base/clock.h"
-#include "base/status.h"
+#include "lib/base/clock.h"
+#include "lib/base/status.h"
 
 namespace sluice::dataplane {
 

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "server/tensor.h"
+#include "dataplane/server/tensor.h"
 
 namespace sluice::dataplane {
 

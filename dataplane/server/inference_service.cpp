@@ -1,4 +1,4 @@
-#include "server/inference_service.h"
+#include "dataplane/server/inference_service.h"
 
 #include <cmath>
 #include <cstring>

@@ -20,14 +20,14 @@
 
 #include <prometheus/registry.h>
 
-#include "base/clock.h"
-#include "base/status.h"
-#include "runtime/runtime.h"
-#include "server/batcher.h"
-#include "server/fault_injection.h"
-#include "server/inference.h"
-#include "server/response_cache.h"
-#include "server/server_metrics.h"
+#include "lib/base/clock.h"
+#include "lib/base/status.h"
+#include "dataplane/runtime/runtime.h"
+#include "dataplane/server/batcher.h"
+#include "dataplane/server/fault_injection.h"
+#include "dataplane/server/inference.h"
+#include "dataplane/server/response_cache.h"
+#include "dataplane/server/server_metrics.h"
 
 namespace sluice::dataplane {
 

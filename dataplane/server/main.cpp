@@ -22,15 +22,15 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
-#include "grpc/grpc_frontend.h"
-#include "http/http_server.h"
-#include "metrics/metrics_exposition.h"
-#include "runtime/model_loader.h"
-#include "runtime/model_source.h"
-#include "server/inference_service.h"
-#include "server/logging.h"
-#include "server/rest_frontend.h"
-#include "server/server_flags.h"
+#include "dataplane/grpc/grpc_frontend.h"
+#include "lib/http/http_server.h"
+#include "lib/http/metrics_exposition.h"
+#include "dataplane/runtime/model_loader.h"
+#include "dataplane/runtime/model_source.h"
+#include "dataplane/server/inference_service.h"
+#include "lib/base/logging.h"
+#include "dataplane/server/rest_frontend.h"
+#include "dataplane/server/server_flags.h"
 
 namespace sluice::dataplane {
 namespace {

@@ -1,4 +1,4 @@
-#include "server/response_cache.h"
+#include "dataplane/server/response_cache.h"
 
 #include <cstring>
 #include <functional>

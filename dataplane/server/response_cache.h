@@ -18,9 +18,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "base/clock.h"
-#include "base/status.h"
-#include "server/inference.h"
+#include "lib/base/clock.h"
+#include "lib/base/status.h"
+#include "dataplane/server/inference.h"
 
 namespace sluice::dataplane {
 

@@ -1,10 +1,10 @@
-#include "server/rest_frontend.h"
+#include "dataplane/server/rest_frontend.h"
 
 #include <chrono>
 
 #include <spdlog/spdlog.h>
 
-#include "server/v2_codec.h"
+#include "dataplane/server/v2_codec.h"
 
 namespace sluice::dataplane {
 

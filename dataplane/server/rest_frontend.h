@@ -9,8 +9,8 @@
 // Errors are {"error": "..."}: 400 bad input, 404 unknown model or version, 503 not ready, queue
 // full, timed out or shutting down, 500 otherwise (413/431/408 come from the HTTP server).
 
-#include "http/http_server.h"
-#include "server/inference_service.h"
+#include "lib/http/http_server.h"
+#include "dataplane/server/inference_service.h"
 
 namespace sluice::dataplane {
 

@@ -1,4 +1,4 @@
-#include "server/server_flags.h"
+#include "dataplane/server/server_flags.h"
 
 #include <charconv>
 #include <functional>

@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "base/status.h"
-#include "http/http_server.h"
-#include "server/fault_injection.h"
-#include "server/inference_service.h"
-#include "server/logging.h"
+#include "lib/base/status.h"
+#include "lib/http/http_server.h"
+#include "dataplane/server/fault_injection.h"
+#include "dataplane/server/inference_service.h"
+#include "lib/base/logging.h"
 
 namespace sluice::dataplane {
 

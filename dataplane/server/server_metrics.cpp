@@ -1,4 +1,5 @@
-#include "server/server_metrics.h"
+#include "dataplane/server/server_metrics.h"
+#include "lib/api/metric_names.h"
 
 #include <exception>
 
@@ -53,7 +54,7 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry)
                      .Help("Rows per model Predict call.")
                      .Register(r);
   inflight_ = &prometheus::BuildGauge()
-                   .Name("sluice_server_inflight_requests")
+                   .Name(api::kServerInflightRequests)
                    .Help("Inference requests being processed now (the autoscaler's signal).")
                    .Register(r);
   cache_hits_ = &prometheus::BuildCounter()

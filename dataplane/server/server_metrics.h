@@ -22,7 +22,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
-#include "base/status.h"
+#include "lib/base/status.h"
 
 namespace sluice::dataplane {
 

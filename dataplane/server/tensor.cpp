@@ -1,4 +1,4 @@
-#include "server/tensor.h"
+#include "dataplane/server/tensor.h"
 
 #include <array>
 #include <bit>

@@ -1,4 +1,4 @@
-#include "server/v2_codec.h"
+#include "dataplane/server/v2_codec.h"
 
 #include <bit>
 #include <charconv>
@@ -7,7 +7,7 @@
 #include <limits>
 #include <variant>
 
-#include "http/json_escape.h"
+#include "lib/base/json_escape.h"
 
 namespace sluice::dataplane {
 

@@ -15,9 +15,9 @@
 #include <string_view>
 #include <vector>
 
-#include "base/status.h"
-#include "runtime/runtime.h"
-#include "server/inference.h"
+#include "lib/base/status.h"
+#include "dataplane/runtime/runtime.h"
+#include "dataplane/server/inference.h"
 
 namespace sluice::dataplane {
 

@@ -20,11 +20,11 @@
 #include <iostream>
 #include <sstream>
 
-#include "canary/load_driver.h"
-#include "dataplane/grpc/grpc_test_client.h"
-#include "e2e/support/local_cluster.h"
-#include "integration/controllers/operator_env.h"
-#include "procnode/child.h"
+#include "e2e/canary/load_driver.h"
+#include "tests/dataplane/grpc/grpc_test_client.h"
+#include "tests/e2e/support/local_cluster.h"
+#include "tests/integration/controllers/operator_env.h"
+#include "e2e/procnode/child.h"
 
 namespace sluice::testing {
 namespace {

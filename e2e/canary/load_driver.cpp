@@ -1,4 +1,4 @@
-#include "canary/load_driver.h"
+#include "e2e/canary/load_driver.h"
 
 #include <curl/curl.h>
 #include <fmt/format.h>

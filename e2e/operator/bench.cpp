@@ -29,12 +29,12 @@
 #include <thread>
 #include <vector>
 
-#include "api/duration.h"
-#include "integration/controllers/operator_env.h"
-#include "kube/client.h"
-#include "kube/config.h"
-#include "kube/informer.h"
-#include "support/process.h"
+#include "lib/api/duration.h"
+#include "tests/integration/controllers/operator_env.h"
+#include "lib/kube/client.h"
+#include "lib/kube/config.h"
+#include "lib/kube/informer.h"
+#include "tests/support/process.h"
 
 namespace {
 

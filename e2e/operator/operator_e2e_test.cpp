@@ -16,10 +16,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "integration/controllers/operator_env.h"
-#include "kube/client.h"
-#include "kube/config.h"
-#include "support/process.h"
+#include "tests/integration/controllers/operator_env.h"
+#include "lib/kube/client.h"
+#include "lib/kube/config.h"
+#include "tests/support/process.h"
 
 namespace sluice::controllers::e2e {
 namespace {

@@ -1,4 +1,4 @@
-#include "procnode/child.h"
+#include "e2e/procnode/child.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "base/status.h"
-#include "procnode/launch.h"
+#include "lib/base/status.h"
+#include "e2e/procnode/launch.h"
 
 namespace sluice::procnode {
 

@@ -1,4 +1,4 @@
-#include "procnode/launch.h"
+#include "e2e/procnode/launch.h"
 
 #include <unistd.h>
 

@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "kube/client.h"
-#include "kube/config.h"
-#include "procnode/procnode.h"
+#include "lib/kube/client.h"
+#include "lib/kube/config.h"
+#include "e2e/procnode/procnode.h"
 
 extern char** environ;
 

@@ -1,4 +1,4 @@
-#include "procnode/pod_network.h"
+#include "e2e/procnode/pod_network.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -12,7 +12,7 @@
 #include <set>
 #include <string>
 
-#include "base/status.h"
+#include "lib/base/status.h"
 
 namespace sluice::procnode {
 

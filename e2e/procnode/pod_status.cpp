@@ -1,4 +1,4 @@
-#include "procnode/pod_status.h"
+#include "e2e/procnode/pod_status.h"
 
 #include <fmt/format.h>
 

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "base/clock.h"
+#include "lib/base/clock.h"
 
 namespace sluice::procnode {
 

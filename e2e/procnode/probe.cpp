@@ -1,4 +1,4 @@
-#include "procnode/probe.h"
+#include "e2e/procnode/probe.h"
 
 namespace sluice::procnode {
 

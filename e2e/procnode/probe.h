@@ -9,8 +9,8 @@
 #include <optional>
 #include <string>
 
-#include "base/clock.h"
-#include "base/status.h"
+#include "lib/base/clock.h"
+#include "lib/base/status.h"
 
 namespace sluice::procnode {
 

@@ -1,4 +1,4 @@
-#include "procnode/procnode.h"
+#include "e2e/procnode/procnode.h"
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -7,10 +7,10 @@
 #include <filesystem>
 #include <optional>
 
-#include "kube/leader_election.h"
-#include "procnode/child.h"
-#include "procnode/pod_status.h"
-#include "procnode/probe.h"
+#include "lib/kube/leader_election.h"
+#include "e2e/procnode/child.h"
+#include "e2e/procnode/pod_status.h"
+#include "e2e/procnode/probe.h"
 
 namespace sluice::procnode {
 

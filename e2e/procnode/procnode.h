@@ -24,11 +24,11 @@
 #include <string>
 #include <thread>
 
-#include "base/status.h"
-#include "kube/client.h"
-#include "kube/informer.h"
-#include "procnode/launch.h"
-#include "procnode/pod_network.h"
+#include "lib/base/status.h"
+#include "lib/kube/client.h"
+#include "lib/kube/informer.h"
+#include "e2e/procnode/launch.h"
+#include "e2e/procnode/pod_network.h"
 
 namespace sluice::procnode {
 

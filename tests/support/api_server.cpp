@@ -1,4 +1,4 @@
-#include "support/api_server.h"
+#include "tests/support/api_server.h"
 
 #include <curl/curl.h>
 #include <gtest/gtest.h>

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "base/status.h"
-#include "support/pki.h"
-#include "support/process.h"
+#include "lib/base/status.h"
+#include "tests/support/pki.h"
+#include "tests/support/process.h"
 
 namespace sluice::testing {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "base/status.h"
+#include "lib/base/status.h"
 
 namespace sluice::testing {
 

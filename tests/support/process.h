@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "base/status.h"
+#include "lib/base/status.h"
 
 namespace sluice::testing {
 

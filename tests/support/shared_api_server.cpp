@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "support/api_server.h"
+#include "tests/support/api_server.h"
 
 namespace sluice::testing {
 namespace {

@@ -1,8 +1,8 @@
-#include "analysis/analysis.h"
+#include "controllers/analysis/analysis.h"
 
 #include <gtest/gtest.h>
 
-#include "controllers/analysis/fake_metric_source.h"
+#include "tests/controllers/analysis/fake_metric_source.h"
 
 namespace sluice::controllers {
 namespace {

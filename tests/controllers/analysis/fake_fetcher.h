@@ -7,7 +7,7 @@
 #include <mutex>
 #include <string>
 
-#include "scrape/http_fetcher.h"
+#include "controllers/scrape/http_fetcher.h"
 
 namespace sluice::controllers::testing {
 

@@ -10,7 +10,7 @@
 #include <optional>
 #include <string>
 
-#include "analysis/metric_source.h"
+#include "controllers/analysis/metric_source.h"
 
 namespace sluice::controllers::testing {
 

@@ -1,4 +1,4 @@
-#include "scrape/prom_text.h"
+#include "controllers/scrape/prom_text.h"
 
 #include <gtest/gtest.h>
 

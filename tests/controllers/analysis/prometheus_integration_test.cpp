@@ -10,10 +10,10 @@
 #include <fstream>
 #include <mutex>
 
-#include "analysis/prometheus_metric_source.h"
-#include "http/http_server.h"
-#include "scrape/http_fetcher.h"
-#include "support/process.h"
+#include "controllers/analysis/prometheus_metric_source.h"
+#include "lib/http/http_server.h"
+#include "controllers/scrape/http_fetcher.h"
+#include "tests/support/process.h"
 
 namespace sluice::controllers {
 namespace {

@@ -1,8 +1,8 @@
-#include "analysis/prometheus_metric_source.h"
+#include "controllers/analysis/prometheus_metric_source.h"
 
 #include <gtest/gtest.h>
 
-#include "controllers/analysis/fake_fetcher.h"
+#include "tests/controllers/analysis/fake_fetcher.h"
 
 namespace sluice::controllers {
 namespace {

@@ -1,11 +1,12 @@
-#include "analysis/router_metric_source.h"
+#include "controllers/analysis/router_metric_source.h"
 
 #include <gtest/gtest.h>
 
-#include "controllers/analysis/fake_fetcher.h"
-#include "controllers/reconciler/fake_objects.h"
-#include "modeldeployment/resources.h"
-#include "operator/base/fake_clock.h"
+#include "tests/controllers/analysis/fake_fetcher.h"
+#include "tests/lib/controller/fake_objects.h"
+#include "controllers/modeldeployment/resources.h"
+#include "tests/lib/base/fake_clock.h"
+#include "lib/api/object_labels.h"
 
 namespace sluice::controllers {
 namespace {
@@ -76,7 +77,7 @@ class RouterMetricsTest : public ::testing::Test {
     } else {
       md["status"] = {{"phase", "Healthy"}, {"stableRevision", name + "-a"}};
     }
-    objects_.Put(kModelDeploymentsGvr, md);
+    objects_.Put(api::kModelDeploymentsGvr, md);
   }
 
   // A Ready router pod of `md` at `ip`, listening on container port `port` named http.
@@ -90,9 +91,9 @@ class RouterMetricsTest : public ::testing::Test {
           {{"name", pod},
            {"namespace", "ml"},
            {"labels",
-            {{kLabelComponent, "router"},
-             {kLabelModelDeployment, md},
-             {kLabelManagedBy, kManagedByValue}}}}},
+            {{api::kLabelComponent, "router"},
+             {api::kLabelModelDeployment, md},
+             {api::kLabelManagedBy, api::kManagedByValue}}}}},
          {"spec",
           {{"containers", json::array({{{"name", "router"},
                                         {"ports", json::array({{{"name", "http"},

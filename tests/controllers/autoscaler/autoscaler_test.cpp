@@ -1,4 +1,4 @@
-#include "autoscaler/autoscaler.h"
+#include "controllers/autoscaler/autoscaler.h"
 
 #include <gtest/gtest.h>
 

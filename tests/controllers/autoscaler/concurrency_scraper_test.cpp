@@ -1,13 +1,14 @@
-#include "autoscaler/concurrency_scraper.h"
+#include "controllers/autoscaler/concurrency_scraper.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdio>
 
-#include "controllers/analysis/fake_fetcher.h"
-#include "controllers/reconciler/fake_objects.h"
-#include "modeldeployment/resources.h"
-#include "operator/base/fake_clock.h"
+#include "tests/controllers/analysis/fake_fetcher.h"
+#include "tests/lib/controller/fake_objects.h"
+#include "controllers/modeldeployment/resources.h"
+#include "tests/lib/base/fake_clock.h"
+#include "lib/api/object_labels.h"
 
 namespace sluice::controllers {
 namespace {
@@ -25,7 +26,7 @@ class Cluster {
 
   void AddModelDeployment(const std::string& name, json autoscaling) {
     objects_.Put(
-        kModelDeploymentsGvr,
+        api::kModelDeploymentsGvr,
         {{"apiVersion", "sluice.dev/v1alpha1"},
          {"kind", "ModelDeployment"},
          {"metadata", {{"name", name}, {"namespace", "ml"}}},
@@ -47,9 +48,9 @@ class Cluster {
             {{"name", name},
              {"namespace", "ml"},
              {"labels",
-              {{kLabelComponent, "server"},
-               {kLabelModelDeployment, md},
-               {kLabelRevision, revision}}}}},
+              {{api::kLabelComponent, "server"},
+               {api::kLabelModelDeployment, md},
+               {api::kLabelRevision, revision}}}}},
            {"spec",
             {{"containers", json::array({{{"name", "server"},
                                           {"ports", json::array({{{"name", "http"},
@@ -217,7 +218,7 @@ TEST_F(ConcurrencyScraperTest, PodsThatDoNotAnswerAreNotReadAsIdle) {
 TEST_F(ConcurrencyScraperTest, HpaModeAndFixedReplicasAreNotSampled) {
   cluster_.AddModelDeployment("hpa", {{"maxReplicas", 5}, {"mode", "HPA"}});
   cluster_.Set("hpa", "hpa-a", 1, 3);
-  objects_.Put(kModelDeploymentsGvr,
+  objects_.Put(api::kModelDeploymentsGvr,
                {{"apiVersion", "sluice.dev/v1alpha1"},
                 {"kind", "ModelDeployment"},
                 {"metadata", {{"name", "fixed"}, {"namespace", "ml"}}},

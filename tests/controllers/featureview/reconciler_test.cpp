@@ -1,15 +1,15 @@
 // The FeatureView reconciler: its Secret check, status conditions and observedGeneration, and
 // the recheck that heals a view once its Secret appears.
 
-#include "featureview/reconciler.h"
+#include "controllers/featureview/reconciler.h"
 
 #include <map>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "controllers/reconciler/fake_objects.h"
-#include "operator/base/fake_clock.h"
+#include "tests/lib/controller/fake_objects.h"
+#include "tests/lib/base/fake_clock.h"
 
 namespace sluice::controllers {
 namespace {

@@ -1,7 +1,7 @@
 // Checks of a FeatureView beyond its CRD's CEL rules: cron field ranges and Redis connection
 // strings.
 
-#include "featureview/validation.h"
+#include "controllers/featureview/validation.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

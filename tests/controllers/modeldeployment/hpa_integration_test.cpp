@@ -4,11 +4,11 @@
 
 #include <gtest/gtest.h>
 
-#include "kube/client.h"
-#include "kube/config.h"
-#include "modeldeployment/hpa.h"
-#include "reconciler/object_io.h"
-#include "support/api_server.h"
+#include "lib/kube/client.h"
+#include "lib/kube/config.h"
+#include "controllers/modeldeployment/hpa.h"
+#include "lib/controller/object_io.h"
+#include "tests/support/api_server.h"
 
 namespace sluice::controllers {
 namespace {

@@ -1,4 +1,5 @@
-#include "modeldeployment/hpa.h"
+#include "controllers/modeldeployment/hpa.h"
+#include "lib/api/object_labels.h"
 
 #include <gtest/gtest.h>
 
@@ -33,8 +34,8 @@ TEST(HpaTest, TheObjectScalesTheRevisionOnInflightRequestsPerPod) {
   EXPECT_EQ(hpa["kind"], "HorizontalPodAutoscaler");
   EXPECT_EQ(hpa["metadata"]["name"], "fraud-7c9");
   EXPECT_EQ(hpa["metadata"]["namespace"], "ml");
-  EXPECT_EQ(hpa["metadata"]["labels"][kLabelRevision], "fraud-7c9");
-  EXPECT_EQ(hpa["metadata"]["labels"][kLabelManagedBy], kManagedByValue);
+  EXPECT_EQ(hpa["metadata"]["labels"][api::kLabelRevision], "fraud-7c9");
+  EXPECT_EQ(hpa["metadata"]["labels"][api::kLabelManagedBy], api::kManagedByValue);
   const json& ref = hpa["metadata"]["ownerReferences"][0];
   EXPECT_EQ(ref["uid"], "uid-1");
   EXPECT_EQ(ref["controller"], true);

@@ -1,16 +1,17 @@
 // The ModelDeployment reconciler against in-memory objects and a fake clock: what it creates and
 // owns, how it walks a rollout through the engine's decisions, and what it writes to status.
 
-#include "modeldeployment/reconciler.h"
+#include "controllers/modeldeployment/reconciler.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "api/time.h"
-#include "operator/base/fake_clock.h"
-#include "controllers/analysis/fake_metric_source.h"
-#include "controllers/reconciler/fake_objects.h"
-#include "rollout/engine.h"
+#include "lib/api/time.h"
+#include "tests/lib/base/fake_clock.h"
+#include "tests/controllers/analysis/fake_metric_source.h"
+#include "tests/lib/controller/fake_objects.h"
+#include "controllers/rollout/engine.h"
+#include "lib/api/object_labels.h"
 
 namespace sluice::controllers {
 namespace {
@@ -61,7 +62,7 @@ class ModelDeploymentReconcilerTest : public ::testing::Test {
   }
 
   json CreateMd(const json& spec) {
-    return objects_.Put(kModelDeploymentsGvr, {{"apiVersion", "sluice.dev/v1alpha1"},
+    return objects_.Put(api::kModelDeploymentsGvr, {{"apiVersion", "sluice.dev/v1alpha1"},
                                                {"kind", "ModelDeployment"},
                                                {"metadata", {{"name", kName}, {"namespace", kNs}}},
                                                {"spec", spec}});
@@ -69,7 +70,7 @@ class ModelDeploymentReconcilerTest : public ::testing::Test {
 
   Result<Action> Reconcile() { return reconciler_->Reconcile(ObjectKey{kNs, kName}); }
 
-  json Md() { return *objects_.Find(kModelDeploymentsGvr, kNs, kName); }
+  json Md() { return *objects_.Find(api::kModelDeploymentsGvr, kNs, kName); }
   json Status() { return Md().value("status", json::object()); }
 
   // What kube-controller-manager and the kubelet would report: every pod of every server
@@ -85,7 +86,7 @@ class ModelDeploymentReconcilerTest : public ::testing::Test {
   std::vector<std::string> ServerDeployments() {
     std::vector<std::string> out;
     for (const auto& d : objects_.All(kube::resources::kDeployments)) {
-      if (d["metadata"]["labels"].value(kLabelComponent, "") == "server") {
+      if (d["metadata"]["labels"].value(api::kLabelComponent, "") == "server") {
         out.push_back(MetaString(d, "name"));
       }
     }
@@ -123,7 +124,7 @@ class ModelDeploymentReconcilerTest : public ::testing::Test {
     json spec = Md()["spec"];
     spec["model"]["version"] = version;
     spec["model"]["uri"] = "file:///models/fraud/fraud-v" + version + ".json";
-    objects_.UpdateSpec(kModelDeploymentsGvr, kNs, kName, spec);
+    objects_.UpdateSpec(api::kModelDeploymentsGvr, kNs, kName, spec);
     EXPECT_TRUE(Reconcile().ok());
     MarkServersReady();
     Settle();
@@ -217,8 +218,8 @@ TEST_F(ModelDeploymentReconcilerTest, AFailingCanaryIsRolledBackWithTheMeasuredN
   EXPECT_EQ(Status()["phase"], "RolledBack");
   // ...until sluice.dev/retry asks for the same spec again.
   metric_source_->model(canary).error_fraction = 0;
-  objects_.Merge(kModelDeploymentsGvr, kNs, kName,
-                 {{"metadata", {{"annotations", {{kRetryAnnotation, "true"}}}}}});
+  objects_.Merge(api::kModelDeploymentsGvr, kNs, kName,
+                 {{"metadata", {{"annotations", {{api::kRetryAnnotation, "true"}}}}}});
   Settle();
   EXPECT_EQ(Status()["phase"], "Progressing");
   EXPECT_EQ(Status()["canaryRevision"], canary);
@@ -283,14 +284,14 @@ TEST_F(ModelDeploymentReconcilerTest, FirstReconcileCreatesOwnedObjectsAndStatus
       EXPECT_EQ((*ref)["kind"], "ModelDeployment");
       EXPECT_EQ((*ref)["apiVersion"], "sluice.dev/v1alpha1");
       EXPECT_EQ((*ref)["blockOwnerDeletion"], true);
-      EXPECT_EQ(o["metadata"]["labels"][kLabelManagedBy], "sluice-operator");
+      EXPECT_EQ(o["metadata"]["labels"][api::kLabelManagedBy], "sluice-operator");
     }
   }
 
   const json d = *objects_.Find(kube::resources::kDeployments, kNs, rev);
   EXPECT_EQ(d["spec"]["replicas"], 2);
-  EXPECT_EQ(d["metadata"]["labels"][kLabelRevision], rev);
-  EXPECT_EQ(d["metadata"]["labels"][kLabelModelDeployment], "fraud");
+  EXPECT_EQ(d["metadata"]["labels"][api::kLabelRevision], rev);
+  EXPECT_EQ(d["metadata"]["labels"][api::kLabelModelDeployment], "fraud");
   EXPECT_EQ(d["spec"]["template"]["spec"]["containers"][0]["image"], "example.com/sluice:test");
 
   const json status = Status();
@@ -380,12 +381,12 @@ TEST_F(ModelDeploymentReconcilerTest, AbortAnnotationSendsTrafficBackAndIsConsum
   const std::string stable = DeployStable();
   const std::string canary = StartCanary("2");
   ASSERT_EQ(Traffic()[canary], 10);
-  objects_.Merge(kModelDeploymentsGvr, kNs, kName,
-                 {{"metadata", {{"annotations", {{kAbortAnnotation, "true"}}}}}});
+  objects_.Merge(api::kModelDeploymentsGvr, kNs, kName,
+                 {{"metadata", {{"annotations", {{api::kAbortAnnotation, "true"}}}}}});
   ASSERT_TRUE(Reconcile().ok());
   EXPECT_EQ(Status()["phase"], "RolledBack");
   EXPECT_EQ(Traffic(), (std::map<std::string, int>{{stable, 100}}));
-  EXPECT_EQ(Md()["metadata"]["annotations"].count(kAbortAnnotation), 0u);
+  EXPECT_EQ(Md()["metadata"]["annotations"].count(api::kAbortAnnotation), 0u);
   bool warned = false;
   for (const auto& e : events_.events()) {
     if (e.reason == "Aborted") warned = e.type == EventSeverity::kWarning;
@@ -399,7 +400,7 @@ TEST_F(ModelDeploymentReconcilerTest, AbortAnnotationSendsTrafficBackAndIsConsum
 
 TEST_F(ModelDeploymentReconcilerTest, WithoutAnAnalysisProviderPauseHoldsTheCanary) {
   // noDataPolicy Pause and no provider configured: never a silent pass.
-  objects_.Put(kModelDeploymentsGvr, {{"apiVersion", "sluice.dev/v1alpha1"},
+  objects_.Put(api::kModelDeploymentsGvr, {{"apiVersion", "sluice.dev/v1alpha1"},
                                       {"kind", "ModelDeployment"},
                                       {"metadata", {{"name", kName}, {"namespace", kNs}}},
                                       {"spec", FraudSpec("1", "Pause")}});
@@ -503,7 +504,7 @@ TEST_F(ModelDeploymentReconcilerTest, ScaleSubresourceChangeResizesWithoutARollo
   const std::string stable = DeployStable();
   json spec = Md()["spec"];
   spec["replicas"] = 5;
-  objects_.UpdateSpec(kModelDeploymentsGvr, kNs, kName, spec);
+  objects_.UpdateSpec(api::kModelDeploymentsGvr, kNs, kName, spec);
   Settle();
   EXPECT_EQ(Replicas(stable), 5);
   EXPECT_EQ(Status()["stableRevision"], stable);
@@ -560,7 +561,7 @@ TEST_F(HpaModeTest, EachServingRevisionGetsAnHpaSizedByItsWeightAndKeepsItsScale
 
   // A canary at 10%: its own HPA with a tenth of the range, the stable's with 90%.
   json spec = HpaSpec("2");
-  objects_.UpdateSpec(kModelDeploymentsGvr, kNs, kName, spec);
+  objects_.UpdateSpec(api::kModelDeploymentsGvr, kNs, kName, spec);
   ASSERT_TRUE(Reconcile().ok());
   MarkServersReady();
   Settle();
@@ -575,8 +576,8 @@ TEST_F(HpaModeTest, EachServingRevisionGetsAnHpaSizedByItsWeightAndKeepsItsScale
   EXPECT_EQ(Replicas(stable), 7);
 
   // Aborted: the canary takes no traffic, loses its HPA, and the engine scales it down.
-  objects_.Merge(kModelDeploymentsGvr, kNs, kName,
-                 {{"metadata", {{"annotations", {{kAbortAnnotation, "true"}}}}}});
+  objects_.Merge(api::kModelDeploymentsGvr, kNs, kName,
+                 {{"metadata", {{"annotations", {{api::kAbortAnnotation, "true"}}}}}});
   Settle();
   EXPECT_EQ(Status()["phase"], "RolledBack");
   EXPECT_FALSE(Hpa(canary).has_value());
@@ -589,7 +590,7 @@ TEST_F(HpaModeTest, EachServingRevisionGetsAnHpaSizedByItsWeightAndKeepsItsScale
   // Back to the built-in autoscaler: no HPA is left behind.
   spec = Md()["spec"];
   spec["autoscaling"]["mode"] = "Concurrency";
-  objects_.UpdateSpec(kModelDeploymentsGvr, kNs, kName, spec);
+  objects_.UpdateSpec(api::kModelDeploymentsGvr, kNs, kName, spec);
   Settle();
   EXPECT_TRUE(objects_.All(kube::resources::kHorizontalPodAutoscalers).empty());
 }

@@ -1,12 +1,13 @@
 // The owned objects as intents: security settings, probes, drain, arguments, labels, owner
 // references, and the subset comparison that keeps reconciles at rest free of writes.
 
-#include "modeldeployment/resources.h"
+#include "controllers/modeldeployment/resources.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "rollout/revision.h"
+#include "controllers/rollout/revision.h"
+#include "lib/api/object_labels.h"
 
 namespace sluice::controllers {
 namespace {
@@ -98,15 +99,15 @@ TEST(ResourcesTest, LabelsSelectorsAndOwnerReference) {
   const json d = RevisionDeployment(owner, "fraud-abcdefghjk", owner.md.spec, 1, {});
   EXPECT_EQ(d["metadata"]["name"], "fraud-abcdefghjk");
   EXPECT_EQ(d["metadata"]["namespace"], "ml");
-  EXPECT_EQ(d["metadata"]["labels"][kLabelModelDeployment], "fraud");
-  EXPECT_EQ(d["metadata"]["labels"][kLabelRevision], "fraud-abcdefghjk");
-  EXPECT_EQ(d["metadata"]["labels"][kLabelModelVersion], "3");
-  EXPECT_EQ(d["metadata"]["labels"][kLabelManagedBy], "sluice-operator");
+  EXPECT_EQ(d["metadata"]["labels"][api::kLabelModelDeployment], "fraud");
+  EXPECT_EQ(d["metadata"]["labels"][api::kLabelRevision], "fraud-abcdefghjk");
+  EXPECT_EQ(d["metadata"]["labels"][api::kLabelModelVersion], "3");
+  EXPECT_EQ(d["metadata"]["labels"][api::kLabelManagedBy], "sluice-operator");
   EXPECT_EQ(d["spec"]["selector"]["matchLabels"],
-            (json{{kLabelModelDeployment, "fraud"}, {kLabelRevision, "fraud-abcdefghjk"}}));
+            (json{{api::kLabelModelDeployment, "fraud"}, {api::kLabelRevision, "fraud-abcdefghjk"}}));
   // Pods carry the labels the scale subresource's selector and the revision Service select on.
   const json& pod_labels = d["spec"]["template"]["metadata"]["labels"];
-  EXPECT_EQ(pod_labels[kLabelComponent], "server");
+  EXPECT_EQ(pod_labels[api::kLabelComponent], "server");
   EXPECT_EQ(ServerPodSelector("fraud"),
             "sluice.dev/modeldeployment=fraud,app.kubernetes.io/component=server");
   const json s = RevisionService(owner, "fraud-abcdefghjk", {});
@@ -135,7 +136,7 @@ TEST(ResourcesTest, RouterObjectsBindOnlyItsOwnModelDeployment) {
   EXPECT_EQ(Container(d)["ports"][1]["name"], "grpc");
   const json svc = RouterService(owner, {});
   EXPECT_EQ(svc["metadata"]["name"], "fraud");
-  EXPECT_EQ(svc["spec"]["selector"][kLabelComponent], "router");
+  EXPECT_EQ(svc["spec"]["selector"][api::kLabelComponent], "router");
   EXPECT_EQ(svc["spec"]["ports"][1]["name"], "grpc");
   EXPECT_EQ(svc["spec"]["ports"][1]["targetPort"], "grpc");
   EXPECT_EQ(svc["spec"]["ports"][1]["appProtocol"], "kubernetes.io/h2c");
@@ -184,7 +185,7 @@ TEST(ResourcesTest, IsSubsetIgnoresServerAddedFieldsButNotChanges) {
   extra_arg["spec"]["template"]["spec"]["containers"][0]["args"].push_back("--x");
   EXPECT_FALSE(IsSubset(intent, extra_arg));
   json no_label = live;
-  no_label["metadata"]["labels"].erase(kLabelRevision);
+  no_label["metadata"]["labels"].erase(api::kLabelRevision);
   EXPECT_FALSE(IsSubset(intent, no_label));
   // Quantities written as numbers come back from the API server as strings.
   EXPECT_TRUE(IsSubset(json{{"cpu", 1}}, json{{"cpu", "1"}}));

@@ -1,10 +1,11 @@
 // Single decisions of the rollout engine on hand-built inputs: each path's exact output.
 
-#include "rollout/engine.h"
+#include "controllers/rollout/engine.h"
 
 #include <gtest/gtest.h>
 
-#include "controllers/rollout/rollout_sim.h"
+#include "tests/controllers/rollout/rollout_sim.h"
+#include "lib/api/object_labels.h"
 
 namespace sluice::controllers {
 namespace {
@@ -330,7 +331,7 @@ TEST(DecideTest, AbortIsConsumedAndRollsBack) {
   EXPECT_EQ(d.status.phase, Phase::kRolledBack);
   EXPECT_EQ(WeightOf(d, v1), 100);
   EXPECT_EQ(d.status.FindCondition("Degraded")->reason, "Aborted");
-  EXPECT_EQ(d.consumed_annotations, std::vector<std::string>{kAbortAnnotation});
+  EXPECT_EQ(d.consumed_annotations, std::vector<std::string>{api::kAbortAnnotation});
   EXPECT_FALSE(HasEvent(d, "ControlIgnored"));
 }
 
@@ -369,7 +370,7 @@ TEST(DecideTest, RolledBackStaysUntilRetryOrANewSpec) {
   EXPECT_EQ(d.status.current_step, 0);
   EXPECT_EQ(ReplicasOf(d, v2), 1);
   EXPECT_EQ(d.status.FindCondition("Degraded")->status, "False");
-  EXPECT_EQ(d.consumed_annotations, std::vector<std::string>{kRetryAnnotation});
+  EXPECT_EQ(d.consumed_annotations, std::vector<std::string>{api::kRetryAnnotation});
 
   in.controls.retry = false;
   in.desired_revision = v1;  // the spec went back to the stable
@@ -501,17 +502,17 @@ TEST(AnalysisHistoryTest, ComesFromTheLastAnalysisOfTheCanary) {
 TEST(ControlsTest, FromAnnotations) {
   ModelDeployment md;
   EXPECT_FALSE(Controls::FromAnnotations(md).pause);
-  md.metadata["annotations"] = {{kPauseAnnotation, "true"},
-                                {kPromoteAnnotation, "full"},
-                                {kAbortAnnotation, "true"},
-                                {kRetryAnnotation, "yes"}};
+  md.metadata["annotations"] = {{api::kPauseAnnotation, "true"},
+                                {api::kPromoteAnnotation, "full"},
+                                {api::kAbortAnnotation, "true"},
+                                {api::kRetryAnnotation, "yes"}};
   Controls c = Controls::FromAnnotations(md);
   EXPECT_TRUE(c.pause);
   EXPECT_TRUE(c.promote_full);
   EXPECT_FALSE(c.promote_step);
   EXPECT_TRUE(c.abort);
   EXPECT_TRUE(c.retry);
-  md.metadata["annotations"] = {{kPauseAnnotation, "false"}, {kPromoteAnnotation, "true"}};
+  md.metadata["annotations"] = {{api::kPauseAnnotation, "false"}, {api::kPromoteAnnotation, "true"}};
   c = Controls::FromAnnotations(md);
   EXPECT_FALSE(c.pause);
   EXPECT_TRUE(c.promote_step);

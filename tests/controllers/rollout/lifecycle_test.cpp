@@ -7,7 +7,7 @@
 #include <functional>
 #include <set>
 
-#include "controllers/rollout/rollout_sim.h"
+#include "tests/controllers/rollout/rollout_sim.h"
 
 namespace sluice::controllers {
 namespace {

@@ -1,4 +1,4 @@
-#include "rollout/policy.h"
+#include "controllers/rollout/policy.h"
 
 #include <gtest/gtest.h>
 

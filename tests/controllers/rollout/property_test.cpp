@@ -9,7 +9,7 @@
 
 #include <random>
 
-#include "controllers/rollout/rollout_sim.h"
+#include "tests/controllers/rollout/rollout_sim.h"
 
 namespace sluice::controllers {
 namespace {

@@ -1,4 +1,4 @@
-#include "rollout/revision.h"
+#include "controllers/rollout/revision.h"
 
 #include <gtest/gtest.h>
 

@@ -19,8 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "controllers/analysis/fake_metric_source.h"
-#include "rollout/engine.h"
+#include "tests/controllers/analysis/fake_metric_source.h"
+#include "controllers/rollout/engine.h"
+#include "lib/api/object_labels.h"
 
 namespace sluice::controllers::testing {
 
@@ -209,9 +210,9 @@ class RolloutSim {
     observed_changed_ |= next.size() != deployments_.size();
     deployments_ = std::move(next);
     for (const std::string& a : d.consumed_annotations) {
-      if (a == kPromoteAnnotation) controls_.promote_step = controls_.promote_full = false;
-      if (a == kAbortAnnotation) controls_.abort = false;
-      if (a == kRetryAnnotation) controls_.retry = false;
+      if (a == api::kPromoteAnnotation) controls_.promote_step = controls_.promote_full = false;
+      if (a == api::kAbortAnnotation) controls_.abort = false;
+      if (a == api::kRetryAnnotation) controls_.retry = false;
     }
   }
 

@@ -9,13 +9,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "dataplane/grpc/grpc_test_client.h"
-#include "dataplane/http/http_test_client.h"
-#include "grpc/grpc_frontend.h"
-#include "runtime/model_loader.h"
-#include "runtime/reference.h"
-#include "server/rest_frontend.h"
-#include "server/v2_codec.h"
+#include "tests/dataplane/grpc/grpc_test_client.h"
+#include "tests/lib/http/http_test_client.h"
+#include "dataplane/grpc/grpc_frontend.h"
+#include "dataplane/runtime/model_loader.h"
+#include "dataplane/runtime/reference.h"
+#include "dataplane/server/rest_frontend.h"
+#include "dataplane/server/v2_codec.h"
 
 namespace sluice::dataplane {
 namespace {

@@ -1,7 +1,7 @@
 // A real grpc::Server carrying the frontend over InferenceService and a fake runtime, driven by
 // the generated C++ stub on 127.0.0.1.
 
-#include "grpc/grpc_frontend.h"
+#include "dataplane/grpc/grpc_frontend.h"
 
 #include <gtest/gtest.h>
 
@@ -9,9 +9,9 @@
 #include <future>
 #include <thread>
 
-#include "dataplane/grpc/grpc_test_client.h"
-#include "dataplane/server/fake_runtime.h"
-#include "operator/base/fake_clock.h"
+#include "tests/dataplane/grpc/grpc_test_client.h"
+#include "tests/dataplane/server/fake_runtime.h"
+#include "tests/lib/base/fake_clock.h"
 
 namespace sluice::dataplane {
 namespace {

@@ -23,7 +23,7 @@
 #include <optional>
 #include <thread>
 
-#include "dataplane/grpc/grpc_test_client.h"
+#include "tests/dataplane/grpc/grpc_test_client.h"
 
 namespace sluice::dataplane {
 namespace {

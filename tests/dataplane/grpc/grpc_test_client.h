@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "grpc/grpc_predict_v2.grpc.pb.h"
+#include "dataplane/grpc/grpc_predict_v2.grpc.pb.h"
 
 namespace sluice::testing {
 

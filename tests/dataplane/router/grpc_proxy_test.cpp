@@ -1,7 +1,7 @@
 // The router's gRPC proxy between a real gRPC client (the generated V2 stub) and real gRPC
 // backends, all on 127.0.0.1.
 
-#include "router/grpc_proxy.h"
+#include "dataplane/router/grpc_proxy.h"
 
 #include <gtest/gtest.h>
 
@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include "dataplane/grpc/grpc_test_client.h"
-#include "dataplane/router/grpc_test_backend.h"
+#include "tests/dataplane/grpc/grpc_test_client.h"
+#include "tests/dataplane/router/grpc_test_backend.h"
 
 namespace sluice::dataplane {
 namespace {

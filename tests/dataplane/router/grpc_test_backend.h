@@ -13,7 +13,7 @@
 #include <set>
 #include <string>
 
-#include "grpc/grpc_predict_v2.grpc.pb.h"
+#include "dataplane/grpc/grpc_predict_v2.grpc.pb.h"
 
 namespace sluice::testing {
 

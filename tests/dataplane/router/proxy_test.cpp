@@ -1,4 +1,4 @@
-#include "router/proxy.h"
+#include "dataplane/router/proxy.h"
 
 #include <gtest/gtest.h>
 
@@ -8,9 +8,9 @@
 #include <thread>
 #include <vector>
 
-#include "dataplane/http/http_test_client.h"
-#include "dataplane/router/test_backend.h"
-#include "metrics/metrics_exposition.h"
+#include "tests/lib/http/http_test_client.h"
+#include "tests/dataplane/router/test_backend.h"
+#include "lib/http/metrics_exposition.h"
 
 namespace sluice::dataplane {
 namespace {

@@ -1,8 +1,8 @@
-#include "router/router_flags.h"
+#include "dataplane/router/router_flags.h"
 
 #include <gtest/gtest.h>
 
-#include "router/routing_table.h"
+#include "dataplane/router/routing_table.h"
 
 namespace sluice::dataplane {
 namespace {

@@ -21,16 +21,17 @@
 #include <thread>
 #include <vector>
 
-#include "controllers/api/yaml_json.h"
-#include "dataplane/grpc/grpc_test_client.h"
-#include "dataplane/http/http_test_client.h"
-#include "dataplane/router/test_backend.h"
-#include "dataplane/server/server_process.h"
-#include "kube/client.h"
-#include "procnode/pod_network.h"
-#include "router/traffic_source.h"
-#include "support/api_server.h"
-#include "support/process.h"
+#include "tests/lib/api/yaml_json.h"
+#include "tests/dataplane/grpc/grpc_test_client.h"
+#include "tests/lib/http/http_test_client.h"
+#include "tests/dataplane/router/test_backend.h"
+#include "tests/dataplane/server/server_process.h"
+#include "lib/kube/client.h"
+#include "e2e/procnode/pod_network.h"
+#include "dataplane/router/traffic_source.h"
+#include "tests/support/api_server.h"
+#include "tests/support/process.h"
+#include "lib/api/object_labels.h"
 
 namespace sluice::dataplane {
 namespace {
@@ -130,7 +131,7 @@ class Environment {
         return;
       }
     }
-    if (!Eventually([&] { return client_->List(kModelDeploymentsResource, "", {}).ok(); },
+    if (!Eventually([&] { return client_->List(api::kModelDeploymentsGvr, "", {}).ok(); },
                     std::chrono::seconds(60))) {
       error_ = "modeldeployments are not served";
       return;
@@ -252,13 +253,13 @@ class RouterIntegrationTest : public ::testing::Test {
                 {{"model", {{"uri", "file:///models/fraud/fraud.json"}, {"version", "1"}}},
                  {"replicas", 1}}}};
     if (!traffic_spec.empty()) md["spec"]["traffic"] = traffic_spec;
-    auto created = client().Create(kModelDeploymentsResource, ns_, md);
+    auto created = client().Create(api::kModelDeploymentsGvr, ns_, md);
     ASSERT_TRUE(created.ok()) << created.status();
   }
 
   void SetTraffic(const std::vector<json>& targets) {
     const json traffic = targets;
-    auto patched = client().Patch(kModelDeploymentsResource, ns_, kMd, kube::PatchType::kMerge,
+    auto patched = client().Patch(api::kModelDeploymentsGvr, ns_, kMd, kube::PatchType::kMerge,
                                   json{{"status", {{"traffic", traffic}}}}.dump(),
                                   {.field_manager = "", .force = false, .subresource = "status"});
     ASSERT_TRUE(patched.ok()) << patched.status();
@@ -273,7 +274,7 @@ class RouterIntegrationTest : public ::testing::Test {
                    {{"name", revision + "-" + suffix},
                     {"namespace", ns_},
                     {"labels",
-                     {{kServiceNameLabel, revision},
+                     {{api::kServiceNameLabel, revision},
                       {"endpointslice.kubernetes.io/managed-by", "router-tests"}}}}},
                   {"addressType", "IPv4"},
                   {"ports",

@@ -1,4 +1,4 @@
-#include "router/routing_table.h"
+#include "dataplane/router/routing_table.h"
 
 #include <gtest/gtest.h>
 
@@ -9,8 +9,8 @@
 #include <thread>
 #include <vector>
 
-#include "metrics/metrics_exposition.h"
-#include "router/traffic_source.h"
+#include "lib/http/metrics_exposition.h"
+#include "dataplane/router/traffic_source.h"
 
 namespace sluice::dataplane {
 namespace {

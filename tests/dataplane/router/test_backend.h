@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "http/http_server.h"
+#include "lib/http/http_server.h"
 
 namespace sluice::dataplane::testing {
 

@@ -1,4 +1,4 @@
-#include "router/upstream.h"
+#include "dataplane/router/upstream.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <optional>
 #include <thread>
 
-#include "dataplane/router/test_backend.h"
+#include "tests/dataplane/router/test_backend.h"
 
 namespace sluice::dataplane {
 namespace {

@@ -1,4 +1,4 @@
-#include "router/weighted_schedule.h"
+#include "dataplane/router/weighted_schedule.h"
 
 #include <gtest/gtest.h>
 

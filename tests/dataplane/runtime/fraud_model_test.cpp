@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/runtime/libxgboost.h"
-#include "dataplane/runtime/test_util.h"
-#include "runtime/model_loader.h"
-#include "runtime/xgboost_runtime.h"
+#include "tests/dataplane/runtime/libxgboost.h"
+#include "tests/dataplane/runtime/test_util.h"
+#include "dataplane/runtime/model_loader.h"
+#include "dataplane/runtime/xgboost_runtime.h"
 
 namespace sluice::dataplane {
 namespace {

@@ -1,7 +1,7 @@
 // Fetching models: file paths, http:// from a loopback server, checksums, size limits, errors,
 // reference discovery, format selection.
 
-#include "runtime/model_source.h"
+#include "dataplane/runtime/model_source.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -9,10 +9,10 @@
 #include <filesystem>
 #include <string>
 
-#include "dataplane/runtime/loopback_http_server.h"
-#include "dataplane/runtime/test_util.h"
-#include "runtime/model_loader.h"
-#include "runtime/xgboost_runtime.h"
+#include "tests/dataplane/runtime/loopback_http_server.h"
+#include "tests/dataplane/runtime/test_util.h"
+#include "dataplane/runtime/model_loader.h"
+#include "dataplane/runtime/xgboost_runtime.h"
 
 namespace sluice::dataplane {
 namespace {

@@ -7,8 +7,8 @@
 #include <thread>
 #include <vector>
 
-#include "dataplane/runtime/test_util.h"
-#include "runtime/xgboost_runtime.h"
+#include "tests/dataplane/runtime/test_util.h"
+#include "dataplane/runtime/xgboost_runtime.h"
 
 namespace sluice::dataplane {
 namespace {

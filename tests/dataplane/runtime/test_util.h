@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "runtime/model_source.h"
+#include "dataplane/runtime/model_source.h"
 
 namespace sluice::dataplane::testing {
 

@@ -1,4 +1,4 @@
-#include "runtime/ubjson.h"
+#include "dataplane/runtime/ubjson.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Loading XGBoost model files: the forms base_score takes, objectives and their transforms,
 // hand-built edge cases, malformed and truncated files, and small models written by xgboost 3.x.
 
-#include "runtime/xgboost_model.h"
+#include "dataplane/runtime/xgboost_model.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/runtime/test_util.h"
-#include "runtime/xgboost_runtime.h"
+#include "tests/dataplane/runtime/test_util.h"
+#include "dataplane/runtime/xgboost_runtime.h"
 
 namespace sluice::dataplane {
 namespace {

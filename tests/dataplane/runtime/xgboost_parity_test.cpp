@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/runtime/libxgboost.h"
-#include "runtime/xgboost_runtime.h"
+#include "tests/dataplane/runtime/libxgboost.h"
+#include "dataplane/runtime/xgboost_runtime.h"
 
 namespace sluice::dataplane {
 namespace {

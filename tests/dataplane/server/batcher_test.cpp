@@ -1,4 +1,4 @@
-#include "server/batcher.h"
+#include "dataplane/server/batcher.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -9,8 +9,8 @@
 
 #include <gtest/gtest.h>
 
-#include "dataplane/server/fake_runtime.h"
-#include "operator/base/fake_clock.h"
+#include "tests/dataplane/server/fake_runtime.h"
+#include "tests/lib/base/fake_clock.h"
 
 namespace sluice::dataplane {
 namespace {

@@ -10,7 +10,7 @@
 #include <numeric>
 #include <vector>
 
-#include "runtime/runtime.h"
+#include "dataplane/runtime/runtime.h"
 
 namespace sluice::testing {
 

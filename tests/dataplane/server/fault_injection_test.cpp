@@ -1,4 +1,4 @@
-#include "server/fault_injection.h"
+#include "dataplane/server/fault_injection.h"
 
 #include <atomic>
 #include <future>
@@ -8,11 +8,11 @@
 
 #include <gtest/gtest.h>
 
-#include "dataplane/server/fake_runtime.h"
-#include "operator/base/fake_clock.h"
-#include "server/inference_service.h"
-#include "server/server_flags.h"
-#include "server/v2_codec.h"
+#include "tests/dataplane/server/fake_runtime.h"
+#include "tests/lib/base/fake_clock.h"
+#include "dataplane/server/inference_service.h"
+#include "dataplane/server/server_flags.h"
+#include "dataplane/server/v2_codec.h"
 
 namespace sluice::dataplane {
 namespace {

@@ -1,12 +1,12 @@
-#include "server/inference_service.h"
+#include "dataplane/server/inference_service.h"
 
 #include <cstring>
 #include <future>
 
 #include <gtest/gtest.h>
 
-#include "dataplane/server/fake_runtime.h"
-#include "server/v2_codec.h"
+#include "tests/dataplane/server/fake_runtime.h"
+#include "dataplane/server/v2_codec.h"
 
 namespace sluice::dataplane {
 namespace {

@@ -1,4 +1,4 @@
-#include "server/response_cache.h"
+#include "dataplane/server/response_cache.h"
 
 #include <atomic>
 #include <set>
@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "operator/base/fake_clock.h"
+#include "tests/lib/base/fake_clock.h"
 
 namespace sluice::dataplane {
 namespace {

@@ -1,4 +1,4 @@
-#include "server/rest_frontend.h"
+#include "dataplane/server/rest_frontend.h"
 
 #include <cstring>
 #include <future>
@@ -7,10 +7,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "dataplane/http/http_test_client.h"
-#include "dataplane/server/fake_runtime.h"
-#include "metrics/metrics_exposition.h"
-#include "server/v2_codec.h"
+#include "tests/lib/http/http_test_client.h"
+#include "tests/dataplane/server/fake_runtime.h"
+#include "lib/http/metrics_exposition.h"
+#include "dataplane/server/v2_codec.h"
 
 namespace sluice::dataplane {
 namespace {

@@ -11,10 +11,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "dataplane/http/http_test_client.h"
-#include "dataplane/server/server_process.h"
-#include "runtime/reference.h"
-#include "server/v2_codec.h"
+#include "tests/lib/http/http_test_client.h"
+#include "tests/dataplane/server/server_process.h"
+#include "dataplane/runtime/reference.h"
+#include "dataplane/server/v2_codec.h"
 
 namespace sluice::dataplane {
 namespace {

@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "dataplane/http/http_test_client.h"
+#include "tests/lib/http/http_test_client.h"
 
 namespace sluice::testing {
 

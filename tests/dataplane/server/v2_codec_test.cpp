@@ -1,4 +1,4 @@
-#include "server/v2_codec.h"
+#include "dataplane/server/v2_codec.h"
 
 #include <cmath>
 #include <cstring>

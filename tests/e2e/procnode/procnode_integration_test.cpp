@@ -12,8 +12,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "e2e/support/local_cluster.h"
-#include "procnode/child.h"
+#include "tests/e2e/support/local_cluster.h"
+#include "e2e/procnode/child.h"
 
 namespace sluice::testing {
 namespace {

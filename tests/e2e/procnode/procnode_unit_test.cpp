@@ -10,10 +10,10 @@
 #include <fstream>
 #include <set>
 
-#include "procnode/launch.h"
-#include "procnode/pod_network.h"
-#include "procnode/pod_status.h"
-#include "procnode/probe.h"
+#include "e2e/procnode/launch.h"
+#include "e2e/procnode/pod_network.h"
+#include "e2e/procnode/pod_status.h"
+#include "e2e/procnode/probe.h"
 
 namespace sluice::procnode {
 namespace {

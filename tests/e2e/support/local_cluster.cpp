@@ -1,4 +1,4 @@
-#include "e2e/support/local_cluster.h"
+#include "tests/e2e/support/local_cluster.h"
 
 #include <filesystem>
 #include <thread>

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "base/status.h"
-#include "kube/client.h"
-#include "support/api_server.h"
-#include "support/process.h"
+#include "lib/base/status.h"
+#include "lib/kube/client.h"
+#include "tests/support/api_server.h"
+#include "tests/support/process.h"
 
 namespace sluice::testing {
 

@@ -6,7 +6,7 @@
 
 #include <cstdio>
 
-#include "procnode/pod_network.h"
+#include "e2e/procnode/pod_network.h"
 
 int main(int argc, char** argv) {
   // 10.244.0.0/16 for the cluster's proc node, the rest for extra nodes a test may start.

@@ -19,9 +19,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "controllers/api/yaml_json.h"
-#include "kube/client.h"
-#include "kube/informer.h"
+#include "tests/lib/api/yaml_json.h"
+#include "lib/kube/client.h"
+#include "lib/kube/informer.h"
 
 namespace sluice::controllers::it {
 

@@ -9,11 +9,11 @@
 #include <atomic>
 #include <thread>
 
-#include "app/operator.h"
-#include "integration/controllers/operator_env.h"
-#include "kube/client.h"
-#include "kube/config.h"
-#include "support/api_server.h"
+#include "operator/operator.h"
+#include "tests/integration/controllers/operator_env.h"
+#include "lib/kube/client.h"
+#include "lib/kube/config.h"
+#include "tests/support/api_server.h"
 
 namespace sluice::controllers::it {
 namespace {

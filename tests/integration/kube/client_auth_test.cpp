@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "integration/kube/client_it_util.h"
+#include "tests/integration/kube/client_it_util.h"
 
 namespace sluice::kube::it {
 namespace {

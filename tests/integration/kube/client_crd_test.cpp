@@ -3,7 +3,7 @@
 
 #include <set>
 
-#include "integration/kube/client_it_util.h"
+#include "tests/integration/kube/client_it_util.h"
 
 namespace sluice::kube::it {
 namespace {

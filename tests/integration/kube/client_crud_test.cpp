@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <set>
 
-#include "integration/kube/client_it_util.h"
+#include "tests/integration/kube/client_it_util.h"
 
 namespace sluice::kube::it {
 namespace {

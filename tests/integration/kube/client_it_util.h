@@ -14,9 +14,9 @@
 #include <thread>
 #include <vector>
 
-#include "kube/client.h"
-#include "kube/curl_transport.h"
-#include "support/api_server.h"
+#include "lib/kube/client.h"
+#include "lib/kube/curl_transport.h"
+#include "tests/support/api_server.h"
 
 namespace sluice::kube::it {
 

@@ -13,9 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include "integration/kube/client_it_util.h"
-#include "kube/informer.h"
-#include "support/api_server.h"
+#include "tests/integration/kube/client_it_util.h"
+#include "lib/kube/informer.h"
+#include "tests/support/api_server.h"
 
 namespace sluice::kube {
 namespace {

@@ -15,8 +15,8 @@
 #include <string>
 #include <thread>
 
-#include "kube/client.h"
-#include "kube/leader_election.h"
+#include "lib/kube/client.h"
+#include "lib/kube/leader_election.h"
 
 namespace {
 

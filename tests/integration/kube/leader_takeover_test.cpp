@@ -13,10 +13,10 @@
 #include <sstream>
 #include <string>
 
-#include "integration/kube/client_it_util.h"
-#include "kube/leader_election.h"
-#include "support/api_server.h"
-#include "support/process.h"
+#include "tests/integration/kube/client_it_util.h"
+#include "lib/kube/leader_election.h"
+#include "tests/support/api_server.h"
+#include "tests/support/process.h"
 
 #ifndef SLUICE_LEADER_CANDIDATE
 #error "SLUICE_LEADER_CANDIDATE must name the leader_candidate binary"

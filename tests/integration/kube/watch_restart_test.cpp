@@ -15,10 +15,10 @@
 #include <thread>
 #include <vector>
 
-#include "integration/kube/client_it_util.h"
-#include "kube/informer.h"
-#include "kube/watcher.h"
-#include "support/api_server.h"
+#include "tests/integration/kube/client_it_util.h"
+#include "lib/kube/informer.h"
+#include "lib/kube/watcher.h"
+#include "tests/support/api_server.h"
 
 namespace sluice::kube {
 namespace {

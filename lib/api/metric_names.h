@@ -1,0 +1,22 @@
+#pragma once
+
+// Metric and label names that cross a process boundary: sluice-router's per-revision series, read
+// by canary analysis (scraped directly or through PromQL), and sluice-server's in-flight gauge,
+// read by the concurrency autoscaler and the HPA. The exporters and the readers both use these.
+
+namespace sluice::api {
+
+// sluice-router, per revision.
+inline constexpr char kRouterRequestsTotal[] = "sluice_router_requests_total";
+inline constexpr char kRouterRequestDurationSeconds[] = "sluice_router_request_duration_seconds";
+inline constexpr char kRouterRequestDurationBucket[] = "sluice_router_request_duration_seconds_bucket";
+// Label on the router's series: the revision name.
+inline constexpr char kRevisionLabel[] = "revision";
+// Label on the router's request counter: "2xx", "4xx", "5xx" or "error".
+inline constexpr char kCodeLabel[] = "code";
+inline constexpr char kBucketBoundLabel[] = "le";
+
+// sluice-server.
+inline constexpr char kServerInflightRequests[] = "sluice_server_inflight_requests";
+
+}  // namespace sluice::api

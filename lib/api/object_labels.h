@@ -1,0 +1,43 @@
+#pragma once
+
+// What the operator writes on the objects it owns and what other processes read back: label and
+// annotation keys, port names, the ModelDeployment resource. One definition here, used by the
+// operator, sluice-router and the tests.
+
+#include "lib/kube/client.h"
+
+namespace sluice::api {
+
+// The ModelDeployment resource (sluice.dev/v1alpha1).
+inline const kube::GroupVersionResource kModelDeploymentsGvr{"sluice.dev", "v1alpha1",
+                                                             "modeldeployments", true,
+                                                             "ModelDeployment"};
+
+// Labels on every owned object.
+inline constexpr char kLabelModelDeployment[] = "sluice.dev/modeldeployment";
+inline constexpr char kLabelRevision[] = "sluice.dev/revision";
+inline constexpr char kLabelModelVersion[] = "sluice.dev/model-version";
+inline constexpr char kLabelName[] = "app.kubernetes.io/name";
+inline constexpr char kLabelInstance[] = "app.kubernetes.io/instance";
+inline constexpr char kLabelComponent[] = "app.kubernetes.io/component";
+inline constexpr char kLabelManagedBy[] = "app.kubernetes.io/managed-by";
+inline constexpr char kNameValue[] = "sluice";
+inline constexpr char kManagedByValue[] = "sluice-operator";
+// The selector the operator's informers use for owned objects.
+inline constexpr char kManagedBySelector[] = "app.kubernetes.io/managed-by=sluice-operator";
+
+// Annotations a user sets on a ModelDeployment to steer its rollout.
+inline constexpr char kPauseAnnotation[] = "sluice.dev/pause";
+inline constexpr char kPromoteAnnotation[] = "sluice.dev/promote";
+inline constexpr char kAbortAnnotation[] = "sluice.dev/abort";
+inline constexpr char kRetryAnnotation[] = "sluice.dev/retry";
+// The model and runtime a revision Deployment was built from.
+inline constexpr char kRevisionSpecAnnotation[] = "sluice.dev/revision-spec";
+
+// Each revision's Service is named after the revision, so the router finds its EndpointSlices by
+// Kubernetes' own service-name label; ports are found by these names.
+inline constexpr char kServiceNameLabel[] = "kubernetes.io/service-name";
+inline constexpr char kHttpPortName[] = "http";
+inline constexpr char kGrpcPortName[] = "grpc";
+
+}  // namespace sluice::api

@@ -1,0 +1,104 @@
+#pragma once
+
+// The operator's shared cache: one informer per (resource, namespace) that any controller or
+// reconciler reads, so a Deployment is listed and watched once however many controllers care
+// about it (the role of controller-runtime's cache).
+//
+// Contract:
+// - Register every resource before Start(); Register after Start() is an error.
+// - Namespaces: an empty list caches every namespace (one informer per resource); otherwise one
+//   informer per listed namespace, and reads of other namespaces see nothing.
+// - Reads (the ObjectReader half) never block on the network and are thread-safe.
+// - Stop() stops every informer and is idempotent; event handlers are not called afterwards.
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "lib/base/clock.h"
+#include "lib/controller/metrics.h"
+#include "lib/kube/client.h"
+#include "lib/kube/informer.h"
+#include "lib/kube/watcher.h"
+#include "lib/controller/object_io.h"
+
+namespace sluice::controllers {
+
+// Makes the list/watch source for one resource in one namespace ("" = all). Production: the
+// client; unit tests: an in-memory source.
+using ListerWatcherFactory = std::function<std::unique_ptr<kube::ListerWatcher>(
+    const kube::GroupVersionResource& gvr, const std::string& ns)>;
+
+struct CacheOptions {
+  std::vector<std::string> namespaces;  // empty: all namespaces
+  std::chrono::nanoseconds resync_period{0};
+  Clock* clock = nullptr;                     // nullptr: Clock::Real(); must outlive the cache
+  ControllerMetrics* metrics = nullptr;       // optional; must outlive the cache
+  ListerWatcherFactory source;                // nullptr: list/watch through the client
+  std::chrono::seconds watch_timeout{300};
+};
+
+class InformerCache final : public ObjectReader {
+ public:
+  // `client` must outlive the cache (unused when options.source is set).
+  InformerCache(kube::Client* client, CacheOptions options);
+  ~InformerCache() override;
+
+  InformerCache(const InformerCache&) = delete;
+  InformerCache& operator=(const InformerCache&) = delete;
+
+  // Caches `gvr`; only objects matching `label_selector` when it is set. Registering the same
+  // resource twice is a no-op when the selector is equal and InvalidArgument otherwise.
+  Status Register(const kube::GroupVersionResource& gvr, const std::string& label_selector = "");
+  bool IsRegistered(const kube::GroupVersionResource& gvr) const;
+
+  // Adds `handler` to every informer of `gvr` (registered first).
+  Status AddEventHandler(const kube::GroupVersionResource& gvr,
+                         std::shared_ptr<kube::ResourceEventHandler> handler);
+
+  void Start();
+  void Stop();
+  bool HasSynced() const;
+  // True once every informer synced; false at `deadline` or after Stop().
+  bool WaitForSync(Clock::Steady::time_point deadline);
+
+  // ObjectReader.
+  ObjectPtr Get(const kube::GroupVersionResource& gvr, const std::string& ns,
+                const std::string& name) const override;
+  std::vector<ObjectPtr> List(const kube::GroupVersionResource& gvr,
+                              const std::string& ns) const override;
+  std::vector<ObjectPtr> ListOwnedBy(const kube::GroupVersionResource& gvr, const std::string& ns,
+                                     const std::string& owner_uid) const override;
+
+  // Objects cached across all informers (for logs and metrics).
+  size_t Size() const;
+
+ private:
+  struct Entry {
+    kube::GroupVersionResource gvr;
+    std::string label_selector;
+    // namespace ("" for all) -> informer
+    std::map<std::string, std::unique_ptr<kube::Informer>> informers;
+  };
+  static std::string GvrKey(const kube::GroupVersionResource& gvr);
+  // The informer that holds objects of `ns`, or nullptr.
+  const kube::Informer* InformerFor(const Entry& entry, const std::string& ns) const;
+  const Entry* Find(const kube::GroupVersionResource& gvr) const;
+
+  kube::Client* client_;
+  CacheOptions options_;
+  Clock& clock_;
+
+  mutable std::mutex mu_;
+  // Entries are added only before Start() and never removed, so after Start() they are read
+  // without the lock.
+  std::map<std::string, std::unique_ptr<Entry>> entries_;  // guarded by mu_ until Start()
+  bool started_ = false;                                   // guarded by mu_
+  bool stopped_ = false;                                   // guarded by mu_
+};
+
+}  // namespace sluice::controllers

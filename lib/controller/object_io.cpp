@@ -1,0 +1,81 @@
+#include "lib/controller/object_io.h"
+
+namespace sluice::controllers {
+
+using nlohmann::json;
+
+namespace {
+
+std::string IntentNamespace(const json& intent) {
+  return intent.contains("metadata") ? MetaString(intent, "namespace") : std::string();
+}
+
+}  // namespace
+
+Result<json> KubeObjectWriter::Apply(const kube::GroupVersionResource& gvr, const json& intent,
+                                     bool force) {
+  return client_.Apply(gvr, IntentNamespace(intent), intent, field_manager_, force);
+}
+
+Result<json> KubeObjectWriter::ApplyStatus(const kube::GroupVersionResource& gvr,
+                                           const json& intent) {
+  return client_.Apply(gvr, IntentNamespace(intent), intent, field_manager_, /*force=*/true,
+                       "status");
+}
+
+Result<json> KubeObjectWriter::MergePatch(const kube::GroupVersionResource& gvr,
+                                          const std::string& ns, const std::string& name,
+                                          const json& patch) {
+  kube::PatchOptions options;
+  options.field_manager = field_manager_;
+  return client_.Patch(gvr, ns, name, kube::PatchType::kMerge, patch.dump(), options);
+}
+
+Status KubeObjectWriter::Delete(const kube::GroupVersionResource& gvr, const std::string& ns,
+                                const std::string& name, const std::string& uid) {
+  kube::DeleteOptions options;
+  options.propagation = kube::PropagationPolicy::kBackground;
+  if (!uid.empty()) options.precondition_uid = uid;
+  Status s = client_.Delete(gvr, ns, name, options);
+  if (s.code() == StatusCode::kNotFound) return Status::Ok();
+  // A uid precondition failing means the name now belongs to a newer object: not ours to delete.
+  if (s.code() == StatusCode::kConflict && !uid.empty()) return Status::Ok();
+  return s;
+}
+
+std::string MetaString(const json& object, const char* field) {
+  auto meta = object.find("metadata");
+  if (meta == object.end() || !meta->is_object()) return {};
+  auto it = meta->find(field);
+  return it != meta->end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+int64_t MetaGeneration(const json& object) {
+  auto meta = object.find("metadata");
+  if (meta == object.end() || !meta->is_object()) return 0;
+  auto it = meta->find("generation");
+  return it != meta->end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
+const json* Annotation(const json& object, const std::string& key) {
+  auto meta = object.find("metadata");
+  if (meta == object.end() || !meta->is_object()) return nullptr;
+  auto annotations = meta->find("annotations");
+  if (annotations == meta->end() || !annotations->is_object()) return nullptr;
+  auto it = annotations->find(key);
+  return it == annotations->end() ? nullptr : &*it;
+}
+
+const json* ControllerRef(const json& object) {
+  auto meta = object.find("metadata");
+  if (meta == object.end() || !meta->is_object()) return nullptr;
+  auto refs = meta->find("ownerReferences");
+  if (refs == meta->end() || !refs->is_array()) return nullptr;
+  for (const auto& ref : *refs) {
+    auto c = ref.find("controller");
+    if (c != ref.end() && c->is_boolean() && c->get<bool>()) return &ref;
+  }
+  return nullptr;
+}
+
+}  // namespace sluice::controllers
