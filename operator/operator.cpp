@@ -117,6 +117,11 @@ struct Operator::Parts {
   std::unique_ptr<kube::LeaderElector> elector;
   std::thread elector_thread;
   std::thread sync_thread;
+  // Stops the controllers at shutdown; see Run.
+  std::thread stopper_thread;
+  std::mutex stopper_mu;
+  std::condition_variable stopper_cv;
+  bool stopper_done = false;  // guarded by stopper_mu
   std::string lease_namespace;
 };
 
@@ -125,6 +130,8 @@ Operator::Operator(OperatorOptions options)
 
 Operator::~Operator() {
   Stop();
+  // A shutdown that timed out left the stopper waiting on a reconcile; it holds the controllers.
+  if (p_->stopper_thread.joinable()) p_->stopper_thread.join();
   if (p_->md_controller) p_->md_controller->Stop();
   if (p_->fv_controller) p_->fv_controller->Stop();
   if (p_->elector) p_->elector->Stop();
@@ -461,30 +468,30 @@ Status Operator::Run() {
     spdlog::error("stopping: {}; finishing in-flight reconciles", result.message());
   }
 
-  // Stop taking work and let reconciles in progress finish, within the shutdown timeout.
-  std::mutex done_mu;
-  std::condition_variable done_cv;
-  bool done = false;
-  std::thread stopper([&] {
-    p_->md_controller->Stop();
-    p_->fv_controller->Stop();
-    std::lock_guard<std::mutex> lock(done_mu);
-    done = true;
-    done_cv.notify_all();
+  // Stop taking work and let reconciles in progress finish, within the shutdown timeout. The
+  // stopper thread and what it signals belong to Parts, not to this frame: when the timeout passes
+  // it is still running, and Run returns while it does (the destructor joins it).
+  p_->stopper_thread = std::thread([p = p_.get()] {
+    p->md_controller->Stop();
+    p->fv_controller->Stop();
+    std::lock_guard<std::mutex> lock(p->stopper_mu);
+    p->stopper_done = true;
+    p->stopper_cv.notify_all();
   });
+  bool stopped_in_time = false;
   {
-    std::unique_lock<std::mutex> lock(done_mu);
-    if (!done_cv.wait_for(lock, options_.shutdown_timeout, [&] { return done; })) {
-      spdlog::error("in-flight reconciles did not finish within {}s",
-                    options_.shutdown_timeout.count());
-      stopper.detach();
-      if (result.ok()) result = Timeout("in-flight reconciles did not finish in time");
-    }
+    std::unique_lock<std::mutex> lock(p_->stopper_mu);
+    stopped_in_time = p_->stopper_cv.wait_for(lock, options_.shutdown_timeout,
+                                              [&] { return p_->stopper_done; });
   }
-  if (stopper.joinable()) {
-    stopper.join();
+  if (stopped_in_time) {
+    p_->stopper_thread.join();
     // The last phase changes are worth writing before the process goes.
     p_->events->Flush();
+  } else {
+    spdlog::error("in-flight reconciles did not finish within {}s",
+                  options_.shutdown_timeout.count());
+    if (result.ok()) result = Timeout("in-flight reconciles did not finish in time");
   }
   p_->metrics->SetLeader(false);
   if (p_->router_metrics) p_->router_metrics->Stop();
