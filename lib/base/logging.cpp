@@ -1,13 +1,13 @@
 #include "lib/base/logging.h"
 
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-
-#include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "lib/base/json_escape.h"
 
@@ -15,7 +15,9 @@ namespace sluice {
 
 namespace {
 
-void Append(spdlog::memory_buf_t& dest, std::string_view s) { dest.append(s.data(), s.data() + s.size()); }
+void Append(spdlog::memory_buf_t& dest, std::string_view s) {
+  dest.append(s.data(), s.data() + s.size());
+}
 
 void AppendField(spdlog::memory_buf_t& dest, std::string_view key, std::string_view value) {
   std::string out = ",\"";
