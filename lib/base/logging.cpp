@@ -79,8 +79,10 @@ void JsonLogFormatter::format(const spdlog::details::log_msg& msg, spdlog::memor
   dest.append(level.data(), level.data() + level.size());
   dest.push_back('"');
 
-  // Identity fields from the logger's name; a word without '=' is the logger's plain name.
+  // Identity fields from the logger's name; words without '=' (or with a reserved key) together
+  // are the logger's plain name, written once under "logger".
   std::string_view fields(msg.logger_name.data(), msg.logger_name.size());
+  std::string plain;
   while (!fields.empty()) {
     const size_t space = fields.find(' ');
     const std::string_view pair = fields.substr(0, space);
@@ -88,11 +90,13 @@ void JsonLogFormatter::format(const spdlog::details::log_msg& msg, spdlog::memor
     if (pair.empty()) continue;
     const size_t eq = pair.find('=');
     if (eq == std::string_view::npos || IsReserved(pair.substr(0, eq))) {
-      AppendField(dest, "logger", pair);
+      if (!plain.empty()) plain += ' ';
+      plain += pair;
     } else {
       AppendField(dest, pair.substr(0, eq), pair.substr(eq + 1));
     }
   }
+  if (!plain.empty()) AppendField(dest, "logger", plain);
 
   const std::string_view text(msg.payload.data(), msg.payload.size());
   AppendField(dest, "msg", text);
