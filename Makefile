@@ -13,7 +13,7 @@ export SLUICE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/sluice
 export SLUICE_K8S_BIN ?= $(shell bash e2e/cluster/bin-dir.sh 2>/dev/null)
 
 .PHONY: all deps deps-apt deps-cluster build test test-unit test-integration test-asan test-tsan \
-        e2e demo bench fuzz format tidy clean images images-from-source
+        e2e demo bench fuzz format tidy clean images images-from-source node-up node-down
 
 all: build
 
@@ -64,6 +64,14 @@ images: deps-cluster $(BUILD)/build.ninja
 # The same images compiled by the Dockerfiles' build stage, as `docker build` does elsewhere.
 images-from-source: deps-cluster
 	JOBS=2 BUILD=$(BUILD) bash e2e/images/build.sh --from-source $(BUILD)/images-from-source
+
+# A local cluster with a real node (kubelet, containerd, kube-proxy) running the images; root.
+NODE_DIR ?= $(BUILD)/node
+node-up: images
+	bash e2e/cluster/node-up.sh $(NODE_DIR)
+
+node-down:
+	bash e2e/cluster/node-down.sh $(NODE_DIR)
 
 e2e: deps build
 	ctest --test-dir $(BUILD) --output-on-failure -L e2e

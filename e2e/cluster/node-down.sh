@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# node-down.sh DIR — stops what node-up.sh DIR started and puts the host back as DIR/host-state
+# recorded it: pods are deleted first so the kubelet tears down their networks and volumes, then
+# kube-proxy, kubelet, containerd (and its shims), the scheduler and controller-manager, then
+# down.sh DIR (kube-apiserver, etcd). Afterwards: no KUBE-* or CNI-* iptables chains, no /kubepods
+# cgroups, no mounts under DIR, no slnode0/slcni0 bridges, no CNI netns or cache files of this
+# node, and the sysctls as they were. Keeps DIR's data; idempotent.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+if [[ $# -ne 1 ]]; then
+  echo "usage: $0 DIR" >&2
+  exit 2
+fi
+[[ -d "$1" ]] || exit 0
+dir="$(cd "$1" && pwd)"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+NODE_BRIDGE=slnode0
+CNI_BRIDGE=slcni0
+CNI_NETWORK=sluice-node
+# shellcheck disable=SC1091
+[[ -f "$dir/node-env" ]] && source "$dir/node-env"
+# shellcheck disable=SC1091
+[[ -f "$dir/env" ]] && source "$dir/env"
+ctrd="$dir/node/containerd"
+sock="${CONTAINERD_SOCK:-$ctrd/containerd.sock}"
+ctr=(ctr --address "$sock" --namespace k8s.io)
+problems=0
+
+# Pods go through the kubelet so their sandboxes' CNI DEL and volume unmounts run.
+if [[ -n "${KUBELET_PID:-}" && -d "/proc/$KUBELET_PID" && -f "$dir/kubeconfig" ]]; then
+  kubectl=("${SLUICE_K8S_BIN:-$(sluice_k8s_bin kubectl)}/kubectl" --kubeconfig "$dir/kubeconfig")
+  # Nothing recreates or reschedules them meanwhile.
+  sluice_stop_pid "${KCM_PID:-}" "$dir" kube-controller-manager
+  sluice_stop_pid "${SCHEDULER_PID:-}" "$dir" kube-scheduler
+  "${kubectl[@]}" delete pods --all --all-namespaces --grace-period=5 --wait=false >/dev/null 2>&1
+  for ((i = 0; i < 300; i++)); do
+    [[ -z "$("${kubectl[@]}" get pods -A --no-headers 2>/dev/null)" ]] && break
+    sleep 0.2
+  done
+  # The kubelet removes stopped sandboxes shortly after their pods are gone.
+  for ((i = 0; i < 100; i++)); do
+    [[ -z "$("${ctr[@]}" containers ls -q 2>/dev/null)" ]] && break
+    sleep 0.2
+  done
+fi
+sluice_stop_pid "${PROXY_PID:-}" "$dir" kube-proxy
+sluice_stop_pid "${KUBELET_PID:-}" "$dir" kubelet
+sluice_stop_pid "${KCM_PID:-}" "$dir" kube-controller-manager
+sluice_stop_pid "${SCHEDULER_PID:-}" "$dir" kube-scheduler
+
+# Whatever the kubelet left running: tasks killed and deleted through containerd, then
+# containerd, then any shim still serving it (a shim outlives containerd by design).
+if [[ -n "${CONTAINERD_PID:-}" && -d "/proc/$CONTAINERD_PID" ]]; then
+  for c in $("${ctr[@]}" tasks ls -q 2>/dev/null); do
+    "${ctr[@]}" tasks kill -s SIGKILL "$c" >/dev/null 2>&1
+  done
+  sleep 0.5
+  for c in $("${ctr[@]}" containers ls -q 2>/dev/null); do
+    "${ctr[@]}" tasks delete -f "$c" >/dev/null 2>&1
+    "${ctr[@]}" containers delete "$c" >/dev/null 2>&1
+  done
+fi
+sluice_stop_pid "${CONTAINERD_PID:-}" "$dir" containerd
+for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $sock" 2>/dev/null); do
+  sluice_stop_pid "$pid" "$sock" containerd-shim
+done
+# Pids node-up.sh started before it failed (it writes them when it gives up).
+if [[ -f "$dir/node-env.partial" ]]; then
+  # shellcheck disable=SC1091
+  source "$dir/node-env.partial"
+  for pid in ${NODE_PIDS:-}; do sluice_stop_pid "$pid" "$dir"; done
+fi
+
+# iptables: kube-proxy removes its own rules; then any KUBE-*/CNI-* chain left (kubelet, CNI) in
+# both backends.
+if [[ -f "${PROXY_CONFIG:-$dir/node/kube-proxy.yaml}" && -n "${SLUICE_K8S_BIN:-}" ]]; then
+  "$SLUICE_K8S_BIN/kube-proxy" --cleanup --config="${PROXY_CONFIG:-$dir/node/kube-proxy.yaml}" \
+    >"$dir/logs/kube-proxy-cleanup.log" 2>&1
+fi
+sweep_chains() {
+  local ipt="$1" table chain rule
+  command -v "$ipt" >/dev/null || return 0
+  for table in filter nat mangle raw; do
+    # Rules in any chain that jump to ours, then our chains.
+    "$ipt-save" -t "$table" 2>/dev/null | grep -E '^-A .* -j (KUBE-|CNI-)' | sed 's/^-A /-D /' |
+      while read -r rule; do eval "$ipt -t $table $rule" 2>/dev/null; done
+    for chain in $("$ipt-save" -t "$table" 2>/dev/null | sed -n 's/^:\(\(KUBE\|CNI\)-[^ ]*\) .*/\1/p'); do
+      "$ipt" -t "$table" -F "$chain" 2>/dev/null
+    done
+    for chain in $("$ipt-save" -t "$table" 2>/dev/null | sed -n 's/^:\(\(KUBE\|CNI\)-[^ ]*\) .*/\1/p'); do
+      "$ipt" -t "$table" -X "$chain" 2>/dev/null
+    done
+  done
+}
+for ipt in iptables ip6tables iptables-legacy ip6tables-legacy; do sweep_chains "$ipt"; done
+while iptables -D FORWARD -i "$CNI_BRIDGE" ! -o "$CNI_BRIDGE" -m comment --comment sluice-node -j DROP 2>/dev/null; do :; done
+
+# Mounts under DIR (the kubelet's bind mount of its root dir, volumes, sandbox shm, rootfs),
+# deepest first.
+for ((i = 0; i < 5; i++)); do
+  mounts="$(awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r)"
+  [[ -z "$mounts" ]] && break
+  while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done <<<"$mounts"
+done
+
+# cgroups the kubelet and runc created (cgroupfs driver), deepest first.
+for root in /sys/fs/cgroup/*/; do
+  [[ -d "$root/kubepods" ]] || continue
+  find "$root/kubepods" -depth -type d -exec rmdir {} \; 2>/dev/null
+  [[ -d "$root/kubepods" ]] && { echo "e2e/cluster: could not remove $root/kubepods" >&2; problems=1; }
+done
+
+# Network: the bridges (veths went with their netns), CNI netns and cache files of this node.
+ip link del "$CNI_BRIDGE" 2>/dev/null
+ip link del "$NODE_BRIDGE" 2>/dev/null
+if [[ -f "$dir/host-state" ]]; then
+  for ns in $(ls /var/run/netns 2>/dev/null); do
+    [[ "$ns" == cni-* ]] || continue
+    grep -qx "netns $ns" "$dir/host-state" && continue
+    umount "/var/run/netns/$ns" 2>/dev/null
+    rm -f "/var/run/netns/$ns"
+  done
+fi
+rm -f /var/lib/cni/results/"$CNI_NETWORK"-* 2>/dev/null
+find /var/log/containers -maxdepth 1 -type l -lname "$dir/*" -delete 2>/dev/null
+if [[ -f "$dir/host-state" ]]; then
+  grep -qx "existed /var/lib/cni" "$dir/host-state" || rm -rf /var/lib/cni
+  grep -qx "existed /var/log/containers" "$dir/host-state" || rmdir /var/log/containers 2>/dev/null
+  grep -qx "existed /run/containerd" "$dir/host-state" || rm -rf /run/containerd 2>/dev/null
+  # sysctls as they were.
+  sed -n 's/^sysctl //p' "$dir/host-state" | while read -r kv; do sysctl -q -w "$kv" >/dev/null; done
+fi
+
+bash "$here/down.sh" "$dir" >/dev/null
+rm -f "$dir/node-env" "$dir/node-env.partial"
+if ((problems)); then
+  echo "stopped the node in $dir, with the problems above" >&2
+  exit 1
+fi
+echo "stopped the node and the cluster in $dir; host restored"
