@@ -33,14 +33,11 @@ if [[ -n "${KUBELET_PID:-}" && -d "/proc/$KUBELET_PID" && -f "$dir/kubeconfig" ]
   # Nothing recreates or reschedules them meanwhile.
   sluice_stop_pid "${KCM_PID:-}" "$dir" kube-controller-manager
   sluice_stop_pid "${SCHEDULER_PID:-}" "$dir" kube-scheduler
-  "${kubectl[@]}" delete pods --all --all-namespaces --grace-period=5 --wait=false >/dev/null 2>&1
+  "${kubectl[@]}" delete pods --all --all-namespaces --grace-period=2 --wait=false >/dev/null 2>&1
+  # A pod object goes once the kubelet has stopped its containers and its sandbox (CNI DEL) and
+  # unmounted its volumes; the stopped containers themselves are removed below.
   for ((i = 0; i < 300; i++)); do
     [[ -z "$("${kubectl[@]}" get pods -A --no-headers 2>/dev/null)" ]] && break
-    sleep 0.2
-  done
-  # The kubelet removes stopped sandboxes shortly after their pods are gone.
-  for ((i = 0; i < 100; i++)); do
-    [[ -z "$("${ctr[@]}" containers ls -q 2>/dev/null)" ]] && break
     sleep 0.2
   done
 fi
@@ -79,9 +76,11 @@ if [[ -f "${PROXY_CONFIG:-$dir/node/kube-proxy.yaml}" && -n "${SLUICE_K8S_BIN:-}
     >"$dir/logs/kube-proxy-cleanup.log" 2>&1
 fi
 sweep_chains() {
-  local ipt="$1" table chain rule
-  command -v "$ipt" >/dev/null || return 0
-  for table in filter nat mangle raw; do
+  local ipt="$1" table chain rule tables
+  command -v "$ipt-save" >/dev/null || return 0
+  # Only tables that exist and hold such a chain: naming a table to iptables-legacy creates it.
+  tables="$("$ipt-save" 2>/dev/null | awk '/^\*/ {t = substr($1, 2)} /^:(KUBE|CNI)-/ {print t}' | sort -u)"
+  for table in $tables; do
     # Rules in any chain that jump to ours, then our chains.
     "$ipt-save" -t "$table" 2>/dev/null | grep -E '^-A .* -j (KUBE-|CNI-)' | sed 's/^-A /-D /' |
       while read -r rule; do eval "$ipt -t $table $rule" 2>/dev/null; done
@@ -128,6 +127,14 @@ if [[ -f "$dir/host-state" ]]; then
   grep -qx "existed /var/lib/cni" "$dir/host-state" || rm -rf /var/lib/cni
   grep -qx "existed /var/log/containers" "$dir/host-state" || rmdir /var/log/containers 2>/dev/null
   grep -qx "existed /run/containerd" "$dir/host-state" || rm -rf /run/containerd 2>/dev/null
+  grep -qx "existed /run/netns" "$dir/host-state" || rmdir /run/netns 2>/dev/null
+  if command -v nft >/dev/null; then
+    nft list tables 2>/dev/null | sed 's/^table //' | while read -r family table; do
+      grep -qx "nft $family $table" "$dir/host-state" && continue
+      [[ "$(nft -j list table "$family" "$table" 2>/dev/null | grep -o '"rule":' | wc -l)" == 0 ]] &&
+        nft delete table "$family" "$table"
+    done
+  fi
   # sysctls as they were.
   sed -n 's/^sysctl //p' "$dir/host-state" | while read -r kv; do sysctl -q -w "$kv" >/dev/null; done
 fi

@@ -25,6 +25,10 @@ host_state() {
     awk -v d="$dir/" 'index($2, d) == 1 {print "mount " $2}' /proc/self/mounts
     ip -br link show type bridge | awk '$1 ~ /^sl(node|cni)0/ {print "bridge " $1}'
     sysctl vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.ip_forward
+    ls -d /run/netns /run/containerd /var/lib/cni /var/log/containers || true
+    ls /run/netns || true
+    if command -v nft >/dev/null; then nft list tables; fi
+    cat /proc/net/ip_tables_names /proc/net/ip6_tables_names || true
   } 2>/dev/null
 }
 before="$(host_state)"

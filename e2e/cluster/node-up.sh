@@ -75,6 +75,10 @@ mkdir -p "$node" "$logs"
   [[ -d /var/log/containers ]] && echo "existed /var/log/containers"
   [[ -d /var/lib/cni ]] && echo "existed /var/lib/cni"
   [[ -d /run/containerd ]] && echo "existed /run/containerd"
+  [[ -d /run/netns ]] && echo "existed /run/netns"
+  # iptables-nft creates its tables on first use; node-down.sh deletes the ones it finds empty
+  # that were not here before (needs nft).
+  if command -v nft >/dev/null; then nft list tables 2>/dev/null | sed 's/^table /nft /'; fi
   { ls /var/run/netns 2>/dev/null || true; } | sed "s/^/netns /"
 } >"$dir/host-state"
 

@@ -12,7 +12,7 @@ PACKAGES=(
   redis-server prometheus wrk python3-venv
   clang clang-format clang-tidy libclang-rt-14-dev
   golang-go
-  buildah debootstrap containerd runc containernetworking-plugins iptables conntrack
+  buildah debootstrap containerd runc containernetworking-plugins iptables conntrack nftables
 )
 
 missing=()
