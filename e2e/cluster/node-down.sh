@@ -48,7 +48,7 @@ sluice_stop_pid "${SCHEDULER_PID:-}" "$dir" kube-scheduler
 
 # Whatever the kubelet left running: tasks killed and deleted through containerd, then
 # containerd, then any shim still serving it (a shim outlives containerd by design).
-if [[ -n "${CONTAINERD_PID:-}" && -d "/proc/$CONTAINERD_PID" ]]; then
+if [[ -S "$sock" ]]; then
   for c in $("${ctr[@]}" tasks ls -q 2>/dev/null); do
     "${ctr[@]}" tasks kill -s SIGKILL "$c" >/dev/null 2>&1
   done
@@ -58,16 +58,16 @@ if [[ -n "${CONTAINERD_PID:-}" && -d "/proc/$CONTAINERD_PID" ]]; then
     "${ctr[@]}" containers delete "$c" >/dev/null 2>&1
   done
 fi
-sluice_stop_pid "${CONTAINERD_PID:-}" "$dir" containerd
-for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $sock" 2>/dev/null); do
-  sluice_stop_pid "$pid" "$sock" containerd-shim
-done
-# Pids node-up.sh started before it failed (it writes them when it gives up).
+# Pids (kubelet, containerd, ...) node-up.sh started before it failed (it writes them when it gives up).
 if [[ -f "$dir/node-env.partial" ]]; then
   # shellcheck disable=SC1091
   source "$dir/node-env.partial"
   for pid in ${NODE_PIDS:-}; do sluice_stop_pid "$pid" "$dir"; done
 fi
+sluice_stop_pid "${CONTAINERD_PID:-}" "$dir" containerd
+for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $sock" 2>/dev/null); do
+  sluice_stop_pid "$pid" "$sock" containerd-shim
+done
 
 # iptables: kube-proxy removes its own rules; then any KUBE-*/CNI-* chain left (kubelet, CNI) in
 # both backends.
