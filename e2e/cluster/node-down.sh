@@ -2,9 +2,9 @@
 # node-down.sh DIR — stops what node-up.sh DIR started and puts the host back as DIR/host-state
 # recorded it: pods are deleted first so the kubelet tears down their networks and volumes, then
 # kube-proxy, kubelet, containerd (and its shims), the scheduler and controller-manager, then
-# down.sh DIR (kube-apiserver, etcd). Afterwards: no KUBE-* or CNI-* iptables chains, no /kubepods
-# cgroups, no mounts under DIR, no slnode0/slcni0 bridges, no CNI netns or cache files of this
-# node, and the sysctls as they were. Keeps DIR's data; idempotent.
+# down.sh DIR (kube-apiserver, etcd), then the host clean-up. Afterwards: no KUBE-* or CNI-*
+# iptables chains, no /kubepods cgroups, no mounts under DIR, no slnode0/slcni0 bridges, no CNI
+# netns or cache files of this node, and the sysctls as they were. Keeps DIR's data; idempotent.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -62,12 +62,16 @@ fi
 if [[ -f "$dir/node-env.partial" ]]; then
   # shellcheck disable=SC1091
   source "$dir/node-env.partial"
-  for pid in ${NODE_PIDS:-}; do sluice_stop_pid "$pid" "$dir"; done
+  # Last started first: kube-apiserver goes after its clients.
+  for pid in $(printf '%s\n' ${NODE_PIDS:-} | tac); do sluice_stop_pid "$pid" "$dir"; done
 fi
 sluice_stop_pid "${CONTAINERD_PID:-}" "$dir" containerd
 for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $sock" 2>/dev/null); do
   sluice_stop_pid "$pid" "$sock" containerd-shim
 done
+# kube-apiserver and etcd, while the node IP kube-apiserver listens on still exists: without it
+# its shutdown waits 20 s for removing its own endpoint through that address.
+bash "$here/down.sh" "$dir" >/dev/null
 
 # iptables: kube-proxy removes its own rules; then any KUBE-*/CNI-* chain left (kubelet, CNI) in
 # both backends.
@@ -139,7 +143,6 @@ if [[ -f "$dir/host-state" ]]; then
   sed -n 's/^sysctl //p' "$dir/host-state" | while read -r kv; do sysctl -q -w "$kv" >/dev/null; done
 fi
 
-bash "$here/down.sh" "$dir" >/dev/null
 rm -f "$dir/node-env" "$dir/node-env.partial"
 if ((problems)); then
   echo "stopped the node in $dir, with the problems above" >&2
