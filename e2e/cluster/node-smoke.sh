@@ -12,6 +12,8 @@ repo="$(cd "$here/../.." && pwd)"
 source "$here/lib.sh"
 source "$repo/e2e/images/lib.sh"
 
+own_dir=0
+if [[ $# -eq 0 ]]; then own_dir=1; fi
 dir="${1:-$(mktemp -d /tmp/sluice-node.XXXXXX)}"
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
@@ -49,7 +51,13 @@ teardown() {
   fi
   echo "host restored"
 }
-trap 'teardown || exit 1' EXIT
+ok=0
+finish() {
+  teardown || exit 1
+  # A temp folder goes when all passed; otherwise its logs stay for a look.
+  if ((ok && own_dir)); then rm -rf "$dir"; elif ((!ok)); then echo "logs: $dir/logs" >&2; fi
+}
+trap finish EXIT
 
 start=$SECONDS
 bash "$here/node-up.sh" "$dir"
@@ -164,10 +172,11 @@ head -n1 "$dir/pod-response.txt"
 check "$dir/pod-response.txt"
 
 echo "kubectl logs $pod:"
-"${kubectl[@]}" logs "$pod" | head -n 3
-"${kubectl[@]}" logs "$pod" | head -n 1 | python3 -c 'import json,sys; json.loads(sys.stdin.readline())' ||
-  { echo "FAIL: the server's log lines are not JSON" >&2; exit 1; }
+"${kubectl[@]}" logs "$pod" >"$dir/server.log"
+head -n 3 "$dir/server.log"
+python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1]) if l.strip()] or sys.exit("no lines")' \
+  "$dir/server.log" || { echo "FAIL: the server's log lines are not JSON" >&2; exit 1; }
 
 echo "measured: node-up ${up_s}s; deployment applied -> rollout complete ${ready_s}s;" \
   "pod created -> Ready ${pod_ready_s}s"
-teardown
+ok=1
