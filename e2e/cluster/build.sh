@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local test cluster's binaries (kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubectl, etcd, etcdctl, kwok, kwokctl, helm) from the Go modules pinned under go/ into
+# kubectl, kubelet, kube-proxy, etcd, etcdctl, kwok, kwokctl, helm, and the pause container's
+# static binary) from the Go modules pinned under go/ into
 # $SLUICE_CACHE/cluster-<key>/bin. Does nothing when that folder is already complete. Safe to run
 # concurrently: one build per key at a time (flock), and the folder appears only when whole.
 set -euo pipefail
@@ -79,7 +80,16 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 gobuild kubernetes "$tmp/bin/" "$kld" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+  k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
+
+# The pod sandbox's pause binary, from the same Kubernetes release, built the way its Makefile
+# does (static, -Os); e2e/images turns it into the sandbox image the real node's containerd uses.
+kdir="$(mod_field "$m" k8s.io/kubernetes "{{.Dir}}")"
+ptag="$(sed -n 's/^TAG ?= *//p' "$kdir/build/pause/Makefile")"
+echo "building pause $ptag ..."
+${CC:-cc} -Os -s -Wall -Werror -static -DVERSION="v$ptag" -o "$tmp/bin/pause" "$kdir/build/pause/linux/pause.c"
+echo "$ptag" > "$tmp/bin/pause.version"
 
 m="$SLUICE_CLUSTER_ROOT/go/etcd"
 ever="$(mod_field "$m" go.etcd.io/etcd/server/v3 "{{.Version}}")"
@@ -108,6 +118,7 @@ gobuild helm "$tmp/bin/" "$hld" helm.sh/helm/v3/cmd/helm
 
 {
   echo "kubernetes $kver"
+  echo "pause $ptag"
   echo "etcd $ever"
   echo "kwok $wver"
   echo "helm $hver"

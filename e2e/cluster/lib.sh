@@ -4,7 +4,7 @@
 SLUICE_CLUSTER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SLUICE_CLUSTER_MODULES=(kubernetes etcd kwok helm)
 SLUICE_CLUSTER_BINARIES=(
-  kube-apiserver kube-controller-manager kube-scheduler kubectl
+  kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy pause
   etcd etcdctl
   kwok kwokctl
   helm

@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# up.sh DIR — starts etcd and kube-apiserver on free 127.0.0.1 ports, with data, certificates and
-# logs under DIR, and writes DIR/kubeconfig (admin, client certificate) and DIR/env (ports, pids;
-# `set -a; source DIR/env` exports KUBECONFIG). Certificates and etcd data are kept across
-# down.sh/up.sh, so the same DIR comes back with its objects. down.sh DIR stops exactly what
+# up.sh [--node-ip IP] DIR — starts etcd and kube-apiserver on free 127.0.0.1 ports, with data,
+# certificates and logs under DIR, and writes DIR/kubeconfig (admin, client certificate) and DIR/env
+# (ports, pids; `set -a; source DIR/env` exports KUBECONFIG). Certificates and etcd data are kept
+# across down.sh/up.sh, so the same DIR comes back with its objects. down.sh DIR stops exactly what
 # this started.
+# --node-ip IP (node-up.sh uses it): kube-apiserver listens on IP instead of 127.0.0.1 (an address
+# on an interface the caller created) and publishes it as the endpoint of the `kubernetes`
+# Service, so pods reach it with in-cluster config; the ServiceAccount admission plugin is on, and
+# kube-apiserver talks to kubelets (logs, exec) with a client certificate, by InternalIP.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+node_ip=""
+if [[ "${1:-}" == "--node-ip" && $# -ge 2 ]]; then
+  node_ip="$2"
+  shift 2
+fi
 if [[ $# -ne 1 ]]; then
-  echo "usage: $0 DIR" >&2
+  echo "usage: $0 [--node-ip IP] DIR" >&2
   exit 2
 fi
 mkdir -p "$1"
@@ -45,6 +54,23 @@ if [[ ! -f "$pki/admin.crt" ]]; then
     "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth"
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$pki/sa.key" 2>/dev/null
   openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
+fi
+api_ip=127.0.0.1
+node_flags=(--disable-admission-plugins=ServiceAccount --endpoint-reconciler-type=none)
+if [[ -n "$node_ip" ]]; then
+  api_ip="$node_ip"
+  if ! openssl x509 -in "$pki/apiserver.crt" -noout -ext subjectAltName | grep -q "IP Address:$node_ip\(,\|$\)"; then
+    sign apiserver "/CN=kube-apiserver" \
+      "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,IP:$node_ip,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  fi
+  [[ -f "$pki/apiserver-kubelet-client.crt" ]] ||
+    sign apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" \
+      "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth"
+  node_flags=(--endpoint-reconciler-type=lease
+    --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt"
+    --kubelet-client-key="$pki/apiserver-kubelet-client.key"
+    --kubelet-certificate-authority="$pki/ca.crt"
+    --kubelet-preferred-address-types=InternalIP)
 fi
 
 # Whatever this script started dies with it unless it gets to the end.
@@ -111,7 +137,7 @@ for attempt in 1 2 3; do
   sluice_free_port apiserver_port
   spawn apiserver_pid "$logs/kube-apiserver.log" "$bin/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$etcd_port" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$apiserver_port" \
+    --bind-address="$api_ip" --advertise-address="$api_ip" --secure-port="$apiserver_port" \
     --cert-dir="$pki" --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
     --client-ca-file="$pki/ca.crt" \
     --authorization-mode=Node,RBAC \
@@ -119,11 +145,10 @@ for attempt in 1 2 3; do
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
     --service-cluster-ip-range=10.0.0.0/16 \
     --allow-privileged=true \
-    --disable-admission-plugins=ServiceAccount \
-    --endpoint-reconciler-type=none \
+    "${node_flags[@]}" \
     --profiling=false
   if wait_for kube-apiserver "$apiserver_pid" "$logs/kube-apiserver.log" \
-    "${curl_admin[@]}" "https://127.0.0.1:$apiserver_port/readyz"; then
+    "${curl_admin[@]}" "https://$api_ip:$apiserver_port/readyz"; then
     break
   fi
   port_conflict "$logs/kube-apiserver.log" && ((attempt < 3)) && continue
@@ -137,7 +162,7 @@ kind: Config
 clusters:
 - name: sluice-test
   cluster:
-    server: https://127.0.0.1:$apiserver_port
+    server: https://$api_ip:$apiserver_port
     certificate-authority-data: $(b64 "$pki/ca.crt")
 users:
 - name: sluice-admin
@@ -162,13 +187,14 @@ ETCD_PID=$etcd_pid
 ETCD_URL=http://127.0.0.1:$etcd_port
 APISERVER_PORT=$apiserver_port
 APISERVER_PID=$apiserver_pid
-APISERVER_URL=https://127.0.0.1:$apiserver_port
+APISERVER_URL=https://$api_ip:$apiserver_port
+APISERVER_IP=$api_ip
 CA_FILE=$pki/ca.crt
 KUBECONFIG=$dir/kubeconfig
 ENV
 up_ok=1
 
-echo "kube-apiserver https://127.0.0.1:$apiserver_port (pid $apiserver_pid), etcd http://127.0.0.1:$etcd_port (pid $etcd_pid)"
+echo "kube-apiserver https://$api_ip:$apiserver_port (pid $apiserver_pid), etcd http://127.0.0.1:$etcd_port (pid $etcd_pid)"
 echo "kubeconfig: $dir/kubeconfig"
 "$bin/kubectl" --kubeconfig "$dir/kubeconfig" get --raw /version
 echo

@@ -13,6 +13,7 @@ PACKAGES=(
   clang clang-format clang-tidy libclang-rt-14-dev
   golang-go
   lua5.1
+  buildah debootstrap containerd runc containernetworking-plugins iptables conntrack nftables
 )
 
 missing=()

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# node-smoke.sh [DIR]: proves the real node. Brings up node-up.sh DIR (default: a temp folder),
+# runs sluice-server from the sluice-dataplane image as a Deployment (non-root, read-only root
+# file system, the fraud model from a hostPath volume as file:///models/...), waits for it to be
+# Ready, then checks predictions through its Service's ClusterIP from the host and from another
+# pod (kubectl exec) against the model's reference outputs, and that `kubectl logs` shows the
+# server's JSON log lines. Tears down with node-down.sh and checks the host is as it was.
+# Prints the times it measured. Needs root and `make images`.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+source "$here/lib.sh"
+source "$repo/e2e/images/lib.sh"
+
+own_dir=0
+if [[ $# -eq 0 ]]; then own_dir=1; fi
+dir="${1:-$(mktemp -d /tmp/sluice-node.XXXXXX)}"
+mkdir -p "$dir"
+dir="$(cd "$dir" && pwd)"
+version="$(sluice_version)"
+image="$SLUICE_IMAGE_REPO/sluice-dataplane:$version"
+
+host_state() {
+  {
+    iptables-save 2>/dev/null | grep -E '^:(KUBE|CNI)-|sluice-node' || true
+    ls -d /sys/fs/cgroup/*/kubepods 2>/dev/null || true
+    awk -v d="$dir/" 'index($2, d) == 1 {print "mount " $2}' /proc/self/mounts
+    ip -br link show type bridge | awk '$1 ~ /^sl(node|cni)0/ {print "bridge " $1}'
+    sysctl vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.ip_forward
+    ls -d /run/netns /run/containerd /var/lib/cni /var/log/containers || true
+    ls /run/netns || true
+    if command -v nft >/dev/null; then nft list tables; fi
+    cat /proc/net/ip_tables_names /proc/net/ip6_tables_names || true
+  } 2>/dev/null
+}
+before="$(host_state)"
+
+down_done=0
+teardown() {
+  ((down_done)) && return 0
+  down_done=1
+  local start=$SECONDS
+  bash "$here/node-down.sh" "$dir" || true
+  echo "node-down in $((SECONDS - start))s"
+  local after
+  after="$(host_state)"
+  if [[ "$after" != "$before" ]]; then
+    echo "FAIL: the host is not as it was:" >&2
+    diff <(echo "$before") <(echo "$after") >&2 || true
+    return 1
+  fi
+  echo "host restored"
+}
+ok=0
+finish() {
+  teardown || exit 1
+  # A temp folder goes when all passed; otherwise its logs stay for a look.
+  if ((ok && own_dir)); then rm -rf "$dir"; elif ((!ok)); then echo "logs: $dir/logs" >&2; fi
+}
+trap finish EXIT
+
+start=$SECONDS
+bash "$here/node-up.sh" "$dir"
+up_s=$((SECONDS - start))
+set -a
+# shellcheck disable=SC1091
+source "$dir/env"
+# shellcheck disable=SC1091
+source "$dir/node-env"
+set +a
+kubectl=("$SLUICE_K8S_BIN/kubectl" --kubeconfig "$dir/kubeconfig")
+
+# The model where a user would put it: a volume, not the image.
+mkdir -p "$dir/models/fraud"
+cp "$repo/bench/fraud/model/fraud.json" "$dir/models/fraud/"
+chmod 755 "$dir/models" "$dir/models/fraud"
+chmod 644 "$dir/models/fraud/fraud.json"
+
+"${kubectl[@]}" apply -f - >/dev/null <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: fraud-server, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: fraud-server}}
+  template:
+    metadata: {labels: {app: fraud-server}}
+    spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532}
+      containers:
+      - name: server
+        image: $image
+        imagePullPolicy: Never
+        command: [sluice-server]
+        args: [--model-uri=file:///models/fraud/fraud.json, --model-name=fraud, --model-format=xgboost-json,
+               --http-port=8080, --log-format=json]
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe:
+          httpGet: {path: /v2/health/ready, port: http}
+          periodSeconds: 1
+        securityContext:
+          allowPrivilegeEscalation: false
+          readOnlyRootFilesystem: true
+          capabilities: {drop: [ALL]}
+        volumeMounts: [{name: models, mountPath: /models, readOnly: true}]
+      volumes:
+      - name: models
+        hostPath: {path: $dir/models, type: Directory}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: fraud-server, namespace: default}
+spec:
+  selector: {app: fraud-server}
+  ports: [{name: http, port: 80, targetPort: http}]
+YAML
+start=$SECONDS
+"${kubectl[@]}" rollout status deployment/fraud-server --timeout=180s
+ready_s=$((SECONDS - start))
+pod="$("${kubectl[@]}" get pods -l app=fraud-server -o jsonpath='{.items[0].metadata.name}')"
+"${kubectl[@]}" get pods -o wide
+created="$("${kubectl[@]}" get pod "$pod" -o jsonpath='{.metadata.creationTimestamp}')"
+readyat="$("${kubectl[@]}" get pod "$pod" -o jsonpath='{.status.conditions[?(@.type=="Ready")].lastTransitionTime}')"
+pod_ready_s=$(($(date -d "$readyat" +%s) - $(date -d "$created" +%s)))
+
+# A request from reference rows without missing values, and the probabilities xgboost gave.
+python3 - "$repo/bench/fraud/model/fraud.reference.json" "$dir/request.json" "$dir/expected.json" <<'PY'
+import json, sys
+ref = json.load(open(sys.argv[1]))
+rows = [(i, o) for i, o in zip(ref["inputs"], ref["outputs"]) if None not in i][:8]
+req = {"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0][0])], "datatype": "FP32",
+                   "data": [x for r, _ in rows for x in r]}]}
+json.dump(req, open(sys.argv[2], "w"))
+json.dump({"outputs": [o for _, o in rows], "tolerance": ref["tolerance"]}, open(sys.argv[3], "w"))
+PY
+check() {
+  python3 - "$dir/expected.json" "$1" <<'PY'
+import json, sys
+exp = json.load(open(sys.argv[1]))
+body = open(sys.argv[2]).read()
+body = body[body.index("{"):]  # a raw HTTP response from the pod: skip the headers
+got = json.loads(body)["outputs"][0]["data"]
+want = [x for o in exp["outputs"] for x in (o if isinstance(o, list) else [o])]
+if len(got) != len(want) or any(abs(a - b) > max(exp["tolerance"], 1e-5) for a, b in zip(got, want)):
+    sys.exit(f"predictions differ: got {got} want {want}")
+print(f"  {len(got)} predictions match the reference")
+PY
+}
+
+cluster_ip="$("${kubectl[@]}" get service fraud-server -o jsonpath='{.spec.clusterIP}')"
+echo "prediction from the host through ClusterIP $cluster_ip:80"
+start_ms=$(date +%s%3N)
+for ((i = 0; i < 50; i++)); do
+  curl -fsS --max-time 5 "http://$cluster_ip/v2/models/fraud/infer" -H 'Content-Type: application/json' \
+    -d @"$dir/request.json" -o "$dir/host-response.json" && break
+  sleep 0.2
+done
+echo "  first answer after $(($(date +%s%3N) - start_ms)) ms"
+check "$dir/host-response.json"
+
+echo "prediction from another pod (kubectl exec, bash /dev/tcp) through the Service's ClusterIP"
+"${kubectl[@]}" run client --image="$image" --image-pull-policy=Never --restart=Never \
+  --overrides='{"spec":{"securityContext":{"runAsNonRoot":true,"runAsUser":65532}}}' \
+  --command -- sleep 600 >/dev/null
+"${kubectl[@]}" wait --for=condition=Ready pod/client --timeout=60s >/dev/null
+len=$(stat -c %s "$dir/request.json")
+"${kubectl[@]}" exec -i client -- bash -c "exec 3<>/dev/tcp/$cluster_ip/80
+  printf 'POST /v2/models/fraud/infer HTTP/1.1\r\nHost: fraud-server\r\nContent-Type: application/json\r\nContent-Length: $len\r\nConnection: close\r\n\r\n' >&3
+  cat >&3
+  cat <&3" <"$dir/request.json" >"$dir/pod-response.txt"
+head -n1 "$dir/pod-response.txt"
+check "$dir/pod-response.txt"
+
+echo "kubectl logs $pod:"
+"${kubectl[@]}" logs "$pod" >"$dir/server.log"
+head -n 3 "$dir/server.log"
+python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1]) if l.strip()] or sys.exit("no lines")' \
+  "$dir/server.log" || { echo "FAIL: the server's log lines are not JSON" >&2; exit 1; }
+
+echo "measured: node-up ${up_s}s; deployment applied -> rollout complete ${ready_s}s;" \
+  "pod created -> Ready ${pod_ready_s}s"
+ok=1
