@@ -78,7 +78,7 @@ format:
 	git ls-files '*.h' '*.cpp' | xargs clang-format -i
 
 tidy: $(BUILD)/build.ninja
-	git ls-files 'lib/*.cpp' 'operator/*.cpp' 'controllers/*.cpp' 'dataplane/*.cpp' | xargs clang-tidy -p $(BUILD) --quiet
+	git ls-files 'operator/*.cpp' 'controllers/*.cpp' 'dataplane/*.cpp' | xargs clang-tidy -p $(BUILD) --quiet
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)

@@ -12,7 +12,6 @@ PACKAGES=(
   redis-server prometheus wrk python3-venv
   clang clang-format clang-tidy libclang-rt-14-dev
   golang-go
-  lua5.1
 )
 
 missing=()

@@ -9,8 +9,9 @@
 namespace sluice::api {
 
 // The ModelDeployment resource (sluice.dev/v1alpha1).
-inline const kube::GroupVersionResource kModelDeploymentsGvr{
-    "sluice.dev", "v1alpha1", "modeldeployments", true, "ModelDeployment"};
+inline const kube::GroupVersionResource kModelDeploymentsGvr{"sluice.dev", "v1alpha1",
+                                                             "modeldeployments", true,
+                                                             "ModelDeployment"};
 
 // Labels on every owned object.
 inline constexpr char kLabelModelDeployment[] = "sluice.dev/modeldeployment";

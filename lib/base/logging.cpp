@@ -1,13 +1,13 @@
 #include "lib/base/logging.h"
 
-#include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include "lib/base/json_escape.h"
 
@@ -15,9 +15,7 @@ namespace sluice {
 
 namespace {
 
-void Append(spdlog::memory_buf_t& dest, std::string_view s) {
-  dest.append(s.data(), s.data() + s.size());
-}
+void Append(spdlog::memory_buf_t& dest, std::string_view s) { dest.append(s.data(), s.data() + s.size()); }
 
 void AppendField(spdlog::memory_buf_t& dest, std::string_view key, std::string_view value) {
   std::string out = ",\"";
@@ -79,10 +77,8 @@ void JsonLogFormatter::format(const spdlog::details::log_msg& msg, spdlog::memor
   dest.append(level.data(), level.data() + level.size());
   dest.push_back('"');
 
-  // Identity fields from the logger's name; words without '=' (or with a reserved key) together
-  // are the logger's plain name, written once under "logger".
+  // Identity fields from the logger's name; a word without '=' is the logger's plain name.
   std::string_view fields(msg.logger_name.data(), msg.logger_name.size());
-  std::string plain;
   while (!fields.empty()) {
     const size_t space = fields.find(' ');
     const std::string_view pair = fields.substr(0, space);
@@ -90,13 +86,11 @@ void JsonLogFormatter::format(const spdlog::details::log_msg& msg, spdlog::memor
     if (pair.empty()) continue;
     const size_t eq = pair.find('=');
     if (eq == std::string_view::npos || IsReserved(pair.substr(0, eq))) {
-      if (!plain.empty()) plain += ' ';
-      plain += pair;
+      AppendField(dest, "logger", pair);
     } else {
       AppendField(dest, pair.substr(0, eq), pair.substr(eq + 1));
     }
   }
-  if (!plain.empty()) AppendField(dest, "logger", plain);
 
   const std::string_view text(msg.payload.data(), msg.payload.size());
   AppendField(dest, "msg", text);

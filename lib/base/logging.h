@@ -3,19 +3,18 @@
 // One log set-up for every Sluice binary: spdlog's default logger writing to stderr, as text
 //   2026-01-02T03:04:05.678Z info [model=fraud version=1] loaded in 12 ms
 // or as one JSON object per line, for log collectors
-//   {"ts":"2026-01-02T03:04:05.678Z","level":"info","model":"fraud","version":"1","msg":"loaded in
-//   12 ms"}
+//   {"ts":"2026-01-02T03:04:05.678Z","level":"info","model":"fraud","version":"1","msg":"loaded in 12 ms"}
 // Identity fields come from the logger's name ("model=fraud version=1", see IdentityLogger), so
 // every line such a logger writes carries them. In JSON, tokens of the form key=value in a message
 // (md=ns/name rev=fraud-abc) are lifted into fields too, so pipelines can filter on them without
 // parsing the message.
 
-#include <spdlog/formatter.h>
-#include <spdlog/logger.h>
-
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include <spdlog/formatter.h>
+#include <spdlog/logger.h>
 
 #include "lib/base/status.h"
 

@@ -12,9 +12,7 @@ namespace {
 
 using nlohmann::json;
 
-json LoadCrdSchema() {
-  return testing::LoadCrdSchema(SLUICE_CRD_DIR "/sluice.dev_modeldeployments.yaml");
-}
+json LoadCrdSchema() { return testing::LoadCrdSchema(SLUICE_CRD_DIR "/sluice.dev_modeldeployments.yaml"); }
 
 TEST(ModelDeploymentTest, ResolvedDefaultsMatchTheCrd) {
   const json schema = LoadCrdSchema();
