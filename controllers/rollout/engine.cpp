@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "controllers/rollout/engine_internal.h"
+#include "lib/api/duration.h"
 #include "lib/api/object_labels.h"
 
 namespace sluice::controllers {
@@ -111,9 +112,20 @@ void Engine::FirstDeploy() {
          "first revision " + Describe(rev) + " is Ready and takes all traffic");
     return;
   }
-  progressing_message_ = "waiting for " + rev + ": " + std::to_string(Ready(rev)) + "/" +
-                         std::to_string(full_) + " pods Ready";
+  const std::string ready =
+      std::to_string(Ready(rev)) + "/" + std::to_string(full_) + " pods Ready";
   Track(rev, true);
+  if (degraded_) {
+    // Nothing served before, so there is nothing to fall back to: say so, and keep waiting (a
+    // pod that becomes Ready later is progress again).
+    phase_ = Phase::kDegraded;
+    progressing_reason_ = kReasonDeadline;
+    progressing_message_ = "the model of first revision " + Describe(rev) +
+                           " never became ready: " + ready + " after " +
+                           FormatDuration(policy_.progress_deadline);
+    return;
+  }
+  progressing_message_ = "waiting for " + rev + ": " + ready;
 }
 
 void Engine::AtStable() {
