@@ -106,7 +106,7 @@ struct Operator::Parts {
   std::unique_ptr<controllers::KubeSecretReader> secrets;
   std::unique_ptr<controllers::HttpFetcher> fetcher;
   std::unique_ptr<controllers::CachedPodFinder> pod_finder;
-  std::unique_ptr<controllers::RouterMetrics> router_metrics;  // null unless the router provider
+  std::unique_ptr<controllers::RouterMetricsScraper> router_metrics;  // null unless the router provider
   std::shared_ptr<controllers::ConcurrencyScraper> concurrency;
   std::unique_ptr<controllers::ModelDeploymentReconciler> md_reconciler;
   std::unique_ptr<controllers::FeatureViewReconciler> fv_reconciler;
@@ -219,10 +219,10 @@ Status Operator::Build() {
   mo.concurrency = p_->concurrency;
   mo.autoscale_period = options_.autoscaler_scrape_period;
   if (options_.analysis_provider == OperatorOptions::AnalysisProvider::kRouter) {
-    controllers::RouterMetricsOptions rmo;
+    controllers::RouterMetricsScraperOptions rmo;
     rmo.default_port = options_.workload.router_http_port;
     rmo.scrape_period = options_.autoscaler_scrape_period;
-    p_->router_metrics = std::make_unique<controllers::RouterMetrics>(
+    p_->router_metrics = std::make_unique<controllers::RouterMetricsScraper>(
         *p_->cache, *p_->pod_finder, *p_->fetcher, rmo);
   }
   {

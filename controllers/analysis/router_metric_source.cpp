@@ -6,19 +6,18 @@
 #include <cstdlib>
 #include <set>
 
-#include "lib/api/time.h"
 #include "controllers/modeldeployment/resources.h"
 #include "controllers/scrape/prom_text.h"
-#include "lib/api/object_labels.h"
 #include "lib/api/metric_names.h"
+#include "lib/api/object_labels.h"
+#include "lib/api/time.h"
 
 namespace sluice::controllers {
 
 using nlohmann::json;
-using Counters = RouterMetrics::RevisionCounters;
+using Counters = RouterMetricsScraper::RevisionCounters;
 
 namespace {
-
 
 // "12:00:01.250Z"-style stamps for messages: the seconds matter when windows are 5 s long.
 std::string Stamp(WallTime t) {
@@ -50,7 +49,7 @@ bool UnderAnalysis(const json& md) {
 
 class RouterSource final : public MetricSource {
  public:
-  RouterSource(RouterMetrics& metrics, std::string ns, std::string md,
+  RouterSource(RouterMetricsScraper& metrics, std::string ns, std::string md,
                std::shared_ptr<MetricSource> queries)
       : metrics_(metrics), ns_(std::move(ns)), md_(std::move(md)), queries_(std::move(queries)) {}
 
@@ -67,7 +66,7 @@ class RouterSource final : public MetricSource {
   }
 
  private:
-  RouterMetrics& metrics_;
+  RouterMetricsScraper& metrics_;
   const std::string ns_;
   const std::string md_;
   const std::shared_ptr<MetricSource> queries_;
@@ -77,8 +76,12 @@ class RouterSource final : public MetricSource {
 
 Result<std::map<std::string, Counters>> ParseRouterCounters(std::string_view page) {
   ASSIGN_OR_RETURN(PromExposition parsed, ParsePrometheusText(page));
+  return RouterCounters(parsed);
+}
+
+Result<std::map<std::string, Counters>> RouterCounters(const PromExposition& page) {
   std::map<std::string, Counters> out;
-  for (const PromSample& s : parsed.samples) {
+  for (const PromSample& s : page.samples) {
     const bool requests = s.name == api::kRouterRequestsTotal;
     const bool bucket = s.name == api::kRouterRequestDurationBucket;
     if (!requests && !bucket) continue;
@@ -106,12 +109,13 @@ Result<std::map<std::string, Counters>> ParseRouterCounters(std::string_view pag
   return out;
 }
 
-Result<TrafficSample> TrafficBetween(const std::vector<const RouterMetrics::Snapshot*>& snapshots,
-                                     const std::string& revision) {
+Result<TrafficSample> TrafficBetween(
+    const std::vector<const RouterMetricsScraper::Snapshot*>& snapshots,
+    const std::string& revision) {
   if (snapshots.empty()) return FailedPrecondition("no router scrape to measure from");
-  const RouterMetrics::Snapshot& first = *snapshots.front();
-  const RouterMetrics::Snapshot& last = *snapshots.back();
-  for (const RouterMetrics::Snapshot* bound : {&first, &last}) {
+  const RouterMetricsScraper::Snapshot& first = *snapshots.front();
+  const RouterMetricsScraper::Snapshot& last = *snapshots.back();
+  for (const RouterMetricsScraper::Snapshot* bound : {&first, &last}) {
     if (!bound->listing.ok()) {
       return Unavailable("router pods at " + Stamp(bound->at) + ": " + bound->listing.message());
     }
@@ -181,71 +185,48 @@ Result<TrafficSample> TrafficBetween(const std::vector<const RouterMetrics::Snap
   return out;
 }
 
-RouterMetrics::RouterMetrics(const ObjectReader& reader, PodFinder& pods, HttpFetcher& fetcher,
-                             RouterMetricsOptions options)
+RouterMetricsScraper::RouterMetricsScraper(const ObjectReader& reader, PodFinder& pods,
+                                           HttpFetcher& fetcher,
+                                           RouterMetricsScraperOptions options)
     : reader_(reader),
-      pods_(pods),
-      fetcher_(fetcher),
       options_(options),
-      clock_(options.clock != nullptr ? *options.clock : Clock::Real()) {}
+      clock_(options.clock != nullptr ? *options.clock : Clock::Real()),
+      loop_(pods, fetcher,
+            ScrapeLoopOptions{options.default_port, options.scrape_period, options.scrape_timeout,
+                              &clock_},
+            [this] { ScrapeOnce(); }) {}
 
-RouterMetrics::~RouterMetrics() {
+RouterMetricsScraper::~RouterMetricsScraper() {
   Stop();
 }
 
-void RouterMetrics::Start() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (thread_.joinable() || stopping_) return;
-  thread_ = std::thread([this] { Loop(); });
+void RouterMetricsScraper::Start() {
+  loop_.Start();
 }
 
-void RouterMetrics::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+void RouterMetricsScraper::Stop() {
+  loop_.Stop();
 }
 
-void RouterMetrics::Loop() {
-  auto next = clock_.Now();
-  while (true) {
-    ScrapeOnce();
-    next += options_.scrape_period;
-    const auto now = clock_.Now();
-    if (next < now) next = now;  // fell behind: no burst of catch-up scrapes
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stopping_ && clock_.Now() < next) clock_.WaitUntil(cv_, lock, next);
-    if (stopping_) return;
-  }
-}
-
-RouterMetrics::Snapshot RouterMetrics::Take(const std::string& ns, const std::string& md) {
+RouterMetricsScraper::Snapshot RouterMetricsScraper::Take(const std::string& ns,
+                                                          const std::string& md) {
   Snapshot s;
   s.at = clock_.WallNow();
-  auto pods = pods_.Find(ns, {{api::kLabelComponent, "router"}, {api::kLabelModelDeployment, md}});
+  auto pods = loop_.Pods(ns, {{api::kLabelComponent, "router"}, {api::kLabelModelDeployment, md}});
   if (!pods.ok()) {
     s.listing = pods.status();
     return s;
   }
   for (const PodTarget& pod : *pods) {
-    auto port = pod.ports.find("http");
-    const int32_t p = port != pod.ports.end() ? port->second : options_.default_port;
-    const std::string url = "http://" + pod.ip + ":" + std::to_string(p) + "/metrics";
     PodScrape& scrape = s.pods[pod.name];
-    auto page = fetcher_.Get(url, options_.scrape_timeout);
-    if (!page.ok()) {
-      scrape.status = page.status();
+    PodPage page = loop_.Fetch(pod);
+    if (!page.page.ok()) {
+      scrape.status = page.page.status();
       continue;
     }
-    if (page->status != 200) {
-      scrape.status = Unavailable("GET " + url + ": HTTP " + std::to_string(page->status));
-      continue;
-    }
-    auto counters = ParseRouterCounters(page->body);
+    auto counters = RouterCounters(*page.page);
     if (!counters.ok()) {
-      scrape.status = counters.status().Annotate("GET " + url);
+      scrape.status = counters.status().Annotate("GET " + page.url);
       continue;
     }
     scrape.revisions = std::move(*counters);
@@ -253,7 +234,7 @@ RouterMetrics::Snapshot RouterMetrics::Take(const std::string& ns, const std::st
   return s;
 }
 
-void RouterMetrics::Insert(const std::string& key, Snapshot snapshot) {
+void RouterMetricsScraper::Insert(const std::string& key, Snapshot snapshot) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& snaps = histories_[key].snapshots;
   auto pos = snaps.end();
@@ -261,7 +242,7 @@ void RouterMetrics::Insert(const std::string& key, Snapshot snapshot) {
   snaps.insert(pos, std::move(snapshot));
 }
 
-void RouterMetrics::ScrapeOnce() {
+void RouterMetricsScraper::ScrapeOnce() {
   std::set<std::pair<std::string, std::string>> follow;
   for (const ObjectPtr& md : reader_.List(api::kModelDeploymentsGvr, "")) {
     if (!UnderAnalysis(*md)) continue;
@@ -297,8 +278,9 @@ void RouterMetrics::ScrapeOnce() {
   }
 }
 
-Result<TrafficSample> RouterMetrics::Traffic(const std::string& ns, const std::string& md,
-                                             const std::string& revision, const Window& window) {
+Result<TrafficSample> RouterMetricsScraper::Traffic(const std::string& ns, const std::string& md,
+                                                    const std::string& revision,
+                                                    const Window& window) {
   const std::string key = ns + "/" + md;
   bool scrape_now = false;
   {
@@ -337,12 +319,12 @@ Result<TrafficSample> RouterMetrics::Traffic(const std::string& ns, const std::s
   return TrafficBetween(bounded, revision);
 }
 
-std::shared_ptr<MetricSource> RouterMetrics::SourceFor(const std::string& ns, const std::string& md,
-                                                       std::shared_ptr<MetricSource> queries) {
+std::shared_ptr<MetricSource> RouterMetricsScraper::SourceFor(
+    const std::string& ns, const std::string& md, std::shared_ptr<MetricSource> queries) {
   return std::make_shared<RouterSource>(*this, ns, md, std::move(queries));
 }
 
-size_t RouterMetrics::SnapshotCount(const std::string& ns, const std::string& md) const {
+size_t RouterMetricsScraper::SnapshotCount(const std::string& ns, const std::string& md) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = histories_.find(ns + "/" + md);
   return it == histories_.end() ? 0 : it->second.snapshots.size();

@@ -5,8 +5,8 @@
 // sluice_router_request_duration_seconds{revision}); the operator scrapes them and answers
 // Traffic(revision, window) from the difference between two scrapes that bound the window.
 //
-// RouterMetrics keeps, per ModelDeployment, a history of snapshots (every router pod's counters
-// at one time). A background thread takes one every scrape_period for each ModelDeployment
+// RouterMetricsScraper keeps, per ModelDeployment, a history of snapshots (every router pod's
+// counters at one time). A background thread takes one every scrape_period for each ModelDeployment
 // whose canary is being rolled out (status.canaryRevision set, phase Progressing or Paused) and
 // for any whose metrics were asked for within the retention; Traffic() also scrapes at once when
 // no snapshot covers the end of the window yet, so a window ending now is measured up to now.
@@ -23,23 +23,23 @@
 //   not parse) makes the answer an error, never a zero: noDataPolicy judges it.
 
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include "controllers/analysis/metric_source.h"
-#include "lib/base/clock.h"
-#include "lib/controller/object_io.h"
 #include "controllers/scrape/http_fetcher.h"
 #include "controllers/scrape/pod_finder.h"
+#include "controllers/scrape/prom_text.h"
+#include "controllers/scrape/scrape_loop.h"
+#include "lib/base/clock.h"
+#include "lib/controller/object_io.h"
 
 namespace sluice::controllers {
 
-struct RouterMetricsOptions {
+struct RouterMetricsScraperOptions {
   // Used when a router pod declares no container port named "http".
   int32_t default_port = 8080;
   std::chrono::milliseconds scrape_period{1000};
@@ -52,15 +52,15 @@ struct RouterMetricsOptions {
   Clock* clock = nullptr;  // nullptr: Clock::Real(); must outlive this
 };
 
-class RouterMetrics {
+class RouterMetricsScraper {
  public:
   // `reader` (ModelDeployments, for which ones to follow), `pods` and `fetcher` must outlive it.
-  RouterMetrics(const ObjectReader& reader, PodFinder& pods, HttpFetcher& fetcher,
-                RouterMetricsOptions options);
-  ~RouterMetrics();
+  RouterMetricsScraper(const ObjectReader& reader, PodFinder& pods, HttpFetcher& fetcher,
+                       RouterMetricsScraperOptions options);
+  ~RouterMetricsScraper();
 
-  RouterMetrics(const RouterMetrics&) = delete;
-  RouterMetrics& operator=(const RouterMetrics&) = delete;
+  RouterMetricsScraper(const RouterMetricsScraper&) = delete;
+  RouterMetricsScraper& operator=(const RouterMetricsScraper&) = delete;
 
   // Starts / stops the background scraper; both idempotent; Stop() joins it.
   void Start();
@@ -105,29 +105,28 @@ class RouterMetrics {
 
   Snapshot Take(const std::string& ns, const std::string& md);
   void Insert(const std::string& key, Snapshot snapshot);
-  void Loop();
 
   const ObjectReader& reader_;
-  PodFinder& pods_;
-  HttpFetcher& fetcher_;
-  const RouterMetricsOptions options_;
+  const RouterMetricsScraperOptions options_;
   Clock& clock_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   std::map<std::string, History> histories_;  // by "ns/md"; guarded by mu_
-  bool stopping_ = false;                     // guarded by mu_
-  std::thread thread_;
+  ScrapeLoop loop_;                           // runs ScrapeOnce; stopped before the rest goes
 };
 
 // The increase of every router counter of `revision` between snapshots.front() and .back() (the
 // bounds), summed over pods, with counter resets handled; an error when either bound failed.
 // Pure; exposed for tests.
-Result<TrafficSample> TrafficBetween(const std::vector<const RouterMetrics::Snapshot*>& snapshots,
-                                     const std::string& revision);
+Result<TrafficSample> TrafficBetween(
+    const std::vector<const RouterMetricsScraper::Snapshot*>& snapshots,
+    const std::string& revision);
 
 // Reads the router's counters out of a /metrics page. Pure; exposed for tests.
-Result<std::map<std::string, RouterMetrics::RevisionCounters>> ParseRouterCounters(
+Result<std::map<std::string, RouterMetricsScraper::RevisionCounters>> ParseRouterCounters(
     std::string_view page);
+// The same, from a page already parsed.
+Result<std::map<std::string, RouterMetricsScraper::RevisionCounters>> RouterCounters(
+    const PromExposition& page);
 
 }  // namespace sluice::controllers

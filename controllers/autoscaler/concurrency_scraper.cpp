@@ -7,15 +7,14 @@
 
 #include "controllers/modeldeployment/resources.h"
 #include "controllers/scrape/prom_text.h"
-#include "lib/api/object_labels.h"
 #include "lib/api/metric_names.h"
+#include "lib/api/object_labels.h"
 
 namespace sluice::controllers {
 
 using nlohmann::json;
 
 namespace {
-
 
 bool ConcurrencyAutoscaled(const json& md) {
   const json& spec = md.value("spec", json::object());
@@ -28,11 +27,16 @@ bool ConcurrencyAutoscaled(const json& md) {
 
 Result<double> InflightFromPage(std::string_view page) {
   ASSIGN_OR_RETURN(PromExposition parsed, ParsePrometheusText(page));
+  return Inflight(parsed);
+}
+
+Result<double> Inflight(const PromExposition& page) {
   double sum = 0;
   bool found = false;
-  for (const PromSample& s : parsed.samples) {
+  for (const PromSample& s : page.samples) {
     if (s.name != api::kServerInflightRequests) continue;
-    if (!std::isfinite(s.value)) return InvalidArgument(std::string(api::kServerInflightRequests) + " is not finite");
+    if (!std::isfinite(s.value))
+      return InvalidArgument(std::string(api::kServerInflightRequests) + " is not finite");
     sum += s.value;
     found = true;
   }
@@ -43,46 +47,29 @@ Result<double> InflightFromPage(std::string_view page) {
 ConcurrencyScraper::ConcurrencyScraper(const ObjectReader& reader, PodFinder& pods,
                                        HttpFetcher& fetcher, ConcurrencyScraperOptions options)
     : reader_(reader),
-      pods_(pods),
-      fetcher_(fetcher),
       options_(options),
-      clock_(options.clock != nullptr ? *options.clock : Clock::Real()) {}
+      clock_(options.clock != nullptr ? *options.clock : Clock::Real()),
+      loop_(pods, fetcher,
+            ScrapeLoopOptions{options.default_port, options.scrape_period, options.scrape_timeout,
+                              &clock_},
+            [this] { ScrapeOnce(); }) {}
 
 ConcurrencyScraper::~ConcurrencyScraper() {
   Stop();
 }
 
 void ConcurrencyScraper::Start() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (thread_.joinable() || stopping_) return;
-  thread_ = std::thread([this] { Loop(); });
+  loop_.Start();
 }
 
 void ConcurrencyScraper::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void ConcurrencyScraper::Loop() {
-  auto next = clock_.Now();
-  while (true) {
-    ScrapeOnce();
-    next += options_.scrape_period;
-    const auto now = clock_.Now();
-    if (next < now) next = now;
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stopping_ && clock_.Now() < next) clock_.WaitUntil(cv_, lock, next);
-    if (stopping_) return;
-  }
+  loop_.Stop();
 }
 
 void ConcurrencyScraper::SampleModelDeployment(const std::string& ns, const std::string& name,
                                                Clock::Steady::time_point at) {
-  auto pods = pods_.Find(ns, {{api::kLabelModelDeployment, name}, {api::kLabelComponent, "server"}});
+  auto pods =
+      loop_.Pods(ns, {{api::kLabelModelDeployment, name}, {api::kLabelComponent, "server"}});
   if (!pods.ok()) {
     spdlog::debug("md={}/{} concurrency: {}", ns, name, pods.status().message());
     return;
@@ -98,15 +85,9 @@ void ConcurrencyScraper::SampleModelDeployment(const std::string& ns, const std:
     if (rev == pod.labels.end()) continue;
     Tally& t = by_revision[rev->second];
     ++t.ready;
-    auto port = pod.ports.find("http");
-    const int32_t p = port != pod.ports.end() ? port->second : options_.default_port;
-    const std::string url = "http://" + pod.ip + ":" + std::to_string(p) + "/metrics";
-    Result<double> inflight = [&]() -> Result<double> {
-      ASSIGN_OR_RETURN(FetchResponse page, fetcher_.Get(url, options_.scrape_timeout));
-      if (page.status != 200)
-        return Unavailable("GET " + url + ": HTTP " + std::to_string(page.status));
-      return InflightFromPage(page.body);
-    }();
+    PodPage page = loop_.Fetch(pod);
+    Result<double> inflight =
+        page.page.ok() ? Inflight(*page.page) : Result<double>(page.page.status());
     if (!inflight.ok()) {
       spdlog::debug("md={}/{} rev={} pod={} concurrency: {}", ns, name, rev->second, pod.name,
                     inflight.status().message());

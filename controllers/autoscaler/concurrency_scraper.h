@@ -12,18 +12,18 @@
 // no sample at all, never a zero.
 
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include "controllers/autoscaler/concurrency_source.h"
-#include "lib/base/clock.h"
-#include "lib/controller/object_io.h"
 #include "controllers/scrape/http_fetcher.h"
 #include "controllers/scrape/pod_finder.h"
+#include "controllers/scrape/prom_text.h"
+#include "controllers/scrape/scrape_loop.h"
+#include "lib/base/clock.h"
+#include "lib/controller/object_io.h"
 
 namespace sluice::controllers {
 
@@ -59,26 +59,23 @@ class ConcurrencyScraper final : public ConcurrencySource {
                                                  Clock::Steady::time_point since) override;
 
  private:
-  void Loop();
   void SampleModelDeployment(const std::string& ns, const std::string& name,
                              Clock::Steady::time_point at);
 
   const ObjectReader& reader_;
-  PodFinder& pods_;
-  HttpFetcher& fetcher_;
   const ConcurrencyScraperOptions options_;
   Clock& clock_;
 
   std::mutex mu_;
-  std::condition_variable cv_;
   // By "ns/name/revision", oldest first.
   std::map<std::string, std::deque<ConcurrencySample>> samples_;  // guarded by mu_
-  bool stopping_ = false;                                         // guarded by mu_
-  std::thread thread_;
+  ScrapeLoop loop_;  // runs ScrapeOnce; stopped before the rest goes
 };
 
 // The sum of sluice_server_inflight_requests in a /metrics page (every series of that name);
 // an error when the page does not parse or has none. Pure; exposed for tests.
 Result<double> InflightFromPage(std::string_view page);
+// The same, from a page already parsed.
+Result<double> Inflight(const PromExposition& page);
 
 }  // namespace sluice::controllers

@@ -1,17 +1,17 @@
 #include "controllers/modeldeployment/reconciler.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <future>
 #include <set>
 
-#include <spdlog/spdlog.h>
-
 #include "controllers/analysis/analysis.h"
-#include "lib/api/duration.h"
 #include "controllers/modeldeployment/hpa.h"
 #include "controllers/rollout/engine.h"
 #include "controllers/rollout/policy.h"
 #include "controllers/rollout/revision.h"
+#include "lib/api/duration.h"
 #include "lib/api/object_labels.h"
 
 namespace sluice::controllers {
@@ -129,8 +129,9 @@ Status ModelDeploymentReconciler::ApplyIfChanged(const kube::GroupVersionResourc
   if (!applied.ok()) return applied.status().Annotate("applying " + gvr.resource + "/" + name);
   const json* ref = ControllerRef(*applied);
   if (ref == nullptr || ref->value("uid", "") != owner_uid) {
-    return Status(StatusCode::kAlreadyExists,
-                  gvr.resource + "/" + name + " exists and is not controlled by this ModelDeployment");
+    return Status(
+        StatusCode::kAlreadyExists,
+        gvr.resource + "/" + name + " exists and is not controlled by this ModelDeployment");
   }
   return Status::Ok();
 }
@@ -161,8 +162,8 @@ std::map<std::string, int32_t> ModelDeploymentReconciler::Autoscale(const Object
     in.now = now;
     if (auto it = states.find(revision); it != states.end()) in.state = it->second;
     if (options_.concurrency) {
-      auto samples = options_.concurrency->Samples(key.ns, key.name, revision,
-                                                   now - policy.stable_window);
+      auto samples =
+          options_.concurrency->Samples(key.ns, key.name, revision, now - policy.stable_window);
       if (samples.ok()) in.samples = std::move(*samples);
     }
     AutoscalerDecision d = controllers::Autoscale(in);
@@ -209,8 +210,8 @@ Status ModelDeploymentReconciler::WriteInvalidSpecStatus(const json& object,
   const Phase old_phase = status.phase.value_or(Phase::kProgressing);
   status.observed_generation = generation;
   status.phase = Phase::kDegraded;
-  SetCondition(status.conditions, MakeCondition("Degraded", "True", "InvalidSpec", why.message(),
-                                                generation, now));
+  SetCondition(status.conditions,
+               MakeCondition("Degraded", "True", "InvalidSpec", why.message(), generation, now));
   SetCondition(status.conditions, MakeCondition("Progressing", "False", "InvalidSpec",
                                                 why.message(), generation, now));
   if (md.status && StatusJson(*md.status) == StatusJson(status)) return Status::Ok();
@@ -230,6 +231,25 @@ Status ModelDeploymentReconciler::WriteInvalidSpecStatus(const json& object,
   return Status::Ok();
 }
 
+// What one reconcile saw: the ModelDeployment, what it owns in the cache, and the engine's input
+// built from them (the autoscaler's sizes and the canary's analysis included).
+struct ModelDeploymentReconciler::Observation {
+  ModelDeployment md;
+  std::string uid;
+  Owned owned;
+  RolloutInput input;
+};
+
+// What the reconcile decided to write, in the order it is written.
+struct ModelDeploymentReconciler::Intent {
+  RolloutDecision decision;
+  ModelDeploymentStatus status;  // the engine's, plus what only the reconciler knows
+  std::vector<ApplyItem> now;    // the router and every revision that grows or keeps its size
+  std::vector<std::pair<json, ObjectPtr>> later;  // scale-downs, after the status
+  std::set<std::string> wanted;                   // revisions that keep their objects
+  std::map<std::string, HpaRange> hpa_ranges;     // HPA mode: the revisions that keep an HPA
+};
+
 Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
                                                           const json& object) {
   auto parsed = ParseModelDeployment(object);
@@ -237,18 +257,26 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
     // The API server's schema should make this impossible; nothing to do until it changes.
     return TerminalError(parsed.status().Annotate("reading the ModelDeployment"));
   }
-  ModelDeployment& md = *parsed;
-  const std::string uid = MetaString(object, "uid");
-  ModelDeploymentObject owner{md, uid};
-
-  auto policy = ResolveRolloutPolicy(md.spec);
+  auto policy = ResolveRolloutPolicy(parsed->spec);
   if (!policy.ok()) {
-    RETURN_IF_ERROR(WriteInvalidSpecStatus(object, md, policy.status()));
+    RETURN_IF_ERROR(WriteInvalidSpecStatus(object, *parsed, policy.status()));
     return TerminalError(policy.status());
   }
+  Observation seen = Observe(key, object, std::move(*parsed), std::move(*policy));
+  Intent intent = DecideWrites(key, seen);
+  return Apply(key, object, seen, intent);
+}
+
+ModelDeploymentReconciler::Observation ModelDeploymentReconciler::Observe(const ObjectKey& key,
+                                                                          const json& object,
+                                                                          ModelDeployment parsed,
+                                                                          RolloutPolicy policy) {
+  Observation seen{std::move(parsed), MetaString(object, "uid"), {}, {}};
+  const ModelDeployment& md = seen.md;
+  const std::string& uid = seen.uid;
+  Owned& owned = seen.owned;
 
   // What exists now.
-  Owned owned;
   for (auto& d : reader_.ListOwnedBy(kube::resources::kDeployments, key.ns, uid)) {
     const json* ref = ControllerRef(*d);
     if (ref == nullptr || ref->value("uid", "") != uid) continue;
@@ -278,11 +306,11 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
     }
   }
 
-  RolloutInput input;
+  RolloutInput& input = seen.input;
   input.desired_revision = RevisionName(md.Name(), md.spec);
   input.desired_model_version = md.spec.model.version;
   input.desired_model_uri = md.spec.model.uri;
-  input.policy = *policy;
+  input.policy = std::move(policy);
   input.status = md.status.value_or(ModelDeploymentStatus{});
   input.now = clock_.WallNow();
   input.generation = md.Generation();
@@ -310,25 +338,36 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
   }
 
   // Analysis of the canary, when one is due.
-  if (auto window = AnalysisWindow(*policy, input.status, input.now)) {
+  if (auto window = AnalysisWindow(input.policy, input.status, input.now)) {
     const std::string canary = input.status.canary_revision.value_or("");
     std::shared_ptr<MetricSource> source =
         options_.metric_source ? options_.metric_source(md) : nullptr;
     AnalysisSamples samples;
     if (source) {
-      samples = CollectSamples(policy->analysis, *source, canary, *window);
+      samples = CollectSamples(input.policy.analysis, *source, canary, *window);
     } else {
       samples.revision = canary;
       samples.window = *window;
       samples.source_errors.push_back("no analysis provider is configured in the operator");
     }
-    input.verdict = Evaluate(policy->analysis, samples, AnalysisHistoryFromStatus(input.status));
+    input.verdict =
+        Evaluate(input.policy.analysis, samples, AnalysisHistoryFromStatus(input.status));
   }
+  return seen;
+}
 
-  RolloutDecision decision = Decide(input);
+ModelDeploymentReconciler::Intent ModelDeploymentReconciler::DecideWrites(const ObjectKey& key,
+                                                                          const Observation& seen) {
+  const ModelDeployment& md = seen.md;
+  const RolloutInput& input = seen.input;
+  const Owned& owned = seen.owned;
+  const ModelDeploymentObject owner{md, seen.uid};
+  Intent out;
+  out.decision = Decide(input);
 
   // The status to write: the engine's, plus what only the reconciler knows.
-  ModelDeploymentStatus status = decision.status;
+  ModelDeploymentStatus& status = out.status;
+  status = out.decision.status;
   status.observed_generation = md.Generation();
   status.selector = ServerPodSelector(md.Name());
   int32_t total = 0, ready = 0;
@@ -339,12 +378,9 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
   status.replicas = total;
   status.ready_replicas = ready;
 
-  // 1. The router, and every revision that grows or keeps its size. These writes are independent
+  // The router, and every revision that grows or keeps its size. These writes are independent
   // of each other, so they go out together: a new ModelDeployment costs one round trip here, not
   // seven.
-  std::vector<std::pair<json, ObjectPtr>> later;  // scale-downs, after the status
-  std::vector<ApplyItem> now;
-  std::set<std::string> wanted;
   const std::vector<std::pair<const kube::GroupVersionResource*, json>> router = {
       {&kube::resources::kServiceAccounts, RouterServiceAccount(owner)},
       {&kRolesGvr, RouterRole(owner)},
@@ -361,19 +397,18 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
     } else {
       live = reader_.Get(*gvr, key.ns, MetaString(intent, "name"));
     }
-    now.push_back({gvr, intent, live});
+    out.now.push_back({gvr, intent, live});
   }
   // HPA mode: the revisions taking traffic get an HPA sized by their weight.
-  std::map<std::string, HpaRange> hpa_ranges;
   if (HpaMode(md.spec)) {
     for (const TrafficTarget& t : status.traffic) {
       if (t.weight <= 0) continue;
-      hpa_ranges[t.revision] = SplitByWeight(input.replicas.min_replicas,
-                                             input.replicas.max_replicas, t.weight);
+      out.hpa_ranges[t.revision] =
+          SplitByWeight(input.replicas.min_replicas, input.replicas.max_replicas, t.weight);
     }
   }
-  for (const auto& desired : decision.revisions) {
-    wanted.insert(desired.name);
+  for (const auto& desired : out.decision.revisions) {
+    out.wanted.insert(desired.name);
     ModelDeploymentSpec revision_spec;
     auto existing = owned.deployments.find(desired.name);
     if (desired.name == input.desired_revision) {
@@ -393,45 +428,58 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
                    key.String(), desired.name);
       continue;
     }
-    json deployment = RevisionDeployment(owner, desired.name, revision_spec, desired.replicas,
-                                         options_.workload);
+    json deployment =
+        RevisionDeployment(owner, desired.name, revision_spec, desired.replicas, options_.workload);
     ObjectPtr live = existing == owned.deployments.end() ? nullptr : existing->second;
-    if (auto range = hpa_ranges.find(desired.name); range != hpa_ranges.end()) {
+    if (auto range = out.hpa_ranges.find(desired.name); range != out.hpa_ranges.end()) {
       // The HPA owns the size: the intent repeats what is there (or starts at the HPA's
       // minimum), so applying it never undoes a scaling decision of the HPA.
       deployment["spec"]["replicas"] =
           live != nullptr ? IntAt(*live, {"spec", "replicas"}) : range->second.min_replicas;
       auto hpa = owned.hpas.find(desired.name);
-      now.push_back({&kube::resources::kHorizontalPodAutoscalers,
-                     RevisionHpa(owner, desired.name, range->second,
-                                 md.spec.autoscaling->target_concurrency.value_or(8)),
-                     hpa == owned.hpas.end() ? nullptr : hpa->second});
-      now.push_back({&kube::resources::kDeployments, std::move(deployment), live});
+      out.now.push_back({&kube::resources::kHorizontalPodAutoscalers,
+                         RevisionHpa(owner, desired.name, range->second,
+                                     md.spec.autoscaling->target_concurrency.value_or(8)),
+                         hpa == owned.hpas.end() ? nullptr : hpa->second});
+      out.now.push_back({&kube::resources::kDeployments, std::move(deployment), live});
     } else if (live != nullptr && desired.replicas < IntAt(*live, {"spec", "replicas"})) {
-      later.emplace_back(std::move(deployment), live);
+      out.later.emplace_back(std::move(deployment), live);
     } else {
-      now.push_back({&kube::resources::kDeployments, std::move(deployment), live});
+      out.now.push_back({&kube::resources::kDeployments, std::move(deployment), live});
     }
     auto service = owned.services.find(desired.name);
-    now.push_back({&kube::resources::kServices,
-                   RevisionService(owner, desired.name, options_.workload),
-                   service == owned.services.end() ? nullptr : service->second});
+    out.now.push_back({&kube::resources::kServices,
+                       RevisionService(owner, desired.name, options_.workload),
+                       service == owned.services.end() ? nullptr : service->second});
   }
-  RETURN_IF_ERROR(ApplyAll(std::move(now), uid));
+  return out;
+}
+
+Result<Action> ModelDeploymentReconciler::Apply(const ObjectKey& key, const json& object,
+                                                const Observation& seen, Intent& intent) {
+  const ModelDeployment& md = seen.md;
+  const RolloutInput& input = seen.input;
+  const Owned& owned = seen.owned;
+  const std::string& uid = seen.uid;
+  const ModelDeploymentStatus& status = intent.status;
+  const RolloutDecision& decision = intent.decision;
+
+  // 1. The router, and every revision that grows or keeps its size, together.
+  RETURN_IF_ERROR(ApplyAll(std::move(intent.now), uid));
 
   // 2. The status.
   const Phase old_phase = input.status.phase.value_or(Phase::kProgressing);
   const bool had_phase = md.status.has_value() && md.status->phase.has_value();
   const json new_status = StatusJson(status);
   if (!md.status || StatusJson(*md.status) != new_status) {
-    json intent = {{"apiVersion", std::string(kApiVersion)},
-                   {"kind", std::string(kKind)},
-                   {"metadata",
-                    {{"name", md.Name()},
-                     {"namespace", md.Namespace()},
-                     {"resourceVersion", MetaString(object, "resourceVersion")}}},
-                   {"status", new_status}};
-    auto written = writer_.ApplyStatus(api::kModelDeploymentsGvr, intent);
+    json patch = {{"apiVersion", std::string(kApiVersion)},
+                  {"kind", std::string(kKind)},
+                  {"metadata",
+                   {{"name", md.Name()},
+                    {"namespace", md.Namespace()},
+                    {"resourceVersion", MetaString(object, "resourceVersion")}}},
+                  {"status", new_status}};
+    auto written = writer_.ApplyStatus(api::kModelDeploymentsGvr, patch);
     if (!written.ok()) return written.status().Annotate("writing status");
   }
 
@@ -439,22 +487,22 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
   // longer takes traffic (or a mode that is no longer HPA) is sized by the engine again.
   for (const auto& [revision, h] : owned.hpas) {
     // Before a revision's scale-down, or when the mode is no longer HPA: its HPA would undo it.
-    if (hpa_ranges.count(revision)) continue;
+    if (intent.hpa_ranges.count(revision)) continue;
     RETURN_IF_ERROR(writer_.Delete(kube::resources::kHorizontalPodAutoscalers, key.ns,
                                    MetaString(*h, "name"), MetaString(*h, "uid")));
   }
-  for (auto& [intent, live] : later) {
-    RETURN_IF_ERROR(ApplyIfChanged(kube::resources::kDeployments, intent, live, uid));
+  for (auto& [deployment, live] : intent.later) {
+    RETURN_IF_ERROR(ApplyIfChanged(kube::resources::kDeployments, deployment, live, uid));
   }
   for (const auto& [revision, d] : owned.deployments) {
-    if (wanted.count(revision)) continue;
-    RETURN_IF_ERROR(writer_.Delete(kube::resources::kDeployments, key.ns,
-                                   MetaString(*d, "name"), MetaString(*d, "uid")));
+    if (intent.wanted.count(revision)) continue;
+    RETURN_IF_ERROR(writer_.Delete(kube::resources::kDeployments, key.ns, MetaString(*d, "name"),
+                                   MetaString(*d, "uid")));
     spdlog::info("md={} rev={} deleted: no longer stable, canary or draining", key.String(),
                  revision);
   }
   for (const auto& [revision, s] : owned.services) {
-    if (wanted.count(revision)) continue;
+    if (intent.wanted.count(revision)) continue;
     RETURN_IF_ERROR(writer_.Delete(kube::resources::kServices, key.ns, MetaString(*s, "name"),
                                    MetaString(*s, "uid")));
   }
@@ -481,9 +529,9 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
                                           std::string(PhaseName(new_phase))
                                     : "phase " + std::string(PhaseName(new_phase));
     if (const Condition* c = status.FindCondition(
-            new_phase == Phase::kHealthy ? "Ready"
+            new_phase == Phase::kHealthy                                       ? "Ready"
             : new_phase == Phase::kDegraded || new_phase == Phase::kRolledBack ? "Degraded"
-                                                                                 : "Progressing")) {
+                                                                               : "Progressing")) {
       message += ": " + c->message;
     }
     const bool bad = new_phase == Phase::kDegraded || new_phase == Phase::kRolledBack;

@@ -27,11 +27,12 @@
 #include <string>
 
 #include "controllers/analysis/metric_source.h"
-#include "lib/api/model_deployment.h"
 #include "controllers/autoscaler/autoscaler.h"
 #include "controllers/autoscaler/concurrency_source.h"
-#include "lib/base/clock.h"
 #include "controllers/modeldeployment/resources.h"
+#include "controllers/rollout/policy.h"
+#include "lib/api/model_deployment.h"
+#include "lib/base/clock.h"
 #include "lib/controller/events.h"
 #include "lib/controller/object_io.h"
 #include "lib/controller/reconciler.h"
@@ -48,30 +49,41 @@ struct ModelDeploymentReconcilerOptions {
   // How often a ModelDeployment autoscaled in Concurrency mode is reconciled again with nothing
   // else changed, so new concurrency samples turn into replicas; zero: only on changes.
   std::chrono::milliseconds autoscale_period{0};
-  Clock* clock = nullptr;                          // nullptr: Clock::Real()
+  Clock* clock = nullptr;  // nullptr: Clock::Real()
 };
 
 class ModelDeploymentReconciler final : public Reconciler {
  public:
   // `reader`, `writer` and `events` must outlive the reconciler.
-  ModelDeploymentReconciler(const ObjectReader& reader, ObjectWriter& writer,
-                            EventRecorder& events, ModelDeploymentReconcilerOptions options);
+  ModelDeploymentReconciler(const ObjectReader& reader, ObjectWriter& writer, EventRecorder& events,
+                            ModelDeploymentReconcilerOptions options);
 
   Result<Action> Reconcile(const ObjectKey& key) override;
 
  private:
   struct Owned;
-  Result<Action> ReconcileObject(const ObjectKey& key, const nlohmann::json& object);
-  // Applies `intent` unless the cached `live` object already matches it. A first apply (no
-  // cached object) does not force, so an object of the same name that someone else owns is
-  // reported (kConflict) instead of being taken over.
-  Status ApplyIfChanged(const kube::GroupVersionResource& gvr, const nlohmann::json& intent,
-                        const ObjectPtr& live, const std::string& owner_uid);
+  struct Observation;
+  struct Intent;
   struct ApplyItem {
     const kube::GroupVersionResource* gvr;
     nlohmann::json intent;
     ObjectPtr live;
   };
+  // One reconcile of a ModelDeployment that exists, in three steps: Observe reads the cache
+  // (and the analysis provider), DecideWrites asks the rollout engine and turns its decision
+  // into objects, Apply writes them in the order the file comment gives.
+  Result<Action> ReconcileObject(const ObjectKey& key, const nlohmann::json& object);
+  Observation Observe(const ObjectKey& key, const nlohmann::json& object, ModelDeployment md,
+                      RolloutPolicy policy);
+  Intent DecideWrites(const ObjectKey& key, const Observation& seen);
+  // Consumes intent's object lists.
+  Result<Action> Apply(const ObjectKey& key, const nlohmann::json& object, const Observation& seen,
+                       Intent& intent);
+  // Applies `intent` unless the cached `live` object already matches it. A first apply (no
+  // cached object) does not force, so an object of the same name that someone else owns is
+  // reported (kConflict) instead of being taken over.
+  Status ApplyIfChanged(const kube::GroupVersionResource& gvr, const nlohmann::json& intent,
+                        const ObjectPtr& live, const std::string& owner_uid);
   // ApplyIfChanged for every item, the ones that need a write concurrently; the first error.
   Status ApplyAll(std::vector<ApplyItem> items, const std::string& owner_uid);
   Status WriteInvalidSpecStatus(const nlohmann::json& object, const ModelDeployment& md,
@@ -87,7 +99,8 @@ class ModelDeploymentReconciler final : public Reconciler {
 
   std::mutex mu_;
   // Autoscaler state per "ns/name" and revision; rebuilt from fresh samples after a restart.
-  std::map<std::string, std::map<std::string, AutoscalerState>> autoscaler_state_;  // guarded by mu_
+  std::map<std::string, std::map<std::string, AutoscalerState>>
+      autoscaler_state_;  // guarded by mu_
 };
 
 }  // namespace sluice::controllers

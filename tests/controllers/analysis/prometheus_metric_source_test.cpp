@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/controllers/analysis/fake_fetcher.h"
+#include "tests/controllers/scrape/fake_fetcher.h"
 
 namespace sluice::controllers {
 namespace {

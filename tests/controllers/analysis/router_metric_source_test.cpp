@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/controllers/analysis/fake_fetcher.h"
+#include "tests/controllers/scrape/fake_fetcher.h"
 #include "tests/lib/controller/fake_objects.h"
 #include "controllers/modeldeployment/resources.h"
 #include "tests/lib/base/fake_clock.h"
@@ -58,10 +58,10 @@ std::string Page(const std::map<std::string, Counts>& by_revision) {
 class RouterMetricsTest : public ::testing::Test {
  protected:
   RouterMetricsTest() {
-    RouterMetricsOptions o;
+    RouterMetricsScraperOptions o;
     o.clock = &clock_;
     o.retention = 60s;
-    metrics_ = std::make_unique<RouterMetrics>(objects_, finder_, fetcher_, o);
+    metrics_ = std::make_unique<RouterMetricsScraper>(objects_, finder_, fetcher_, o);
   }
 
   void AddModelDeployment(const std::string& name, bool canary) {
@@ -117,7 +117,7 @@ class RouterMetricsTest : public ::testing::Test {
   FakeObjects objects_;
   CachedPodFinder finder_{objects_};
   FakeFetcher fetcher_;
-  std::unique_ptr<RouterMetrics> metrics_;
+  std::unique_ptr<RouterMetricsScraper> metrics_;
 };
 
 TEST_F(RouterMetricsTest, AWindowIsTheDifferenceOfTheScrapesBoundingItSummedOverPods) {

@@ -4,7 +4,7 @@
 
 #include <cstdio>
 
-#include "tests/controllers/analysis/fake_fetcher.h"
+#include "tests/controllers/scrape/fake_fetcher.h"
 #include "tests/lib/controller/fake_objects.h"
 #include "controllers/modeldeployment/resources.h"
 #include "tests/lib/base/fake_clock.h"

@@ -6,12 +6,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "lib/api/time.h"
-#include "tests/lib/base/fake_clock.h"
-#include "tests/controllers/analysis/fake_metric_source.h"
-#include "tests/lib/controller/fake_objects.h"
 #include "controllers/rollout/engine.h"
 #include "lib/api/object_labels.h"
+#include "lib/api/time.h"
+#include "tests/controllers/analysis/fake_metric_source.h"
+#include "tests/lib/base/fake_clock.h"
+#include "tests/lib/controller/fake_objects.h"
 
 namespace sluice::controllers {
 namespace {
@@ -62,10 +62,11 @@ class ModelDeploymentReconcilerTest : public ::testing::Test {
   }
 
   json CreateMd(const json& spec) {
-    return objects_.Put(api::kModelDeploymentsGvr, {{"apiVersion", "sluice.dev/v1alpha1"},
-                                               {"kind", "ModelDeployment"},
-                                               {"metadata", {{"name", kName}, {"namespace", kNs}}},
-                                               {"spec", spec}});
+    return objects_.Put(api::kModelDeploymentsGvr,
+                        {{"apiVersion", "sluice.dev/v1alpha1"},
+                         {"kind", "ModelDeployment"},
+                         {"metadata", {{"name", kName}, {"namespace", kNs}}},
+                         {"spec", spec}});
   }
 
   Result<Action> Reconcile() { return reconciler_->Reconcile(ObjectKey{kNs, kName}); }
@@ -194,7 +195,8 @@ TEST_F(ModelDeploymentReconcilerTest, AFailingCanaryIsRolledBackWithTheMeasuredN
     if (c["type"] == "Degraded" && c["status"] == "True") {
       degraded = true;
       EXPECT_EQ(c["reason"], "AnalysisFailed");
-      EXPECT_THAT(c["message"].get<std::string>(), ::testing::HasSubstr("error-rate 0.2 > max 0.01"));
+      EXPECT_THAT(c["message"].get<std::string>(),
+                  ::testing::HasSubstr("error-rate 0.2 > max 0.01"));
     }
   }
   EXPECT_TRUE(degraded) << conditions.dump(1);
@@ -297,7 +299,8 @@ TEST_F(ModelDeploymentReconcilerTest, FirstReconcileCreatesOwnedObjectsAndStatus
   const json status = Status();
   EXPECT_EQ(status["observedGeneration"], 1);
   EXPECT_EQ(status["phase"], "Progressing");
-  EXPECT_EQ(status["selector"], "sluice.dev/modeldeployment=fraud,app.kubernetes.io/component=server");
+  EXPECT_EQ(status["selector"],
+            "sluice.dev/modeldeployment=fraud,app.kubernetes.io/component=server");
   EXPECT_EQ(status["replicas"], 0);  // the Deployment has not reported yet
   EXPECT_TRUE(events_.Has("PhaseProgressing"));
   EXPECT_TRUE(events_.Has("RolloutStarted"));
@@ -320,6 +323,43 @@ TEST_F(ModelDeploymentReconcilerTest, ReadyPodsMakeItHealthyWithAllTraffic) {
   }
   EXPECT_TRUE(ready);
   EXPECT_TRUE(events_.Has("PhaseHealthy"));
+}
+
+TEST_F(ModelDeploymentReconcilerTest, AFirstDeployWhoseModelNeverLoadsIsDegradedAtTheDeadline) {
+  json spec = FraudSpec("1");
+  spec["rollout"]["progressDeadline"] = "60s";
+  CreateMd(spec);
+  auto first = Reconcile();
+  ASSERT_TRUE(first.ok()) << first.status();
+  // Nothing else is timed: the reconciler is asked back at the deadline.
+  EXPECT_EQ(first->requeue_after(), std::chrono::seconds(60));
+  clock_.Advance(std::chrono::seconds(30));
+  Settle();
+  EXPECT_EQ(Status()["phase"], "Progressing");
+  EXPECT_FALSE(events_.Has("ProgressDeadlineExceeded"));
+
+  clock_.Advance(std::chrono::seconds(30));
+  Settle();
+  json status = Status();
+  EXPECT_EQ(status["phase"], "Degraded");
+  json degraded;
+  for (const auto& c : status["conditions"]) {
+    if (c["type"] == "Degraded") degraded = c;
+  }
+  EXPECT_EQ(degraded["status"], "True");
+  EXPECT_EQ(degraded["reason"], "ProgressDeadlineExceeded");
+  EXPECT_THAT(degraded.value("message", ""), ::testing::HasSubstr("never became ready"));
+  EXPECT_TRUE(events_.Has("ProgressDeadlineExceeded"));
+  EXPECT_TRUE(events_.Has("PhaseDegraded"));
+
+  // The pods come up after all: Healthy, and no longer Degraded.
+  MarkServersReady();
+  Settle();
+  status = Status();
+  EXPECT_EQ(status["phase"], "Healthy");
+  for (const auto& c : status["conditions"]) {
+    if (c["type"] == "Degraded") EXPECT_EQ(c["status"], "False");
+  }
 }
 
 TEST_F(ModelDeploymentReconcilerTest, AtRestAReconcileWritesNothing) {
@@ -401,9 +441,9 @@ TEST_F(ModelDeploymentReconcilerTest, AbortAnnotationSendsTrafficBackAndIsConsum
 TEST_F(ModelDeploymentReconcilerTest, WithoutAnAnalysisProviderPauseHoldsTheCanary) {
   // noDataPolicy Pause and no provider configured: never a silent pass.
   objects_.Put(api::kModelDeploymentsGvr, {{"apiVersion", "sluice.dev/v1alpha1"},
-                                      {"kind", "ModelDeployment"},
-                                      {"metadata", {{"name", kName}, {"namespace", kNs}}},
-                                      {"spec", FraudSpec("1", "Pause")}});
+                                           {"kind", "ModelDeployment"},
+                                           {"metadata", {{"name", kName}, {"namespace", kNs}}},
+                                           {"spec", FraudSpec("1", "Pause")}});
   ASSERT_TRUE(Reconcile().ok());
   MarkServersReady();
   Settle();
@@ -458,11 +498,10 @@ TEST_F(ModelDeploymentReconcilerTest, StatusFromAStaleCacheIsRefusedAndRetried) 
 }
 
 TEST_F(ModelDeploymentReconcilerTest, AnObjectOfTheSameNameOwnedByNobodyIsNotTakenOver) {
-  objects_.Put(kube::resources::kServices,
-               {{"apiVersion", "v1"},
-                {"kind", "Service"},
-                {"metadata", {{"name", kName}, {"namespace", kNs}}},
-                {"spec", {{"selector", {{"app", "someone-else"}}}}}});
+  objects_.Put(kube::resources::kServices, {{"apiVersion", "v1"},
+                                            {"kind", "Service"},
+                                            {"metadata", {{"name", kName}, {"namespace", kNs}}},
+                                            {"spec", {{"selector", {{"app", "someone-else"}}}}}});
   CreateMd(FraudSpec("1"));
   auto result = Reconcile();
   ASSERT_FALSE(result.ok());
@@ -508,7 +547,8 @@ TEST_F(ModelDeploymentReconcilerTest, ScaleSubresourceChangeResizesWithoutARollo
   Settle();
   EXPECT_EQ(Replicas(stable), 5);
   EXPECT_EQ(Status()["stableRevision"], stable);
-  EXPECT_FALSE(Status().contains("canaryRevision") && !Status()["canaryRevision"].get<std::string>().empty());
+  EXPECT_FALSE(Status().contains("canaryRevision") &&
+               !Status()["canaryRevision"].get<std::string>().empty());
   EXPECT_EQ(Status()["observedGeneration"], 2);
 }
 

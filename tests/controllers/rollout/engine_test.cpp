@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/controllers/rollout/rollout_sim.h"
 #include "lib/api/object_labels.h"
+#include "tests/controllers/rollout/rollout_sim.h"
 
 namespace sluice::controllers {
 namespace {
@@ -125,6 +125,62 @@ TEST(DecideTest, FirstDeployWaitsForReadyPodsUntilTheDeadline) {
   EXPECT_EQ(d.status.FindCondition("Ready")->status, "True");
   EXPECT_EQ(d.status.replicas, 4);
   EXPECT_EQ(d.status.ready_replicas, 4);
+}
+
+TEST(DecideTest, AFirstDeployWhoseModelNeverLoadsIsDegradedAtTheDeadlineAndRecovers) {
+  RolloutInput in = Input(v1);
+  RolloutDecision d = Decide(in);
+  in.status = d.status;
+  in.observed[v1] = {4, 0};
+  in.now = kT0 + std::chrono::minutes(10) - seconds(1);
+  d = Decide(in);
+  EXPECT_EQ(d.status.phase, Phase::kProgressing);
+  EXPECT_EQ(d.requeue_after, seconds(1));  // woken at the deadline
+
+  in.status = d.status;
+  in.now = kT0 + std::chrono::minutes(10);
+  d = Decide(in);
+  EXPECT_EQ(d.status.phase, Phase::kDegraded);
+  EXPECT_EQ(d.status.canary_revision, v1);
+  EXPECT_FALSE(d.status.stable_revision.has_value());
+  EXPECT_TRUE(d.status.traffic.empty());
+  EXPECT_EQ(ReplicasOf(d, v1), 4);  // its pods stay, to become Ready if they can
+  const Condition* degraded = d.status.FindCondition("Degraded");
+  ASSERT_NE(degraded, nullptr);
+  EXPECT_EQ(degraded->status, "True");
+  EXPECT_EQ(degraded->reason, "ProgressDeadlineExceeded");
+  EXPECT_NE(degraded->message.find("never became ready"), std::string::npos) << degraded->message;
+  EXPECT_NE(degraded->message.find("0/4 pods Ready"), std::string::npos) << degraded->message;
+  const Condition* progressing = d.status.FindCondition("Progressing");
+  ASSERT_NE(progressing, nullptr);
+  EXPECT_EQ(progressing->status, "False");
+  EXPECT_EQ(progressing->reason, "ProgressDeadlineExceeded");
+  EXPECT_EQ(d.status.FindCondition("Ready")->status, "False");
+  ASSERT_TRUE(HasEvent(d, "ProgressDeadlineExceeded"));
+  for (const Event& e : d.events) {
+    if (e.reason == "ProgressDeadlineExceeded") {
+      EXPECT_EQ(e.type, EventType::kWarning);
+      EXPECT_EQ(e.message, degraded->message);
+    }
+  }
+
+  // Still nothing Ready: it stays Degraded, with no second event.
+  in.status = d.status;
+  in.now += seconds(30);
+  d = Decide(in);
+  EXPECT_EQ(d.status.phase, Phase::kDegraded);
+  EXPECT_FALSE(HasEvent(d, "ProgressDeadlineExceeded"));
+
+  // The pods become Ready after all: it recovers.
+  in.status = d.status;
+  in.observed[v1] = {4, 4};
+  in.now += seconds(30);
+  d = Decide(in);
+  EXPECT_EQ(d.status.phase, Phase::kHealthy);
+  EXPECT_EQ(d.status.stable_revision, v1);
+  EXPECT_EQ(d.status.FindCondition("Degraded")->status, "False");
+  EXPECT_EQ(d.status.FindCondition("Ready")->status, "True");
+  EXPECT_EQ(WeightOf(d, v1), 100);
 }
 
 TEST(DecideTest, HealthyIsQuietAndFollowsTheReplicaCount) {
@@ -512,7 +568,8 @@ TEST(ControlsTest, FromAnnotations) {
   EXPECT_FALSE(c.promote_step);
   EXPECT_TRUE(c.abort);
   EXPECT_TRUE(c.retry);
-  md.metadata["annotations"] = {{api::kPauseAnnotation, "false"}, {api::kPromoteAnnotation, "true"}};
+  md.metadata["annotations"] = {{api::kPauseAnnotation, "false"},
+                                {api::kPromoteAnnotation, "true"}};
   c = Controls::FromAnnotations(md);
   EXPECT_FALSE(c.pause);
   EXPECT_TRUE(c.promote_step);

@@ -320,6 +320,26 @@ const LifecycleCase kCases[] = {
        EXPECT_EQ(sim.status().phase, Phase::kProgressing);
      }},
 
+    {"FirstDeployWhoseModelNeverLoadsIsDegradedAfterTheDeadline",
+     [](RolloutSim& sim) {
+       sim.policy().progress_deadline = seconds(60);
+       sim.SetMaxReady(v1, 0);
+       sim.Deploy("v1");
+       const WallTime start = sim.now();
+       ASSERT_TRUE(
+           sim.RunUntil([&] { return sim.status().phase == Phase::kDegraded; }, minutes(2)));
+       EXPECT_EQ(sim.now() - start, seconds(60));
+       const Condition* degraded = sim.status().FindCondition("Degraded");
+       EXPECT_EQ(degraded->status, "True");
+       EXPECT_EQ(degraded->reason, "ProgressDeadlineExceeded");
+       EXPECT_NE(degraded->message.find("never became ready"), std::string::npos);
+       EXPECT_EQ(sim.status().FindCondition("Progressing")->status, "False");
+       EXPECT_TRUE(sim.HasEvent("ProgressDeadlineExceeded"));
+       sim.SetMaxReady(v1, std::nullopt);
+       ASSERT_TRUE(sim.RunUntil([&] { return IsHealthyOn(sim, v1); }, minutes(3)));
+       EXPECT_EQ(sim.status().FindCondition("Degraded")->status, "False");
+     }},
+
     {"CanaryThatNeverGetsReadyIsDegradedAfterTheDeadline",
      [](RolloutSim& sim) {
        sim.policy().progress_deadline = seconds(60);
