@@ -393,8 +393,13 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
                    key.String(), desired.name);
       continue;
     }
-    json deployment = RevisionDeployment(owner, desired.name, revision_spec, desired.replicas,
-                                         options_.workload);
+    auto built = RevisionDeployment(owner, desired.name, revision_spec, desired.replicas,
+                                    options_.workload);
+    if (!built.ok()) {
+      // Admission refuses such specs; one that got through waits for a change.
+      return TerminalError(built.status().Annotate("revision " + desired.name));
+    }
+    json deployment = std::move(built).value();
     ObjectPtr live = existing == owned.deployments.end() ? nullptr : existing->second;
     if (auto range = hpa_ranges.find(desired.name); range != hpa_ranges.end()) {
       // The HPA owns the size: the intent repeats what is there (or starts at the HPA's
