@@ -166,7 +166,7 @@ port=$(free_port)
 "${server_pin[@]}" "$server_bin" --http-address 127.0.0.1 --http-port "$port" \
   --io-threads "$io_threads" \
   --model-uri "$model_dir/fraud.json" --model-name fraud --log-level warn \
-  --drain-grace-ms 0 ${BENCH_SERVER_FLAGS:-} >"$work/sluice-server.log" 2>&1 &
+  --drain-grace-ms 0 --max-queue-delay 0s ${BENCH_SERVER_FLAGS:-} >"$work/sluice-server.log" 2>&1 &
 sluice_pid=$!
 pids+=("$sluice_pid")
 wait_ready "http://127.0.0.1:$port/v2/health/ready" 60 || { cat "$work/sluice-server.log"; exit 1; }

@@ -1,19 +1,24 @@
 // sluice-operator: reconciles ModelDeployments and FeatureViews. See operator/operator.h for
 // the lifecycle and `sluice-operator --help` for the flags.
 
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
 
-#include <pthread.h>
-#include <spdlog/spdlog.h>
-
 #include "lib/base/logging.h"
+#include "lib/base/signals.h"
 #include "operator/operator.h"
 #include "operator/options.h"
 
 int main(int argc, char** argv) {
+  // SIGTERM and SIGINT are taken by one thread through sigwait, so no other thread is ever
+  // interrupted by them; they are blocked before any other thread exists.
+  sluice::BlockStopSignals();
+
   auto options = sluice::app::ParseFlags(argc, argv);
   if (!options.ok()) {
     std::fprintf(stderr, "sluice-operator: %s\n\n%s", options.status().message().c_str(),
@@ -34,27 +39,16 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // SIGTERM and SIGINT are taken by one thread through sigwait, so no other thread is ever
-  // interrupted by them; they are blocked before any other thread exists.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
-
   auto op = sluice::app::Operator::Create(*std::move(options));
   if (!op.ok()) {
     spdlog::critical("sluice-operator cannot start: {}", op.status().ToString());
     return 1;
   }
   sluice::app::Operator* running = op->get();
-  std::thread signal_thread([running, &signals] {
-    int sig = 0;
-    if (sigwait(&signals, &sig) == 0) {
-      spdlog::info("received {}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-      running->Stop();
-    }
+  std::thread signal_thread([running] {
+    const int sig = sluice::WaitForStopSignal();
+    spdlog::info("received {}: shutting down", sluice::StopSignalName(sig));
+    running->Stop();
   });
 
   sluice::Status result = running->Run();

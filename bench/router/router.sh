@@ -66,6 +66,7 @@ field() { sed -n "s/\(.* \|^\)$1=\([0-9.]*\).*/\2/p" <<<"$2"; }
 server_port=$(free_port)
 "$server_bin" --http-address 127.0.0.1 --http-port "$server_port" --io-threads "$io_threads" \
   --model-uri "$model_dir/fraud.json" --model-name fraud --log-level warn --drain-grace-ms 0 \
+  --max-queue-delay 0s \
   >"$work/router-bench-server.log" 2>&1 &
 pids+=($!)
 wait_ready "http://127.0.0.1:$server_port/v2/health/ready" 60 ||

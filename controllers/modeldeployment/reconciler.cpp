@@ -263,7 +263,7 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
     return TerminalError(policy.status());
   }
   Observation seen = Observe(key, object, std::move(*parsed), std::move(*policy));
-  Intent intent = DecideWrites(key, seen);
+  ASSIGN_OR_RETURN(Intent intent, DecideWrites(key, seen));
   return Apply(key, object, seen, intent);
 }
 
@@ -356,8 +356,8 @@ ModelDeploymentReconciler::Observation ModelDeploymentReconciler::Observe(const 
   return seen;
 }
 
-ModelDeploymentReconciler::Intent ModelDeploymentReconciler::DecideWrites(const ObjectKey& key,
-                                                                          const Observation& seen) {
+Result<ModelDeploymentReconciler::Intent> ModelDeploymentReconciler::DecideWrites(
+    const ObjectKey& key, const Observation& seen) {
   const ModelDeployment& md = seen.md;
   const RolloutInput& input = seen.input;
   const Owned& owned = seen.owned;
@@ -428,8 +428,13 @@ ModelDeploymentReconciler::Intent ModelDeploymentReconciler::DecideWrites(const 
                    key.String(), desired.name);
       continue;
     }
-    json deployment =
+    auto built =
         RevisionDeployment(owner, desired.name, revision_spec, desired.replicas, options_.workload);
+    if (!built.ok()) {
+      // Admission refuses such specs; one that got through waits for a change.
+      return TerminalError(built.status().Annotate("revision " + desired.name));
+    }
+    json deployment = std::move(built).value();
     ObjectPtr live = existing == owned.deployments.end() ? nullptr : existing->second;
     if (auto range = out.hpa_ranges.find(desired.name); range != out.hpa_ranges.end()) {
       // The HPA owns the size: the intent repeats what is there (or starts at the HPA's

@@ -75,7 +75,7 @@ class ModelDeploymentReconciler final : public Reconciler {
   Result<Action> ReconcileObject(const ObjectKey& key, const nlohmann::json& object);
   Observation Observe(const ObjectKey& key, const nlohmann::json& object, ModelDeployment md,
                       RolloutPolicy policy);
-  Intent DecideWrites(const ObjectKey& key, const Observation& seen);
+  Result<Intent> DecideWrites(const ObjectKey& key, const Observation& seen);
   // Consumes intent's object lists.
   Result<Action> Apply(const ObjectKey& key, const nlohmann::json& object, const Observation& seen,
                        Intent& intent);

@@ -2,19 +2,20 @@
 
 #include <algorithm>
 
-#include "lib/controller/object_io.h"
 #include "lib/api/object_labels.h"
+#include "lib/base/duration.h"
+#include "lib/controller/object_io.h"
 
 namespace sluice::controllers {
 
 using nlohmann::json;
 
-const kube::GroupVersionResource kRolesGvr{"rbac.authorization.k8s.io", "v1", "roles", true, "Role"};
-const kube::GroupVersionResource kRoleBindingsGvr{"rbac.authorization.k8s.io", "v1",
-                                                  "rolebindings", true, "RoleBinding"};
+const kube::GroupVersionResource kRolesGvr{"rbac.authorization.k8s.io", "v1", "roles", true,
+                                           "Role"};
+const kube::GroupVersionResource kRoleBindingsGvr{"rbac.authorization.k8s.io", "v1", "rolebindings",
+                                                  true, "RoleBinding"};
 
 namespace {
-
 
 json CommonLabels(const std::string& md_name, const char* component) {
   return {{api::kLabelName, api::kNameValue},
@@ -65,42 +66,52 @@ json OwnerReference(const ModelDeploymentObject& owner) {
 }
 
 std::string ServerPodSelector(const std::string& md_name) {
-  return std::string(api::kLabelModelDeployment) + "=" + md_name + "," + api::kLabelComponent + "=server";
+  return std::string(api::kLabelModelDeployment) + "=" + md_name + "," + api::kLabelComponent +
+         "=server";
 }
 
-std::vector<std::string> ServerArgs(const std::string& md_name, const ModelDeploymentSpec& spec,
-                                    const WorkloadOptions& options) {
-  std::vector<std::string> args = {
-      "--model-name=" + md_name,
-      "--model-uri=" + spec.model.uri,
-      "--model-format=" + spec.model.format.value_or("auto"),
-      "--http-port=" + std::to_string(options.server_http_port),
-      "--grpc-port=" + std::to_string(options.server_grpc_port),
-      "--log-format=" + options.log_format,
-  };
-  if (spec.model.version) args.push_back("--model-version=" + *spec.model.version);
-  if (spec.model.sha256) args.push_back("--model-sha256=" + *spec.model.sha256);
-  if (spec.runtime) {
-    if (const auto& b = spec.runtime->batching) {
-      args.push_back("--max-batch-size=" + std::to_string(b->max_batch_size.value_or(32)));
-      args.push_back("--max-queue-delay=" + b->max_queue_delay.value_or("1ms"));
-      args.push_back("--max-queue-size=" + std::to_string(b->max_queue_size.value_or(1024)));
+Result<api::ServerCommand> ServerCommandFor(const std::string& md_name,
+                                            const ModelDeploymentSpec& spec,
+                                            const WorkloadOptions& options) {
+  api::ServerCommand c;
+  c.model_name = md_name;
+  c.model_uri = spec.model.uri;
+  c.model_format = spec.model.format;
+  c.model_version = spec.model.version;
+  c.model_sha256 = spec.model.sha256;
+  c.http_port = options.server_http_port;
+  c.grpc_port = options.server_grpc_port;
+  c.log_format = options.log_format;
+  const RuntimeSpec runtime = spec.runtime.value_or(RuntimeSpec{});
+  // The CRD: absent batching evaluates every request on its own; absent cache means no cache.
+  c.batching = runtime.batching.has_value();
+  if (const auto& b = runtime.batching) {
+    c.max_batch_size = b->max_batch_size;
+    if (b->max_queue_delay) {
+      auto delay = ParseGoDuration(*b->max_queue_delay);
+      if (!delay.ok()) return delay.status().Annotate("spec.runtime.batching.maxQueueDelay");
+      c.max_queue_delay = std::chrono::duration_cast<std::chrono::microseconds>(*delay);
     }
-    if (const auto& c = spec.runtime->cache; c && c->enabled.value_or(true)) {
-      args.push_back("--cache-capacity=" + std::to_string(c->capacity.value_or(10000)));
-      args.push_back("--cache-ttl=" + c->ttl.value_or("60s"));
-    }
-    if (spec.runtime->args) {
-      args.insert(args.end(), spec.runtime->args->begin(), spec.runtime->args->end());
+    c.max_queue_size = b->max_queue_size;
+  }
+  c.cache = runtime.cache.has_value() && runtime.cache->enabled.value_or(true);
+  if (runtime.cache && *c.cache) {
+    c.cache_capacity = runtime.cache->capacity;
+    if (runtime.cache->ttl) {
+      auto ttl = ParseGoDuration(*runtime.cache->ttl);
+      if (!ttl.ok()) return ttl.status().Annotate("spec.runtime.cache.ttl");
+      c.cache_ttl = std::chrono::duration_cast<std::chrono::milliseconds>(*ttl);
     }
   }
-  return args;
+  c.extra_args = runtime.args.value_or(std::vector<std::string>{});
+  return c;
 }
 
-json RevisionDeployment(const ModelDeploymentObject& owner, const std::string& revision,
-                        const ModelDeploymentSpec& revision_spec, int32_t replicas,
-                        const WorkloadOptions& options) {
+Result<json> RevisionDeployment(const ModelDeploymentObject& owner, const std::string& revision,
+                                const ModelDeploymentSpec& revision_spec, int32_t replicas,
+                                const WorkloadOptions& options) {
   const std::string md_name = owner.md.Name();
+  ASSIGN_OR_RETURN(api::ServerCommand command, ServerCommandFor(md_name, revision_spec, options));
   json labels = CommonLabels(md_name, "server");
   labels[api::kLabelRevision] = revision;
   if (revision_spec.model.version) labels[api::kLabelModelVersion] = *revision_spec.model.version;
@@ -115,12 +126,13 @@ json RevisionDeployment(const ModelDeploymentObject& owner, const std::string& r
       {"image", ServerImage(revision_spec, options)},
       {"imagePullPolicy", options.image_pull_policy},
       {"command", json::array({"sluice-server"})},
-      {"args", ServerArgs(md_name, revision_spec, options)},
-      {"ports",
-       json::array({{{"name", "http"}, {"containerPort", options.server_http_port},
-                     {"protocol", "TCP"}},
-                    {{"name", "grpc"}, {"containerPort", options.server_grpc_port},
-                     {"protocol", "TCP"}}})},
+      {"args", command.ToArgs()},
+      {"ports", json::array({{{"name", api::kHttpPortName},
+                              {"containerPort", options.server_http_port},
+                              {"protocol", "TCP"}},
+                             {{"name", api::kGrpcPortName},
+                              {"containerPort", options.server_grpc_port},
+                              {"protocol", "TCP"}}})},
       // Ready only once the model is loaded and warmed up; a draining server reports not ready.
       {"readinessProbe",
        {{"httpGet", {{"path", "/v2/health/ready"}, {"port", "http"}}},
@@ -142,8 +154,8 @@ json RevisionDeployment(const ModelDeploymentObject& owner, const std::string& r
   if (revision_spec.runtime && revision_spec.runtime->resources) {
     container["resources"] = *revision_spec.runtime->resources;
   }
-  if (revision_spec.runtime && revision_spec.runtime->env && revision_spec.runtime->env->is_array() &&
-      !revision_spec.runtime->env->empty()) {
+  if (revision_spec.runtime && revision_spec.runtime->env &&
+      revision_spec.runtime->env->is_array() && !revision_spec.runtime->env->empty()) {
     container["env"] = *revision_spec.runtime->env;
   }
 
@@ -156,7 +168,8 @@ json RevisionDeployment(const ModelDeploymentObject& owner, const std::string& r
        {{"replicas", replicas},
         {"revisionHistoryLimit", 2},
         {"selector",
-         {{"matchLabels", {{api::kLabelModelDeployment, md_name}, {api::kLabelRevision, revision}}}}},
+         {{"matchLabels",
+           {{api::kLabelModelDeployment, md_name}, {api::kLabelRevision, revision}}}}},
         {"strategy",
          {{"type", "RollingUpdate"},
           {"rollingUpdate", {{"maxSurge", "25%"}, {"maxUnavailable", 0}}}}},
@@ -191,15 +204,33 @@ json RevisionService(const ModelDeploymentObject& owner, const std::string& revi
       {"spec",
        {{"type", "ClusterIP"},
         {"selector", {{api::kLabelModelDeployment, md_name}, {api::kLabelRevision, revision}}},
-        {"ports",
-         json::array({{{"name", "http"}, {"port", options.server_http_port},
-                       {"targetPort", "http"}, {"protocol", "TCP"}},
-                      {{"name", "grpc"}, {"port", options.server_grpc_port},
-                       {"targetPort", "grpc"}, {"protocol", "TCP"}}})}}},
+        {"ports", json::array({{{"name", "http"},
+                                {"port", options.server_http_port},
+                                {"targetPort", "http"},
+                                {"protocol", "TCP"}},
+                               {{"name", "grpc"},
+                                {"port", options.server_grpc_port},
+                                {"targetPort", "grpc"},
+                                {"protocol", "TCP"}}})}}},
   };
 }
 
-std::string RouterName(const std::string& md_name) { return md_name + "-router"; }
+std::string RouterName(const std::string& md_name) {
+  return md_name + "-router";
+}
+
+api::RouterCommand RouterCommandFor(const ModelDeploymentObject& owner,
+                                    const WorkloadOptions& options) {
+  api::RouterCommand c;
+  c.model_deployment = owner.md.Name();
+  c.ns = owner.md.Namespace();
+  c.http_port = options.router_http_port;
+  c.grpc_port = options.router_grpc_port;
+  c.upstream_port = options.server_http_port;
+  c.upstream_grpc_port = options.server_grpc_port;
+  c.log_format = options.log_format;
+  return c;
+}
 
 json RouterDeployment(const ModelDeploymentObject& owner, const WorkloadOptions& options) {
   const std::string md_name = owner.md.Name();
@@ -210,17 +241,11 @@ json RouterDeployment(const ModelDeploymentObject& owner, const WorkloadOptions&
       {"image", options.router_image.empty() ? options.server_image : options.router_image},
       {"imagePullPolicy", options.image_pull_policy},
       {"command", json::array({"sluice-router"})},
-      {"args", json::array({"--model-deployment=" + md_name,
-                            "--namespace=" + owner.md.Namespace(),
-                            "--http-port=" + std::to_string(options.router_http_port),
-                            "--grpc-port=" + std::to_string(options.router_grpc_port),
-                            "--upstream-port=" + std::to_string(options.server_http_port),
-                            "--upstream-grpc-port=" + std::to_string(options.server_grpc_port),
-                            "--log-format=" + options.log_format})},
-      {"ports", json::array({{{"name", "http"}, {"containerPort", options.router_http_port},
-                              {"protocol", "TCP"}},
-                             {{"name", "grpc"}, {"containerPort", options.router_grpc_port},
-                              {"protocol", "TCP"}}})},
+      {"args", RouterCommandFor(owner, options).ToArgs()},
+      {"ports",
+       json::array(
+           {{{"name", "http"}, {"containerPort", options.router_http_port}, {"protocol", "TCP"}},
+            {{"name", "grpc"}, {"containerPort", options.router_grpc_port}, {"protocol", "TCP"}}})},
       {"readinessProbe",
        {{"httpGet", {{"path", "/readyz"}, {"port", "http"}}}, {"periodSeconds", 2}}},
       {"livenessProbe",
@@ -235,7 +260,9 @@ json RouterDeployment(const ModelDeploymentObject& owner, const WorkloadOptions&
       {"spec",
        {{"replicas", options.router_replicas},
         {"revisionHistoryLimit", 2},
-        {"selector", {{"matchLabels", {{api::kLabelModelDeployment, md_name}, {api::kLabelComponent, "router"}}}}},
+        {"selector",
+         {{"matchLabels",
+           {{api::kLabelModelDeployment, md_name}, {api::kLabelComponent, "router"}}}}},
         {"template",
          {{"metadata", {{"labels", labels}}},
           {"spec",
@@ -256,11 +283,13 @@ json RouterService(const ModelDeploymentObject& owner, const WorkloadOptions& op
       {"spec",
        {{"type", "ClusterIP"},
         {"selector", {{api::kLabelModelDeployment, md_name}, {api::kLabelComponent, "router"}}},
-        {"ports", json::array({{{"name", "http"}, {"port", 80}, {"targetPort", "http"},
-                                {"protocol", "TCP"}},
-                               {{"name", "grpc"}, {"port", options.router_grpc_port},
-                                {"targetPort", "grpc"}, {"protocol", "TCP"},
-                                {"appProtocol", "kubernetes.io/h2c"}}})}}},
+        {"ports",
+         json::array({{{"name", "http"}, {"port", 80}, {"targetPort", "http"}, {"protocol", "TCP"}},
+                      {{"name", "grpc"},
+                       {"port", options.router_grpc_port},
+                       {"targetPort", "grpc"},
+                       {"protocol", "TCP"},
+                       {"appProtocol", "kubernetes.io/h2c"}}})}}},
   };
 }
 
@@ -278,27 +307,26 @@ json RouterRole(const ModelDeploymentObject& owner) {
   return {{"apiVersion", "rbac.authorization.k8s.io/v1"},
           {"kind", "Role"},
           {"metadata", Metadata(owner, RouterName(md_name), CommonLabels(md_name, "router"))},
-          {"rules",
-           json::array({{{"apiGroups", json::array({"sluice.dev"})},
-                         {"resources", json::array({"modeldeployments"})},
-                         {"resourceNames", json::array({md_name})},
-                         {"verbs", json::array({"get", "list", "watch"})}},
-                        {{"apiGroups", json::array({"discovery.k8s.io"})},
-                         {"resources", json::array({"endpointslices"})},
-                         {"verbs", json::array({"get", "list", "watch"})}}})}};
+          {"rules", json::array({{{"apiGroups", json::array({"sluice.dev"})},
+                                  {"resources", json::array({"modeldeployments"})},
+                                  {"resourceNames", json::array({md_name})},
+                                  {"verbs", json::array({"get", "list", "watch"})}},
+                                 {{"apiGroups", json::array({"discovery.k8s.io"})},
+                                  {"resources", json::array({"endpointslices"})},
+                                  {"verbs", json::array({"get", "list", "watch"})}}})}};
 }
 
 json RouterRoleBinding(const ModelDeploymentObject& owner) {
   const std::string md_name = owner.md.Name();
   const std::string name = RouterName(md_name);
-  return {{"apiVersion", "rbac.authorization.k8s.io/v1"},
-          {"kind", "RoleBinding"},
-          {"metadata", Metadata(owner, name, CommonLabels(md_name, "router"))},
-          {"roleRef",
-           {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "Role"}, {"name", name}}},
-          {"subjects", json::array({{{"kind", "ServiceAccount"},
-                                     {"name", name},
-                                     {"namespace", owner.md.Namespace()}}})}};
+  return {
+      {"apiVersion", "rbac.authorization.k8s.io/v1"},
+      {"kind", "RoleBinding"},
+      {"metadata", Metadata(owner, name, CommonLabels(md_name, "router"))},
+      {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "Role"}, {"name", name}}},
+      {"subjects",
+       json::array(
+           {{{"kind", "ServiceAccount"}, {"name", name}, {"namespace", owner.md.Namespace()}}})}};
 }
 
 Result<ModelDeploymentSpec> RevisionSpecFromDeployment(const json& deployment) {

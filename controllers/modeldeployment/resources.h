@@ -13,11 +13,12 @@
 // so deleting the ModelDeployment garbage-collects all of them.
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "lib/api/model_deployment.h"
+#include "lib/api/router_command.h"
+#include "lib/api/server_command.h"
 #include "lib/kube/client.h"
 
 namespace sluice::controllers {
@@ -40,7 +41,6 @@ struct WorkloadOptions {
   std::string log_format = "json";
 };
 
-
 // RBAC resources (not in the client's well-known list).
 extern const kube::GroupVersionResource kRolesGvr;
 extern const kube::GroupVersionResource kRoleBindingsGvr;
@@ -57,18 +57,27 @@ nlohmann::json OwnerReference(const ModelDeploymentObject& owner);
 // The scale subresource's status.selector: every serving pod of the ModelDeployment.
 std::string ServerPodSelector(const std::string& md_name);
 
-// sluice-server's command-line arguments for the model and runtime in `spec` (the user's
-// spec.runtime.args come last, so they can override).
-std::vector<std::string> ServerArgs(const std::string& md_name, const ModelDeploymentSpec& spec,
-                                    const WorkloadOptions& options);
+// sluice-server's command line for the model and runtime in `spec`: exactly what the spec says
+// (the API server has filled in the CRD's defaults, so the operator keeps no copy of them), the
+// operator's ports and log format, then spec.runtime.args as they are (last, so they win).
+// InvalidArgument when a duration of the spec cannot be read (admission should refuse it).
+Result<api::ServerCommand> ServerCommandFor(const std::string& md_name,
+                                            const ModelDeploymentSpec& spec,
+                                            const WorkloadOptions& options);
 
-nlohmann::json RevisionDeployment(const ModelDeploymentObject& owner, const std::string& revision,
-                                  const ModelDeploymentSpec& revision_spec, int32_t replicas,
-                                  const WorkloadOptions& options);
+// The revision's Deployment; fails as ServerCommandFor does.
+Result<nlohmann::json> RevisionDeployment(const ModelDeploymentObject& owner,
+                                          const std::string& revision,
+                                          const ModelDeploymentSpec& revision_spec,
+                                          int32_t replicas, const WorkloadOptions& options);
 nlohmann::json RevisionService(const ModelDeploymentObject& owner, const std::string& revision,
                                const WorkloadOptions& options);
 
 std::string RouterName(const std::string& md_name);  // <md>-router
+// sluice-router's command line: the ModelDeployment to follow and the operator's ports. API access
+// is the pod's service account (RouterServiceAccount), found in-cluster.
+api::RouterCommand RouterCommandFor(const ModelDeploymentObject& owner,
+                                    const WorkloadOptions& options);
 nlohmann::json RouterDeployment(const ModelDeploymentObject& owner, const WorkloadOptions& options);
 nlohmann::json RouterService(const ModelDeploymentObject& owner, const WorkloadOptions& options);
 nlohmann::json RouterServiceAccount(const ModelDeploymentObject& owner);

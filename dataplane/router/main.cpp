@@ -9,16 +9,13 @@
 // of the grace period.
 
 #include <prometheus/registry.h>
-#include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <mutex>
 #include <thread>
 
 #include "lib/http/http_server.h"
@@ -32,47 +29,10 @@
 #include "dataplane/router/routing_table.h"
 #include "dataplane/router/traffic_source.h"
 #include "lib/base/logging.h"
+#include "lib/base/signals.h"
 
 namespace sluice::dataplane {
 namespace {
-
-// Signals arrive on one thread (sigwait); everyone else waits on this.
-class SignalWatch {
- public:
-  void Start() {
-    std::thread([this] {
-      sigset_t set;
-      sigemptyset(&set);
-      sigaddset(&set, SIGTERM);
-      sigaddset(&set, SIGINT);
-      while (true) {
-        int sig = 0;
-        if (sigwait(&set, &sig) != 0) continue;
-        std::lock_guard<std::mutex> lock(mu_);
-        ++signals_;
-        last_ = sig;
-        cv_.notify_all();
-        if (signals_ >= 2) return;
-      }
-    }).detach();
-  }
-
-  // Waits until `count` signals have arrived or `deadline` passes; true if they arrived.
-  bool WaitFor(int count, std::chrono::steady_clock::time_point deadline) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_until(lock, deadline, [&] { return signals_ >= count; });
-  }
-  int last() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return last_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int signals_ = 0;  // guarded by mu_
-  int last_ = 0;     // guarded by mu_
-};
 
 Status WritePortFile(const std::string& path, uint16_t port) {
   // Write then rename, so a reader never sees a half-written number.
@@ -88,7 +48,7 @@ Status WritePortFile(const std::string& path, uint16_t port) {
   return Status::Ok();
 }
 
-int Run(const RouterFlags& flags, SignalWatch& signals) {
+int Run(const RouterFlags& flags, StopSignalWatch& signals) {
   const std::string md_key = flags.ns + "/" + flags.model_deployment;
   auto registry = std::make_shared<prometheus::Registry>();
   RouterMetrics metrics(registry);
@@ -232,13 +192,8 @@ int Run(const RouterFlags& flags, SignalWatch& signals) {
 
 int main(int argc, char** argv) {
   using namespace sluice::dataplane;
-  // Block the stop signals before any thread starts, so only the watcher's sigwait sees them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  // Before any thread starts, so only the watcher's sigwait sees the stop signals.
+  sluice::BlockStopSignals();
 
   auto flags = ParseRouterFlags(std::vector<std::string>(argv + 1, argv + argc));
   if (!flags.ok()) {
@@ -253,10 +208,8 @@ int main(int argc, char** argv) {
     std::cerr << "sluice-router: " << s.message() << "\n";
     return 2;
   }
-  // Never destroyed: its thread may still sit in sigwait while the process exits.
-  auto* signals = new SignalWatch;
-  signals->Start();
-  const int rc = Run(*flags, *signals);
+  sluice::StopSignalWatch& signals = sluice::StopSignalWatch::Start();
+  const int rc = Run(*flags, signals);
   spdlog::default_logger()->flush();
   return rc;
 }

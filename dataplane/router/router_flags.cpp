@@ -1,10 +1,7 @@
 #include "dataplane/router/router_flags.h"
 
 #include <algorithm>
-#include <charconv>
-#include <functional>
 #include <limits>
-#include <map>
 #include <sstream>
 
 #include "dataplane/router/routing_table.h"
@@ -13,121 +10,48 @@ namespace sluice::dataplane {
 
 namespace {
 
-struct Flag {
-  std::string help;
-  bool is_bool = false;
-  std::function<Status(const std::string&)> set;
-};
-
-Status ParseInt(const std::string& name, const std::string& value, int64_t min, int64_t max,
-                int64_t& out) {
-  int64_t v = 0;
-  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-  if (ec != std::errc() || end != value.data() + value.size()) {
-    return InvalidArgument("--" + name + ": '" + value + "' is not an integer");
-  }
-  if (v < min || v > max) {
-    return InvalidArgument("--" + name + ": " + value + " is outside [" + std::to_string(min) +
-                           ", " + std::to_string(max) + "]");
-  }
-  out = v;
-  return Status::Ok();
-}
-
-// Flags in the order --help lists them.
-std::vector<std::pair<std::string, Flag>> Flags(RouterFlags& f) {
-  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-  std::vector<std::pair<std::string, Flag>> m;
-  auto str = [&](const char* name, std::string& dst, const char* help) {
-    m.emplace_back(name, Flag{help, false, [&dst](const std::string& v) {
-                                dst = v;
-                                return Status::Ok();
-                              }});
-  };
-  auto num = [&](const char* name, int64_t& dst, int64_t min, int64_t max, const char* help) {
-    m.emplace_back(
-        name, Flag{help, false, [name = std::string(name), &dst, min, max](const std::string& v) {
-                     return ParseInt(name, v, min, max, dst);
-                   }});
-  };
-  auto num32 = [&](const char* name, int& dst, int min, int max, const char* help) {
-    m.emplace_back(
-        name, Flag{help, false, [name = std::string(name), &dst, min, max](const std::string& v) {
-                     int64_t x = 0;
-                     RETURN_IF_ERROR(ParseInt(name, v, min, max, x));
-                     dst = static_cast<int>(x);
-                     return Status::Ok();
-                   }});
-  };
-  m.emplace_back("help", Flag{"print this help", true, [&f](const std::string& v) {
-                                f.help = v == "true";
-                                return Status::Ok();
-                              }});
-  str("model-deployment", f.model_deployment,
-      "the ModelDeployment whose status.traffic is followed (required)");
-  str("namespace", f.ns, "its namespace (required)");
-  str("kubeconfig", f.kubeconfig,
-      "kubeconfig file; default $KUBECONFIG, else the in-cluster service account, else "
-      "~/.kube/config");
-  str("context", f.context, "kubeconfig context (default: current-context)");
-  str("static-traffic", f.static_traffic,
-      "route by this fixed table instead of a ModelDeployment (local runs, benchmarks): "
-      "NAME=WEIGHT[:MIRROR]@IP:PORT[+GRPCPORT][,...] entries separated by ';'");
-  str("sticky-header", f.sticky_header,
-      "with --static-traffic: the header whose value pins a caller to one revision");
-  str("http-address", f.http_address, "address to listen on (default 0.0.0.0)");
-  num32("http-port", f.http_port, 0, 65535, "HTTP port; 0 picks a free one (default 8080)");
-  str("port-file", f.port_file, "write the bound HTTP port to this file once listening");
-  num32("grpc-port", f.grpc_port, 0, 65535,
-        "gRPC port (unary calls forwarded to the revisions' gRPC ports); 0 = no gRPC (default)");
-  num32("io-threads", f.io_threads, 0, 1024,
-        "io threads (each with its own backend connection pool); 0 = one per core (default)");
-  num32("upstream-port", f.upstream_port, 1, 65535,
-        "backend port for EndpointSlices without a port named http (default 8080)");
-  num32("upstream-grpc-port", f.upstream_grpc_port, 0, 65535,
-        "backend gRPC port for EndpointSlices without a port named grpc; 0 = none (default)");
-  num("upstream-timeout-ms", f.upstream_timeout_ms, 1, kMax,
-      "whole backend exchange (connect, send, complete answer); then 504, or gRPC "
-      "DEADLINE_EXCEEDED unless the caller's deadline is sooner (default 30000)");
-  num("connect-timeout-ms", f.connect_timeout_ms, 1, kMax,
-      "TCP connect to a backend; then 504 (gRPC: UNAVAILABLE) (default 1000)");
-  num("max-idle-per-endpoint", f.max_idle_per_endpoint, 0, 1'000'000,
-      "idle keep-alive connections kept per backend endpoint and io thread (default 32)");
-  num("upstream-idle-timeout-ms", f.upstream_idle_timeout_ms, 1, kMax,
-      "an idle backend connection is not reused after this (default 60000)");
-  num("max-mirror-inflight", f.max_mirror_inflight, 0, 1'000'000,
-      "mirrored copies in flight per io thread; more are dropped and counted (default 256)");
-  str("revision-header", f.revision_header,
-      "answer header (gRPC: initial metadata, lowercased) naming the revision that served "
-      "the request; empty = none (default)");
-  num("max-body-bytes", f.max_body_bytes, 1, kMax,
-      "largest request and answer body (default 67108864)");
-  num("max-header-bytes", f.max_header_bytes, 1024, kMax, "largest request header (default 16384)");
-  num("header-timeout-ms", f.header_timeout_ms, 1, kMax,
-      "reading a request header; then 408 (default 10000)");
-  num("body-timeout-ms", f.body_timeout_ms, 1, kMax,
-      "reading a request body; then 408 (default 30000)");
-  num("idle-timeout-ms", f.idle_timeout_ms, 1, kMax,
-      "an idle client keep-alive connection is closed after this (default 120000)");
-  num("drain-grace-ms", f.drain_grace_ms, 0, kMax,
-      "after SIGTERM, keep routing this long while not ready (default 5000)");
-  num("drain-timeout-ms", f.drain_timeout_ms, 0, kMax,
-      "then give in-flight requests this long to finish (default 30000)");
-  num("drain-idle-timeout-ms", f.drain_idle_timeout_ms, 1, kMax,
-      "while draining, close idle client connections after this (default 500)");
-  num("sync-timeout-ms", f.sync_timeout_ms, 0, kMax,
-      "exit 1 when the first list of the ModelDeployment and its EndpointSlices takes longer; "
-      "0 = wait forever, not ready meanwhile (default)");
-  m.emplace_back("log-format",
-                 Flag{"text or json (default text)", false, [&f](const std::string& v) {
-                        ASSIGN_OR_RETURN(f.log_format, ParseLogFormat(v));
-                        return Status::Ok();
-                      }});
-  str("log-level", f.log_level, "trace, debug, info, warn, error, off (default info)");
-  return m;
+// Overwrites `dst` with the command's value when it has one.
+template <typename T, typename U>
+void Take(const std::optional<U>& value, T& dst) {
+  if (value) dst = static_cast<T>(*value);
 }
 
 }  // namespace
+
+api::RouterCommand RouterFlags::ToCommand() const {
+  api::RouterCommand c;
+  c.model_deployment = model_deployment;
+  c.ns = ns;
+  c.kubeconfig = kubeconfig;
+  c.context = context;
+  c.static_traffic = static_traffic;
+  c.sticky_header = sticky_header;
+  c.http_address = http_address;
+  c.http_port = http_port;
+  c.port_file = port_file;
+  c.grpc_port = grpc_port;
+  c.io_threads = io_threads;
+  c.upstream_port = upstream_port;
+  c.upstream_grpc_port = upstream_grpc_port;
+  c.upstream_timeout_ms = upstream_timeout_ms;
+  c.connect_timeout_ms = connect_timeout_ms;
+  c.max_idle_per_endpoint = max_idle_per_endpoint;
+  c.upstream_idle_timeout_ms = upstream_idle_timeout_ms;
+  c.max_mirror_inflight = max_mirror_inflight;
+  c.revision_header = revision_header;
+  c.max_body_bytes = max_body_bytes;
+  c.max_header_bytes = max_header_bytes;
+  c.header_timeout_ms = header_timeout_ms;
+  c.body_timeout_ms = body_timeout_ms;
+  c.idle_timeout_ms = idle_timeout_ms;
+  c.drain_grace_ms = drain_grace_ms;
+  c.drain_timeout_ms = drain_timeout_ms;
+  c.drain_idle_timeout_ms = drain_idle_timeout_ms;
+  c.sync_timeout_ms = sync_timeout_ms;
+  c.log_format = log_format == LogFormat::kJson ? "json" : "text";
+  c.log_level = log_level;
+  return c;
+}
 
 HttpServerOptions RouterFlags::ToHttpOptions() const {
   HttpServerOptions o;
@@ -173,43 +97,41 @@ GrpcProxyOptions RouterFlags::ToGrpcProxyOptions() const {
 }
 
 Result<RouterFlags> ParseRouterFlags(const std::vector<std::string>& args) {
+  ASSIGN_OR_RETURN(api::RouterCommand c, api::RouterCommand::Parse(args));
   RouterFlags f;
-  auto flags = Flags(f);
-  auto find = [&](const std::string& name) -> Flag* {
-    for (auto& [n, flag] : flags) {
-      if (n == name) return &flag;
-    }
-    return nullptr;
-  };
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg.rfind("--", 0) != 0) return InvalidArgument("unexpected argument '" + arg + "'");
-    std::string name = arg.substr(2);
-    std::optional<std::string> value;
-    if (auto eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    }
-    Flag* flag = find(name);
-    if (flag == nullptr && !value && name.rfind("no-", 0) == 0) {
-      Flag* negated = find(name.substr(3));
-      if (negated != nullptr && negated->is_bool) {
-        RETURN_IF_ERROR(negated->set("false"));
-        continue;
-      }
-    }
-    if (flag == nullptr) return InvalidArgument("unknown flag --" + name);
-    if (!value) {
-      if (flag->is_bool) {
-        value = "true";
-      } else if (i + 1 < args.size()) {
-        value = args[++i];
-      } else {
-        return InvalidArgument("--" + name + " needs a value");
-      }
-    }
-    RETURN_IF_ERROR(flag->set(*value));
+  Take(c.help, f.help);
+  Take(c.model_deployment, f.model_deployment);
+  Take(c.ns, f.ns);
+  Take(c.kubeconfig, f.kubeconfig);
+  Take(c.context, f.context);
+  Take(c.static_traffic, f.static_traffic);
+  Take(c.sticky_header, f.sticky_header);
+  Take(c.http_address, f.http_address);
+  Take(c.http_port, f.http_port);
+  Take(c.port_file, f.port_file);
+  Take(c.grpc_port, f.grpc_port);
+  Take(c.io_threads, f.io_threads);
+  Take(c.upstream_port, f.upstream_port);
+  Take(c.upstream_grpc_port, f.upstream_grpc_port);
+  Take(c.upstream_timeout_ms, f.upstream_timeout_ms);
+  Take(c.connect_timeout_ms, f.connect_timeout_ms);
+  Take(c.max_idle_per_endpoint, f.max_idle_per_endpoint);
+  Take(c.upstream_idle_timeout_ms, f.upstream_idle_timeout_ms);
+  Take(c.max_mirror_inflight, f.max_mirror_inflight);
+  Take(c.revision_header, f.revision_header);
+  Take(c.max_body_bytes, f.max_body_bytes);
+  Take(c.max_header_bytes, f.max_header_bytes);
+  Take(c.header_timeout_ms, f.header_timeout_ms);
+  Take(c.body_timeout_ms, f.body_timeout_ms);
+  Take(c.idle_timeout_ms, f.idle_timeout_ms);
+  Take(c.drain_grace_ms, f.drain_grace_ms);
+  Take(c.drain_timeout_ms, f.drain_timeout_ms);
+  Take(c.drain_idle_timeout_ms, f.drain_idle_timeout_ms);
+  Take(c.sync_timeout_ms, f.sync_timeout_ms);
+  if (c.log_format) {
+    ASSIGN_OR_RETURN(f.log_format, ParseLogFormat(*c.log_format));
   }
+  Take(c.log_level, f.log_level);
   if (f.help) return f;
   if (!f.static_traffic.empty()) {
     RETURN_IF_ERROR(ParseStaticTraffic(f.static_traffic).status());
@@ -228,7 +150,6 @@ Result<RouterFlags> ParseRouterFlags(const std::vector<std::string>& args) {
 }
 
 std::string RouterUsage() {
-  RouterFlags defaults;
   std::ostringstream out;
   out << "Usage: sluice-router --model-deployment=NAME --namespace=NS [flags]\n\n"
          "Routes the requests of one ModelDeployment to its revisions: by the weights in its\n"
@@ -242,13 +163,8 @@ std::string RouterUsage() {
          "With --grpc-port, unary gRPC calls (the V2 inference.GRPCInferenceService) are split\n"
          "the same way, to each endpoint's port named grpc; the router's own errors are\n"
          "UNAVAILABLE.\n\n"
-         "Flags:\n";
-  for (const auto& [name, flag] : Flags(defaults)) {
-    std::string left = "  --" + name;
-    if (!flag.is_bool) left += "=VALUE";
-    if (left.size() < 32) left.resize(32, ' ');
-    out << left << " " << flag.help << "\n";
-  }
+         "Flags (--flag=value or --flag value):\n"
+      << api::RouterCommand::Usage(RouterFlags{}.ToCommand());
   out << "\nSIGTERM or SIGINT: /readyz answers 503, routing continues for --drain-grace-ms, then\n"
          "new connections are refused and in-flight requests get --drain-timeout-ms; exit 0.\n";
   return out.str();

@@ -1,17 +1,18 @@
 #pragma once
 
-// Command-line flags of sluice-router. `--name=value` and `--name value` are both accepted;
-// booleans also as bare `--name` / `--no-name`.
+// sluice-router's settings: its command line (lib/api/router_command.h, the one definition the
+// operator writes and the router reads) with the router's standalone defaults filled in.
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "lib/base/status.h"
-#include "lib/http/http_server.h"
 #include "dataplane/router/grpc_proxy.h"
 #include "dataplane/router/proxy.h"
+#include "lib/api/router_command.h"
 #include "lib/base/logging.h"
+#include "lib/base/status.h"
+#include "lib/http/http_server.h"
 
 namespace sluice::dataplane {
 
@@ -32,8 +33,7 @@ struct RouterFlags {
   int io_threads = 0;     // 0: one per core
   int grpc_port = 0;      // gRPC listener on http_address; 0: none
 
-
-  int upstream_port = 8080;  // for EndpointSlices without a port named "http"
+  int upstream_port = 8080;    // for EndpointSlices without a port named "http"
   int upstream_grpc_port = 0;  // for EndpointSlices without a port named "grpc"; 0: none
   int64_t upstream_timeout_ms = 30'000;
   int64_t connect_timeout_ms = 1'000;
@@ -60,6 +60,9 @@ struct RouterFlags {
 
   LogFormat log_format = LogFormat::kText;
   std::string log_level = "info";
+
+  // The command line that gives these settings (every field set), e.g. to show the defaults.
+  api::RouterCommand ToCommand() const;
 
   HttpServerOptions ToHttpOptions() const;
   ProxyOptions ToProxyOptions() const;

@@ -6,17 +6,14 @@
 // is taken out of rotation, stop accepting, let in-flight requests finish within
 // --drain-timeout-ms, exit 0. A second signal skips what is left of the grace period.
 
-#include <signal.h>
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <mutex>
 #include <thread>
 
 #include <prometheus/registry.h>
@@ -29,55 +26,12 @@
 #include "dataplane/runtime/model_source.h"
 #include "dataplane/server/inference_service.h"
 #include "lib/base/logging.h"
+#include "lib/base/signals.h"
 #include "dataplane/server/rest_frontend.h"
 #include "dataplane/server/server_flags.h"
 
 namespace sluice::dataplane {
 namespace {
-
-// Signals arrive on one thread (sigwait); everyone else waits on this.
-class SignalWatch {
- public:
-  void Start() {
-    thread_ = std::thread([this] {
-      sigset_t set;
-      sigemptyset(&set);
-      sigaddset(&set, SIGTERM);
-      sigaddset(&set, SIGINT);
-      while (true) {
-        int sig = 0;
-        if (sigwait(&set, &sig) != 0) continue;
-        std::lock_guard<std::mutex> lock(mu_);
-        ++signals_;
-        last_ = sig;
-        cv_.notify_all();
-        if (signals_ >= 2) return;
-      }
-    });
-    thread_.detach();
-  }
-
-  // Waits until `count` signals have arrived or `deadline` passes; true if they arrived.
-  bool WaitFor(int count, std::chrono::steady_clock::time_point deadline) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_until(lock, deadline, [&] { return signals_ >= count; });
-  }
-  int count() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return signals_;
-  }
-  int last() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return last_;
-  }
-
- private:
-  std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int signals_ = 0;  // guarded by mu_
-  int last_ = 0;     // guarded by mu_
-};
 
 Status WritePortFile(const std::string& path, uint16_t port) {
   // Write then rename, so a reader never sees a half-written number.
@@ -93,7 +47,7 @@ Status WritePortFile(const std::string& path, uint16_t port) {
   return Status::Ok();
 }
 
-int Run(const ServerFlags& flags, SignalWatch& signals) {
+int Run(const ServerFlags& flags, StopSignalWatch& signals) {
   auto registry = std::make_shared<prometheus::Registry>();
   InferenceServiceOptions service_options;
   service_options.faults = flags.ToFaultOptions();
@@ -208,13 +162,8 @@ int Run(const ServerFlags& flags, SignalWatch& signals) {
 
 int main(int argc, char** argv) {
   using namespace sluice::dataplane;
-  // Block the stop signals before any thread starts, so only the watcher's sigwait sees them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  // Before any thread starts, so only the watcher's sigwait sees the stop signals.
+  sluice::BlockStopSignals();
 
   auto flags = ParseServerFlags(std::vector<std::string>(argv + 1, argv + argc),
                                 [](const char* name) -> const char* { return std::getenv(name); });
@@ -230,10 +179,8 @@ int main(int argc, char** argv) {
     std::cerr << "sluice-server: " << s.message() << "\n";
     return 2;
   }
-  // Never destroyed: its thread may still sit in sigwait while the process exits.
-  auto* signals = new SignalWatch;
-  signals->Start();
-  const int rc = Run(*flags, *signals);
+  sluice::StopSignalWatch& signals = sluice::StopSignalWatch::Start();
+  const int rc = Run(*flags, signals);
   spdlog::default_logger()->flush();
   return rc;
 }

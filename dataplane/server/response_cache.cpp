@@ -1,5 +1,6 @@
 #include "dataplane/server/response_cache.h"
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 
@@ -29,7 +30,8 @@ size_t EntryBytes(std::string_view key, const CachedOutputs& value) {
 std::string MakeCacheKey(std::string_view model, std::string_view version,
                          const InferRequest& request) {
   size_t size = 64 + model.size() + version.size();
-  for (const Tensor& t : request.inputs) size += 32 + t.name().size() + t.shape().size() * 8 + t.bytes().size();
+  for (const Tensor& t : request.inputs)
+    size += 32 + t.name().size() + t.shape().size() * 8 + t.bytes().size();
   std::string key;
   key.reserve(size);
   AppendField(key, model);
@@ -56,9 +58,21 @@ Result<std::unique_ptr<ResponseCache>> ResponseCache::Create(const ResponseCache
   return std::unique_ptr<ResponseCache>(new ResponseCache(options, clock));
 }
 
+namespace {
+
+// Fewer shards than entries allowed, so every shard can hold at least one.
+size_t ShardCount(const ResponseCacheOptions& o) {
+  return o.max_entries > 0 ? std::min(o.shards, o.max_entries) : o.shards;
+}
+
+}  // namespace
+
 ResponseCache::ResponseCache(const ResponseCacheOptions& options, Clock& clock)
-    : options_(options), shard_capacity_(options.capacity_bytes / options.shards), clock_(clock) {
-  for (size_t i = 0; i < options.shards; ++i) shards_.push_back(std::make_unique<Shard>());
+    : options_(options),
+      shard_capacity_(options.capacity_bytes / ShardCount(options)),
+      shard_max_entries_(options.max_entries / ShardCount(options)),
+      clock_(clock) {
+  for (size_t i = 0; i < ShardCount(options); ++i) shards_.push_back(std::make_unique<Shard>());
 }
 
 ResponseCache::Shard& ResponseCache::ShardFor(std::string_view key) {
@@ -99,7 +113,10 @@ void ResponseCache::Insert(std::string_view key, std::shared_ptr<const CachedOut
   s.lru.push_front(Entry{std::string(key), std::move(value), bytes, expires});
   s.index.emplace(std::string_view(s.lru.front().key), s.lru.begin());
   s.bytes += bytes;
-  while (s.bytes > shard_capacity_) EraseLocked(s, std::prev(s.lru.end()));
+  while (s.bytes > shard_capacity_ ||
+         (shard_max_entries_ > 0 && s.lru.size() > shard_max_entries_)) {
+    EraseLocked(s, std::prev(s.lru.end()));
+  }
 }
 
 size_t ResponseCache::entries() const {

@@ -1,9 +1,9 @@
 #pragma once
 
-// A response cache for deterministic models: LRU with a TTL and a byte bound. Keys are the exact
-// request content (model, version, every input's name, datatype, shape and bytes, the requested
-// outputs); lookups hash the key and compare all its bytes, so a hash collision can never return
-// another request's answer.
+// A response cache for deterministic models: LRU with a TTL, an entry bound and a byte bound. Keys
+// are the exact request content (model, version, every input's name, datatype, shape and bytes, the
+// requested outputs); lookups hash the key and compare all its bytes, so a hash collision can never
+// return another request's answer.
 //
 // Thread-safe; the cache is split into shards, each with its own lock, so concurrent lookups of
 // different keys rarely contend.
@@ -18,14 +18,17 @@
 #include <unordered_map>
 #include <vector>
 
+#include "dataplane/server/inference.h"
 #include "lib/base/clock.h"
 #include "lib/base/status.h"
-#include "dataplane/server/inference.h"
 
 namespace sluice::dataplane {
 
 struct ResponseCacheOptions {
   size_t capacity_bytes = size_t{64} << 20;
+  // The most entries held (spec.runtime.cache.capacity); 0: bounded by bytes only. Never
+  // exceeded: each shard holds at most its whole share.
+  size_t max_entries = 0;
   std::chrono::milliseconds ttl{60'000};  // zero: entries never expire
   size_t shards = 8;
 };
@@ -46,7 +49,8 @@ class ResponseCache {
   std::shared_ptr<const CachedOutputs> Lookup(std::string_view key);
 
   // Stores `value` under `key`, replacing an older value, then evicts least recently used entries
-  // until the shard fits its share of capacity_bytes. An entry larger than that share is not kept.
+  // until the shard fits its share of capacity_bytes and max_entries. An entry larger than the
+  // byte share is not kept.
   void Insert(std::string_view key, std::shared_ptr<const CachedOutputs> value);
 
   size_t entries() const;
@@ -72,6 +76,7 @@ class ResponseCache {
 
   const ResponseCacheOptions options_;
   const size_t shard_capacity_;
+  const size_t shard_max_entries_;  // 0: no entry bound
   Clock& clock_;
   std::vector<std::unique_ptr<Shard>> shards_;
 };

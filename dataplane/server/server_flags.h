@@ -1,18 +1,21 @@
 #pragma once
 
-// Command-line flags of sluice-server. `--name=value` and `--name value` are both accepted;
-// booleans also as bare `--name` / `--no-name`.
+// sluice-server's settings: its command line (lib/api/server_command.h, the one definition the
+// operator writes and the server reads) with the server's standalone defaults filled in.
+// The defaults that a ModelDeployment can also set equal the CRD's (a test checks), so a server
+// started by hand behaves like one the operator started.
 
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
-#include "lib/base/status.h"
-#include "lib/http/http_server.h"
 #include "dataplane/server/fault_injection.h"
 #include "dataplane/server/inference_service.h"
+#include "lib/api/server_command.h"
 #include "lib/base/logging.h"
+#include "lib/base/status.h"
+#include "lib/http/http_server.h"
 
 namespace sluice::dataplane {
 
@@ -20,7 +23,7 @@ struct ServerFlags {
   bool help = false;
 
   std::string http_address = "0.0.0.0";
-  int http_port = 8080;  // 0 picks a free port; see port_file
+  int http_port = 8080;   // 0 picks a free port; see port_file
   std::string port_file;  // the bound HTTP port is written here once listening
   int grpc_port = 0;      // gRPC (Open Inference Protocol) on http_address; 0: no gRPC
   int io_threads = 0;     // 0: one per core
@@ -29,16 +32,17 @@ struct ServerFlags {
   std::string model_version = "1";
   std::string model_uri;
   std::string model_format = "auto";
-  std::string model_sha256;
+  std::string model_sha256;  // "sha256:<hex>" (api::Sha256Digest); empty: not checked
 
   bool batching = true;
   int64_t max_batch_size = 32;
-  int64_t max_queue_delay_us = 0;
+  int64_t max_queue_delay_us = 1000;
   bool batch_inline_when_idle = true;
   int64_t max_queue_size = 1024;
   int64_t request_timeout_ms = 0;
 
   bool cache = false;
+  int64_t cache_capacity = 10'000;  // entries
   int64_t cache_capacity_bytes = int64_t{64} << 20;
   int64_t cache_ttl_ms = 60'000;
 
@@ -63,13 +67,18 @@ struct ServerFlags {
   LogFormat log_format = LogFormat::kText;
   std::string log_level = "info";
 
+  // The command line that gives these settings (every field but the model digest), e.g. to show
+  // the defaults.
+  api::ServerCommand ToCommand() const;
+
   HttpServerOptions ToHttpOptions() const;
   ModelOptions ToModelOptions() const;
   FaultOptions ToFaultOptions() const;
 };
 
 // InvalidArgument for unknown flags, missing values and values out of range, in the flags or in
-// the environment variables read through `getenv` (nullptr: the environment is not read).
+// the environment variables read through `getenv` (nullptr: the environment is not read), and
+// for a missing --model-uri (unless --help).
 Result<ServerFlags> ParseServerFlags(
     const std::vector<std::string>& args,
     const std::function<const char*(const char*)>& getenv = nullptr);

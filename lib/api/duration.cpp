@@ -1,120 +1,16 @@
 #include "lib/api/duration.h"
 
-#include <climits>
-#include <cstdint>
-#include <cstdlib>
+#include "lib/base/duration.h"
 
 namespace sluice::controllers {
-namespace {
-
-// Nanoseconds per unit; the longest matching suffix wins so "ms" is not read as "m".
-struct Unit {
-  std::string_view suffix;
-  int64_t nanos;
-};
-constexpr Unit kUnits[] = {
-    {"ns", 1},
-    {"us", 1'000},
-    {"\xC2\xB5s", 1'000},  // µs (micro sign)
-    {"\xCE\xBCs", 1'000},  // μs (Greek mu)
-    {"ms", 1'000'000},
-    {"s", 1'000'000'000},
-    {"m", 60'000'000'000},
-    {"h", 3'600'000'000'000},
-};
-
-// Past ~290 years a duration is a typo, not a timeout; also keeps int64 nanoseconds exact.
-constexpr int64_t kMaxNanos = INT64_MAX / 2;
-
-}  // namespace
 
 Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
-  const std::string original(text);
-  const Status bad = InvalidArgument("invalid duration \"" + original + "\"");
-  if (text.empty()) return bad;
-  if (text == "0") return std::chrono::milliseconds(0);
-  if (text.front() == '-') return InvalidArgument("negative duration \"" + original + "\"");
-  if (text.front() == '+') text.remove_prefix(1);
-  if (text.empty()) return bad;
-
-  // Integer arithmetic throughout, so "1.001s" is exactly 1001ms.
-  int64_t total = 0;
-  while (!text.empty()) {
-    int64_t whole = 0;
-    int64_t frac = 0;
-    int64_t frac_scale = 1;
-    size_t i = 0;
-    bool digits = false;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      if (whole > kMaxNanos / 10)
-        return InvalidArgument("duration \"" + original + "\" out of range");
-      whole = whole * 10 + (text[i] - '0');
-      digits = true;
-      ++i;
-    }
-    if (i < text.size() && text[i] == '.') {
-      ++i;
-      while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-        if (frac_scale < 1'000'000'000'000'000LL) {  // beyond 18 digits nothing is measurable
-          frac = frac * 10 + (text[i] - '0');
-          frac_scale *= 10;
-        }
-        digits = true;
-        ++i;
-      }
-    }
-    if (!digits) return bad;
-    text.remove_prefix(i);
-
-    const Unit* unit = nullptr;
-    for (const Unit& u : kUnits) {
-      if (text.substr(0, u.suffix.size()) == u.suffix &&
-          (unit == nullptr || u.suffix.size() > unit->suffix.size())) {
-        unit = &u;
-      }
-    }
-    if (unit == nullptr) {
-      return InvalidArgument("missing or unknown unit in duration \"" + original + "\"");
-    }
-    text.remove_prefix(unit->suffix.size());
-    if (whole > kMaxNanos / unit->nanos) {
-      return InvalidArgument("duration \"" + original + "\" out of range");
-    }
-    // frac / frac_scale of a unit, computed without overflow: frac < frac_scale ≤ 1e18.
-    const long double part = static_cast<long double>(frac) * unit->nanos / frac_scale;
-    total += whole * unit->nanos + static_cast<int64_t>(part + 0.5L);
-    if (total > kMaxNanos) return InvalidArgument("duration \"" + original + "\" out of range");
-  }
-  return std::chrono::milliseconds(total / 1'000'000);
+  ASSIGN_OR_RETURN(std::chrono::nanoseconds d, ParseGoDuration(text));
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d);
 }
 
 std::string FormatDuration(std::chrono::milliseconds d) {
-  int64_t ms = d.count();
-  if (ms == 0) return "0s";
-  std::string out;
-  if (ms < 0) {
-    out = "-";
-    ms = -ms;
-  }
-  if (ms < 1000) return out + std::to_string(ms) + "ms";
-  const int64_t hours = ms / 3'600'000;
-  ms %= 3'600'000;
-  const int64_t minutes = ms / 60'000;
-  ms %= 60'000;
-  const int64_t seconds = ms / 1000;
-  ms %= 1000;
-  if (hours > 0) out += std::to_string(hours) + "h";
-  if (minutes > 0) out += std::to_string(minutes) + "m";
-  if (seconds > 0 || ms > 0) {
-    out += std::to_string(seconds);
-    if (ms > 0) {
-      std::string frac = std::to_string(1000 + ms).substr(1);
-      while (!frac.empty() && frac.back() == '0') frac.pop_back();
-      out += "." + frac;
-    }
-    out += "s";
-  }
-  return out;
+  return FormatGoDuration(d);
 }
 
 }  // namespace sluice::controllers

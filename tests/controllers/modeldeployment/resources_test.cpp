@@ -34,13 +34,21 @@ ModelDeploymentObject Owner() {
   return o;
 }
 
+// The revision Deployment of a spec the operator can build.
+json Revision(const ModelDeploymentObject& owner, const ModelDeploymentSpec& spec,
+              int32_t replicas) {
+  auto d = RevisionDeployment(owner, "fraud-abcdefghjk", spec, replicas, {});
+  EXPECT_TRUE(d.ok()) << d.status();
+  return d.ok() ? *d : json();
+}
+
 const json& Container(const json& deployment) {
   return deployment["spec"]["template"]["spec"]["containers"][0];
 }
 
 TEST(ResourcesTest, RevisionDeploymentIsLockedDown) {
   const auto owner = Owner();
-  const json d = RevisionDeployment(owner, "fraud-abcdefghjk", owner.md.spec, 3, {});
+  const json d = Revision(owner, owner.md.spec, 3);
   const json& c = Container(d);
   EXPECT_EQ(c["securityContext"]["runAsNonRoot"], true);
   EXPECT_EQ(c["securityContext"]["readOnlyRootFilesystem"], true);
@@ -56,7 +64,7 @@ TEST(ResourcesTest, RevisionDeploymentIsLockedDown) {
 
 TEST(ResourcesTest, RevisionDeploymentProbesDrainAndResources) {
   const auto owner = Owner();
-  const json d = RevisionDeployment(owner, "fraud-abcdefghjk", owner.md.spec, 3, {});
+  const json d = Revision(owner, owner.md.spec, 3);
   const json& c = Container(d);
   EXPECT_EQ(c["readinessProbe"]["httpGet"]["path"], "/v2/health/ready");
   EXPECT_EQ(c["readinessProbe"]["httpGet"]["port"], "http");
@@ -70,41 +78,84 @@ TEST(ResourcesTest, RevisionDeploymentProbesDrainAndResources) {
   EXPECT_EQ(d["spec"]["replicas"], 3);
 }
 
-TEST(ResourcesTest, ServerArgsCarryModelBatchingCacheAndUserArgsLast) {
+TEST(ResourcesTest, ServerCommandSaysWhatTheSpecSaysAndUserArgsLast) {
   const auto owner = Owner();
-  const auto args = ServerArgs("fraud", owner.md.spec, {});
-  EXPECT_THAT(args, Contains("--model-name=fraud"));
-  EXPECT_THAT(args, Contains("--model-uri=file:///models/fraud/fraud.json"));
-  EXPECT_THAT(args, Contains("--model-format=xgboost-json"));
-  EXPECT_THAT(args, Contains("--model-version=3"));
-  EXPECT_THAT(args, Contains("--max-batch-size=64"));
-  EXPECT_THAT(args, Contains("--max-queue-delay=2ms"));
-  EXPECT_THAT(args, Contains("--max-queue-size=2048"));
-  EXPECT_THAT(args, Contains("--cache-capacity=500"));
-  EXPECT_THAT(args, Contains("--cache-ttl=30s"));
+  auto command = ServerCommandFor("fraud", owner.md.spec, {});
+  ASSERT_TRUE(command.ok()) << command.status();
+  EXPECT_EQ(command->model_name, "fraud");
+  EXPECT_EQ(command->model_uri, "file:///models/fraud/fraud.json");
+  EXPECT_EQ(command->model_format, "xgboost-json");
+  EXPECT_EQ(command->model_version, "3");
+  EXPECT_EQ(command->batching, true);
+  EXPECT_EQ(command->max_batch_size, 64);
+  EXPECT_EQ(command->max_queue_delay, std::chrono::milliseconds(2));
+  EXPECT_EQ(command->max_queue_size, 2048);
+  EXPECT_EQ(command->cache, true);
+  EXPECT_EQ(command->cache_capacity, 500);
+  EXPECT_EQ(command->cache_ttl, std::chrono::seconds(30));
+  EXPECT_EQ(command->http_port, WorkloadOptions{}.server_http_port);
+  EXPECT_EQ(command->grpc_port, WorkloadOptions{}.server_grpc_port);
+  // The container runs exactly that command line, which sluice-server reads back unchanged.
+  const auto args =
+      Container(Revision(owner, owner.md.spec, 1))["args"].get<std::vector<std::string>>();
+  EXPECT_EQ(args, command->ToArgs());
   EXPECT_EQ(args.back(), "--log-level=debug");
+  auto parsed = api::ServerCommand::Parse(args);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  api::ServerCommand without_extra = *command;
+  without_extra.extra_args.clear();
+  without_extra.log_level = "debug";
+  EXPECT_EQ(*parsed, without_extra);
 
+  // The digest: bare hex in the spec, one definition of how the flag writes it.
+  ModelDeploymentSpec pinned = owner.md.spec;
+  pinned.model.sha256 = std::string(64, 'a');
+  auto with_digest = ServerCommandFor("fraud", pinned, {});
+  ASSERT_TRUE(with_digest.ok());
+  EXPECT_EQ(with_digest->model_sha256, std::string(64, 'a'));
+  EXPECT_EQ(api::ServerCommand::Parse(with_digest->ToArgs())->model_sha256, pinned.model.sha256);
+
+  // No batching or cache in the spec: none on the server; nothing else is invented.
   ModelDeploymentSpec bare;
   bare.model.uri = "https://models.example.com/m.ubj";
-  const auto minimal = ServerArgs("m", bare, {});
-  EXPECT_THAT(minimal, Contains("--model-format=auto"));
-  for (const auto& a : minimal) {
-    EXPECT_EQ(a.find("--max-batch-size"), std::string::npos);
-    EXPECT_EQ(a.find("--cache-"), std::string::npos);
-  }
+  auto minimal = ServerCommandFor("m", bare, {});
+  ASSERT_TRUE(minimal.ok());
+  EXPECT_EQ(minimal->batching, false);
+  EXPECT_EQ(minimal->cache, false);
+  EXPECT_FALSE(minimal->model_format.has_value());
+  EXPECT_FALSE(minimal->max_batch_size.has_value());
+  EXPECT_FALSE(minimal->max_queue_delay.has_value());
+  EXPECT_FALSE(minimal->cache_capacity.has_value());
+  EXPECT_FALSE(minimal->cache_ttl.has_value());
+
+  // A disabled cache passes no cache settings.
+  ModelDeploymentSpec disabled = owner.md.spec;
+  disabled.runtime->cache->enabled = false;
+  auto off = ServerCommandFor("m", disabled, {});
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(off->cache, false);
+  EXPECT_FALSE(off->cache_capacity.has_value());
+
+  // A duration the server cannot read is the operator's error, not a crash-looping pod.
+  ModelDeploymentSpec bad = owner.md.spec;
+  bad.runtime->batching->max_queue_delay = "soon";
+  auto refused = RevisionDeployment(owner, "fraud-abcdefghjk", bad, 1, {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("maxQueueDelay"), std::string::npos);
 }
 
 TEST(ResourcesTest, LabelsSelectorsAndOwnerReference) {
   const auto owner = Owner();
-  const json d = RevisionDeployment(owner, "fraud-abcdefghjk", owner.md.spec, 1, {});
+  const json d = Revision(owner, owner.md.spec, 1);
   EXPECT_EQ(d["metadata"]["name"], "fraud-abcdefghjk");
   EXPECT_EQ(d["metadata"]["namespace"], "ml");
   EXPECT_EQ(d["metadata"]["labels"][api::kLabelModelDeployment], "fraud");
   EXPECT_EQ(d["metadata"]["labels"][api::kLabelRevision], "fraud-abcdefghjk");
   EXPECT_EQ(d["metadata"]["labels"][api::kLabelModelVersion], "3");
   EXPECT_EQ(d["metadata"]["labels"][api::kLabelManagedBy], "sluice-operator");
-  EXPECT_EQ(d["spec"]["selector"]["matchLabels"],
-            (json{{api::kLabelModelDeployment, "fraud"}, {api::kLabelRevision, "fraud-abcdefghjk"}}));
+  EXPECT_EQ(
+      d["spec"]["selector"]["matchLabels"],
+      (json{{api::kLabelModelDeployment, "fraud"}, {api::kLabelRevision, "fraud-abcdefghjk"}}));
   // Pods carry the labels the scale subresource's selector and the revision Service select on.
   const json& pod_labels = d["spec"]["template"]["metadata"]["labels"];
   EXPECT_EQ(pod_labels[api::kLabelComponent], "server");
@@ -127,12 +178,16 @@ TEST(ResourcesTest, RouterObjectsBindOnlyItsOwnModelDeployment) {
   const json d = RouterDeployment(owner, {});
   EXPECT_EQ(d["metadata"]["name"], "fraud-router");
   EXPECT_EQ(d["spec"]["template"]["spec"]["serviceAccountName"], "fraud-router");
-  EXPECT_THAT(Container(d)["args"].get<std::vector<std::string>>(),
-              Contains("--model-deployment=fraud"));
+  const auto router_args = Container(d)["args"].get<std::vector<std::string>>();
+  EXPECT_EQ(router_args, RouterCommandFor(owner, {}).ToArgs());
+  auto router = api::RouterCommand::Parse(router_args);
+  ASSERT_TRUE(router.ok()) << router.status();
+  EXPECT_EQ(router->model_deployment, "fraud");
+  EXPECT_EQ(router->ns, "ml");
   EXPECT_EQ(Container(d)["securityContext"]["readOnlyRootFilesystem"], true);
   // Both protocols: the router listens for gRPC and forwards to the revisions' gRPC port.
-  EXPECT_THAT(Container(d)["args"].get<std::vector<std::string>>(),
-              AllOf(Contains("--grpc-port=8081"), Contains("--upstream-grpc-port=8081")));
+  EXPECT_EQ(router->grpc_port, WorkloadOptions{}.router_grpc_port);
+  EXPECT_EQ(router->upstream_grpc_port, WorkloadOptions{}.server_grpc_port);
   EXPECT_EQ(Container(d)["ports"][1]["name"], "grpc");
   const json svc = RouterService(owner, {});
   EXPECT_EQ(svc["metadata"]["name"], "fraud");
@@ -152,12 +207,12 @@ TEST(ResourcesTest, RouterObjectsBindOnlyItsOwnModelDeployment) {
 
 TEST(ResourcesTest, RevisionSpecSurvivesTheRoundTripThroughItsDeployment) {
   const auto owner = Owner();
-  const json d = RevisionDeployment(owner, "fraud-abcdefghjk", owner.md.spec, 1, {});
+  const json d = Revision(owner, owner.md.spec, 1);
   auto spec = RevisionSpecFromDeployment(d);
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(RevisionHash(*spec), RevisionHash(owner.md.spec));
   // Re-applying it gives the very same Deployment: an older revision never rolls in place.
-  EXPECT_EQ(RevisionDeployment(owner, "fraud-abcdefghjk", *spec, 1, {}), d);
+  EXPECT_EQ(Revision(owner, *spec, 1), d);
 
   json broken = d;
   broken["metadata"]["annotations"]["sluice.dev/revision-spec"] = "{not json";
@@ -168,13 +223,14 @@ TEST(ResourcesTest, RevisionSpecSurvivesTheRoundTripThroughItsDeployment) {
 
 TEST(ResourcesTest, IsSubsetIgnoresServerAddedFieldsButNotChanges) {
   const auto owner = Owner();
-  const json intent = RevisionDeployment(owner, "fraud-abcdefghjk", owner.md.spec, 2, {});
+  const json intent = Revision(owner, owner.md.spec, 2);
   json live = intent;
   live["metadata"]["uid"] = "u";
   live["metadata"]["resourceVersion"] = "42";
   live["status"] = {{"readyReplicas", 2}};
   live["spec"]["progressDeadlineSeconds"] = 600;
-  live["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/termination-log";
+  live["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] =
+      "/dev/termination-log";
   live["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["timeoutSeconds"] = 1;
   EXPECT_TRUE(IsSubset(intent, live));
 

@@ -1,10 +1,10 @@
 #include "dataplane/server/response_cache.h"
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <set>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "tests/lib/base/fake_clock.h"
 
@@ -71,7 +71,8 @@ TEST(ResponseCache, EvictsTheLeastRecentlyUsedToStayWithinCapacity) {
     o.capacity_bytes = probe->bytes() * 4;
   }
   auto cache = Make(o, Clock::Real());
-  for (int i = 1; i <= 4; ++i) cache->Insert("k" + std::to_string(i), Outputs(static_cast<float>(i)));
+  for (int i = 1; i <= 4; ++i)
+    cache->Insert("k" + std::to_string(i), Outputs(static_cast<float>(i)));
   EXPECT_EQ(cache->entries(), 4u);
   ASSERT_NE(cache->Lookup("k1"), nullptr);  // k1 is now the most recently used
   cache->Insert("k5", Outputs(5));
@@ -87,7 +88,24 @@ TEST(ResponseCache, EvictsTheLeastRecentlyUsedToStayWithinCapacity) {
   EXPECT_EQ(cache->entries(), 4u);
 }
 
-InferRequest Request(std::string name, DataType type, std::vector<int64_t> shape, std::string bytes) {
+TEST(ResponseCache, NeverHoldsMoreEntriesThanItsCapacity) {
+  // spec.runtime.cache.capacity counts responses, whatever their size, across all shards.
+  for (size_t capacity : {1, 3, 8, 100}) {
+    ResponseCacheOptions o;
+    o.max_entries = capacity;
+    auto cache = Make(o, Clock::Real());
+    for (int i = 0; i < 1000; ++i) {
+      cache->Insert("k" + std::to_string(i), Outputs(static_cast<float>(i)));
+      ASSERT_LE(cache->entries(), capacity) << "capacity " << capacity << " after " << i;
+    }
+    EXPECT_GE(cache->entries(), capacity / 2) << "capacity " << capacity;
+    // The newest entry is always kept.
+    EXPECT_NE(cache->Lookup("k999"), nullptr) << "capacity " << capacity;
+  }
+}
+
+InferRequest Request(std::string name, DataType type, std::vector<int64_t> shape,
+                     std::string bytes) {
   InferRequest r;
   Tensor t(std::move(name), type, std::move(shape));
   t.mutable_bytes() = std::move(bytes);
@@ -113,7 +131,8 @@ TEST(ResponseCache, KeysAreTheExactRequestContent) {
   add(MakeCacheKey("m", "1", with_output));
   // The same content gives the same key, whether the bytes are owned or viewed.
   InferRequest viewed = base;
-  viewed.inputs[0].set_external(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(four.data()), four.size()));
+  viewed.inputs[0].set_external(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(four.data()), four.size()));
   EXPECT_EQ(MakeCacheKey("m", "1", viewed), MakeCacheKey("m", "1", base));
 }
 

@@ -1,0 +1,80 @@
+#pragma once
+
+// The command line of sluice-router, defined once: the operator writes it into the router
+// Deployment (ToArgs), the router reads it (Parse), so a flag cannot be renamed or retyped on one
+// side only. Every field is optional: absent means the router's own default (see
+// `sluice-router --help`).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lib/base/flags.h"
+#include "lib/base/status.h"
+
+namespace sluice::api {
+
+struct RouterCommand {
+  std::optional<bool> help;
+
+  // What to route: a ModelDeployment followed through the API server ...
+  std::optional<std::string> model_deployment;
+  std::optional<std::string> ns;  // --namespace
+  // API access: this kubeconfig, else $KUBECONFIG, else the in-cluster service account, else
+  // ~/.kube/config.
+  std::optional<std::string> kubeconfig;
+  std::optional<std::string> context;
+  // ... or a fixed table (local runs, benchmarks), with no API server.
+  std::optional<std::string> static_traffic;
+  std::optional<std::string> sticky_header;  // with static_traffic only
+
+  // Listening.
+  std::optional<std::string> http_address;
+  std::optional<int32_t> http_port;  // 0 picks a free port; see port_file
+  std::optional<std::string> port_file;
+  std::optional<int32_t> grpc_port;   // 0: no gRPC
+  std::optional<int32_t> io_threads;  // 0: one per core
+
+  // Backends.
+  std::optional<int32_t> upstream_port;       // for EndpointSlices without a port named http
+  std::optional<int32_t> upstream_grpc_port;  // for EndpointSlices without a port named grpc
+  std::optional<int64_t> upstream_timeout_ms;
+  std::optional<int64_t> connect_timeout_ms;
+  std::optional<int64_t> max_idle_per_endpoint;
+  std::optional<int64_t> upstream_idle_timeout_ms;
+  std::optional<int64_t> max_mirror_inflight;
+  std::optional<std::string> revision_header;
+
+  // HTTP limits and timeouts.
+  std::optional<int64_t> max_body_bytes;
+  std::optional<int64_t> max_header_bytes;
+  std::optional<int64_t> header_timeout_ms;
+  std::optional<int64_t> body_timeout_ms;
+  std::optional<int64_t> idle_timeout_ms;
+
+  // Graceful stop and start-up.
+  std::optional<int64_t> drain_grace_ms;
+  std::optional<int64_t> drain_timeout_ms;
+  std::optional<int64_t> drain_idle_timeout_ms;
+  std::optional<int64_t> sync_timeout_ms;
+
+  std::optional<std::string> log_format;  // text | json
+  std::optional<std::string> log_level;
+
+  // "--flag=value" for every field that is set.
+  std::vector<std::string> ToArgs() const;
+  // InvalidArgument naming the flag for an unknown flag, a missing or malformed value or one out
+  // of range. What the router additionally requires (a ModelDeployment and namespace, or a static
+  // table) is checked by the router. Parse(x.ToArgs()) == x.
+  static Result<RouterCommand> Parse(const std::vector<std::string>& args);
+  // The flag list for --help, with the values of `shown` as the defaults.
+  static std::string Usage(const RouterCommand& shown);
+
+  friend bool operator==(const RouterCommand&, const RouterCommand&) = default;
+
+ private:
+  static void Bind(FlagSet& flags, RouterCommand& c);
+};
+
+}  // namespace sluice::api

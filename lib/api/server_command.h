@@ -1,0 +1,96 @@
+#pragma once
+
+// The command line of sluice-server, defined once: the operator writes it into every revision's
+// container (ToArgs), the server reads it (Parse), so a flag cannot be renamed, retyped or
+// reformatted on one side only.
+//
+// Every field is optional: absent means the server's own default (see `sluice-server --help`).
+// The operator sets exactly what the ModelDeployment's (API-server-defaulted) spec says and
+// leaves the rest absent, so the defaults of a ModelDeployment live in the CRD alone.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lib/base/flags.h"
+#include "lib/base/status.h"
+
+namespace sluice::api {
+
+struct ServerCommand {
+  std::optional<bool> help;
+
+  // Listening.
+  std::optional<std::string> http_address;
+  std::optional<int32_t> http_port;  // 0 picks a free port; see port_file
+  std::optional<std::string> port_file;
+  std::optional<int32_t> grpc_port;   // 0: no gRPC
+  std::optional<int32_t> io_threads;  // 0: one per core
+
+  // The model (spec.model).
+  std::optional<std::string> model_name;
+  std::optional<std::string> model_version;
+  std::optional<std::string> model_uri;
+  std::optional<std::string> model_format;  // auto | xgboost-json | xgboost-ubj
+  // Lower-case hex SHA-256 of the model file, as spec.model.sha256 writes it; on the command
+  // line it is "sha256:<hex>".
+  std::optional<std::string> model_sha256;
+
+  // Dynamic batching (spec.runtime.batching).
+  std::optional<bool> batching;
+  std::optional<int64_t> max_batch_size;
+  std::optional<std::chrono::microseconds> max_queue_delay;
+  std::optional<bool> batch_inline_when_idle;
+  std::optional<int64_t> max_queue_size;
+  std::optional<int64_t> request_timeout_ms;
+
+  // Response cache (spec.runtime.cache).
+  std::optional<bool> cache;
+  std::optional<int64_t> cache_capacity;               // entries
+  std::optional<int64_t> cache_capacity_bytes;         // and bytes; whichever is reached first
+  std::optional<std::chrono::milliseconds> cache_ttl;  // 0: no expiry
+
+  // HTTP limits and timeouts.
+  std::optional<int64_t> max_body_bytes;
+  std::optional<int64_t> max_header_bytes;
+  std::optional<int64_t> header_timeout_ms;
+  std::optional<int64_t> body_timeout_ms;
+  std::optional<int64_t> idle_timeout_ms;
+
+  // Graceful stop.
+  std::optional<int64_t> drain_grace_ms;
+  std::optional<int64_t> drain_timeout_ms;
+  std::optional<int64_t> drain_idle_timeout_ms;
+
+  // Fault injection (tests, chaos).
+  std::optional<int64_t> fault_error_percent;
+  std::optional<int64_t> fault_delay_ms;
+
+  std::optional<std::string> log_format;  // text | json
+  std::optional<std::string> log_level;
+
+  // Arguments that follow the typed ones as they are (spec.runtime.args): last, so they win.
+  std::vector<std::string> extra_args;
+
+  // "--flag=value" for every field that is set, then extra_args.
+  std::vector<std::string> ToArgs() const;
+  // InvalidArgument naming the flag for an unknown flag, a missing or malformed value or one out
+  // of range. Does not check what the server additionally requires (a model URI); extra_args
+  // stays empty (what follows is parsed like the rest). Parse(x.ToArgs()) == x when x has no
+  // extra_args.
+  static Result<ServerCommand> Parse(const std::vector<std::string>& args);
+  // The flag list for --help, with the values of `shown` as the defaults.
+  static std::string Usage(const ServerCommand& shown);
+
+  friend bool operator==(const ServerCommand&, const ServerCommand&) = default;
+
+ private:
+  static void Bind(FlagSet& flags, ServerCommand& c);
+};
+
+// "sha256:<hex>": how the flag and sluice-server's model loader write the digest `hex`.
+std::string Sha256Digest(const std::string& hex);
+
+}  // namespace sluice::api
