@@ -75,11 +75,11 @@ std::chrono::milliseconds Client::Backoff(int attempt) {
   return std::chrono::milliseconds(static_cast<int64_t>(base.count() * jitter(rng_)));
 }
 
-Result<HttpResponse> Client::Execute(HttpRequest request, bool idempotent) {
+Result<Response> Client::Execute(Request request, bool idempotent) {
   if (request.timeout.count() == 0) request.timeout = options_.request_timeout;
   const int attempts = idempotent ? 1 + options_.max_read_retries : 1;
   for (int attempt = 0;; ++attempt) {
-    Result<HttpResponse> response = transport_->Send(request);
+    Result<Response> response = transport_->Send(request);
     Status s = response.ok() ? StatusFromResponse(*response) : response.status();
     if (s.ok()) return response;
     if (attempt + 1 >= attempts || !IsRetryableRead(s)) return s;
@@ -98,10 +98,10 @@ Result<HttpResponse> Client::Execute(HttpRequest request, bool idempotent) {
   }
 }
 
-Result<Json> Client::ExecuteJson(Result<HttpRequest> request, bool idempotent) {
+Result<Json> Client::ExecuteJson(Result<Request> request, bool idempotent) {
   if (!request.ok()) return request.status();
   const std::string what = request->method + " " + request->path;
-  ASSIGN_OR_RETURN(HttpResponse response, Execute(std::move(*request), idempotent));
+  ASSIGN_OR_RETURN(Response response, Execute(std::move(*request), idempotent));
   if (response.body.empty()) return Json::object();
   Json body = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return Internal("kube: undecodable JSON in the answer to " + what);
@@ -186,14 +186,14 @@ Result<Json> Client::Apply(const GroupVersionResource& gvr, const std::string& n
 
 Status Client::Delete(const GroupVersionResource& gvr, const std::string& ns,
                       const std::string& name, const DeleteOptions& options) {
-  ASSIGN_OR_RETURN(HttpRequest request, BuildDelete(gvr, ns, name, options));
+  ASSIGN_OR_RETURN(Request request, BuildDelete(gvr, ns, name, options));
   return Execute(std::move(request), false).status();
 }
 
 Status Client::Watch(const GroupVersionResource& gvr, const std::string& ns,
                      const WatchOptions& options, const std::function<bool(WatchEvent&&)>& on_event,
                      const CancelFlag* cancel) {
-  ASSIGN_OR_RETURN(HttpRequest request, BuildWatch(gvr, ns, options));
+  ASSIGN_OR_RETURN(Request request, BuildWatch(gvr, ns, options));
   if (options.timeout) {
     request.idle_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
         *options.timeout + options_.watch_idle_margin);
@@ -234,7 +234,7 @@ Status Client::Watch(const GroupVersionResource& gvr, const std::string& ns,
   if (consumer_stopped) return Status::Ok();
   if (!streamed.ok()) return streamed.status();
   if (*streamed != 200) {
-    HttpResponse response;
+    Response response;
     response.status = *streamed;
     response.body = std::move(error_body);
     Status s = StatusFromResponse(response);
@@ -292,11 +292,11 @@ void Client::InvalidateDiscovery() {
 }
 
 Result<Json> Client::GetRaw(const std::string& path) {
-  HttpRequest request;
+  Request request;
   request.method = "GET";
   request.path = path;
   request.headers.emplace_back("Accept", "application/json, */*");
-  ASSIGN_OR_RETURN(HttpResponse response, Execute(std::move(request), true));
+  ASSIGN_OR_RETURN(Response response, Execute(std::move(request), true));
   Json body = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return Json(response.body);  // /readyz, /livez answer plain text
   return body;

@@ -120,7 +120,7 @@ struct WatchEvent {
 
 // Maps an API server answer (status code + body) to a Status. Exposed for tests and for callers
 // that talk to the API with their own transport.
-Status StatusFromResponse(const HttpResponse& response);
+Status StatusFromResponse(const Response& response);
 
 struct ClientOptions {
   // Per request, watches excepted.
@@ -200,8 +200,8 @@ class Client {
 
   // Sends `request` (with the default timeout when it has none); idempotent requests are
   // retried as the class comment says. Non-2xx answers come back as errors.
-  Result<HttpResponse> Execute(HttpRequest request, bool idempotent);
-  Result<Json> ExecuteJson(Result<HttpRequest> request, bool idempotent);
+  Result<Response> Execute(Request request, bool idempotent);
+  Result<Json> ExecuteJson(Result<Request> request, bool idempotent);
   std::chrono::milliseconds Backoff(int attempt);
   Result<std::map<std::string, GroupVersionResource>> FetchResources(
       const std::string& api_version);

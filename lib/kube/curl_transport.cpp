@@ -274,7 +274,7 @@ void CurlTransport::Release(std::unique_ptr<Handle> handle) {
   if (pool_.size() < options_.max_idle_handles) pool_.push_back(std::move(handle));
 }
 
-Status CurlTransport::Perform(Handle& h, const HttpRequest& request, Call& call) {
+Status CurlTransport::Perform(Handle& h, const Request& request, Call& call) {
   CURL* easy = h.easy;
   curl_easy_reset(easy);
   char errbuf[CURL_ERROR_SIZE] = {0};
@@ -409,11 +409,11 @@ Status CurlTransport::Perform(Handle& h, const HttpRequest& request, Call& call)
   return Unavailable(what + ": " + detail);
 }
 
-Result<HttpResponse> CurlTransport::Send(const HttpRequest& request) {
+Result<Response> CurlTransport::Send(const Request& request) {
   for (int attempt = 0;; ++attempt) {
     std::unique_ptr<Handle> h = Acquire();
     if (!h) return Internal("curl transport: cannot allocate a handle");
-    HttpResponse response;
+    Response response;
     Call call;
     call.body = &response.body;
     call.max_body = options_.max_response_bytes;
@@ -432,8 +432,7 @@ Result<HttpResponse> CurlTransport::Send(const HttpRequest& request) {
 }
 
 Result<int> CurlTransport::Stream(
-    const HttpRequest& request,
-    const std::function<bool(int, const std::vector<Header>&)>& on_headers,
+    const Request& request, const std::function<bool(int, const std::vector<Header>&)>& on_headers,
     const std::function<bool(std::string_view)>& on_data, const CancelFlag* cancel) {
   std::unique_ptr<Handle> h = Acquire();
   if (!h) return Internal("curl transport: cannot allocate a handle");

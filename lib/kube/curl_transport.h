@@ -48,8 +48,8 @@ class CurlTransport final : public Transport {
   CurlTransport(const CurlTransport&) = delete;
   CurlTransport& operator=(const CurlTransport&) = delete;
 
-  Result<HttpResponse> Send(const HttpRequest& request) override;
-  Result<int> Stream(const HttpRequest& request,
+  Result<Response> Send(const Request& request) override;
+  Result<int> Stream(const Request& request,
                      const std::function<bool(int, const std::vector<Header>&)>& on_headers,
                      const std::function<bool(std::string_view)>& on_data,
                      const CancelFlag* cancel) override;
@@ -65,7 +65,7 @@ class CurlTransport final : public Transport {
   Status Init();
   std::unique_ptr<Handle> Acquire();
   void Release(std::unique_ptr<Handle> handle);
-  Status Perform(Handle& handle, const HttpRequest& request, Call& call);
+  Status Perform(Handle& handle, const Request& request, Call& call);
   // The bearer token to send; re-reads token_file when its identity or mtime changed, or when
   // `force` is set. Returns whether the token changed.
   std::string CurrentToken(bool force, bool* changed);

@@ -145,7 +145,7 @@ Status StatusFromStatusObject(const Json& status, int http_status) {
   return s;
 }
 
-Status StatusFromResponse(const HttpResponse& response) {
+Status StatusFromResponse(const Response& response) {
   if (response.status >= 200 && response.status < 300) return Status::Ok();
   Status s;
   Json body = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);

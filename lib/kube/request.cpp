@@ -47,8 +47,8 @@ class Query {
   std::string out_;
 };
 
-HttpRequest MakeRequest(std::string method, std::string path) {
-  HttpRequest r;
+Request MakeRequest(std::string method, std::string path) {
+  Request r;
   r.method = std::move(method);
   r.path = std::move(path);
   r.headers.emplace_back("Accept", kJson);
@@ -142,15 +142,15 @@ std::string_view PatchContentType(PatchType type) {
   return "application/merge-patch+json";
 }
 
-Result<HttpRequest> BuildGet(const GroupVersionResource& gvr, const std::string& ns,
-                             const std::string& name, const std::string& subresource) {
+Result<Request> BuildGet(const GroupVersionResource& gvr, const std::string& ns,
+                         const std::string& name, const std::string& subresource) {
   if (name.empty()) return InvalidArgument("get " + gvr.resource + ": name missing");
   ASSIGN_OR_RETURN(std::string path, ResourcePath(gvr, ns, name, subresource));
   return MakeRequest("GET", std::move(path));
 }
 
-Result<HttpRequest> BuildList(const GroupVersionResource& gvr, const std::string& ns,
-                              const ListOptions& options) {
+Result<Request> BuildList(const GroupVersionResource& gvr, const std::string& ns,
+                          const ListOptions& options) {
   ASSIGN_OR_RETURN(std::string path, ResourcePath(gvr, ns));
   Query q;
   q.AddIf("labelSelector", options.label_selector);
@@ -162,8 +162,8 @@ Result<HttpRequest> BuildList(const GroupVersionResource& gvr, const std::string
   return MakeRequest("GET", path + q.str());
 }
 
-Result<HttpRequest> BuildWatch(const GroupVersionResource& gvr, const std::string& ns,
-                               const WatchOptions& options) {
+Result<Request> BuildWatch(const GroupVersionResource& gvr, const std::string& ns,
+                           const WatchOptions& options) {
   ASSIGN_OR_RETURN(std::string path, ResourcePath(gvr, ns));
   Query q;
   q.Add("watch", "1");
@@ -179,8 +179,8 @@ Result<HttpRequest> BuildWatch(const GroupVersionResource& gvr, const std::strin
   return MakeRequest("GET", path + q.str());
 }
 
-Result<HttpRequest> BuildCreate(const GroupVersionResource& gvr, const std::string& ns,
-                                const Json& object, const WriteOptions& options) {
+Result<Request> BuildCreate(const GroupVersionResource& gvr, const std::string& ns,
+                            const Json& object, const WriteOptions& options) {
   if (!object.is_object()) return InvalidArgument("create " + gvr.resource + ": not a JSON object");
   std::string name;
   if (!options.subresource.empty()) {
@@ -198,14 +198,14 @@ Result<HttpRequest> BuildCreate(const GroupVersionResource& gvr, const std::stri
   Query q;
   q.AddIf("fieldManager", options.field_manager);
   if (options.dry_run) q.Add("dryRun", "All");
-  HttpRequest r = MakeRequest("POST", path + q.str());
+  Request r = MakeRequest("POST", path + q.str());
   r.headers.emplace_back("Content-Type", kJson);
   r.body = object.dump();
   return r;
 }
 
-Result<HttpRequest> BuildUpdate(const GroupVersionResource& gvr, const std::string& ns,
-                                const Json& object, const WriteOptions& options) {
+Result<Request> BuildUpdate(const GroupVersionResource& gvr, const std::string& ns,
+                            const Json& object, const WriteOptions& options) {
   if (!object.is_object()) return InvalidArgument("update " + gvr.resource + ": not a JSON object");
   const std::string name = ObjectString(object, "name");
   if (name.empty()) return InvalidArgument("update " + gvr.resource + ": metadata.name missing");
@@ -214,15 +214,15 @@ Result<HttpRequest> BuildUpdate(const GroupVersionResource& gvr, const std::stri
   Query q;
   q.AddIf("fieldManager", options.field_manager);
   if (options.dry_run) q.Add("dryRun", "All");
-  HttpRequest r = MakeRequest("PUT", path + q.str());
+  Request r = MakeRequest("PUT", path + q.str());
   r.headers.emplace_back("Content-Type", kJson);
   r.body = object.dump();
   return r;
 }
 
-Result<HttpRequest> BuildPatch(const GroupVersionResource& gvr, const std::string& ns,
-                               const std::string& name, PatchType type, const std::string& body,
-                               const PatchOptions& options) {
+Result<Request> BuildPatch(const GroupVersionResource& gvr, const std::string& ns,
+                           const std::string& name, PatchType type, const std::string& body,
+                           const PatchOptions& options) {
   if (name.empty()) return InvalidArgument("patch " + gvr.resource + ": name missing");
   if (type == PatchType::kApply && options.field_manager.empty()) {
     return InvalidArgument("apply " + gvr.resource + "/" + name + ": a field manager is required");
@@ -235,15 +235,15 @@ Result<HttpRequest> BuildPatch(const GroupVersionResource& gvr, const std::strin
   Query q;
   q.AddIf("fieldManager", options.field_manager);
   if (options.force) q.Add("force", "true");
-  HttpRequest r = MakeRequest("PATCH", path + q.str());
+  Request r = MakeRequest("PATCH", path + q.str());
   r.headers.emplace_back("Content-Type", std::string(PatchContentType(type)));
   r.body = body;
   return r;
 }
 
-Result<HttpRequest> BuildApply(const GroupVersionResource& gvr, const std::string& ns,
-                               const Json& object, const std::string& field_manager, bool force,
-                               const std::string& subresource) {
+Result<Request> BuildApply(const GroupVersionResource& gvr, const std::string& ns,
+                           const Json& object, const std::string& field_manager, bool force,
+                           const std::string& subresource) {
   if (!object.is_object() || !object.contains("apiVersion") || !object.contains("kind")) {
     return InvalidArgument("apply " + gvr.resource + ": the object needs apiVersion and kind");
   }
@@ -257,11 +257,11 @@ Result<HttpRequest> BuildApply(const GroupVersionResource& gvr, const std::strin
                     options);
 }
 
-Result<HttpRequest> BuildDelete(const GroupVersionResource& gvr, const std::string& ns,
-                                const std::string& name, const DeleteOptions& options) {
+Result<Request> BuildDelete(const GroupVersionResource& gvr, const std::string& ns,
+                            const std::string& name, const DeleteOptions& options) {
   if (name.empty()) return InvalidArgument("delete " + gvr.resource + ": name missing");
   ASSIGN_OR_RETURN(std::string path, ResourcePath(gvr, ns, name));
-  HttpRequest r = MakeRequest("DELETE", std::move(path));
+  Request r = MakeRequest("DELETE", std::move(path));
   Json body = Json::object();
   if (const char* p = PropagationName(options.propagation)) body["propagationPolicy"] = p;
   if (options.grace_period_seconds) body["gracePeriodSeconds"] = *options.grace_period_seconds;
@@ -278,7 +278,7 @@ Result<HttpRequest> BuildDelete(const GroupVersionResource& gvr, const std::stri
   return r;
 }
 
-HttpRequest BuildDiscovery(const std::string& api_version) {
+Request BuildDiscovery(const std::string& api_version) {
   size_t slash = api_version.find('/');
   if (slash == std::string::npos) return MakeRequest("GET", GroupVersionPath("", api_version));
   return MakeRequest("GET",

@@ -28,32 +28,32 @@ Result<std::string> ResourcePath(const GroupVersionResource& gvr, const std::str
 
 std::string_view PatchContentType(PatchType type);
 
-Result<HttpRequest> BuildGet(const GroupVersionResource& gvr, const std::string& ns,
-                             const std::string& name, const std::string& subresource = "");
-Result<HttpRequest> BuildList(const GroupVersionResource& gvr, const std::string& ns,
-                              const ListOptions& options);
-Result<HttpRequest> BuildWatch(const GroupVersionResource& gvr, const std::string& ns,
-                               const WatchOptions& options);
+Result<Request> BuildGet(const GroupVersionResource& gvr, const std::string& ns,
+                         const std::string& name, const std::string& subresource = "");
+Result<Request> BuildList(const GroupVersionResource& gvr, const std::string& ns,
+                          const ListOptions& options);
+Result<Request> BuildWatch(const GroupVersionResource& gvr, const std::string& ns,
+                           const WatchOptions& options);
 // The namespace is `ns`, or the object's metadata.namespace when `ns` is empty. With a
 // subresource, POSTs to <object name>/<subresource> (serviceaccounts/x/token, pods/x/eviction).
-Result<HttpRequest> BuildCreate(const GroupVersionResource& gvr, const std::string& ns,
-                                const Json& object, const WriteOptions& options);
+Result<Request> BuildCreate(const GroupVersionResource& gvr, const std::string& ns,
+                            const Json& object, const WriteOptions& options);
 // PUT to the object's metadata.name (and subresource), namespace as for BuildCreate.
-Result<HttpRequest> BuildUpdate(const GroupVersionResource& gvr, const std::string& ns,
-                                const Json& object, const WriteOptions& options);
+Result<Request> BuildUpdate(const GroupVersionResource& gvr, const std::string& ns,
+                            const Json& object, const WriteOptions& options);
 // kApply requires a field manager; `force` is only valid with kApply.
-Result<HttpRequest> BuildPatch(const GroupVersionResource& gvr, const std::string& ns,
-                               const std::string& name, PatchType type, const std::string& body,
-                               const PatchOptions& options);
+Result<Request> BuildPatch(const GroupVersionResource& gvr, const std::string& ns,
+                           const std::string& name, PatchType type, const std::string& body,
+                           const PatchOptions& options);
 // Server-side apply of an intent object; it must carry apiVersion, kind and metadata.name.
-Result<HttpRequest> BuildApply(const GroupVersionResource& gvr, const std::string& ns,
-                               const Json& object, const std::string& field_manager, bool force,
-                               const std::string& subresource);
+Result<Request> BuildApply(const GroupVersionResource& gvr, const std::string& ns,
+                           const Json& object, const std::string& field_manager, bool force,
+                           const std::string& subresource);
 // The DeleteOptions body is sent only when some option is set.
-Result<HttpRequest> BuildDelete(const GroupVersionResource& gvr, const std::string& ns,
-                                const std::string& name, const DeleteOptions& options);
+Result<Request> BuildDelete(const GroupVersionResource& gvr, const std::string& ns,
+                            const std::string& name, const DeleteOptions& options);
 // The resource list of one group version ("v1", "apps/v1", "sluice.dev/v1alpha1").
-HttpRequest BuildDiscovery(const std::string& api_version);
+Request BuildDiscovery(const std::string& api_version);
 
 // One line of a watch stream ({"type":"ADDED","object":{...}}) as an event.
 Result<WatchEvent> ParseWatchEvent(std::string_view line);

@@ -15,7 +15,7 @@ const std::string& StringAt(const Json& object, const char* section, const char*
 }
 }  // namespace
 
-std::string ObjectKey(const Json& object) {
+std::string KeyOf(const Json& object) {
   const std::string& ns = StringAt(object, "metadata", "namespace");
   const std::string& name = StringAt(object, "metadata", "name");
   return ns.empty() ? name : ns + "/" + name;
@@ -72,7 +72,7 @@ void Store::UnindexLocked(const std::string& key, const Json& object) {
 }
 
 StoreChange Store::Upsert(ObjectPtr object) {
-  std::string key = ObjectKey(*object);
+  std::string key = KeyOf(*object);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = items_.find(key);
   if (it == items_.end()) {
@@ -88,7 +88,7 @@ StoreChange Store::Upsert(ObjectPtr object) {
 }
 
 StoreChange Store::Remove(ObjectPtr final_object) {
-  const std::string key = ObjectKey(*final_object);
+  const std::string key = KeyOf(*final_object);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = items_.find(key);
   ObjectPtr old;
@@ -104,7 +104,7 @@ StoreChange Store::Remove(ObjectPtr final_object) {
 std::vector<StoreChange> Store::Replace(std::vector<ObjectPtr> objects) {
   std::map<std::string, ObjectPtr> fresh;
   for (auto& object : objects) {
-    std::string key = ObjectKey(*object);
+    std::string key = KeyOf(*object);
     fresh[std::move(key)] = std::move(object);
   }
   std::vector<StoreChange> changes;

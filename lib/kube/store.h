@@ -27,7 +27,7 @@ namespace sluice::kube {
 using ObjectPtr = std::shared_ptr<const Json>;
 
 // "namespace/name", or "name" when the object has no namespace.
-std::string ObjectKey(const Json& object);
+std::string KeyOf(const Json& object);
 // metadata.resourceVersion, or empty.
 std::string ResourceVersionOf(const Json& object);
 

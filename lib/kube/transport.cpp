@@ -2,7 +2,7 @@
 
 namespace sluice::kube {
 
-std::string_view HttpResponse::Header(std::string_view name) const {
+std::string_view Response::Header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
     if (k == name) return v;
   }

@@ -23,7 +23,7 @@ namespace sluice::kube {
 
 using Header = std::pair<std::string, std::string>;
 
-struct HttpRequest {
+struct Request {
   std::string method = "GET";
   std::string path;  // path and query, e.g. "/api/v1/namespaces/ns/configmaps?limit=500"
   std::vector<Header> headers;
@@ -35,7 +35,7 @@ struct HttpRequest {
   std::chrono::milliseconds idle_timeout{0};
 };
 
-struct HttpResponse {
+struct Response {
   int status = 0;
   // Header pairs, names lower-cased (spelled out: the member function below is named Header).
   std::vector<std::pair<std::string, std::string>> headers;
@@ -52,13 +52,13 @@ class Transport {
  public:
   virtual ~Transport() = default;
 
-  virtual Result<HttpResponse> Send(const HttpRequest& request) = 0;
+  virtual Result<Response> Send(const Request& request) = 0;
 
   // A long-lived response delivered in chunks as they arrive (watch streams). `on_headers` gets
   // the status and headers once; then `on_data` gets each chunk; returning false from either
   // stops the stream. Returns the HTTP status when the server ends the stream (or the callback
   // stops it), kCancelled when `cancel` is set, and an error when the connection breaks.
-  virtual Result<int> Stream(const HttpRequest& request,
+  virtual Result<int> Stream(const Request& request,
                              const std::function<bool(int, const std::vector<Header>&)>& on_headers,
                              const std::function<bool(std::string_view)>& on_data,
                              const CancelFlag* cancel) = 0;

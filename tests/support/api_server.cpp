@@ -25,7 +25,7 @@ constexpr char kServiceCidr[] = "10.0.0.0/24";
 constexpr char kServiceIp[] = "10.0.0.1";
 constexpr int kStartAttempts = 3;
 
-struct HttpResponse {
+struct Reply {
   long code = 0;
   std::string body;
 };
@@ -44,14 +44,14 @@ size_t AppendBody(char* data, size_t size, size_t n, void* out) {
 
 // One blocking request. libcurl is used directly so this fixture never depends on the client
 // library that the tests using it exercise.
-Result<HttpResponse> Http(const std::string& method, const std::string& url,
+Result<Reply> Http(const std::string& method, const std::string& url,
                           const std::string& body, const ClientTls* tls,
                           std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
   static std::once_flag init;
   std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   CURL* curl = curl_easy_init();
   if (!curl) return Internal("curl_easy_init failed");
-  HttpResponse response;
+  Reply response;
   curl_slist* headers = nullptr;
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
@@ -151,7 +151,7 @@ Result<std::unique_ptr<TestApiServer>> TestApiServer::Start(const ApiServerOptio
   RETURN_IF_ERROR(started);
 
   ClientTls tls{server->ca_file(), server->admin_cert_file(), server->admin_key_file()};
-  ASSIGN_OR_RETURN(HttpResponse version, Http("GET", server->url() + "/version", "", &tls));
+  ASSIGN_OR_RETURN(Reply version, Http("GET", server->url() + "/version", "", &tls));
   if (version.code != 200) {
     return Unavailable("GET /version answered " + std::to_string(version.code) + ": " +
                        version.body);
@@ -363,7 +363,7 @@ Result<int64_t> TestApiServer::CompactEtcd() {
   // The v3 gateway speaks protobuf-JSON: bytes are base64, int64 come back as strings.
   // A count-only range over every key ("\0" to "\0") answers with the current revision.
   const std::string all_keys = R"({"key":"AA==","range_end":"AA==","count_only":true})";
-  ASSIGN_OR_RETURN(HttpResponse range,
+  ASSIGN_OR_RETURN(Reply range,
                    Http("POST", etcd_url() + "/v3/kv/range", all_keys, nullptr));
   if (range.code != 200) {
     return Unavailable("etcd range answered " + std::to_string(range.code) + ": " + range.body);
@@ -378,7 +378,7 @@ Result<int64_t> TestApiServer::CompactEtcd() {
       rev_json.is_string() ? std::stoll(rev_json.get<std::string>()) : rev_json.get<int64_t>();
 
   nlohmann::json compact = {{"revision", std::to_string(revision)}, {"physical", true}};
-  ASSIGN_OR_RETURN(HttpResponse done, Http("POST", etcd_url() + "/v3/kv/compaction", compact.dump(),
+  ASSIGN_OR_RETURN(Reply done, Http("POST", etcd_url() + "/v3/kv/compaction", compact.dump(),
                                            nullptr, std::chrono::seconds(30)));
   // kube-apiserver compacts on its own schedule; having got there first is the same outcome.
   if (done.code != 200 &&

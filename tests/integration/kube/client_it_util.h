@@ -24,11 +24,11 @@ namespace sluice::kube::it {
 class CountingTransport final : public Transport {
  public:
   explicit CountingTransport(std::unique_ptr<Transport> inner) : inner_(std::move(inner)) {}
-  Result<HttpResponse> Send(const HttpRequest& request) override {
+  Result<Response> Send(const Request& request) override {
     Record(request);
     return inner_->Send(request);
   }
-  Result<int> Stream(const HttpRequest& request,
+  Result<int> Stream(const Request& request,
                      const std::function<bool(int, const std::vector<Header>&)>& on_headers,
                      const std::function<bool(std::string_view)>& on_data,
                      const CancelFlag* cancel) override {
@@ -45,7 +45,7 @@ class CountingTransport final : public Transport {
   }
 
  private:
-  void Record(const HttpRequest& r) {
+  void Record(const Request& r) {
     std::lock_guard<std::mutex> lock(mu_);
     paths_.push_back(r.method + " " + r.path);
   }

@@ -6,9 +6,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "lib/controller/reconciler.h"
 #include "tests/lib/base/fake_clock.h"
 #include "tests/lib/kube/fake_transport.h"
-#include "lib/controller/reconciler.h"
 
 namespace sluice::controllers {
 namespace {
@@ -18,13 +18,11 @@ using kube::testing::Reply;
 using nlohmann::json;
 
 InvolvedObject Fraud() {
-  return InvolvedObject::From({{"apiVersion", "sluice.dev/v1alpha1"},
-                               {"kind", "ModelDeployment"},
-                               {"metadata",
-                                {{"name", "fraud"},
-                                 {"namespace", "ml"},
-                                 {"uid", "u-1"},
-                                 {"resourceVersion", "7"}}}});
+  return InvolvedObject::From(
+      {{"apiVersion", "sluice.dev/v1alpha1"},
+       {"kind", "ModelDeployment"},
+       {"metadata",
+        {{"name", "fraud"}, {"namespace", "ml"}, {"uid", "u-1"}, {"resourceVersion", "7"}}}});
 }
 
 class EventsTest : public ::testing::Test {
@@ -89,7 +87,7 @@ TEST_F(EventsTest, RepeatsBumpTheCountOfOneEvent) {
   recorder_->Record(Fraud(), EventSeverity::kNormal, "PhaseHealthy", "phase Healthy");
   recorder_->Flush();
   ASSERT_TRUE(transport_->pending().empty());
-  const kube::HttpRequest patch = transport_->requests().at(1);
+  const kube::Request patch = transport_->requests().at(1);
   EXPECT_EQ(json::parse(patch.body),
             (json{{"count", 2}, {"lastTimestamp", "2024-01-01T00:01:30Z"}}));
 

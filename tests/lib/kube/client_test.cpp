@@ -191,7 +191,7 @@ TEST_F(ClientTest, BadArgumentsNeverReachTheTransport) {
 
 TEST_F(ClientTest, UndecodableAnswerIsAnError) {
   ScriptedResponse r;
-  r.response = HttpResponse{200, {}, "<html>"};
+  r.response = Response{200, {}, "<html>"};
   fake_->Expect("GET", "/api/v1/namespaces/ns/configmaps/a", r);
   EXPECT_EQ(client_->Get(resources::kConfigMaps, "ns", "a").status().code(), StatusCode::kInternal);
 }
@@ -324,7 +324,7 @@ TEST_F(ClientTest, DiscoveryOfCoreAndUnknownGroups) {
 TEST_F(ClientTest, GetRawJsonAndText) {
   fake_->Expect("GET", "/version", Reply(200, Json{{"gitVersion", "v1.31.0"}}));
   ScriptedResponse text;
-  text.response = HttpResponse{200, {}, "ok"};
+  text.response = Response{200, {}, "ok"};
   fake_->Expect("GET", "/readyz", text);
   EXPECT_EQ((*client_->GetRaw("/version"))["gitVersion"], "v1.31.0");
   EXPECT_EQ(*client_->GetRaw("/readyz"), Json("ok"));

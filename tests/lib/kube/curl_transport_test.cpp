@@ -58,8 +58,8 @@ Config ConfigFor(const LoopbackServer& s) {
   return c;
 }
 
-HttpRequest Get(std::string path, Ms timeout = Ms(10'000)) {
-  HttpRequest r;
+Request Get(std::string path, Ms timeout = Ms(10'000)) {
+  Request r;
   r.path = std::move(path);
   r.timeout = timeout;
   r.headers.emplace_back("Accept", "application/json");
@@ -101,7 +101,7 @@ TEST(CurlTransportTest, MethodsAndBodies) {
   });
   auto t = Transport(ConfigFor(*server));
   for (const std::string method : {"POST", "PUT", "PATCH", "DELETE"}) {
-    HttpRequest r = Get("/x");
+    Request r = Get("/x");
     r.method = method;
     r.body = "{\"m\":\"" + method + "\"}";
     r.headers.emplace_back("Content-Type", "application/merge-patch+json");
@@ -109,12 +109,12 @@ TEST(CurlTransportTest, MethodsAndBodies) {
     ASSERT_TRUE(resp.ok()) << resp.status();
     EXPECT_EQ(resp->body, method + "|application/merge-patch+json|" + r.body);
   }
-  HttpRequest empty_post = Get("/x");
+  Request empty_post = Get("/x");
   empty_post.method = "POST";
   auto resp = t->Send(empty_post);
   ASSERT_TRUE(resp.ok());
   EXPECT_EQ(resp->body, "POST||");
-  HttpRequest bare_delete = Get("/x");
+  Request bare_delete = Get("/x");
   bare_delete.method = "DELETE";
   EXPECT_EQ(t->Send(bare_delete)->body, "DELETE||");
 }
@@ -244,7 +244,7 @@ TEST(CurlTransportTest, SilentStreamHitsTheIdleTimeout) {
     c.WaitForPeerClose(Ms(20'000));
   });
   auto t = Transport(ConfigFor(*server));
-  HttpRequest req = Get("/watch", Ms(0));
+  Request req = Get("/watch", Ms(0));
   req.idle_timeout = Ms(300);
   const auto start = std::chrono::steady_clock::now();
   auto r = t->Stream(

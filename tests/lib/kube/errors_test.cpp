@@ -15,9 +15,9 @@ Status Map(int http, const std::string& reason, const std::string& message = "bo
 }
 
 TEST(StatusFromResponseTest, SuccessIsOk) {
-  EXPECT_TRUE(StatusFromResponse(HttpResponse{200, {}, "{}"}).ok());
-  EXPECT_TRUE(StatusFromResponse(HttpResponse{201, {}, "{}"}).ok());
-  EXPECT_TRUE(StatusFromResponse(HttpResponse{202, {}, ""}).ok());
+  EXPECT_TRUE(StatusFromResponse(Response{200, {}, "{}"}).ok());
+  EXPECT_TRUE(StatusFromResponse(Response{201, {}, "{}"}).ok());
+  EXPECT_TRUE(StatusFromResponse(Response{202, {}, ""}).ok());
 }
 
 struct Case {
@@ -107,24 +107,23 @@ TEST(StatusFromResponseTest, RetryAfterFromDetailsAndHeader) {
 }
 
 TEST(StatusFromResponseTest, NonJsonBodies) {
-  Status s =
-      StatusFromResponse(HttpResponse{503, {{"retry-after", "2"}}, "upstream connect error\n"});
+  Status s = StatusFromResponse(Response{503, {{"retry-after", "2"}}, "upstream connect error\n"});
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
   EXPECT_EQ(s.http_status(), 503);
   EXPECT_EQ(s.message(), "HTTP 503: upstream connect error");
   EXPECT_EQ(s.retry_after(), std::chrono::seconds(2));
   EXPECT_TRUE(s.reason().empty());
 
-  Status forbidden = StatusFromResponse(HttpResponse{403, {}, ""});
+  Status forbidden = StatusFromResponse(Response{403, {}, ""});
   EXPECT_EQ(forbidden.code(), StatusCode::kForbidden);
   EXPECT_EQ(forbidden.message(), "HTTP 403");
 
-  Status long_body = StatusFromResponse(HttpResponse{500, {}, std::string(5000, 'x')});
+  Status long_body = StatusFromResponse(Response{500, {}, std::string(5000, 'x')});
   EXPECT_EQ(long_body.code(), StatusCode::kInternal);
   EXPECT_LT(long_body.message().size(), 300u);
 
   // JSON that is not a Status object is treated as an opaque body.
-  Status json_other = StatusFromResponse(HttpResponse{404, {}, "[1,2]"});
+  Status json_other = StatusFromResponse(Response{404, {}, "[1,2]"});
   EXPECT_EQ(json_other.code(), StatusCode::kNotFound);
 }
 

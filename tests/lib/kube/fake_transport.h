@@ -19,7 +19,7 @@
 namespace sluice::kube::testing {
 
 struct ScriptedResponse {
-  Result<HttpResponse> response = HttpResponse{200, {}, "{}"};
+  Result<Response> response = Response{200, {}, "{}"};
   // Stream(): the body in these chunks (response.body is ignored when chunks are given).
   std::vector<std::string> chunks;
   // Stream(): after the chunks, wait until the cancel flag is set instead of ending.
@@ -28,10 +28,10 @@ struct ScriptedResponse {
   std::optional<Status> stream_error;
 };
 
-inline HttpResponse JsonResponse(int status, const nlohmann::json& body,
-                                 std::vector<Header> headers = {}) {
+inline Response JsonResponse(int status, const nlohmann::json& body,
+                             std::vector<Header> headers = {}) {
   headers.emplace_back("content-type", "application/json");
-  return HttpResponse{status, std::move(headers), body.dump()};
+  return Response{status, std::move(headers), body.dump()};
 }
 
 inline nlohmann::json StatusObject(int code, const std::string& reason,
@@ -55,20 +55,20 @@ inline ScriptedResponse Fail(Status status) {
 
 inline ScriptedResponse StreamOf(std::vector<std::string> chunks, int status = 200) {
   ScriptedResponse r;
-  r.response = HttpResponse{status, {{"content-type", "application/json"}}, ""};
+  r.response = Response{status, {{"content-type", "application/json"}}, ""};
   r.chunks = std::move(chunks);
   return r;
 }
 
 class FakeTransport : public Transport {
  public:
-  using Matcher = std::function<bool(const HttpRequest&)>;
+  using Matcher = std::function<bool(const Request&)>;
 
   static Matcher Is(std::string method, std::string path) {
-    return [method, path](const HttpRequest& r) { return r.method == method && r.path == path; };
+    return [method, path](const Request& r) { return r.method == method && r.path == path; };
   }
   static Matcher StartsWith(std::string method, std::string prefix) {
-    return [method, prefix](const HttpRequest& r) {
+    return [method, prefix](const Request& r) {
       return r.method == method && r.path.compare(0, prefix.size(), prefix) == 0;
     };
   }
@@ -89,7 +89,7 @@ class FakeTransport : public Transport {
     return *this;
   }
 
-  std::vector<HttpRequest> requests() const {
+  std::vector<Request> requests() const {
     std::lock_guard<std::mutex> lock(mu_);
     return seen_;
   }
@@ -105,20 +105,20 @@ class FakeTransport : public Transport {
     return out;
   }
 
-  Result<HttpResponse> Send(const HttpRequest& request) override {
+  Result<Response> Send(const Request& request) override {
     ScriptedResponse r;
     if (!Take(request, &r)) return Internal("fake transport: unexpected " + Describe(request));
     return r.response;
   }
 
-  Result<int> Stream(const HttpRequest& request,
+  Result<int> Stream(const Request& request,
                      const std::function<bool(int, const std::vector<Header>&)>& on_headers,
                      const std::function<bool(std::string_view)>& on_data,
                      const CancelFlag* cancel) override {
     ScriptedResponse r;
     if (!Take(request, &r)) return Internal("fake transport: unexpected " + Describe(request));
     if (!r.response.ok()) return r.response.status();
-    const HttpResponse& head = *r.response;
+    const Response& head = *r.response;
     if (!on_headers(head.status, head.headers)) return head.status;
     std::vector<std::string> chunks = r.chunks;
     if (chunks.empty() && !head.body.empty()) chunks.push_back(head.body);
@@ -147,9 +147,9 @@ class FakeTransport : public Transport {
     ScriptedResponse response;
   };
 
-  static std::string Describe(const HttpRequest& r) { return r.method + " " + r.path; }
+  static std::string Describe(const Request& r) { return r.method + " " + r.path; }
 
-  bool Take(const HttpRequest& request, ScriptedResponse* out) {
+  bool Take(const Request& request, ScriptedResponse* out) {
     std::lock_guard<std::mutex> lock(mu_);
     seen_.push_back(request);
     if (!ordered_.empty() && ordered_.front().matcher(request)) {
@@ -172,7 +172,7 @@ class FakeTransport : public Transport {
   mutable std::mutex mu_;
   std::deque<Expectation> ordered_;      // guarded by mu_
   std::vector<Expectation> standing_;    // guarded by mu_
-  std::vector<HttpRequest> seen_;        // guarded by mu_
+  std::vector<Request> seen_;            // guarded by mu_
   std::vector<std::string> unexpected_;  // guarded by mu_
 };
 

@@ -30,15 +30,15 @@ Json Owned(Json object, const std::string& owner_uid) {
 
 std::vector<std::string> Keys(const std::vector<ObjectPtr>& objects) {
   std::vector<std::string> keys;
-  for (const auto& o : objects) keys.push_back(ObjectKey(*o));
+  for (const auto& o : objects) keys.push_back(KeyOf(*o));
   return keys;
 }
 
 // ---- Store ----
 
 TEST(StoreTest, KeysAreNamespaceSlashNameOrJustName) {
-  EXPECT_EQ(ObjectKey(ConfigMap("a", "1")), "ns/a");
-  EXPECT_EQ(ObjectKey(Json{{"metadata", {{"name", "node-1"}}}}), "node-1");
+  EXPECT_EQ(KeyOf(ConfigMap("a", "1")), "ns/a");
+  EXPECT_EQ(KeyOf(Json{{"metadata", {{"name", "node-1"}}}}), "node-1");
 }
 
 TEST(StoreTest, UpsertAndRemoveReportWhatChanged) {
@@ -141,7 +141,7 @@ TEST(StoreTest, ConcurrentReadersSeeConsistentSnapshots) {
           if (OwnerUidIndexFunc(*o) != std::vector<std::string>{"uid-1"}) ++inconsistent;
         }
         for (const auto& o : store.List()) {
-          if (ObjectKey(*o).empty()) ++inconsistent;
+          if (KeyOf(*o).empty()) ++inconsistent;
         }
         std::this_thread::yield();
       }
@@ -170,17 +170,17 @@ class RecordingHandler : public ResourceEventHandler {
   explicit RecordingHandler(const Informer* informer = nullptr) : informer_(informer) {}
 
   void OnAdd(const ObjectPtr& o) override {
-    CheckStore(ObjectKey(*o), o);
-    Record("add " + ObjectKey(*o) + " " + ResourceVersionOf(*o));
+    CheckStore(KeyOf(*o), o);
+    Record("add " + KeyOf(*o) + " " + ResourceVersionOf(*o));
   }
   void OnUpdate(const ObjectPtr& old_o, const ObjectPtr& new_o) override {
-    CheckStore(ObjectKey(*new_o), new_o);
-    Record("update " + ObjectKey(*new_o) + " " + ResourceVersionOf(*old_o) + "->" +
+    CheckStore(KeyOf(*new_o), new_o);
+    Record("update " + KeyOf(*new_o) + " " + ResourceVersionOf(*old_o) + "->" +
            ResourceVersionOf(*new_o));
   }
   void OnDelete(const ObjectPtr& o, bool final_state_unknown) override {
-    CheckStore(ObjectKey(*o), nullptr);
-    Record("delete " + ObjectKey(*o) + " " + ResourceVersionOf(*o) +
+    CheckStore(KeyOf(*o), nullptr);
+    Record("delete " + KeyOf(*o) + " " + ResourceVersionOf(*o) +
            (final_state_unknown ? " unknown" : ""));
   }
 

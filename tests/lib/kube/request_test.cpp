@@ -12,7 +12,7 @@ using resources::kNamespaces;
 const GroupVersionResource kModels{"sluice.dev", "v1alpha1", "modeldeployments", true,
                                    "ModelDeployment"};
 
-std::string HeaderOf(const HttpRequest& r, const std::string& name) {
+std::string HeaderOf(const Request& r, const std::string& name) {
   for (const auto& [k, v] : r.headers) {
     if (k == name) return v;
   }

@@ -83,13 +83,13 @@ TEST_F(WatcherTest, ListsEveryPageThenWatchesFromTheListVersion) {
   const auto events = recorder_.events();
   ASSERT_EQ(events[0].type, WatcherEventType::kRestarted);
   ASSERT_EQ(events[0].objects.size(), 3u);
-  EXPECT_EQ(ObjectKey(*events[0].objects[2]), "ns/c");
+  EXPECT_EQ(KeyOf(*events[0].objects[2]), "ns/c");
   // List items get the type of their list, like watch objects.
   EXPECT_EQ((*events[0].objects[0])["kind"], "ConfigMap");
   EXPECT_EQ((*events[0].objects[0])["apiVersion"], "v1");
   EXPECT_EQ(events[0].resource_version, "10");
   EXPECT_EQ(events[1].type, WatcherEventType::kAdded);
-  EXPECT_EQ(ObjectKey(*events[1].object), "ns/d");
+  EXPECT_EQ(KeyOf(*events[1].object), "ns/d");
   EXPECT_EQ(events[2].type, WatcherEventType::kModified);
   EXPECT_EQ((*events[2].object)["data"]["k"], "v2");
   EXPECT_EQ(events[3].type, WatcherEventType::kBookmark);
@@ -208,7 +208,7 @@ TEST_F(WatcherTest, ExpiredContinueTokenRestartsTheList) {
   ASSERT_TRUE(recorder_.WaitForEvents(1));
   const auto events = recorder_.events();
   ASSERT_EQ(events[0].objects.size(), 2u);  // only the second snapshot
-  EXPECT_EQ(ObjectKey(*events[0].objects[0]), "ns/z");
+  EXPECT_EQ(KeyOf(*events[0].objects[0]), "ns/z");
   EXPECT_EQ(events[0].resource_version, "30");
   ASSERT_TRUE(Eventually([&] { return transport().pending().empty(); }));
   StopWatcher();
