@@ -78,7 +78,10 @@ std::string RequestsQuery(const std::string& ns, const std::string& revision,
 std::string ErrorsQuery(const std::string& ns, const std::string& revision,
                         const std::string& interval) {
   return "sum(increase(" + std::string(api::kRouterRequestsTotal) +
-         Selector(ns, revision, "," + std::string(api::kCodeLabel) + "=~\"5xx|error\"") + "[" + interval + "]))";
+         Selector(ns, revision,
+                  "," + std::string(api::kCodeLabel) + "=~\"" + api::kCode5xx + "|" +
+                      api::kCodeError + "\"") +
+         "[" + interval + "]))";
 }
 
 std::string LatencyP99Query(const std::string& ns, const std::string& revision,

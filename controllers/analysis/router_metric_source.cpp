@@ -174,7 +174,7 @@ Result<TrafficSample> TrafficBetween(
   double requests = 0, errors = 0;
   for (const auto& [code, n] : by_code) {
     requests += n;
-    if (code == "5xx" || code == "error") errors += n;
+    if (code == api::kCode5xx || code == api::kCodeError) errors += n;
   }
   TrafficSample out;
   out.requests = std::llround(requests);

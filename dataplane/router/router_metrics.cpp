@@ -1,4 +1,5 @@
 #include "dataplane/router/router_metrics.h"
+
 #include "lib/api/metric_names.h"
 
 namespace sluice::dataplane {
@@ -20,9 +21,9 @@ std::string_view CodeClassLabel(CodeClass c) {
     case CodeClass::k4xx:
       return "4xx";
     case CodeClass::k5xx:
-      return "5xx";
+      return api::kCode5xx;
     case CodeClass::kError:
-      return "error";
+      return api::kCodeError;
   }
   return "error";
 }
@@ -79,12 +80,13 @@ const RevisionMetrics& RouterMetrics::ForRevision(const std::string& revision) {
   for (size_t c = 0; c < kCodeClasses; ++c) {
     const std::string code(CodeClassLabel(static_cast<CodeClass>(c)));
     m.requests[c] = &requests_.Add({{api::kRevisionLabel, revision}, {api::kCodeLabel, code}});
-    m.mirror_requests[c] = &mirror_requests_.Add({{"revision", revision}, {"code", code}});
+    m.mirror_requests[c] =
+        &mirror_requests_.Add({{api::kRevisionLabel, revision}, {api::kCodeLabel, code}});
   }
-  m.mirror_dropped = &mirror_dropped_.Add({{"revision", revision}});
+  m.mirror_dropped = &mirror_dropped_.Add({{api::kRevisionLabel, revision}});
   m.duration = &duration_.Add({{api::kRevisionLabel, revision}}, DurationBuckets());
-  m.weight = &weight_.Add({{"revision", revision}});
-  m.endpoints = &endpoints_.Add({{"revision", revision}});
+  m.weight = &weight_.Add({{api::kRevisionLabel, revision}});
+  m.endpoints = &endpoints_.Add({{api::kRevisionLabel, revision}});
   return revisions_.emplace(revision, m).first->second;
 }
 

@@ -13,8 +13,11 @@ inline constexpr char kRouterRequestDurationBucket[] =
     "sluice_router_request_duration_seconds_bucket";
 // Label on the router's series: the revision name.
 inline constexpr char kRevisionLabel[] = "revision";
-// Label on the router's request counter: "2xx", "4xx", "5xx" or "error".
+// Label on the router's request counter: "2xx", "3xx", "4xx", "5xx" or "error" (no answer).
 inline constexpr char kCodeLabel[] = "code";
+// The values of kCodeLabel that canary analysis counts as errors.
+inline constexpr char kCode5xx[] = "5xx";
+inline constexpr char kCodeError[] = "error";
 inline constexpr char kBucketBoundLabel[] = "le";
 
 // sluice-server.

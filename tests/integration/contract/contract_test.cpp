@@ -52,11 +52,12 @@ bool Eventually(const std::function<bool()>& condition, std::chrono::seconds tim
   }
 }
 
-// RevisionDeployment returns a Result where a spec can fail to build.
-const json& Built(const json& j) {
+// RevisionDeployment returns a Result where a spec can fail to build (before the fix it returned
+// the object; both compile, so the test also runs against the old code).
+[[maybe_unused]] const json& Built(const json& j) {
   return j;
 }
-json Built(Result<json> r) {
+[[maybe_unused]] json Built(Result<json> r) {
   EXPECT_TRUE(r.ok()) << r.status();
   return r.ok() ? *r : json();
 }
@@ -225,6 +226,14 @@ std::string Port() {
   return std::to_string(p.ok() ? *p : 0);
 }
 
+// A process's output for a failure message: all of it when short, else its start (where a flag
+// error is) and its end.
+std::string Output(const std::string& path) {
+  const std::string text = ReadFile(path);
+  if (text.size() <= 6000) return text;
+  return text.substr(0, 2000) + "\n[...]\n" + sluice::testing::TailFile(path, 30);
+}
+
 // Runs `l` and waits until GET `path` on `port` answers 200; the failure carries the process's
 // output and how it ended.
 class Running {
@@ -257,7 +266,7 @@ class Running {
       std::string args;
       for (const std::string& a : l.argv) args += " " + a;
       failure_ = name + " never reported ready on " + path + " (" + how + ")\ncommand:" + args +
-                 "\noutput:\n" + sluice::testing::TailFile(o.log_path, 30);
+                 "\noutput:\n" + Output(o.log_path);
     }
   }
 
@@ -318,12 +327,14 @@ class ContractTest : public ::testing::TestWithParam<json> {
       EXPECT_TRUE(created.ok()) << created.status();
     }
     const std::string sa = RouterName(owner.md.Name());
+    kube::WriteOptions token_request;
+    token_request.subresource = "token";
     auto token = client().Create(kube::resources::kServiceAccounts, ns_,
                                  json{{"apiVersion", "authentication.k8s.io/v1"},
                                       {"kind", "TokenRequest"},
                                       {"metadata", {{"name", sa}}},
                                       {"spec", {{"expirationSeconds", 3600}}}},
-                                 kube::WriteOptions{.subresource = "token"});
+                                 token_request);
     EXPECT_TRUE(token.ok()) << token.status();
     if (!token.ok()) return "";
     const std::string path = ::testing::TempDir() + "/contract-" + ns_ + ".kubeconfig";
