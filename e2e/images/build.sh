@@ -176,10 +176,10 @@ build_image() {
     --build-arg "VERSION=$version" --build-arg "REVISION=$revision" -f "$SLUICE_REPO_ROOT/$dockerfile" -t "$ref")
   echo "building $ref ($dockerfile, $( ((from_source)) && echo from source || echo from host binaries)) ..."
   if ((from_source)); then
-    nice -n 10 buildah --root "$out/storage" --runroot "$out/run" --storage-driver vfs bud "${args[@]}" \
+    nice -n 10 buildah --root "$out/storage" --runroot "$out/run" --storage-driver "${SLUICE_BUILDAH_DRIVER:-vfs}" bud "${args[@]}" \
       --build-arg "JOBS=${JOBS:-}" --target from-source "$ctx_src" >"$out/$name.build.log" 2>&1
   else
-    nice -n 10 buildah --root "$out/storage" --runroot "$out/run" --storage-driver vfs bud "${args[@]}" \
+    nice -n 10 buildah --root "$out/storage" --runroot "$out/run" --storage-driver "${SLUICE_BUILDAH_DRIVER:-vfs}" bud "${args[@]}" \
       --target from-host "$ctx_host" >"$out/$name.build.log" 2>&1
   fi || { tail -n 30 "$out/$name.build.log" >&2; exit 1; }
   export_image "$ref" "$out/$name.tar"
