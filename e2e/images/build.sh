@@ -9,7 +9,8 @@
 # built once per Debian point release and cached as $SLUICE_CACHE/images/<key>.tar.
 # By default the images copy the binaries of the host build (BUILD, default build; same Debian 12
 # userland: Dockerfile target from-host); --from-source compiles them in the Dockerfiles' build
-# stage instead (JOBS=N limits its compile jobs). Needs root (debootstrap, chroot) and
+# stage instead (JOBS=N limits its compile jobs). SLUICE_IMAGES="sluice-dataplane" builds only
+# the images named. Needs root (debootstrap, chroot) and
 # buildah + debootstrap (make deps).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -154,23 +155,43 @@ if ((!from_source)); then
   done
 fi
 
+# context for --from-source: the files git tracks or would track (what a clone plus local edits
+# has), a few MB; the repository root itself also holds build trees and buildah storage that
+# buildah would walk despite .dockerignore.
+ctx_src="$out/context-source"
+if ((from_source)); then
+  rm -rf "$ctx_src"
+  mkdir -p "$ctx_src"
+  if git -C "$SLUICE_REPO_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+    (cd "$SLUICE_REPO_ROOT" && git ls-files -co --exclude-standard -z |
+      tar --null -T - --ignore-failed-read -cf - 2>/dev/null) | tar -C "$ctx_src" -xf -
+  else
+    (cd "$SLUICE_REPO_ROOT" && tar --exclude-vcs --exclude='./build*' -cf - .) | tar -C "$ctx_src" -xf -
+  fi
+fi
+
 build_image() {
   local name="$1" dockerfile="$2" ref="$SLUICE_IMAGE_REPO/$1:$version" start=$SECONDS
   local args=(--layers --pull=never --isolation chroot --quiet
     --build-arg "VERSION=$version" --build-arg "REVISION=$revision" -f "$SLUICE_REPO_ROOT/$dockerfile" -t "$ref")
   echo "building $ref ($dockerfile, $( ((from_source)) && echo from source || echo from host binaries)) ..."
   if ((from_source)); then
-    nice -n 10 buildah --root "$out/storage" --runroot "$out/run" --storage-driver vfs bud "${args[@]}" \
-      --build-arg "JOBS=${JOBS:-}" --target from-source "$SLUICE_REPO_ROOT" >"$out/$name.build.log" 2>&1
+    nice -n 10 buildah --root "$out/storage" --runroot "$out/run" --storage-driver "${SLUICE_BUILDAH_DRIVER:-vfs}" bud "${args[@]}" \
+      --build-arg "JOBS=${JOBS:-}" --target from-source "$ctx_src" >"$out/$name.build.log" 2>&1
   else
-    nice -n 10 buildah --root "$out/storage" --runroot "$out/run" --storage-driver vfs bud "${args[@]}" \
+    nice -n 10 buildah --root "$out/storage" --runroot "$out/run" --storage-driver "${SLUICE_BUILDAH_DRIVER:-vfs}" bud "${args[@]}" \
       --target from-host "$ctx_host" >"$out/$name.build.log" 2>&1
   fi || { tail -n 30 "$out/$name.build.log" >&2; exit 1; }
   export_image "$ref" "$out/$name.tar"
   echo "  built in $((SECONDS - start))s"
 }
-build_image sluice-operator operator/Dockerfile
-build_image sluice-dataplane dataplane/Dockerfile
+for name in ${SLUICE_IMAGES:-sluice-operator sluice-dataplane}; do
+  case "$name" in
+    sluice-operator) build_image sluice-operator operator/Dockerfile ;;
+    sluice-dataplane) build_image sluice-dataplane dataplane/Dockerfile ;;
+    *) echo "e2e/images: unknown image $name" >&2; exit 2 ;;
+  esac
+done
 
 # The sandbox image for the real node's containerd.
 bin="$(sluice_k8s_bin pause 2>/dev/null || true)"

@@ -23,10 +23,12 @@ sluice_version() {
   sed -n 's/^project(sluice VERSION \([0-9.]*\).*/\1/p' "$SLUICE_REPO_ROOT/CMakeLists.txt"
 }
 
-# buildah with its own storage under DIR (vfs: no overlay mount needed) and chroot isolation, so
-# it needs neither a daemon nor the host's /var/lib/containers.
+# buildah with its own storage under DIR, so it needs neither a daemon nor the host's
+# /var/lib/containers. SLUICE_BUILDAH_DRIVER: vfs (default: works anywhere, copies every layer in
+# full) or overlay (needs overlayfs mounts, i.e. root outside a user namespace). One storage
+# folder keeps the driver it was created with.
 sluice_buildah() {
   local dir="$1"
   shift
-  buildah --root "$dir/storage" --runroot "$dir/run" --storage-driver vfs "$@"
+  buildah --root "$dir/storage" --runroot "$dir/run" --storage-driver "${SLUICE_BUILDAH_DRIVER:-vfs}" "$@"
 }
