@@ -24,20 +24,6 @@ std::vector<std::string> SplitList(const std::string& v) {
   return out;
 }
 
-// A string that must be one of `allowed`.
-FlagSet::Codec<std::string> OneOf(std::string value_name, std::vector<std::string> allowed) {
-  return {std::move(value_name),
-          [allowed](const std::string& v) -> Result<std::string> {
-            std::string list;
-            for (const std::string& a : allowed) {
-              if (v == a) return v;
-              list += (list.empty() ? "" : ", ") + a;
-            }
-            return InvalidArgument("\"" + v + "\" is not one of " + list);
-          },
-          [](const std::string& v) { return v; }};
-}
-
 void Bind(FlagSet& f, OperatorOptions& o) {
   constexpr auto kLongest = std::chrono::hours(24 * 365);
   f.Bool("help", &o.help, "print this help");
@@ -89,7 +75,8 @@ void Bind(FlagSet& f, OperatorOptions& o) {
   f.String("router-image", &o.workload.router_image,
            "sluice-router image (default: the server image)");
   f.Add("image-pull-policy", &o.workload.image_pull_policy,
-        OneOf("POLICY", {"Always", "IfNotPresent", "Never"}), "of the pods the operator creates");
+        FlagSet::OneOf("POLICY", {"Always", "IfNotPresent", "Never"}),
+        "of the pods the operator creates");
   f.Int("router-replicas", &o.workload.router_replicas, 0, 100, "router pods per ModelDeployment");
   f.Add("analysis-provider", &o.analysis_provider,
         FlagSet::Codec<OperatorOptions::AnalysisProvider>{
@@ -126,9 +113,10 @@ void Bind(FlagSet& f, OperatorOptions& o) {
       "analysis.prometheus");
   f.Duration("autoscaler-scrape-period", &o.autoscaler_scrape_period, 100ms, kLongest,
              "sample serving pods' in-flight requests this often");
-  f.Add("log-format", &o.log_format, OneOf("json|text", {"json", "text"}), "log line format");
-  f.Add("log-level", &o.log_level, OneOf("LEVEL", {"trace", "debug", "info", "warn", "error"}),
-        "log level");
+  f.Add("log-format", &o.log_format, FlagSet::OneOf("json|text", {"json", "text"}),
+        "log line format");
+  f.Add("log-level", &o.log_level,
+        FlagSet::OneOf("LEVEL", {"trace", "debug", "info", "warn", "error"}), "log level");
 }
 
 }  // namespace

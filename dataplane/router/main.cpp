@@ -13,15 +13,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <thread>
 
-#include "lib/http/http_server.h"
-#include "lib/kube/client.h"
-#include "lib/kube/config.h"
-#include "lib/http/metrics_exposition.h"
 #include "dataplane/router/grpc_proxy.h"
 #include "dataplane/router/proxy.h"
 #include "dataplane/router/router_flags.h"
@@ -29,24 +23,15 @@
 #include "dataplane/router/routing_table.h"
 #include "dataplane/router/traffic_source.h"
 #include "lib/base/logging.h"
+#include "lib/base/port_file.h"
 #include "lib/base/signals.h"
+#include "lib/http/http_server.h"
+#include "lib/http/metrics_exposition.h"
+#include "lib/kube/client.h"
+#include "lib/kube/config.h"
 
 namespace sluice::dataplane {
 namespace {
-
-Status WritePortFile(const std::string& path, uint16_t port) {
-  // Write then rename, so a reader never sees a half-written number.
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << port << "\n";
-    if (!out.good()) return Unavailable("cannot write " + tmp);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return Unavailable("cannot rename " + tmp + " to " + path + ": " + ec.message());
-  return Status::Ok();
-}
 
 int Run(const RouterFlags& flags, StopSignalWatch& signals) {
   const std::string md_key = flags.ns + "/" + flags.model_deployment;

@@ -6,55 +6,40 @@
 // is taken out of rotation, stop accepting, let in-flight requests finish within
 // --drain-timeout-ms, exit 0. A second signal skips what is left of the grace period.
 
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <thread>
 
-#include <prometheus/registry.h>
-#include <spdlog/spdlog.h>
-
 #include "dataplane/grpc/grpc_frontend.h"
-#include "lib/http/http_server.h"
-#include "lib/http/metrics_exposition.h"
 #include "dataplane/runtime/model_loader.h"
 #include "dataplane/runtime/model_source.h"
 #include "dataplane/server/inference_service.h"
-#include "lib/base/logging.h"
-#include "lib/base/signals.h"
 #include "dataplane/server/rest_frontend.h"
 #include "dataplane/server/server_flags.h"
+#include "lib/base/logging.h"
+#include "lib/base/port_file.h"
+#include "lib/base/signals.h"
+#include "lib/http/http_server.h"
+#include "lib/http/metrics_exposition.h"
 
 namespace sluice::dataplane {
 namespace {
-
-Status WritePortFile(const std::string& path, uint16_t port) {
-  // Write then rename, so a reader never sees a half-written number.
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << port << "\n";
-    if (!out.good()) return Unavailable("cannot write " + tmp);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return Unavailable("cannot rename " + tmp + " to " + path + ": " + ec.message());
-  return Status::Ok();
-}
 
 int Run(const ServerFlags& flags, StopSignalWatch& signals) {
   auto registry = std::make_shared<prometheus::Registry>();
   InferenceServiceOptions service_options;
   service_options.faults = flags.ToFaultOptions();
   if (service_options.faults.enabled()) {
-    spdlog::warn("FAULT INJECTION IS ON: {} on every inference request (--fault-error-percent, "
-                 "--fault-delay-ms, ${}, ${}); this server is for tests only",
-                 service_options.faults.ToString(), kFaultErrorPercentEnv, kFaultDelayMsEnv);
+    spdlog::warn(
+        "FAULT INJECTION IS ON: {} on every inference request (--fault-error-percent, "
+        "--fault-delay-ms, ${}, ${}); this server is for tests only",
+        service_options.faults.ToString(), kFaultErrorPercentEnv, kFaultDelayMsEnv);
   }
   auto service_or = InferenceService::Create(service_options, registry, Clock::Real());
   if (!service_or.ok()) {
@@ -113,8 +98,8 @@ int Run(const ServerFlags& flags, StopSignalWatch& signals) {
   LoadOptions load;
   load.name = model.name();
   load.version = model.version();
-  auto runtime = LoadModel(ModelSource{flags.model_uri, flags.model_format, flags.model_sha256, ""},
-                           load);
+  auto runtime =
+      LoadModel(ModelSource{flags.model_uri, flags.model_format, flags.model_sha256, ""}, load);
   if (!runtime.ok()) {
     log->error("cannot load the model: {}", runtime.status().ToString());
     return 1;
@@ -131,16 +116,17 @@ int Run(const ServerFlags& flags, StopSignalWatch& signals) {
   }
   const std::chrono::duration<double> load_time = std::chrono::steady_clock::now() - load_start;
   service->RecordLoadTime(model, load_time);
-  log->info("ready: {} features, {} outputs, loaded and warmed up in {:.1f} ms; batching {} "
-            "(max {} rows, delay {} us), cache {}",
-            features, outputs, load_time.count() * 1e3, flags.batching ? "on" : "off",
-            flags.max_batch_size, flags.max_queue_delay_us, flags.cache ? "on" : "off");
+  log->info(
+      "ready: {} features, {} outputs, loaded and warmed up in {:.1f} ms; batching {} "
+      "(max {} rows, delay {} us), cache {}",
+      features, outputs, load_time.count() * 1e3, flags.batching ? "on" : "off",
+      flags.max_batch_size, flags.max_queue_delay_us, flags.cache ? "on" : "off");
 
   signals.WaitFor(1, std::chrono::steady_clock::time_point::max());
   spdlog::info("signal {}: not ready; draining after {} ms", signals.last(), flags.drain_grace_ms);
   service->SetDraining();
-  signals.WaitFor(2, std::chrono::steady_clock::now() +
-                         std::chrono::milliseconds(flags.drain_grace_ms));
+  signals.WaitFor(
+      2, std::chrono::steady_clock::now() + std::chrono::milliseconds(flags.drain_grace_ms));
   const auto drain_deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(flags.drain_timeout_ms);
   if (grpc) grpc->BeginShutdown(drain_deadline);  // both protocols drain at the same time

@@ -2,21 +2,10 @@
 
 #include <limits>
 
-#include "lib/base/logging.h"
-
 namespace sluice::api {
 namespace {
 
 constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-
-FlagSet::Codec<std::string> LogFormatCodec() {
-  return {"text|json",
-          [](const std::string& v) -> Result<std::string> {
-            RETURN_IF_ERROR(ParseLogFormat(v).status());
-            return v;
-          },
-          [](const std::string& v) { return v; }};
-}
 
 }  // namespace
 
@@ -74,7 +63,8 @@ void RouterCommand::Bind(FlagSet& f, RouterCommand& c) {
   f.Int("sync-timeout-ms", &c.sync_timeout_ms, 0, kMax,
         "exit 1 when the first list of the ModelDeployment and its EndpointSlices takes longer; "
         "0 = wait forever, not ready meanwhile");
-  f.Add("log-format", &c.log_format, LogFormatCodec(), "log lines as text or JSON");
+  f.Add("log-format", &c.log_format, FlagSet::OneOf("text|json", {"text", "json"}),
+        "log lines as text or JSON");
   f.String("log-level", &c.log_level, "trace | debug | info | warn | error | off");
 }
 

@@ -2,8 +2,6 @@
 
 #include <limits>
 
-#include "lib/base/logging.h"
-
 namespace sluice::api {
 namespace {
 
@@ -25,15 +23,6 @@ FlagSet::Codec<std::string> Sha256Codec() {
           [](const std::string& hex) { return Sha256Digest(hex); }};
 }
 
-FlagSet::Codec<std::string> LogFormatCodec() {
-  return {"text|json",
-          [](const std::string& v) -> Result<std::string> {
-            RETURN_IF_ERROR(ParseLogFormat(v).status());
-            return v;
-          },
-          [](const std::string& v) { return v; }};
-}
-
 }  // namespace
 
 std::string Sha256Digest(const std::string& hex) {
@@ -52,16 +41,8 @@ void ServerCommand::Bind(FlagSet& f, ServerCommand& c) {
   f.String("model-version", &c.model_version, "model version");
   f.String("model-uri", &c.model_uri, "model location: file://, a path, http(s):// (required)");
   f.Add("model-format", &c.model_format,
-        FlagSet::Codec<std::string>{
-            "FORMAT",
-            [](const std::string& v) -> Result<std::string> {
-              if (v != "auto" && v != "xgboost-json" && v != "xgboost-ubj") {
-                return InvalidArgument("\"" + v + "\" is not auto, xgboost-json or xgboost-ubj");
-              }
-              return v;
-            },
-            [](const std::string& v) { return v; }},
-        "xgboost-json | xgboost-ubj | auto (by extension, then content)");
+        FlagSet::OneOf("auto|xgboost-json|xgboost-ubj", {"auto", "xgboost-json", "xgboost-ubj"}),
+        "the model file's format; auto goes by extension, then content");
   f.Add("model-sha256", &c.model_sha256, Sha256Codec(),
         "the SHA-256 the model bytes must match; the model is refused otherwise");
   f.Bool("batching", &c.batching, "dynamic batching; off evaluates every request on its own");
@@ -97,7 +78,8 @@ void ServerCommand::Bind(FlagSet& f, ServerCommand& c) {
         "5 for 20); $SLUICE_FAULT_ERROR_PERCENT sets the default");
   f.Int("fault-delay-ms", &c.fault_delay_ms, 0, 600'000,
         "add this latency to every inference request; $SLUICE_FAULT_DELAY_MS sets the default");
-  f.Add("log-format", &c.log_format, LogFormatCodec(), "log lines as text or JSON");
+  f.Add("log-format", &c.log_format, FlagSet::OneOf("text|json", {"text", "json"}),
+        "log lines as text or JSON");
   f.String("log-level", &c.log_level, "trace | debug | info | warn | error | off");
 }
 

@@ -46,6 +46,20 @@ FlagSet::Codec<bool> FlagSet::BoolCodec() {
           [](const bool& v) { return std::string(v ? "true" : "false"); }};
 }
 
+FlagSet::Codec<std::string> FlagSet::OneOf(std::string value_name,
+                                           std::vector<std::string> allowed) {
+  return {std::move(value_name),
+          [allowed](const std::string& v) -> Result<std::string> {
+            std::string list;
+            for (const std::string& a : allowed) {
+              if (v == a) return v;
+              list += (list.empty() ? "" : ", ") + a;
+            }
+            return InvalidArgument("\"" + v + "\" is not one of " + list);
+          },
+          [](const std::string& v) { return v; }};
+}
+
 FlagSet::Codec<std::chrono::nanoseconds> FlagSet::NanosCodec(std::chrono::nanoseconds min,
                                                              std::chrono::nanoseconds max) {
   return {

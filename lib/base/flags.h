@@ -106,6 +106,8 @@ class FlagSet {
   static Codec<int64_t> IntCodec(int64_t min, int64_t max);
   static Codec<int32_t> Int32Codec(int32_t min, int32_t max);
   static Codec<bool> BoolCodec();
+  // A string that must be one of `allowed`; the usage shows them as `value_name`.
+  static Codec<std::string> OneOf(std::string value_name, std::vector<std::string> allowed);
   static Codec<std::chrono::nanoseconds> NanosCodec(std::chrono::nanoseconds min,
                                                     std::chrono::nanoseconds max);
   template <typename D>

@@ -131,6 +131,18 @@ TEST(FlagSetTest, UsageListsEveryFlagWithItsDefault) {
   EXPECT_NE(usage.find("say more\n"), std::string::npos) << usage;  // absent: no default shown
 }
 
+TEST(FlagSetTest, OneOfTakesOnlyTheListedValues) {
+  std::string format = "text";
+  FlagSet f;
+  f.Add("log-format", &format, FlagSet::OneOf("text|json", {"text", "json"}), "how");
+  EXPECT_TRUE(f.Parse({"--log-format=json"}).ok());
+  EXPECT_EQ(format, "json");
+  const Status bad = f.Parse({"--log-format=xml"});
+  EXPECT_EQ(bad.message(), "--log-format: \"xml\" is not one of text, json");
+  EXPECT_EQ(format, "json");
+  EXPECT_NE(f.Usage().find("--log-format=text|json"), std::string::npos);
+}
+
 TEST(DurationTest, FormatIsTheShortestTextThatParsesBack) {
   for (auto [d, text] :
        std::vector<std::pair<std::chrono::nanoseconds, std::string>>{{0ns, "0s"},
