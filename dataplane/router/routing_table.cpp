@@ -214,7 +214,7 @@ std::shared_ptr<const RoutingTable> RoutingTable::Build(
     auto r = std::make_unique<Revision>();
     r->name = t.revision;
     r->weight = std::max<int32_t>(t.weight, 0);
-    r->mirror_percent = std::clamp<int32_t>(t.mirror_percent, 0, 100);
+    r->mirror_percent = std::clamp<int32_t>(t.mirror_percent.value_or(0), 0, 100);
     for (const auto& [name, eps] : endpoints) {
       if (name == t.revision) r->endpoints = eps;
     }

@@ -16,16 +16,17 @@
 #include <string_view>
 #include <vector>
 
-#include "lib/base/status.h"
 #include "dataplane/router/router_metrics.h"
 #include "dataplane/router/weighted_schedule.h"
+#include "lib/api/model_deployment.h"
+#include "lib/base/status.h"
 
 namespace sluice::dataplane {
 
 // One backend address of a revision: its HTTP port and, when known, its gRPC port.
 struct Endpoint {
   boost::asio::ip::tcp::endpoint address;
-  std::string key;  // "ip:port" ("[ip]:port" for IPv6), for logs and pooling
+  std::string key;          // "ip:port" ("[ip]:port" for IPv6), for logs and pooling
   uint16_t grpc_port = 0;   // 0: the revision's gRPC port is unknown
   std::string grpc_target;  // "ipv4:ip:port" / "ipv6:[ip]:port" for a gRPC channel; empty if none
 
@@ -49,12 +50,9 @@ Endpoint MakeEndpoint(const std::string& ip, uint16_t port, uint16_t grpc_port =
 std::vector<Endpoint> EndpointsFromSlices(const std::vector<const nlohmann::json*>& slices,
                                           uint16_t fallback_port, uint16_t fallback_grpc_port = 0);
 
-// What the ModelDeployment asks for: its status.traffic and spec.traffic.sticky.header.
-struct TrafficTarget {
-  std::string revision;
-  int32_t weight = 0;
-  int32_t mirror_percent = 0;
-};
+// What the ModelDeployment asks for: its status.traffic (the API's TrafficTarget; a mirror
+// percent that is absent or 0 mirrors nothing) and spec.traffic.sticky.header.
+using controllers::TrafficTarget;
 struct TrafficConfig {
   std::vector<TrafficTarget> targets;
   std::string sticky_header;  // empty: no stickiness

@@ -358,7 +358,9 @@ TEST_F(ModelDeploymentReconcilerTest, AFirstDeployWhoseModelNeverLoadsIsDegraded
   status = Status();
   EXPECT_EQ(status["phase"], "Healthy");
   for (const auto& c : status["conditions"]) {
-    if (c["type"] == "Degraded") EXPECT_EQ(c["status"], "False");
+    if (c["type"] == "Degraded") {
+      EXPECT_EQ(c["status"], "False");
+    }
   }
 }
 
