@@ -140,16 +140,14 @@ std::map<std::string, int32_t> ModelDeploymentReconciler::Autoscale(const Object
                                                                     const ModelDeployment& md,
                                                                     const Owned& owned) {
   std::map<std::string, int32_t> out;
-  const auto& as = *md.spec.autoscaling;
-  AutoscalerPolicy policy;
-  policy.min_replicas = as.min_replicas.value_or(1);
-  policy.max_replicas = std::max(as.max_replicas, policy.min_replicas);
-  policy.target_concurrency = as.target_concurrency.value_or(8);
-  if (auto d = ParseDuration(as.stable_window.value_or("60s")); d.ok()) policy.stable_window = *d;
-  if (auto d = ParseDuration(as.panic_window.value_or("6s")); d.ok()) policy.panic_window = *d;
-  if (auto d = ParseDuration(as.scale_down_delay.value_or("0s")); d.ok()) {
-    policy.scale_down_delay = *d;
+  // The same resolution whose fallbacks are tested against the CRD's defaults.
+  Result<AutoscalerPolicy> resolved = ResolveAutoscalerPolicy(*md.spec.autoscaling);
+  if (!resolved.ok()) {
+    // Admission refuses such specs; the engine keeps each revision at minReplicas meanwhile.
+    spdlog::warn("md={} autoscaling not applied: {}", key.String(), resolved.status().message());
+    return out;
   }
+  const AutoscalerPolicy& policy = *resolved;
   const auto now = clock_.Now();
   std::lock_guard<std::mutex> lock(mu_);
   auto& states = autoscaler_state_[key.String()];
@@ -442,9 +440,11 @@ Result<ModelDeploymentReconciler::Intent> ModelDeploymentReconciler::DecideWrite
       deployment["spec"]["replicas"] =
           live != nullptr ? IntAt(*live, {"spec", "replicas"}) : range->second.min_replicas;
       auto hpa = owned.hpas.find(desired.name);
+      Result<AutoscalerPolicy> policy = ResolveAutoscalerPolicy(*md.spec.autoscaling);
+      if (!policy.ok()) return TerminalError(policy.status());
       out.now.push_back({&kube::resources::kHorizontalPodAutoscalers,
                          RevisionHpa(owner, desired.name, range->second,
-                                     md.spec.autoscaling->target_concurrency.value_or(8)),
+                                     static_cast<int32_t>(policy->target_concurrency)),
                          hpa == owned.hpas.end() ? nullptr : hpa->second});
       out.now.push_back({&kube::resources::kDeployments, std::move(deployment), live});
     } else if (live != nullptr && desired.replicas < IntAt(*live, {"spec", "replicas"})) {
