@@ -44,8 +44,12 @@ const char* StopSignalName(int sig) {
 }
 
 StopSignalWatch& StopSignalWatch::Start() {
-  auto* watch = new StopSignalWatch;  // never destroyed, see the header
-  std::thread([watch] { watch->Run(); }).detach();
+  // Never destroyed (see the header); held by a static so it stays reachable, not leaked.
+  static StopSignalWatch* const watch = [] {
+    auto* w = new StopSignalWatch;
+    std::thread([w] { w->Run(); }).detach();
+    return w;
+  }();
   return *watch;
 }
 

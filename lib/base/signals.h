@@ -26,7 +26,8 @@ const char* StopSignalName(int sig);
 // still sit in sigwait while the process exits.
 class StopSignalWatch {
  public:
-  // Starts the watching thread; BlockStopSignals must have run.
+  // Starts the watching thread on the first call and returns the one watch; BlockStopSignals must
+  // have run.
   static StopSignalWatch& Start();
 
   // Waits until `count` signals have arrived or `deadline` passes; true if they arrived.
