@@ -15,6 +15,11 @@
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
+{{/* sluice-server's image in the workloads: workloads.serverImage, else the data-plane image of this release. */}}
+{{- define "sluice.serverImage" -}}
+{{- default (printf "%s:%s" .Values.workloads.dataplaneRepository (default .Chart.AppVersion .Values.image.tag)) .Values.workloads.serverImage -}}
+{{- end -}}
+
 {{- define "sluice.selectorLabels" -}}
 app.kubernetes.io/name: sluice
 app.kubernetes.io/instance: {{ .Release.Name }}

@@ -58,9 +58,9 @@ echo "== rendering"
 helm template t "$chart" -n sluice-system --set 'operator.watchNamespaces={a,b}' \
   --set image.tag=9.9.9 >"$work/rendered.yaml"
 grep -q -- "--namespaces=a,b" "$work/rendered.yaml" || fail "watchNamespaces not passed to the operator"
-grep -q "image: ghcr.io/sluice-dev/sluice:9.9.9" "$work/rendered.yaml" || fail "image tag not used"
-grep -q -- "--server-image=ghcr.io/sluice-dev/sluice:9.9.9" "$work/rendered.yaml" \
-  || fail "the workloads do not default to the operator's image"
+grep -q "image: ghcr.io/sluice-dev/sluice-operator:9.9.9" "$work/rendered.yaml" || fail "image tag not used"
+grep -q -- "--server-image=ghcr.io/sluice-dev/sluice-dataplane:9.9.9" "$work/rendered.yaml" \
+  || fail "the workloads do not default to the data-plane image of the same tag"
 
 echo "== install into a real kube-apiserver"
 bash "$root/e2e/cluster/up.sh" "$work/cluster" >"$work/up.log"
