@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # node-up.sh DIR — a local cluster with one real node: etcd and kube-apiserver (up.sh --node-ip),
 # kube-controller-manager, kube-scheduler, containerd + runc with the CNI bridge plugin, kubelet and
-# kube-proxy (iptables), with the images of e2e/images (pause, sluice-operator, sluice-dataplane)
+# kube-proxy (iptables), with the images of e2e/images (every OCI archive make images wrote)
 # imported into containerd. Everything runs as root on this machine; all state is under DIR.
 #
 # Addresses live only on interfaces this script creates, and no route leads off the machine:
@@ -42,6 +42,11 @@ done
 [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/loopback ]] ||
   { echo "e2e/cluster: the CNI plugins are missing (containernetworking-plugins; make deps)" >&2; exit 1; }
 bin="$(sluice_k8s_bin etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy pause)"
+# Every image e2e/images built (pause, sluice-operator, sluice-dataplane, sluice-e2e-models).
+image_files=()
+for f in "$images"/*.tar; do
+  [[ -f "$f" ]] && image_files+=("$(basename "$f" .tar)")
+done
 for f in pause sluice-operator sluice-dataplane; do
   [[ -f "$images/$f.tar" ]] || { echo "e2e/cluster: $images/$f.tar is missing (make images)" >&2; exit 1; }
 done
@@ -258,7 +263,7 @@ wait_for containerd "$containerd_pid" "$logs/containerd.log" 30 "${ctr[@]}" vers
 echo "containerd up in $((SECONDS - start))s"
 
 start=$SECONDS
-for f in pause sluice-operator sluice-dataplane; do
+for f in "${image_files[@]}"; do
   "${ctr[@]}" images import "$images/$f.tar" >"$logs/import-$f.log" 2>&1 ||
     { cat "$logs/import-$f.log" >&2; exit 1; }
 done

@@ -3,6 +3,8 @@
 # chroot isolation) into OCI archives under OUT (default build/images):
 #   sluice-operator.tar   ghcr.io/sluice-dev/sluice-operator:<version>   (operator/Dockerfile)
 #   sluice-dataplane.tar  ghcr.io/sluice-dev/sluice-dataplane:<version>  (dataplane/Dockerfile)
+#   sluice-e2e-models.tar ghcr.io/sluice-dev/sluice-e2e-models:<version> (e2e/models/Dockerfile), the
+#                         HTTP model repository the demo and the end-to-end tests fetch models from
 #   pause.tar             registry.k8s.io/pause:<tag>, the real node's sandbox image, from the
 #                         pause binary e2e/cluster/build.sh compiles from the pinned Kubernetes
 # FROM debian:bookworm-slim resolves to a local base debootstrapped from the Debian mirror apt uses,
@@ -170,12 +172,22 @@ if ((from_source)); then
   fi
 fi
 
+# context for the model repository: the LICENSE and the model files it serves.
+ctx_models="$out/context-models"
+rm -rf "$ctx_models"
+mkdir -p "$ctx_models/bench/fraud/model"
+cp "$SLUICE_REPO_ROOT/LICENSE" "$ctx_models/"
+cp "$SLUICE_REPO_ROOT"/bench/fraud/model/fraud.{json,ubj} "$ctx_models/bench/fraud/model/"
+
 build_image() {
   local name="$1" dockerfile="$2" ref="$SLUICE_IMAGE_REPO/$1:$version" start=$SECONDS
   local args=(--layers --pull=never --isolation chroot --quiet
     --build-arg "VERSION=$version" --build-arg "REVISION=$revision" -f "$SLUICE_REPO_ROOT/$dockerfile" -t "$ref")
   echo "building $ref ($dockerfile, $( ((from_source)) && echo from source || echo from host binaries)) ..."
-  if ((from_source)); then
+  if [[ "$name" == sluice-e2e-models ]]; then
+    nice -n 10 buildah --root "$out/storage" --runroot "$out/run" --storage-driver "${SLUICE_BUILDAH_DRIVER:-vfs}" bud "${args[@]}" \
+      "$ctx_models" >"$out/$name.build.log" 2>&1
+  elif ((from_source)); then
     nice -n 10 buildah --root "$out/storage" --runroot "$out/run" --storage-driver "${SLUICE_BUILDAH_DRIVER:-vfs}" bud "${args[@]}" \
       --build-arg "JOBS=${JOBS:-}" --target from-source "$ctx_src" >"$out/$name.build.log" 2>&1
   else
@@ -185,8 +197,9 @@ build_image() {
   export_image "$ref" "$out/$name.tar"
   echo "  built in $((SECONDS - start))s"
 }
-for name in ${SLUICE_IMAGES:-sluice-operator sluice-dataplane}; do
+for name in ${SLUICE_IMAGES:-sluice-operator sluice-dataplane sluice-e2e-models}; do
   case "$name" in
+    sluice-e2e-models) build_image sluice-e2e-models e2e/models/Dockerfile ;;
     sluice-operator) build_image sluice-operator operator/Dockerfile ;;
     sluice-dataplane) build_image sluice-dataplane dataplane/Dockerfile ;;
     *) echo "e2e/images: unknown image $name" >&2; exit 2 ;;

@@ -295,7 +295,7 @@ TEST(Samples, UseOnlyDeclaredFieldsOfTheirKind) {
 TEST(Samples, FraudSampleServesTheFraudModel) {
   const YAML::Node doc =
       YAML::LoadFile((kCrdDir / "samples" / "fraud-modeldeployment.yaml").string());
-  EXPECT_EQ(doc["spec"]["model"]["uri"].as<std::string>(), "file:///models/fraud/fraud.json");
+  EXPECT_EQ(doc["spec"]["model"]["uri"].as<std::string>(), "http://models.sluice-models.svc.cluster.local/fraud/1/fraud.json");
   EXPECT_EQ(doc["spec"]["rollout"]["strategy"].as<std::string>(), "Canary");
 }
 
