@@ -117,4 +117,5 @@ if kubectl -n sluice-system get deployment sluice-sluice-operator >/dev/null 2>&
   fail "the operator Deployment outlived the release"
 fi
 kubectl get clusterrole sluice-sluice-operator >/dev/null 2>&1 && fail "the ClusterRole outlived the release"
+kubectl -n sluice-system get lease sluice-operator >/dev/null 2>&1 && fail "the operator's Lease outlived the release"
 echo "PASS"
