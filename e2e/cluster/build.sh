@@ -4,6 +4,7 @@
 # static binary) from the Go modules pinned under go/ into
 # $SLUICE_CACHE/cluster-<key>/bin. Does nothing when that folder is already complete. Safe to run
 # concurrently: one build per key at a time (flock), and the folder appears only when whole.
+# Then build-coredns.sh: CoreDNS, the real node's cluster DNS, in its own folder with its own key.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -15,9 +16,18 @@ if [[ -z "$go_minor" || "$go_minor" -lt 21 ]]; then
   echo "e2e/cluster: $("$GO_BIN" version) is too old; Go 1.21 or newer is needed (GO=/path/to/go)" >&2
   exit 1
 fi
+
+# CoreDNS comes after the cluster binaries, also when those are up to date, and outside their lock;
+# its key is not part of theirs, so a change to it never rebuilds them.
+build_coredns() {
+  exec 9>&-
+  bash "$SLUICE_CLUSTER_ROOT/build-coredns.sh"
+}
+
 dir="$(sluice_cluster_dir)"
 if sluice_cluster_complete "$dir"; then
   echo "cluster binaries up to date: $dir/bin"
+  build_coredns
   exit 0
 fi
 
@@ -26,6 +36,7 @@ exec 9>"$dir.lock"
 flock 9
 if sluice_cluster_complete "$dir"; then
   echo "cluster binaries up to date: $dir/bin"
+  build_coredns
   exit 0
 fi
 
@@ -133,3 +144,4 @@ rm -rf "$dir"
 mv "$tmp" "$dir"
 trap - EXIT
 echo "cluster binaries built in $((SECONDS - total_start))s: $dir/bin"
+build_coredns

@@ -59,6 +59,48 @@ sluice_cluster_complete() {
   done
 }
 
+# CoreDNS, the real node's cluster DNS, is its own module (go/coredns: our main.go and the plugins
+# it links) with its own key and folder, so adding or bumping it never changes the key above (a
+# cold build of the cluster binaries takes most of an hour). build-coredns.sh builds
+# $SLUICE_CACHE/coredns-<key>/bin/coredns; build.sh runs it.
+SLUICE_COREDNS_FILES=(go.mod go.sum main.go)
+
+sluice_coredns_key() {
+  local go f
+  go="$(sluice_go)" || return 1
+  {
+    for f in "${SLUICE_COREDNS_FILES[@]}"; do
+      echo "file $f"
+      cat "$SLUICE_CLUSTER_ROOT/go/coredns/$f"
+    done
+    "$go" env GOVERSION GOOS GOARCH
+  } | sha256sum | cut -c1-16
+}
+
+sluice_coredns_dir() {
+  local key
+  key="$(sluice_coredns_key)" || return 1
+  echo "$(sluice_cache_root)/coredns-$key"
+}
+
+sluice_coredns_complete() {
+  [[ -f "$1/$SLUICE_CLUSTER_STAMP" && -x "$1/bin/coredns" ]]
+}
+
+# The coredns binary: $SLUICE_COREDNS when set, else the one in the cache folder for the pinned
+# module. Fails with the fix in the message when it is missing.
+sluice_coredns_bin() {
+  local bin="${SLUICE_COREDNS:-}"
+  if [[ -z "$bin" ]]; then
+    bin="$(sluice_coredns_dir)/bin/coredns" || return 1
+  fi
+  if [[ ! -x "$bin" ]]; then
+    echo "e2e/cluster: $bin is missing; run 'make deps' (or bash e2e/cluster/build.sh)" >&2
+    return 1
+  fi
+  echo "$bin"
+}
+
 # The folder with the cluster binaries: $SLUICE_K8S_BIN when set, else the cache folder for the
 # pinned versions. Fails with the fix in the message when a binary is missing.
 sluice_k8s_bin() {
