@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # node-down.sh DIR — stops what node-up.sh DIR started and puts the host back as DIR/host-state
 # recorded it: pods are deleted first so the kubelet tears down their networks and volumes, then
-# kube-proxy, kubelet, containerd (and its shims), the scheduler and controller-manager, then
-# down.sh DIR (kube-apiserver, etcd), then the host clean-up. Afterwards: no KUBE-* or CNI-*
+# kube-proxy, kubelet, coredns, containerd (and its shims), the scheduler and controller-manager,
+# then down.sh DIR (kube-apiserver, etcd), then the host clean-up. Afterwards: no KUBE-* or CNI-*
 # iptables chains, no /kubepods cgroups, no mounts under DIR, no slnode0/slcni0 bridges, no CNI
 # netns or cache files of this node, and the sysctls as they were. Keeps DIR's data; idempotent.
 set -uo pipefail
@@ -43,6 +43,7 @@ if [[ -n "${KUBELET_PID:-}" && -d "/proc/$KUBELET_PID" && -f "$dir/kubeconfig" ]
 fi
 sluice_stop_pid "${PROXY_PID:-}" "$dir" kube-proxy
 sluice_stop_pid "${KUBELET_PID:-}" "$dir" kubelet
+sluice_stop_pid "${COREDNS_PID:-}" "$dir" coredns
 sluice_stop_pid "${KCM_PID:-}" "$dir" kube-controller-manager
 sluice_stop_pid "${SCHEDULER_PID:-}" "$dir" kube-scheduler
 

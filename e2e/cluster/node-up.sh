@@ -7,6 +7,8 @@
 # Addresses live only on interfaces this script creates, and no route leads off the machine:
 #   slnode0  bridge without ports, the node IP 10.245.0.1/32 (kube-apiserver, kubelet, InternalIP)
 #   slcni0   the CNI bridge, pods 10.244.0.0/24 (gateway 10.244.0.1); Services 10.0.0.0/16
+# Cluster DNS is CoreDNS (build-coredns.sh) on the node IP, port 53: it answers cluster.local from
+# the API server and NXDOMAIN for every other name, and never forwards a query.
 # Host state the node changes is recorded in DIR/host-state first and put back by node-down.sh DIR:
 # sysctls (vm.overcommit_memory, kernel.panic, kernel.panic_on_oops set by the kubelet;
 # net.ipv4.ip_forward by the bridge plugin), iptables KUBE-* chains, /kubepods cgroups, the
@@ -41,6 +43,7 @@ for tool in containerd ctr runc iptables conntrack ip; do
 done
 [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/loopback ]] ||
   { echo "e2e/cluster: the CNI plugins are missing (containernetworking-plugins; make deps)" >&2; exit 1; }
+coredns_bin="$(sluice_coredns_bin)"
 bin="$(sluice_k8s_bin etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy pause)"
 # Every image e2e/images built (pause, sluice-operator, sluice-dataplane, sluice-e2e-models).
 image_files=()
@@ -191,6 +194,43 @@ spawn kcm_pid "$logs/kube-controller-manager.log" "$bin/kube-controller-manager"
 spawn scheduler_pid "$logs/kube-scheduler.log" "$bin/kube-scheduler" \
   --kubeconfig="$dir/kubeconfig" --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false
 
+# --- cluster DNS -------------------------------------------------------------------------------
+# CoreDNS as a host process, like kube-proxy: cluster.local and the reverse zones from the API
+# server (admin kubeconfig), NXDOMAIN for every other name (template; the binary has no forward
+# plugin, so no query leaves the machine). Only on the node IP: pods reach it through their
+# gateway, the host directly. Waited for (ready: Services and EndpointSlices synced) before the
+# node counts as up.
+dns="$node/coredns"
+mkdir -p "$dns"
+sluice_free_port dns_health_port
+sluice_free_port dns_ready_port
+cat >"$dns/Corefile" <<COREFILE
+cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {
+    bind $NODE_IP
+    errors
+    log
+    health 127.0.0.1:$dns_health_port
+    ready 127.0.0.1:$dns_ready_port
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig $dir/kubeconfig
+        pods insecure
+        ttl 5
+    }
+    cache 5
+    loadbalance
+}
+.:53 {
+    bind $NODE_IP
+    errors
+    log
+    template ANY ANY {
+        rcode NXDOMAIN
+    }
+}
+COREFILE
+dns_start=$SECONDS
+spawn coredns_pid "$logs/coredns.log" "$coredns_bin" -conf "$dns/Corefile"
+
 # --- containerd --------------------------------------------------------------------------------
 ctrd="$node/containerd"
 cni="$node/cni"
@@ -275,7 +315,9 @@ kl="$node/kubelet"
 mkdir -p "$kl/root" "$kl/pod-logs" "$kl/volume-plugins"
 sluice_free_port kubelet_port
 sluice_free_port kubelet_healthz_port
-printf 'nameserver 127.0.0.1\n' >"$kl/resolv.conf"
+# Pods get clusterDNS (CoreDNS); this file serves dnsPolicy Default and host-network pods. It names
+# only CoreDNS, never the host's resolver, so no pod's lookup can leave the machine.
+printf 'nameserver %s\n' "$NODE_IP" >"$kl/resolv.conf"
 cat >"$kl/config.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -299,6 +341,7 @@ cgroupsPerQOS: true
 enforceNodeAllocatable: [pods]
 failSwapOn: false
 podCIDR: $POD_CIDR
+clusterDNS: [$NODE_IP]
 clusterDomain: cluster.local
 resolvConf: $kl/resolv.conf
 podLogsDir: $kl/pod-logs
@@ -359,6 +402,9 @@ wait_for kube-proxy "$proxy_pid" "$logs/kube-proxy.log" 60 \
   curl -fsS "http://127.0.0.1:$proxy_healthz_port/healthz"
 echo "kube-proxy healthy in $((SECONDS - start))s"
 
+wait_for coredns "$coredns_pid" "$logs/coredns.log" 60 curl -fsS "http://127.0.0.1:$dns_ready_port/ready"
+echo "coredns ready on $NODE_IP:53 (started $((SECONDS - dns_start))s ago, alongside the rest)"
+
 cat >"$dir/node-env" <<ENV
 NODE_NAME=$NODE_NAME
 NODE_IP=$NODE_IP
@@ -375,6 +421,12 @@ KUBELET_PORT=$kubelet_port
 KUBELET_ROOT=$kl/root
 PROXY_PID=$proxy_pid
 PROXY_CONFIG=$node/kube-proxy.yaml
+COREDNS_PID=$coredns_pid
+COREDNS_BIN=$coredns_bin
+COREDNS_CONF=$dns/Corefile
+COREDNS_HEALTH_PORT=$dns_health_port
+COREDNS_READY_PORT=$dns_ready_port
+CLUSTER_DNS=$NODE_IP
 ENV
 rm -f "$dir/node-env.partial"
 up_ok=1
