@@ -3,8 +3,12 @@
 # runs sluice-server from the sluice-dataplane image as a Deployment (non-root, read-only root
 # file system, the fraud model from a hostPath volume as file:///models/...), waits for it to be
 # Ready, then checks predictions through its Service's ClusterIP from the host and from another
-# pod (kubectl exec) against the model's reference outputs, and that `kubectl logs` shows the
-# server's JSON log lines. Tears down with node-down.sh and checks the host is as it was.
+# pod (kubectl exec) against the model's reference outputs, that a pod resolves the Service's name
+# through the cluster DNS (CoreDNS on the node IP) and gets NXDOMAIN, without any traffic leaving
+# the machine, for a name outside the cluster, and that `kubectl logs` shows the server's JSON log
+# lines. With the sluice-e2e-models image (make images), a second sluice-server fetches its model
+# over HTTP by Service name (http://models.sluice-models.svc.cluster.local/..., libcurl) and
+# predicts as the reference says. Tears down with node-down.sh and checks the host is as it was.
 # Prints the times it measured. Needs root and `make images`.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,6 +30,9 @@ host_state() {
     ls -d /sys/fs/cgroup/*/kubepods 2>/dev/null || true
     awk -v d="$dir/" 'index($2, d) == 1 {print "mount " $2}' /proc/self/mounts
     ip -br link show type bridge | awk '$1 ~ /^sl(node|cni)0/ {print "bridge " $1}'
+    # Anything still listening on the node IP (kube-apiserver, kubelet, coredns), and coredns.
+    ss -Hlntu | awk '$5 ~ /^10\.245\.0\.1:/ {print "listen " $1 " " $5}'
+    pgrep -af -- "-conf $dir/" | sed 's/^/process /'
     sysctl vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.ip_forward
     ls -d /run/netns /run/containerd /var/lib/cni /var/log/containers || true
     ls /run/netns || true
@@ -171,6 +178,99 @@ len=$(stat -c %s "$dir/request.json")
 head -n1 "$dir/pod-response.txt"
 check "$dir/pod-response.txt"
 
+echo "cluster DNS from the client pod (resolv.conf from the kubelet's clusterDNS)"
+"${kubectl[@]}" exec client -- cat /etc/resolv.conf | sed 's/^/  /'
+# lookup NAME: prints "<address> <ms>" as the pod's resolver sees it (getent, glibc), or "none <ms>".
+lookup() {
+  "${kubectl[@]}" exec client -- bash -c 's=$EPOCHREALTIME
+    a="$(getent ahosts "$1" | awk "NR == 1 {print \$1}")"
+    e=$EPOCHREALTIME
+    echo "${a:-none} $(( (${e/./} - ${s/./}) / 1000 ))"' lookup "$1"
+}
+lookup_ms=""
+for name in fraud-server.default.svc.cluster.local fraud-server; do
+  read -r addr ms < <(lookup "$name")
+  if [[ "$addr" != "$cluster_ip" ]]; then
+    echo "FAIL: $name resolved to $addr in the pod, not the Service's ClusterIP $cluster_ip" >&2
+    exit 1
+  fi
+  echo "  $name -> $addr in $ms ms"
+  lookup_ms+="$name ${ms} ms; "
+done
+# A name outside the cluster: NXDOMAIN from CoreDNS (its log says so), and not one packet from the
+# pod forwarded off the pod bridge (the DROP rule node-up.sh puts in FORWARD counts them).
+drops() {
+  iptables -L FORWARD -v -x -n 2>/dev/null | awk '/sluice-node/ && $3 == "DROP" {print $1}'
+}
+drops_before="$(drops)"
+read -r addr ms < <(lookup example.com)
+if [[ "$addr" != none ]]; then
+  echo "FAIL: example.com resolved to $addr in the pod; the cluster DNS must not answer it" >&2
+  exit 1
+fi
+if ! grep -qE '"A IN example\.com\. .*" NXDOMAIN ' "$dir/logs/coredns.log"; then
+  echo "FAIL: coredns did not answer example.com with NXDOMAIN:" >&2
+  grep example.com "$dir/logs/coredns.log" >&2 || true
+  exit 1
+fi
+if [[ "$(drops)" != "$drops_before" ]]; then
+  echo "FAIL: the pod sent packets off the pod bridge during the lookup ($drops_before -> $(drops))" >&2
+  exit 1
+fi
+echo "  example.com -> NXDOMAIN from coredns in $ms ms; nothing left the pod bridge"
+lookup_ms+="example.com (NXDOMAIN) ${ms} ms"
+# By construction too: no plugin in the binary that sends a query (or asks) anywhere else.
+if "$COREDNS_BIN" -plugins | grep -xE 'forward|grpc|etcd|secondary|route53|azure|clouddns'; then
+  echo "FAIL: $COREDNS_BIN has the plugins above, which send queries elsewhere" >&2
+  exit 1
+fi
+
+# What the cluster DNS is for: sluice-server fetching its model by Service name at start-up.
+models_tar="${SLUICE_IMAGES_DIR:-$repo/${BUILD:-build}/images}/sluice-e2e-models.tar"
+model_url=http://models.sluice-models.svc.cluster.local/fraud/1/fraud.json
+if [[ -f "$models_tar" ]]; then
+  echo "sluice-server with --model-uri=$model_url"
+  "${kubectl[@]}" apply -f "$repo/e2e/models/models.yaml" >/dev/null
+  "${kubectl[@]}" -n sluice-models rollout status deployment/models --timeout=120s >/dev/null
+  "${kubectl[@]}" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: fraud-http, namespace: default}
+spec:
+  securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532}
+  containers:
+  - name: server
+    image: $image
+    imagePullPolicy: Never
+    command: [sluice-server]
+    args: [--model-uri=$model_url, --model-name=fraud, --model-format=xgboost-json, --http-port=8080,
+           --log-format=json]
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe:
+      httpGet: {path: /v2/health/ready, port: http}
+      periodSeconds: 1
+    securityContext:
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+      capabilities: {drop: [ALL]}
+YAML
+  start=$SECONDS
+  if ! "${kubectl[@]}" wait --for=condition=Ready pod/fraud-http --timeout=90s >/dev/null; then
+    echo "FAIL: sluice-server did not load $model_url:" >&2
+    "${kubectl[@]}" logs fraud-http >&2 || true
+    exit 1
+  fi
+  http_ready_s=$((SECONDS - start))
+  pod_ip="$("${kubectl[@]}" get pod fraud-http -o jsonpath='{.status.podIP}')"
+  curl -fsS --max-time 5 "http://$pod_ip:8080/v2/models/fraud/infer" -H 'Content-Type: application/json' \
+    -d @"$dir/request.json" -o "$dir/http-response.json"
+  check "$dir/http-response.json"
+  echo "  Ready ${http_ready_s}s after it was applied"
+  lookup_ms+="; http:// model pod applied -> Ready ${http_ready_s}s"
+else
+  echo "SKIP: sluice-server with an http:// model URI ($models_tar is missing; make images)"
+fi
+
 echo "kubectl logs $pod:"
 "${kubectl[@]}" logs "$pod" >"$dir/server.log"
 head -n 3 "$dir/server.log"
@@ -178,5 +278,5 @@ python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1]) if l.stri
   "$dir/server.log" || { echo "FAIL: the server's log lines are not JSON" >&2; exit 1; }
 
 echo "measured: node-up ${up_s}s; deployment applied -> rollout complete ${ready_s}s;" \
-  "pod created -> Ready ${pod_ready_s}s"
+  "pod created -> Ready ${pod_ready_s}s; lookups in a pod: $lookup_ms"
 ok=1
