@@ -143,7 +143,8 @@ iptables -I FORWARD -i "$CNI_BRIDGE" ! -o "$CNI_BRIDGE" -m comment --comment slu
 bash "$here/up.sh" --node-ip "$NODE_IP" "$dir" >"$logs/up.log"
 # shellcheck disable=SC1091
 source "$dir/env"
-started+=("$APISERVER_PID" "$ETCD_PID")
+# etcd first: node-down.sh stops these pids last-started first, so kube-apiserver goes before etcd.
+started+=("$ETCD_PID" "$APISERVER_PID")
 kubectl=("$bin/kubectl" --kubeconfig "$dir/kubeconfig")
 
 sign() {
