@@ -182,6 +182,7 @@ echo "cluster DNS from the client pod (resolv.conf from the kubelet's clusterDNS
 "${kubectl[@]}" exec client -- cat /etc/resolv.conf | sed 's/^/  /'
 # lookup NAME: prints "<address> <ms>" as the pod's resolver sees it (getent, glibc), or "none <ms>".
 lookup() {
+  # shellcheck disable=SC2016 # the script expands in the pod
   "${kubectl[@]}" exec client -- bash -c 's=$EPOCHREALTIME
     a="$(getent ahosts "$1" | awk "NR == 1 {print \$1}")"
     e=$EPOCHREALTIME
