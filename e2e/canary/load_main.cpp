@@ -7,8 +7,9 @@
 // Every 250 ms the status file is replaced (written beside it, then renamed, so a reader never
 // sees half a file) with the counts so far and over the last 2 s:
 //
-//   {"elapsed_s": 12.3, "total": 1230, "ok": 1228, "failed": 2, "by_version": {"1": 1100, "2": 128},
-//    "first_failure_s": 7.012, "last_failure_s": 7.25, "last_ok_s_by_version": {"1": 12.29, ...},
+//   {"elapsed_s": 12.3, "total": 1230, "ok": 1228, "failed": 2,
+//    "by_version": {"1": 1100, "2": 128}, "first_failure_s": 7.012, "last_failure_s": 7.25,
+//    "last_ok_s_by_version": {"1": 12.29, "2": 12.3},
 //    "recent": {"window_s": 2, "total": 200, "failed": 0, "by_version": {"1": 180, "2": 20}},
 //    "done": false}
 //
@@ -66,20 +67,20 @@ struct LoadFlags {
 
 // A decimal number in [min, max] ("100", "0.5").
 FlagSet::Codec<double> NumberCodec(double min, double max) {
-  return {"NUMBER",
-          [min, max](const std::string& v) -> Result<double> {
-            double out = 0;
-            auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-            if (v.empty() || ec != std::errc() || end != v.data() + v.size() ||
-                !std::isfinite(out)) {
-              return InvalidArgument("\"" + v + "\" is not a number");
-            }
-            if (out < min || out > max) {
-              return InvalidArgument(fmt::format("{} is outside [{}, {}]", v, min, max));
-            }
-            return out;
-          },
-          [](const double& v) { return fmt::format("{}", v); }};
+  return {
+      "NUMBER",
+      [min, max](const std::string& v) -> Result<double> {
+        double out = 0;
+        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+        if (v.empty() || ec != std::errc() || end != v.data() + v.size() || !std::isfinite(out)) {
+          return InvalidArgument("\"" + v + "\" is not a number");
+        }
+        if (out < min || out > max) {
+          return InvalidArgument(fmt::format("{} is outside [{}, {}]", v, min, max));
+        }
+        return out;
+      },
+      [](const double& v) { return fmt::format("{}", v); }};
 }
 
 // A string flag whose usage line says what it holds (--url=URL).
@@ -92,10 +93,12 @@ FlagSet::Codec<std::string> Text(std::string value_name) {
 void Bind(FlagSet& f, LoadFlags& o) {
   f.Bool("help", &o.help, "print this help");
   f.Bool("version", &o.version, "print the version and revision, then exit");
-  f.Add("url", &o.url, Text("URL"), "where to POST, e.g. http://127.0.0.1:8080/v2/models/fraud/infer");
-  f.Add("body-file", &o.body_file, Text("FILE"), "the JSON request body, sent as it is with every request");
+  f.Add("url", &o.url, Text("URL"),
+        "where to POST, e.g. http://127.0.0.1:8080/v2/models/fraud/infer");
+  f.Add("body-file", &o.body_file, Text("FILE"),
+        "the JSON request body, sent as it is with every request");
   f.Add("status-file", &o.status_file, Text("FILE"),
-           "replaced every 250 ms with the status JSON (written beside it, then renamed)");
+        "replaced every 250 ms with the status JSON (written beside it, then renamed)");
   f.Add("rate", &o.rate, NumberCodec(0.01, 1e6), "requests per second, open loop");
   f.Int("workers", &o.workers, 1, 4096, "concurrent connections (keep-alive)");
   f.Int("timeout-ms", &o.timeout_ms, 1, 3'600'000, "per request; no answer by then is a failure");

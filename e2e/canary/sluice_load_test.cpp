@@ -3,6 +3,7 @@
 // (deterministic: exactly P of every 100 requests) come out as failures; a signal stops an
 // open-ended run cleanly; bad flags exit 1.
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -10,12 +11,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "tests/dataplane/server/server_process.h"
 #include "tests/support/process.h"
@@ -50,11 +49,11 @@ class SluiceLoadTest : public ::testing::Test {
 
   // sluice-server on 127.0.0.1 with the fraud model, ready; `env` goes to its environment.
   void StartServer(const std::vector<std::string>& env = {}) {
-    ASSERT_TRUE(server_.Start(SLUICE_SERVER_BIN,
-                              {"--model-uri", kModelDir + "/fraud.json", "--model-name", "fraud",
-                               "--model-version", kModelVersion, "--io-threads", "1",
-                               "--drain-grace-ms", "0"},
-                              env))
+    ASSERT_TRUE(server_.Start(
+        SLUICE_SERVER_BIN,
+        {"--model-uri", kModelDir + "/fraud.json", "--model-name", "fraud", "--model-version",
+         kModelVersion, "--io-threads", "1", "--drain-grace-ms", "0"},
+        env))
         << server_.Log();
     ASSERT_TRUE(server_.WaitReady()) << server_.Log();
   }
@@ -170,7 +169,8 @@ TEST_F(SluiceLoadTest, RunsUntilSignalledWritingTheStatusMeanwhile) {
 
   auto ended = (*load)->Stop(10s);  // SIGTERM
   ASSERT_TRUE(ended.ok()) << ended.status();
-  EXPECT_TRUE(ended->success()) << ended->ToString() << "\n" << sluice::testing::TailFile(spawn.log_path);
+  EXPECT_TRUE(ended->success()) << ended->ToString() << "\n"
+                                << sluice::testing::TailFile(spawn.log_path);
   const json s = Status();
   ASSERT_TRUE(s.is_object());
   SCOPED_TRACE(s.dump());
@@ -187,16 +187,18 @@ TEST_F(SluiceLoadTest, BadFlagsOrAnUnreadableBodyExitOne) {
            {SLUICE_LOAD_BIN},
            {SLUICE_LOAD_BIN, "--url=http://127.0.0.1:1/", "--body-file=/nonexistent/body.json",
             status},
-           {SLUICE_LOAD_BIN, "--url=http://127.0.0.1:1/", "--body-file=" + kModelDir +
-            "/sample_request.json", "--rate=0", status},
-           {SLUICE_LOAD_BIN, "--url=http://127.0.0.1:1/", "--body-file=" + kModelDir +
-            "/sample_request.json", "--status-file=/nonexistent/status.json"},
+           {SLUICE_LOAD_BIN, "--url=http://127.0.0.1:1/",
+            "--body-file=" + kModelDir + "/sample_request.json", "--rate=0", status},
+           {SLUICE_LOAD_BIN, "--url=http://127.0.0.1:1/",
+            "--body-file=" + kModelDir + "/sample_request.json",
+            "--status-file=/nonexistent/status.json"},
            {SLUICE_LOAD_BIN, "--no-such-flag"},
        }) {
     auto run = RunCommand(argv, 30s);
     ASSERT_TRUE(run.ok()) << run.status();
     EXPECT_TRUE(run->status.exited && run->status.code == 1)
-        << argv.back() << ": " << run->status.ToString() << "\n" << run->output;
+        << argv.back() << ": " << run->status.ToString() << "\n"
+        << run->output;
   }
   auto help = RunCommand({SLUICE_LOAD_BIN, "--help"}, 30s);
   ASSERT_TRUE(help.ok());

@@ -64,8 +64,9 @@ TEST(ResourcesTest, DefaultServerImageIsThisVersionsDataPlaneImage) {
     std::ifstream in(std::string(SLUICE_SOURCE_DIR) + "/" + path);
     return std::string(std::istreambuf_iterator<char>(in), {});
   };
-  EXPECT_THAT(read("e2e/images/lib.sh"),
-              ::testing::HasSubstr("SLUICE_IMAGE_REPO=\"${SLUICE_IMAGE_REPO:-ghcr.io/sluice-dev}\""));
+  EXPECT_THAT(
+      read("e2e/images/lib.sh"),
+      ::testing::HasSubstr("SLUICE_IMAGE_REPO=\"${SLUICE_IMAGE_REPO:-ghcr.io/sluice-dev}\""));
   EXPECT_THAT(read("e2e/images/build.sh"),
               ::testing::HasSubstr("build_image sluice-dataplane dataplane/Dockerfile"));
 }
