@@ -11,6 +11,7 @@
 
 #include "lib/base/logging.h"
 #include "lib/base/signals.h"
+#include "lib/base/version.h"
 #include "operator/operator.h"
 #include "operator/options.h"
 
@@ -27,6 +28,10 @@ int main(int argc, char** argv) {
   }
   if (options->help) {
     std::fputs(sluice::app::Usage().c_str(), stdout);
+    return 0;
+  }
+  if (options->version) {
+    std::puts(sluice::VersionLine("sluice-operator").c_str());
     return 0;
   }
   auto log_format = sluice::ParseLogFormat(options->log_format);

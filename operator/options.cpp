@@ -27,6 +27,7 @@ std::vector<std::string> SplitList(const std::string& v) {
 void Bind(FlagSet& f, OperatorOptions& o) {
   constexpr auto kLongest = std::chrono::hours(24 * 365);
   f.Bool("help", &o.help, "print this help");
+  f.Bool("version", &o.version, "print the version and revision, then exit");
   f.String("kubeconfig", &o.kubeconfig,
            "kubeconfig file; default $KUBECONFIG, then in-cluster, then ~/.kube/config");
   f.String("context", &o.context, "kubeconfig context; default its current-context");

@@ -57,6 +57,7 @@ struct OperatorOptions {
   std::string log_level = "info";   // trace | debug | info | warn | error
 
   bool help = false;
+  bool version = false;
 };
 
 // Parses argv (both --flag=value and --flag value). Unknown flags and malformed values are

@@ -56,6 +56,10 @@ std::string ServerImage(const ModelDeploymentSpec& spec, const WorkloadOptions& 
 
 }  // namespace
 
+std::string DefaultServerImage() {
+  return std::string("ghcr.io/sluice-dev/sluice-dataplane:") + SLUICE_PROJECT_VERSION;
+}
+
 json OwnerReference(const ModelDeploymentObject& owner) {
   return {{"apiVersion", std::string(kApiVersion)},
           {"kind", std::string(kKind)},

@@ -23,9 +23,13 @@
 
 namespace sluice::controllers {
 
+// The data-plane image of this version of the project, the one e2e/images/build.sh builds:
+// "ghcr.io/sluice-dev/sluice-dataplane:<CMake project version>".
+std::string DefaultServerImage();
+
 // Settings that come from the operator's flags rather than from the ModelDeployment.
 struct WorkloadOptions {
-  std::string server_image = "ghcr.io/sluice-dev/sluice:0.1.0";
+  std::string server_image = DefaultServerImage();
   std::string router_image;  // empty: server_image (one image holds both binaries)
   std::string image_pull_policy = "IfNotPresent";
   int32_t router_replicas = 1;

@@ -100,6 +100,7 @@ Result<RouterFlags> ParseRouterFlags(const std::vector<std::string>& args) {
   ASSIGN_OR_RETURN(api::RouterCommand c, api::RouterCommand::Parse(args));
   RouterFlags f;
   Take(c.help, f.help);
+  Take(c.version, f.version);
   Take(c.model_deployment, f.model_deployment);
   Take(c.ns, f.ns);
   Take(c.kubeconfig, f.kubeconfig);
@@ -132,7 +133,7 @@ Result<RouterFlags> ParseRouterFlags(const std::vector<std::string>& args) {
     ASSIGN_OR_RETURN(f.log_format, ParseLogFormat(*c.log_format));
   }
   Take(c.log_level, f.log_level);
-  if (f.help) return f;
+  if (f.help || f.version) return f;
   if (!f.static_traffic.empty()) {
     RETURN_IF_ERROR(ParseStaticTraffic(f.static_traffic).status());
     if (f.model_deployment.empty()) f.model_deployment = "static";

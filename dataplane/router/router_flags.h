@@ -18,6 +18,7 @@ namespace sluice::dataplane {
 
 struct RouterFlags {
   bool help = false;
+  bool version = false;
 
   std::string model_deployment;  // required
   std::string ns;                // --namespace, required

@@ -25,6 +25,7 @@
 #include "lib/base/logging.h"
 #include "lib/base/port_file.h"
 #include "lib/base/signals.h"
+#include "lib/base/version.h"
 #include "lib/http/http_server.h"
 #include "lib/http/metrics_exposition.h"
 
@@ -159,6 +160,10 @@ int main(int argc, char** argv) {
   }
   if (flags->help) {
     std::cout << ServerUsage();
+    return 0;
+  }
+  if (flags->version) {
+    std::cout << sluice::VersionLine("sluice-server") << "\n";
     return 0;
   }
   if (auto s = ConfigureLogging(flags->log_format, flags->log_level); !s.ok()) {

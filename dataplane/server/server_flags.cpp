@@ -60,6 +60,7 @@ Result<ServerFlags> ParseServerFlags(const std::vector<std::string>& args,
   }
   ASSIGN_OR_RETURN(api::ServerCommand c, api::ServerCommand::Parse(args));
   Take(c.help, f.help);
+  Take(c.version, f.version);
   Take(c.http_address, f.http_address);
   Take(c.http_port, f.http_port);
   Take(c.port_file, f.port_file);
@@ -95,7 +96,7 @@ Result<ServerFlags> ParseServerFlags(const std::vector<std::string>& args,
     ASSIGN_OR_RETURN(f.log_format, ParseLogFormat(*c.log_format));
   }
   Take(c.log_level, f.log_level);
-  if (!f.help && f.model_uri.empty()) return InvalidArgument("--model-uri is required");
+  if (!f.help && !f.version && f.model_uri.empty()) return InvalidArgument("--model-uri is required");
   return f;
 }
 

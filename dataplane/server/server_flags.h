@@ -21,6 +21,7 @@ namespace sluice::dataplane {
 
 struct ServerFlags {
   bool help = false;
+  bool version = false;
 
   std::string http_address = "0.0.0.0";
   int http_port = 8080;   // 0 picks a free port; see port_file

@@ -111,6 +111,8 @@ LoadSummary LoadDriver::Summarize(SteadyTime from, SteadyTime to) const {
     ++s.total;
     if (r.ok()) {
       ++s.by_version[r.model_version];
+      auto [last, added] = s.last_ok_by_version.emplace(r.model_version, r.done);
+      if (!added && r.done > last->second) last->second = r.done;
       continue;
     }
     ++s.failed;

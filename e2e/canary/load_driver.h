@@ -46,6 +46,8 @@ struct LoadSummary {
   std::map<std::string, int64_t> by_version;  // successful answers per model version
   std::optional<SteadyTime> first_failure;
   std::optional<SteadyTime> last_failure;
+  // The latest successful answer of each model version: when a version stopped serving.
+  std::map<std::string, SteadyTime> last_ok_by_version;
 };
 
 // Thread-safe: Start/Stop from the owning thread; Records/Summarize from any.

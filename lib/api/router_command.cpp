@@ -11,6 +11,7 @@ constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 
 void RouterCommand::Bind(FlagSet& f, RouterCommand& c) {
   f.Bool("help", &c.help, "print this help");
+  f.Bool("version", &c.version, "print the version and revision, then exit");
   f.String("model-deployment", &c.model_deployment,
            "the ModelDeployment whose status.traffic is followed (required)");
   f.String("namespace", &c.ns, "its namespace (required)");
@@ -86,6 +87,7 @@ Result<RouterCommand> RouterCommand::Parse(const std::vector<std::string>& args)
 std::string RouterCommand::Usage(const RouterCommand& shown) {
   RouterCommand copy = shown;
   copy.help.reset();
+  copy.version.reset();
   FlagSet flags;
   Bind(flags, copy);
   return flags.Usage();

@@ -17,6 +17,7 @@ namespace sluice::api {
 
 struct RouterCommand {
   std::optional<bool> help;
+  std::optional<bool> version;
 
   // What to route: a ModelDeployment followed through the API server ...
   std::optional<std::string> model_deployment;

@@ -31,6 +31,7 @@ std::string Sha256Digest(const std::string& hex) {
 
 void ServerCommand::Bind(FlagSet& f, ServerCommand& c) {
   f.Bool("help", &c.help, "print this help");
+  f.Bool("version", &c.version, "print the version and revision, then exit");
   f.String("http-address", &c.http_address, "address to listen on for HTTP and gRPC");
   f.Int("http-port", &c.http_port, 0, 65535, "HTTP port; 0 picks a free one");
   f.String("port-file", &c.port_file, "write the bound HTTP port to this file once listening");
@@ -103,6 +104,7 @@ Result<ServerCommand> ServerCommand::Parse(const std::vector<std::string>& args)
 std::string ServerCommand::Usage(const ServerCommand& shown) {
   ServerCommand copy = shown;
   copy.help.reset();
+  copy.version.reset();
   FlagSet flags;
   Bind(flags, copy);
   return flags.Usage();

@@ -21,6 +21,7 @@ namespace sluice::api {
 
 struct ServerCommand {
   std::optional<bool> help;
+  std::optional<bool> version;
 
   // Listening.
   std::optional<std::string> http_address;

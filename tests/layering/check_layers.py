@@ -9,7 +9,9 @@ Includes (every project header is included by its path from the repository root)
   dataplane/router/ includes nothing from dataplane/server/ or dataplane/runtime/
 Links (read from the build tree's ninja file):
   sluice-router links neither the server core nor the rollout engine;
-  sluice-server links nothing from controllers/ or the controller framework.
+  sluice-server links nothing from controllers/ or the controller framework;
+  only the binaries link the version library (lib/base/version.h), so a new commit relinks them
+  and nothing else.
 
 usage: check_layers.py SOURCE_DIR [BUILD_DIR]
 """
@@ -34,6 +36,9 @@ LINKS = {
     "sluice-server": ("libsluice_controllers_core.a", "libsluice_controller.a",
                       "libsluice_modeldeployment.a"),
 }
+# The library whose generated source changes with every commit, and the programs that may link it.
+VERSION_LIB = "libsluice_version.a"
+VERSION_LINKERS = ("sluice-operator", "sluice-server", "sluice-router", "sluice-load")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
@@ -77,6 +82,11 @@ def check_links(build):
         for lib in forbidden:
             if lib in block:
                 problems.append(f"{binary} links {lib}")
+    for m in re.finditer(r"^build ([^:\n]+): CXX_EXECUTABLE_LINKER[^\n]*\n", text, re.M):
+        program = os.path.basename(m.group(1))
+        if VERSION_LIB in m.group(0) and program not in VERSION_LINKERS:
+            problems.append(f"{program} links {VERSION_LIB}; only "
+                            + ", ".join(VERSION_LINKERS) + " may")
     return problems
 
 

@@ -24,4 +24,20 @@ expect_refused dataplane/router/proxy.cpp controllers/rollout/engine.h
 expect_refused dataplane/router/proxy.cpp operator/options.h
 expect_refused dataplane/router/proxy.cpp dataplane/server/logging.h
 expect_refused controllers/rollout/engine.cpp dataplane/server/batcher.h
+# Links, from a build tree's ninja file: the version library only in the binaries.
+ninja_link() {  # PROGRAM LIBS
+  printf 'build bin/%s: CXX_EXECUTABLE_LINKER__%s_RelWithDebInfo main.o | %s\n  FLAGS = -O2\n' \
+    "$1" "$1" "$2"
+}
+mkdir -p "$tmp/build"
+{
+  ninja_link sluice-router "lib/libsluice_base.a lib/libsluice_version.a"
+  ninja_link sluice-server "lib/libsluice_base.a lib/libsluice_version.a"
+  ninja_link some_test "lib/libsluice_base.a"
+} >"$tmp/build/build.ninja"
+python3 "$check" "$tmp" "$tmp/build" >/dev/null || { echo "a clean build tree was refused"; exit 1; }
+ninja_link some_test "lib/libsluice_version.a" >>"$tmp/build/build.ninja"
+if python3 "$check" "$tmp" "$tmp/build" >/dev/null; then
+  echo "not refused: a test linking libsluice_version.a"; exit 1
+fi
 echo "layering check: refuses every broken rule"

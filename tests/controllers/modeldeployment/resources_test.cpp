@@ -6,6 +6,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+
 #include "controllers/rollout/revision.h"
 #include "lib/api/object_labels.h"
 
@@ -44,6 +47,28 @@ json Revision(const ModelDeploymentObject& owner, const ModelDeploymentSpec& spe
 
 const json& Container(const json& deployment) {
   return deployment["spec"]["template"]["spec"]["containers"][0];
+}
+
+// Without --server-image and spec.runtime.image, pods run the data-plane image of this version of
+// the project: the name e2e/images/build.sh gives the image it builds
+// ($SLUICE_IMAGE_REPO/sluice-dataplane:$(sluice_version)).
+TEST(ResourcesTest, DefaultServerImageIsThisVersionsDataPlaneImage) {
+  const std::string image = "ghcr.io/sluice-dev/sluice-dataplane:" SLUICE_PROJECT_VERSION;
+  EXPECT_EQ(DefaultServerImage(), image);
+  EXPECT_EQ(WorkloadOptions{}.server_image, image);
+  const auto owner = Owner();
+  ASSERT_FALSE(owner.md.spec.runtime->image.has_value());
+  EXPECT_EQ(Container(Revision(owner, owner.md.spec, 1))["image"], image);
+
+  auto read = [](const std::string& path) {
+    std::ifstream in(std::string(SLUICE_SOURCE_DIR) + "/" + path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  EXPECT_THAT(
+      read("e2e/images/lib.sh"),
+      ::testing::HasSubstr("SLUICE_IMAGE_REPO=\"${SLUICE_IMAGE_REPO:-ghcr.io/sluice-dev}\""));
+  EXPECT_THAT(read("e2e/images/build.sh"),
+              ::testing::HasSubstr("build_image sluice-dataplane dataplane/Dockerfile"));
 }
 
 TEST(ResourcesTest, RevisionDeploymentIsLockedDown) {

@@ -59,6 +59,10 @@ TEST(RouterFlagsTest, RejectsWhatItCannotUse) {
   EXPECT_FALSE(
       ParseRouterFlags({"--model-deployment=a", "--namespace=b", "--sticky-header=x"}).ok());
   EXPECT_TRUE(ParseRouterFlags({"--help"}).ok());
+  // --version, like --help, needs nothing else.
+  auto version = ParseRouterFlags({"--version"});
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_TRUE(version->version);
 }
 
 TEST(RouterFlagsTest, StaticTrafficNeedsNoModelDeployment) {

@@ -16,6 +16,7 @@ const std::string kHex = "0123456789abcdef0123456789abcdef0123456789abcdef012345
 ServerCommand EveryServerField() {
   ServerCommand c;
   c.help = false;
+  c.version = false;
   c.http_address = "10.0.0.1";
   c.http_port = 8080;
   c.port_file = "/tmp/port";
@@ -54,7 +55,7 @@ ServerCommand EveryServerField() {
 TEST(ServerCommandTest, ParseReadsBackWhatToArgsWrites) {
   const ServerCommand c = EveryServerField();
   const std::vector<std::string> args = c.ToArgs();
-  EXPECT_EQ(args.size(), 33u);  // one per field
+  EXPECT_EQ(args.size(), 34u);  // one per field
   auto back = ServerCommand::Parse(args);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, c);
@@ -100,6 +101,7 @@ TEST(ServerCommandTest, DurationsAndExtraArgs) {
 TEST(RouterCommandTest, ParseReadsBackWhatToArgsWrites) {
   RouterCommand c;
   c.help = false;
+  c.version = false;
   c.model_deployment = "fraud";
   c.ns = "ml";
   c.kubeconfig = "/k";
@@ -131,7 +133,7 @@ TEST(RouterCommandTest, ParseReadsBackWhatToArgsWrites) {
   c.log_format = "text";
   c.log_level = "warn";
   const auto args = c.ToArgs();
-  EXPECT_EQ(args.size(), 31u);  // one per field
+  EXPECT_EQ(args.size(), 32u);  // one per field
   auto back = RouterCommand::Parse(args);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, c);
