@@ -31,8 +31,9 @@ $(BUILD)/build.ninja $(BUILD)/Makefile:
 build: $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Everything CI checks: unit, integration against a real API server, local e2e.
-test: deps build
+# Everything CI checks: unit, integration against a real API server, local e2e (the scenario on a
+# real node runs the images, so they are built first).
+test: deps build images
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 900
 
 test-unit: build
@@ -73,16 +74,17 @@ node-up: images
 node-down:
 	bash e2e/cluster/node-down.sh $(NODE_DIR)
 
-# The real node's proof (about 45 s): a sluice-server pod from the image serves predictions
-# through its Service; the host is checked to be as it was afterwards. Not in `make test` yet.
+# The real node's quick proof (about 45 s): a sluice-server pod from the image serves predictions
+# through its Service; the host is checked to be as it was afterwards. `make test` runs the whole
+# scenario on the node (ctest real_node_e2e).
 node-smoke: images
 	bash e2e/cluster/node-smoke.sh
 
-e2e: deps build
+e2e: deps build images
 	ctest --test-dir $(BUILD) --output-on-failure -L e2e
 
-demo: deps build
-	bash e2e/demo.sh
+demo: deps build images
+	BUILD=$(BUILD) bash e2e/demo.sh
 
 # bench/run.sh builds what it measures itself, in Release (bench/.work/build-release).
 bench:
