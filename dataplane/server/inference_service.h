@@ -72,7 +72,7 @@ using InferCallback = std::function<void(Result<InferResponse>)>;
 
 struct InferenceServiceOptions {
   std::string server_name = "sluice-server";
-  std::string server_version = "0.1.0";
+  std::string server_version = "0.1.0";  // sluice-server sets the project version
   // Applied to every Infer call, whichever frontend it comes from; off by default.
   FaultOptions faults;
 };

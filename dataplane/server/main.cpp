@@ -35,6 +35,7 @@ namespace {
 int Run(const ServerFlags& flags, StopSignalWatch& signals) {
   auto registry = std::make_shared<prometheus::Registry>();
   InferenceServiceOptions service_options;
+  service_options.server_version = std::string(ProjectVersion());
   service_options.faults = flags.ToFaultOptions();
   if (service_options.faults.enabled()) {
     spdlog::warn(
