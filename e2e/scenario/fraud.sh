@@ -117,10 +117,12 @@ watch_md() {
   (
     kubectl get md "$name" -n "$ns" --watch -o \
       jsonpath='{.status.phase}|{.status.canaryWeight}|{.status.stableRevision}|{.status.canaryRevision}|{.status.readyReplicas}{"\n"}' |
+      last=""
       while IFS= read -r line; do
         IFS='|' read -r phase weight stable canary ready <<<"$line"
         echo "$(date +%s.%N) ${phase:--} ${weight:-0} ${stable:--} ${canary:--} ${ready:-0}" >>"$file"
-        if ((demo)); then
+        if ((demo)) && [[ "$line" != "$last" ]]; then
+          last="$line"
           printf '  md/%s  %-12s stable=%-14s canary=%-14s weight=%-4s ready=%s\n' "$name" "$phase" \
             "${stable:--}" "${canary:--}" "${weight:-0}" "${ready:-0}"
         fi
@@ -267,7 +269,7 @@ fi
 step "load: 100 requests/s through the router (sluice-load)"
 start_load "$url" fraud load-canary 100
 wait_for_load "$out/load-canary.json" 's["ok"] >= 50 and s["failed"] == 0' 60 "version 1 answers the load"
-load_field "$out/load-canary.json" 's'
+load_field "$out/load-canary.json" '"  load: " + str(s["ok"]) + " answers, by version " + str(s["by_version"]) + ", failed " + str(s["failed"])'
 
 step "version 2: canary steps 10 % and 50 % for 20 s each, then 100 %, on the router's metrics"
 t0="$(now)"
