@@ -14,6 +14,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 source "$here/lib.sh"
+source "$here/host-state.sh"
 source "$repo/e2e/images/lib.sh"
 
 own_dir=0
@@ -24,39 +25,12 @@ dir="$(cd "$dir" && pwd)"
 version="$(sluice_version)"
 image="$SLUICE_IMAGE_REPO/sluice-dataplane:$version"
 
-host_state() {
-  {
-    iptables-save 2>/dev/null | grep -E '^:(KUBE|CNI)-|sluice-node' || true
-    ls -d /sys/fs/cgroup/*/kubepods 2>/dev/null || true
-    awk -v d="$dir/" 'index($2, d) == 1 {print "mount " $2}' /proc/self/mounts
-    ip -br link show type bridge | awk '$1 ~ /^sl(node|cni)0/ {print "bridge " $1}'
-    # Anything still listening on the node IP (kube-apiserver, kubelet, coredns), and coredns.
-    ss -Hlntu | awk '$5 ~ /^10\.245\.0\.1:/ {print "listen " $1 " " $5}'
-    pgrep -af -- "-conf $dir/" | sed 's/^/process /'
-    sysctl vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.ip_forward
-    ls -d /run/netns /run/containerd /var/lib/cni /var/log/containers || true
-    ls /run/netns || true
-    if command -v nft >/dev/null; then nft list tables; fi
-    cat /proc/net/ip_tables_names /proc/net/ip6_tables_names || true
-  } 2>/dev/null
-}
-before="$(host_state)"
-
+before="$(sluice_host_state "$dir")"
 down_done=0
 teardown() {
   ((down_done)) && return 0
   down_done=1
-  local start=$SECONDS
-  bash "$here/node-down.sh" "$dir" || true
-  echo "node-down in $((SECONDS - start))s"
-  local after
-  after="$(host_state)"
-  if [[ "$after" != "$before" ]]; then
-    echo "FAIL: the host is not as it was:" >&2
-    diff <(echo "$before") <(echo "$after") >&2 || true
-    return 1
-  fi
-  echo "host restored"
+  sluice_node_down_checked "$dir" "$before"
 }
 ok=0
 finish() {

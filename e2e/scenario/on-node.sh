@@ -34,18 +34,7 @@ finish() {
   local rc=$?
   if ((!down_done)); then
     down_done=1
-    local start=$SECONDS
-    bash "$repo/e2e/cluster/node-down.sh" "$node" >"$dir/node-down.log" 2>&1 || { cat "$dir/node-down.log" >&2; rc=1; }
-    echo "node-down in $((SECONDS - start))s"
-    local after
-    after="$(sluice_host_state "$node")"
-    if [[ "$after" != "$before" ]]; then
-      echo "FAIL: the host is not as it was:" >&2
-      diff <(echo "$before") <(echo "$after") >&2 || true
-      rc=1
-    else
-      echo "host restored"
-    fi
+    sluice_node_down_checked "$node" "$before" "$dir/node-down.log" || rc=1
   fi
   if ((rc == 0 && ok && own_dir)); then
     rm -rf "$dir"
