@@ -81,8 +81,8 @@ on_exit() {
     echo "--- state at the failure (logs in $out) ---" >&2
     kubectl get md,deploy,pods -A -o wide >&2 2>/dev/null || true
     kubectl get events -A --sort-by=.lastTimestamp 2>/dev/null | tail -n 40 >&2 || true
-    kubectl logs -n "$system_ns" deploy/sluice-sluice-operator --tail=60 >"$out/operator-tail.log" 2>&1 || true
-    echo "operator log tail: $out/operator-tail.log" >&2
+    kubectl logs -n "$system_ns" deploy/sluice-sluice-operator >"$out/operator.log" 2>&1 || true
+    echo "operator log: $out/operator.log" >&2
   fi
 }
 trap on_exit EXIT
@@ -115,9 +115,9 @@ watch_md() {
   local name="$1" file="$2"
   : >"$file"
   (
+    last=""
     kubectl get md "$name" -n "$ns" --watch -o \
       jsonpath='{.status.phase}|{.status.canaryWeight}|{.status.stableRevision}|{.status.canaryRevision}|{.status.readyReplicas}{"\n"}' |
-      last=""
       while IFS= read -r line; do
         IFS='|' read -r phase weight stable canary ready <<<"$line"
         echo "$(date +%s.%N) ${phase:--} ${weight:-0} ${stable:--} ${canary:--} ${ready:-0}" >>"$file"
@@ -156,7 +156,7 @@ kubectl rollout status -n sluice-models deployment/models --timeout=180s
 step "helm install sluice charts/sluice -n $system_ns --create-namespace (image tag $version)"
 t0="$(now)"
 helm install sluice "$SLUICE_REPO_ROOT/charts/sluice" -n "$system_ns" --create-namespace \
-  --set image.tag="$version" --set image.pullPolicy=IfNotPresent
+  --set image.tag="$version" --set image.pullPolicy=IfNotPresent ${SLUICE_SCENARIO_HELM_ARGS:-}
 kubectl rollout status -n "$system_ns" deployment/sluice-sluice-operator --timeout=180s
 operator_ready_s="$(since "$t0")"
 op_pod="$(kubectl get pods -n "$system_ns" -l app.kubernetes.io/component=operator \
@@ -358,7 +358,8 @@ wait_for_load "$out/load-rolling.json" 's["ok"] >= 50' 60 "fraud-rolling answers
 import json, sys
 pods = [p for p in json.load(sys.stdin)["items"] if not p["metadata"].get("deletionTimestamp")]
 ready = [p for p in pods if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
-print(len(pods), len(ready))' >>"$out/rolling-pods.txt" 2>/dev/null || true
+names = " ".join(p["metadata"]["name"][-11:] + ("+" if p in ready else "-") for p in pods)
+print(len(pods), len(ready), names)' >>"$out/rolling-pods.txt" 2>/dev/null || true
     sleep 0.25
   done
 ) &
@@ -389,6 +390,7 @@ cleanup
 # --- 6. uninstall ------------------------------------------------------------------------------
 step "kubectl delete md --all; helm uninstall sluice: nothing of Sluice's is left"
 kubectl delete pod client -n "$ns" --grace-period=1 --wait=false >/dev/null
+kubectl logs -n "$system_ns" deployment/sluice-sluice-operator >"$out/operator.log" 2>&1 || true
 kubectl delete md --all -n "$ns" --timeout=120s
 helm uninstall sluice -n "$system_ns" --wait --timeout 120s
 # What is left of Sluice: objects the operator made (and the pods and ReplicaSets under them, which
