@@ -389,6 +389,8 @@ TEST_F(ControllerRulesTest, ErrorsAreRetriedWithPerKeyExponentialBackoff) {
     clock_.Advance(std::chrono::nanoseconds(1));
   }
   ASSERT_TRUE(Eventually([&] { return reconciler_.Calls("ml/a") == 4 && reconciler_.Finished() == 4; }));
+  // The controller records a result after the reconciler returns.
+  ASSERT_TRUE(Eventually([&] { return metrics_.Results().size() == 4; }));
   // Success forgets the backoff: the next failure starts from 5 ms again.
   EXPECT_EQ(controller_->queue().NumRequeues("ml/a"), 0);
   EXPECT_THAT(metrics_.Results(),
@@ -413,6 +415,7 @@ TEST_F(ControllerRulesTest, RequeueAfterComesBackAtThatTimeAndNotBefore) {
   clock_.Advance(seconds(1));
   ASSERT_TRUE(Eventually([&] { return reconciler_.Finished() == 2; }));
   EXPECT_EQ(reconciler_.Calls("ml/a"), 2);
+  ASSERT_TRUE(Eventually([&] { return metrics_.Results().size() == 2; }));
   EXPECT_THAT(metrics_.Results(),
               ::testing::ElementsAre(ReconcileResult::kRequeue, ReconcileResult::kSuccess));
 }
@@ -447,6 +450,8 @@ TEST_F(ControllerRulesTest, AThrowingReconcilerIsAnErrorNotACrash) {
   EXPECT_EQ(*delay, milliseconds(5));
   clock_.Advance(*delay);
   ASSERT_TRUE(Eventually([&] { return reconciler_.Finished() == 2; }));
+  // The controller records a result after the reconciler returns.
+  ASSERT_TRUE(Eventually([&] { return metrics_.Results().size() == 2; }));
   EXPECT_THAT(metrics_.Results(),
               ::testing::ElementsAre(ReconcileResult::kError, ReconcileResult::kSuccess));
 }
