@@ -255,7 +255,7 @@ TEST_F(CrdsTest, EverySampleApplies) {
             Json::parse(R"({"weight": 10, "pause": "1m"})"));
   EXPECT_EQ(fraud["spec"]["rollout"]["canary"]["analysis"]["metrics"][1]["thresholdRange"]["max"],
             0.05);
-  EXPECT_EQ(fraud["spec"]["runtime"]["resources"]["requests"]["cpu"], "500m");
+  EXPECT_EQ(fraud["spec"]["runtime"]["resources"]["requests"]["cpu"], "200m");
 }
 
 TEST_F(CrdsTest, ModelDeploymentDefaultsAreFilled) {
