@@ -314,8 +314,13 @@ ModelDeploymentReconciler::Observation ModelDeploymentReconciler::Observe(const 
   input.generation = md.Generation();
   input.controls = Controls::FromAnnotations(md);
   for (const auto& [revision, d] : owned.deployments) {
-    input.observed[revision] = RevisionObservation{IntAt(*d, {"spec", "replicas"}),
-                                                   IntAt(*d, {"status", "readyReplicas"})};
+    RevisionObservation& o = input.observed[revision];
+    o.replicas = IntAt(*d, {"spec", "replicas"});
+    o.ready_replicas = IntAt(*d, {"status", "readyReplicas"});
+    // The API leaves zeros out of a status; a Deployment the controller has not seen yet has
+    // none at all, and nothing is known of its pods.
+    o.status_current = IntAt(*d, {"status", "observedGeneration"}) >= MetaGeneration(*d);
+    if (d->contains("status")) o.pods = IntAt(*d, {"status", "replicas"});
   }
   if (md.spec.autoscaling) {
     input.replicas.min_replicas = md.spec.autoscaling->min_replicas.value_or(1);

@@ -94,6 +94,10 @@ class RolloutSim {
   const std::vector<TimedEvent>& events() const { return events_; }
   WallTime now() const { return now_; }
   int analyses() const { return analyses_; }
+  // The most pods there could have been at once: each reconcile's writes land one by one, in
+  // an order the engine does not choose, so a revision counts with its larger size, before or
+  // after.
+  int32_t max_pods_in_flight() const { return max_pods_in_flight_; }
 
   int32_t Weight(const std::string& rev) const {
     for (const TrafficTarget& t : status_.traffic) {
@@ -188,7 +192,9 @@ class RolloutSim {
     in.policy = policy_;
     in.replicas = plan_;
     in.status = status_;
-    for (const auto& [rev, d] : deployments_) in.observed[rev] = {d.replicas, d.ready};
+    for (const auto& [rev, d] : deployments_) {
+      in.observed[rev] = {d.replicas, d.ready, d.replicas, true};
+    }
     in.controls = controls_;
     in.now = now_;
     in.generation = 1;
@@ -200,6 +206,18 @@ class RolloutSim {
     status_ = nlohmann::json(d.status).get<ModelDeploymentStatus>();
     std::map<std::string, Deployment> next;
     observed_changed_ = false;
+    int32_t in_flight = 0;
+    for (const auto& [rev, dep] : deployments_) {
+      int32_t larger = dep.replicas;
+      for (const DesiredRevision& r : d.revisions) {
+        if (r.name == rev) larger = std::max(larger, r.replicas);
+      }
+      in_flight += larger;
+    }
+    for (const DesiredRevision& r : d.revisions) {
+      if (!deployments_.count(r.name)) in_flight += r.replicas;
+    }
+    max_pods_in_flight_ = std::max(max_pods_in_flight_, in_flight);
     for (const DesiredRevision& r : d.revisions) {
       Deployment dep = deployments_[r.name];
       const int32_t ready = dep.ready;
@@ -353,6 +371,7 @@ class RolloutSim {
   RolloutDecision last_;
   std::vector<TimedEvent> events_;
   int analyses_ = 0;
+  int32_t max_pods_in_flight_ = 0;
   bool observed_changed_ = false;  // the last Apply changed what the next reconcile observes
 };
 
