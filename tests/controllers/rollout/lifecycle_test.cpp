@@ -426,6 +426,26 @@ TEST(RollingLifecycleTest, ReplacesPodsWithinSurgeAndUnavailability) {
   EXPECT_EQ(sim.Replicas(v2), 4);
 }
 
+TEST(RollingLifecycleTest, ALaggingDeploymentControllerSlowsTheUpdateButNeverBreaksItsBudget) {
+  RolloutPolicy policy = testing::CanaryPolicy();
+  policy.strategy = Strategy::kRolling;
+  policy.max_surge = {1, false};
+  policy.max_unavailable = {0, false};
+  RolloutSim sim(policy, 3);
+  DeployStable(sim, "v1");
+  sim.SetStatusLag(true);
+  sim.Deploy("v2");
+  int32_t min_ready = 100;
+  ASSERT_TRUE(sim.RunUntil(
+      [&] {
+        min_ready = std::min(min_ready, sim.Ready(v1) + sim.Ready(v2));
+        return IsHealthyOn(sim, v2);
+      },
+      minutes(2), milliseconds(500)));
+  EXPECT_GE(min_ready, 3);
+  EXPECT_LE(sim.max_pods_in_flight(), 4);
+}
+
 TEST(RollingLifecycleTest, PercentBudgetsAllowUnavailability) {
   RolloutPolicy policy = testing::CanaryPolicy();
   policy.strategy = Strategy::kRolling;

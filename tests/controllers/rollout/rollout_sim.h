@@ -81,6 +81,9 @@ class RolloutSim {
     plan_.max_replicas = max;
   }
   void SetReadyDelay(milliseconds d) { ready_delay_ = d; }
+  // The Deployment controller lags: the reconcile after a revision's replicas changed still
+  // sees the status of its earlier size (observedGeneration behind, the earlier pods and Ready).
+  void SetStatusLag(bool on) { status_lag_ = on; }
   void SetMaxReady(const std::string& rev, std::optional<int32_t> n) {
     deployments_[rev].max_ready = n;
     Settle();
@@ -194,6 +197,9 @@ class RolloutSim {
     in.status = status_;
     for (const auto& [rev, d] : deployments_) {
       in.observed[rev] = {d.replicas, d.ready, d.replicas, true};
+      if (auto it = lagging_.find(rev); it != lagging_.end()) {
+        in.observed[rev] = {d.replicas, it->second.second, it->second.first, false};
+      }
     }
     in.controls = controls_;
     in.now = now_;
@@ -226,6 +232,14 @@ class RolloutSim {
       next[r.name] = dep;
     }
     observed_changed_ |= next.size() != deployments_.size();
+    lagging_.clear();
+    for (const auto& [rev, dep] : next) {
+      auto before = deployments_.find(rev);
+      const bool existed = before != deployments_.end();
+      if (!status_lag_ || dep.replicas == (existed ? before->second.replicas : 0)) continue;
+      lagging_[rev] = existed ? std::make_pair(before->second.replicas, before->second.ready)
+                              : std::make_pair(0, 0);
+    }
     deployments_ = std::move(next);
     for (const std::string& a : d.consumed_annotations) {
       if (a == api::kPromoteAnnotation) controls_.promote_step = controls_.promote_full = false;
@@ -372,6 +386,8 @@ class RolloutSim {
   std::vector<TimedEvent> events_;
   int analyses_ = 0;
   int32_t max_pods_in_flight_ = 0;
+  bool status_lag_ = false;
+  std::map<std::string, std::pair<int32_t, int32_t>> lagging_;  // revision → earlier pods, Ready
   bool observed_changed_ = false;  // the last Apply changed what the next reconcile observes
 };
 
