@@ -314,8 +314,21 @@ ModelDeploymentReconciler::Observation ModelDeploymentReconciler::Observe(const 
   input.generation = md.Generation();
   input.controls = Controls::FromAnnotations(md);
   for (const auto& [revision, d] : owned.deployments) {
-    input.observed[revision] = RevisionObservation{IntAt(*d, {"spec", "replicas"}),
-                                                   IntAt(*d, {"status", "readyReplicas"})};
+    RevisionObservation& o = input.observed[revision];
+    o.replicas = IntAt(*d, {"spec", "replicas"});
+    o.ready_replicas = IntAt(*d, {"status", "readyReplicas"});
+    // The API leaves zeros out of a status; a Deployment the controller has not seen yet has
+    // none at all, and nothing is known of its pods.
+    o.status_current = IntAt(*d, {"status", "observedGeneration"}) >= MetaGeneration(*d);
+    if (d->contains("status")) o.pods = IntAt(*d, {"status", "replicas"});
+    if (spdlog::should_log(spdlog::level::debug)) {
+      // What the rollout engine decides on, for a rollout to be replayed from the log.
+      spdlog::debug("md={} rev={} observed replicas={} ready={} pods={} generation={}/{} rv={}",
+                    key.String(), revision, o.replicas, o.ready_replicas,
+                    o.pods ? std::to_string(*o.pods) : "-",
+                    IntAt(*d, {"status", "observedGeneration"}), MetaGeneration(*d),
+                    MetaString(*d, "resourceVersion"));
+    }
   }
   if (md.spec.autoscaling) {
     input.replicas.min_replicas = md.spec.autoscaling->min_replicas.value_or(1);
@@ -362,6 +375,16 @@ Result<ModelDeploymentReconciler::Intent> ModelDeploymentReconciler::DecideWrite
   const ModelDeploymentObject owner{md, seen.uid};
   Intent out;
   out.decision = Decide(input);
+  if (spdlog::should_log(spdlog::level::debug)) {
+    std::string decided;
+    for (const auto& r : out.decision.revisions) {
+      decided += " " + r.name + "=" + std::to_string(r.replicas);
+    }
+    for (const auto& t : out.decision.status.traffic) {
+      decided += " " + t.revision + ":" + std::to_string(t.weight) + "%";
+    }
+    spdlog::debug("md={} decided{}", key.String(), decided);
+  }
 
   // The status to write: the engine's, plus what only the reconciler knows.
   ModelDeploymentStatus& status = out.status;

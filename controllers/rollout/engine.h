@@ -46,10 +46,17 @@ struct Controls {
   static Controls FromAnnotations(const ModelDeployment& md);
 };
 
-// What the revision's Deployment reports: spec.replicas and status.readyReplicas.
+// What the revision's Deployment reports. Its status describes the spec of
+// status.observedGeneration: until the Deployment controller has acted on the last change of
+// spec.replicas, the counts in it are those of the previous size, and the readiness of pods it
+// has not seen yet is unknown, not "not Ready".
 struct RevisionObservation {
-  int32_t replicas = 0;
-  int32_t ready_replicas = 0;
+  int32_t replicas = 0;        // spec.replicas
+  int32_t ready_replicas = 0;  // status.readyReplicas
+  // status.replicas: the pods that exist and are not terminating (a scale-down's pods count
+  // until the ReplicaSet has deleted them); nullopt when the status does not say.
+  std::optional<int32_t> pods;
+  bool status_current = true;  // status.observedGeneration >= metadata.generation
 };
 
 // Where replica counts come from: spec.replicas, or the autoscaler's recommendation per revision.

@@ -34,6 +34,10 @@ inline constexpr char kReasonDeadline[] = "ProgressDeadlineExceeded";
 inline constexpr char kReasonComplete[] = "RolloutComplete";
 inline constexpr char kReasonRolledBack[] = "RolledBack";
 
+// How soon a rolling update that holds for a status to catch up looks again, should the
+// status's watch event not come first.
+inline constexpr milliseconds kStatusRecheck{2000};
+
 inline int32_t CeilPercent(int32_t total, int32_t percent) {
   return static_cast<int32_t>((static_cast<int64_t>(total) * percent + 99) / 100);
 }
@@ -66,6 +70,22 @@ class Engine {
     if (it != in_.observed.end()) return std::max(0, it->second.replicas);
     const RevisionStatus* r = prev_.FindRevision(rev);
     return r && r->replicas ? std::max(0, *r->replicas) : 0;
+  }
+  // The pods the revision has now: what it was asked for, or more while the pods of a
+  // scale-down are not yet deleted.
+  int32_t Pods(const std::string& rev) const {
+    int32_t pods = CurrentReplicas(rev);
+    auto it = in_.observed.find(rev);
+    if (it != in_.observed.end() && it->second.pods) pods = std::max(pods, *it->second.pods);
+    return pods;
+  }
+  // Whether the revision's status describes its current spec, with every pod it asked for
+  // there: only then is a pod it does not count as Ready really not Ready.
+  bool Settled(const std::string& rev) const {
+    auto it = in_.observed.find(rev);
+    if (it == in_.observed.end()) return true;  // no Deployment: no pods to know about
+    const RevisionObservation& o = it->second;
+    return o.status_current && o.pods.value_or(o.replicas) == o.replicas;
   }
   int32_t PrevReady(const std::string& rev) const {
     const RevisionStatus* r = prev_.FindRevision(rev);

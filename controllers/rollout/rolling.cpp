@@ -33,7 +33,7 @@ void Engine::RollingProgress() {
   auto add_old = [&](const std::string& rev) {
     if (rev.empty() || seen.count(rev)) return;
     seen.insert(rev);
-    if (CurrentReplicas(rev) > 0 || Ready(rev) > 0) olds.push_back(rev);
+    if (Pods(rev) > 0 || Ready(rev) > 0) olds.push_back(rev);
   };
   for (const auto& [rev, when] : retired_) add_old(rev);
   add_old(stable_);
@@ -41,10 +41,17 @@ void Engine::RollingProgress() {
   const bool paused = in_.controls.pause;
   const int32_t new_current = CurrentReplicas(canary_);
   const int32_t new_ready = std::min(Ready(canary_), new_current);
+  // The budget below trusts Ready counts: of the pods that stay, and that a pod not counted is
+  // not Ready. A status that still describes an earlier size (the Deployment controller has not
+  // acted on the last change yet) backs neither, so the old revisions keep their pods until
+  // every status has caught up; its update is a watch event, the requeue a safety net.
+  bool settled = Settled(canary_);
+  for (const std::string& rev : olds) settled = settled && Settled(rev);
   std::map<std::string, int32_t> next;
   int32_t old_total = 0;
-  if (paused) {
+  if (paused || !settled) {
     for (const std::string& rev : olds) next[rev] = CurrentReplicas(rev);
+    if (!paused) Wake(now_ + kStatusRecheck);
   } else {
     int32_t available = new_ready;
     for (const std::string& rev : olds) available += std::min(Ready(rev), CurrentReplicas(rev));
@@ -59,9 +66,22 @@ void Engine::RollingProgress() {
     }
   }
   for (const auto& [rev, count] : next) old_total += count;
+  // The new revision grows into the room the old revisions' pods leave now, not the room they
+  // will leave: the reconciler writes the growth before the scale-downs (those wait for the
+  // status), and a ReplicaSet takes a moment to delete pods, so growing into planned room has
+  // replicas + maxSurge + 1 pods for a while. It grows on the reconcile after the old pods go.
+  // Every other Deployment counts, a dropped one too until the cache sees it gone: its pods are
+  // there until the garbage collector deletes them.
+  int32_t old_pods = 0;
+  for (const auto& [rev, o] : in_.observed) {
+    if (rev != canary_) old_pods += Pods(rev);
+  }
+  for (const std::string& rev : olds) {
+    if (!in_.observed.count(rev)) old_pods += std::max(Pods(rev), next[rev]);
+  }
   int32_t new_next = new_current;
   if (!paused) {
-    new_next = new_current >= n ? n : std::min(n, std::max(new_current, n + surge - old_total));
+    new_next = new_current >= n ? n : std::min(n, std::max(new_current, n + surge - old_pods));
   }
 
   for (const auto& [rev, count] : next) replicas_[rev] = count;
@@ -121,7 +141,7 @@ void Engine::RollingProgress() {
   }
 
   const std::string at = "rolling " + canary_ + ": " + std::to_string(Ready(canary_)) + "/" +
-                         std::to_string(n) + " pods Ready, " + std::to_string(old_total) +
+                         std::to_string(n) + " pods Ready, " + std::to_string(old_pods) +
                          " old pods left";
   Track(canary_, !paused);
   if (paused) {

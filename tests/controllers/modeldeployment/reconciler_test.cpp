@@ -75,12 +75,14 @@ class ModelDeploymentReconcilerTest : public ::testing::Test {
   json Status() { return Md().value("status", json::object()); }
 
   // What kube-controller-manager and the kubelet would report: every pod of every server
-  // Deployment Ready.
+  // Deployment Ready, for the Deployment's current spec.
   void MarkServersReady() {
     for (const auto& d : objects_.All(kube::resources::kDeployments)) {
       const int replicas = d["spec"].value("replicas", 0);
       objects_.SetStatus(kube::resources::kDeployments, kNs, MetaString(d, "name"),
-                         {{"replicas", replicas}, {"readyReplicas", replicas}});
+                         {{"observedGeneration", MetaGeneration(d)},
+                          {"replicas", replicas},
+                          {"readyReplicas", replicas}});
     }
   }
 
@@ -539,6 +541,39 @@ TEST_F(ModelDeploymentReconcilerTest, ADeletedModelDeploymentNeedsNothing) {
   ASSERT_TRUE(action.ok());
   EXPECT_FALSE(action->requeue());
   EXPECT_EQ(objects_.writes(), 0);
+}
+
+TEST_F(ModelDeploymentReconcilerTest, ARollingUpdateMovesOnlyOnWhatTheDeploymentsHaveDone) {
+  json spec = FraudSpec("1");
+  spec["replicas"] = 3;
+  spec["rollout"] = {{"strategy", "Rolling"},
+                     {"rolling", {{"maxSurge", 1}, {"maxUnavailable", 0}}}};
+  CreateMd(spec);
+  ASSERT_TRUE(Reconcile().ok());
+  MarkServersReady();
+  Settle();
+  ASSERT_EQ(Status()["phase"], "Healthy");
+  const std::string old = Status()["stableRevision"];
+  spec["model"]["version"] = "2";
+  spec["model"]["uri"] = "file:///models/fraud/fraud-v2.json";
+  objects_.UpdateSpec(api::kModelDeploymentsGvr, kNs, kName, spec);
+  Settle();
+  const std::string next = Status()["canaryRevision"];
+  EXPECT_EQ(Replicas(old), 3);
+  EXPECT_EQ(Replicas(next), 1);
+
+  // The surge pod is Ready: one old pod goes. The new revision does not grow into its room
+  // before the Deployment controller has acted: its status still counts 3 pods, and readiness
+  // it describes belongs to the earlier size.
+  MarkServersReady();
+  Settle();
+  EXPECT_EQ(Replicas(old), 2);
+  EXPECT_EQ(Replicas(next), 1);
+  // The old pod is gone (the status says so for the current spec): the new revision grows.
+  MarkServersReady();
+  Settle();
+  EXPECT_EQ(Replicas(old), 2);
+  EXPECT_EQ(Replicas(next), 2);
 }
 
 TEST_F(ModelDeploymentReconcilerTest, ScaleSubresourceChangeResizesWithoutARollout) {

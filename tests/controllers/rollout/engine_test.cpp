@@ -510,6 +510,66 @@ TEST(DecideTest, RequeueFollowsThePauseAndTheScaleDownDelay) {
   EXPECT_EQ(d.requeue_after, seconds(18));
 }
 
+// v2 rolling over v1 (3 replicas, maxSurge 1, maxUnavailable 0): v2 has `new_ready` Ready of
+// `new_replicas`, v1 runs 3.
+RolloutInput RollingInput(int32_t new_replicas, int32_t new_ready) {
+  RolloutInput in = Input(v2, 3);
+  in.policy.strategy = Strategy::kRolling;
+  in.policy.max_surge = {1, false};
+  in.policy.max_unavailable = {0, false};
+  in.status = HealthyOn(v1);
+  in.status.phase = Phase::kProgressing;
+  in.status.canary_revision = v2;
+  in.status.canary_weight = 0;
+  in.status.revisions = {{v1, "1", std::nullopt, 3, 3, std::nullopt},
+                         {v2, "2", std::nullopt, new_replicas, new_ready, std::nullopt}};
+  in.observed[v1] = {3, 3, 3, true};
+  in.observed[v2] = {new_replicas, new_ready, new_replicas, true};
+  return in;
+}
+
+TEST(DecideTest, RollingGrowsOnlyIntoRoomTheOldPodsHaveLeft) {
+  // v2's first pod is Ready: one v1 pod may go, and v2 may grow by one, but not in the same
+  // decision: the growth is written before the scale-down, and the pod takes a moment to go.
+  RolloutInput in = RollingInput(1, 1);
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(ReplicasOf(d, v1), 2);
+  EXPECT_EQ(ReplicasOf(d, v2), 1);
+  // Scaled down, its pod still there: still no room.
+  in.status = d.status;
+  in.observed[v1] = {2, 3, 3, true};
+  d = Decide(in);
+  EXPECT_EQ(ReplicasOf(d, v1), 2);
+  EXPECT_EQ(ReplicasOf(d, v2), 1);
+  // Gone.
+  in.observed[v1] = {2, 2, 2, true};
+  d = Decide(in);
+  EXPECT_EQ(ReplicasOf(d, v1), 2);
+  EXPECT_EQ(ReplicasOf(d, v2), 2);
+}
+
+TEST(DecideTest, RollingKeepsOldPodsWhoseStatusDescribesAnEarlierSize) {
+  // v1's Deployment was asked for 3 and its status still describes the earlier 2: the third
+  // pod's readiness is unknown, not "not Ready", and removing it may cost availability.
+  RolloutInput in = RollingInput(1, 1);
+  in.observed[v1] = {3, 2, 2, false};
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(ReplicasOf(d, v1), 3);
+  EXPECT_EQ(ReplicasOf(d, v2), 1);
+  ASSERT_TRUE(d.requeue_after.has_value());
+  EXPECT_LE(*d.requeue_after, seconds(2));
+  // The status catches up: the budget applies again.
+  in.status = d.status;
+  in.observed[v1] = {3, 3, 3, true};
+  d = Decide(in);
+  EXPECT_EQ(ReplicasOf(d, v1), 2);
+  // And the same while v2's status lags its growth: no old pod goes on counts it has not seen.
+  in.observed[v1] = {3, 3, 3, true};
+  in.observed[v2] = {2, 1, 1, false};
+  d = Decide(in);
+  EXPECT_EQ(ReplicasOf(d, v1), 3);
+}
+
 TEST(AnalysisWindowTest, DueOneIntervalAfterTheLastCheckOrTheStepStart) {
   const RolloutPolicy policy = testing::CanaryPolicy();
   ModelDeploymentStatus s = CanaryStatus(0, kT0, 10);

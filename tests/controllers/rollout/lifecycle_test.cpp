@@ -417,10 +417,33 @@ TEST(RollingLifecycleTest, ReplacesPodsWithinSurgeAndUnavailability) {
       },
       minutes(2)));
   EXPECT_LE(max_total, 5);
+  // Whatever order a decision's writes land in: the new revision grows into room the old pods
+  // have left, not into room they are about to leave.
+  EXPECT_LE(sim.max_pods_in_flight(), 5);
   EXPECT_GE(min_ready, 4);
   EXPECT_EQ(sim.analyses(), 0);
   ASSERT_TRUE(sim.RunUntil([&] { return !sim.Exists(v1); }, seconds(5)));
   EXPECT_EQ(sim.Replicas(v2), 4);
+}
+
+TEST(RollingLifecycleTest, ALaggingDeploymentControllerSlowsTheUpdateButNeverBreaksItsBudget) {
+  RolloutPolicy policy = testing::CanaryPolicy();
+  policy.strategy = Strategy::kRolling;
+  policy.max_surge = {1, false};
+  policy.max_unavailable = {0, false};
+  RolloutSim sim(policy, 3);
+  DeployStable(sim, "v1");
+  sim.SetStatusLag(true);
+  sim.Deploy("v2");
+  int32_t min_ready = 100;
+  ASSERT_TRUE(sim.RunUntil(
+      [&] {
+        min_ready = std::min(min_ready, sim.Ready(v1) + sim.Ready(v2));
+        return IsHealthyOn(sim, v2);
+      },
+      minutes(2), milliseconds(500)));
+  EXPECT_GE(min_ready, 3);
+  EXPECT_LE(sim.max_pods_in_flight(), 4);
 }
 
 TEST(RollingLifecycleTest, PercentBudgetsAllowUnavailability) {
@@ -432,7 +455,11 @@ TEST(RollingLifecycleTest, PercentBudgetsAllowUnavailability) {
   DeployStable(sim, "v1");
   sim.Deploy("v2");
   sim.Reconcile();
-  // 2 surge pods at once, and 2 old pods may go before any new one is Ready.
+  // 2 old pods may go before any new one is Ready, and 2 surge pods come at once...
+  EXPECT_EQ(sim.Replicas(v2), 2);
+  EXPECT_EQ(sim.Replicas(v1), 2);
+  // ...and 2 more into the room the old ones left, once they are gone.
+  sim.Reconcile();
   EXPECT_EQ(sim.Replicas(v2), 4);
   EXPECT_EQ(sim.Replicas(v1), 2);
   int32_t min_ready = 100;
@@ -443,6 +470,7 @@ TEST(RollingLifecycleTest, PercentBudgetsAllowUnavailability) {
       },
       minutes(1)));
   EXPECT_GE(min_ready, 2);
+  EXPECT_LE(sim.max_pods_in_flight(), 6);
 }
 
 TEST(RollingLifecycleTest, AbortSendsTrafficBackAndRestoresTheStable) {

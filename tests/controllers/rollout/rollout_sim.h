@@ -81,6 +81,9 @@ class RolloutSim {
     plan_.max_replicas = max;
   }
   void SetReadyDelay(milliseconds d) { ready_delay_ = d; }
+  // The Deployment controller lags: the reconcile after a revision's replicas changed still
+  // sees the status of its earlier size (observedGeneration behind, the earlier pods and Ready).
+  void SetStatusLag(bool on) { status_lag_ = on; }
   void SetMaxReady(const std::string& rev, std::optional<int32_t> n) {
     deployments_[rev].max_ready = n;
     Settle();
@@ -94,6 +97,10 @@ class RolloutSim {
   const std::vector<TimedEvent>& events() const { return events_; }
   WallTime now() const { return now_; }
   int analyses() const { return analyses_; }
+  // The most pods there could have been at once: each reconcile's writes land one by one, in
+  // an order the engine does not choose, so a revision counts with its larger size, before or
+  // after.
+  int32_t max_pods_in_flight() const { return max_pods_in_flight_; }
 
   int32_t Weight(const std::string& rev) const {
     for (const TrafficTarget& t : status_.traffic) {
@@ -188,7 +195,12 @@ class RolloutSim {
     in.policy = policy_;
     in.replicas = plan_;
     in.status = status_;
-    for (const auto& [rev, d] : deployments_) in.observed[rev] = {d.replicas, d.ready};
+    for (const auto& [rev, d] : deployments_) {
+      in.observed[rev] = {d.replicas, d.ready, d.replicas, true};
+      if (auto it = lagging_.find(rev); it != lagging_.end()) {
+        in.observed[rev] = {d.replicas, it->second.second, it->second.first, false};
+      }
+    }
     in.controls = controls_;
     in.now = now_;
     in.generation = 1;
@@ -200,6 +212,18 @@ class RolloutSim {
     status_ = nlohmann::json(d.status).get<ModelDeploymentStatus>();
     std::map<std::string, Deployment> next;
     observed_changed_ = false;
+    int32_t in_flight = 0;
+    for (const auto& [rev, dep] : deployments_) {
+      int32_t larger = dep.replicas;
+      for (const DesiredRevision& r : d.revisions) {
+        if (r.name == rev) larger = std::max(larger, r.replicas);
+      }
+      in_flight += larger;
+    }
+    for (const DesiredRevision& r : d.revisions) {
+      if (!deployments_.count(r.name)) in_flight += r.replicas;
+    }
+    max_pods_in_flight_ = std::max(max_pods_in_flight_, in_flight);
     for (const DesiredRevision& r : d.revisions) {
       Deployment dep = deployments_[r.name];
       const int32_t ready = dep.ready;
@@ -208,6 +232,14 @@ class RolloutSim {
       next[r.name] = dep;
     }
     observed_changed_ |= next.size() != deployments_.size();
+    lagging_.clear();
+    for (const auto& [rev, dep] : next) {
+      auto before = deployments_.find(rev);
+      const bool existed = before != deployments_.end();
+      if (!status_lag_ || dep.replicas == (existed ? before->second.replicas : 0)) continue;
+      lagging_[rev] = existed ? std::make_pair(before->second.replicas, before->second.ready)
+                              : std::make_pair(0, 0);
+    }
     deployments_ = std::move(next);
     for (const std::string& a : d.consumed_annotations) {
       if (a == api::kPromoteAnnotation) controls_.promote_step = controls_.promote_full = false;
@@ -353,6 +385,9 @@ class RolloutSim {
   RolloutDecision last_;
   std::vector<TimedEvent> events_;
   int analyses_ = 0;
+  int32_t max_pods_in_flight_ = 0;
+  bool status_lag_ = false;
+  std::map<std::string, std::pair<int32_t, int32_t>> lagging_;  // revision → earlier pods, Ready
   bool observed_changed_ = false;  // the last Apply changed what the next reconcile observes
 };
 
