@@ -268,10 +268,14 @@ fi
 # --- 3. a canary promoted on live metrics -------------------------------------------------------
 step "load: 100 requests/s through the router (sluice-load)"
 start_load "$url" fraud load-canary 100
-wait_for_load "$out/load-canary.json" 's["ok"] >= 50 and s["failed"] == 0' 60 "version 1 answers the load"
+# A clean window first: the host's path to a new Service IP can take a moment to be programmed.
+wait_for_load "$out/load-canary.json" 's["recent"]["total"] >= 150 and s["recent"]["failed"] == 0' 60 \
+  "version 1 answers the load"
 load_field "$out/load-canary.json" '"  load: " + str(s["ok"]) + " answers, by version " + str(s["by_version"]) + ", failed " + str(s["failed"])'
 
 step "version 2: canary steps 10 % and 50 % for 20 s each, then 100 %, on the router's metrics"
+failed_before="$(load_field "$out/load-canary.json" 's["failed"]')"
+total_before="$(load_field "$out/load-canary.json" 's["total"]')"
 t0="$(now)"
 kubectl patch md fraud -n "$ns" --type=merge -p '{"spec":{"model":{"version":"2",
   "uri":"http://models.sluice-models.svc.cluster.local/fraud/2/fraud.json"},
@@ -297,20 +301,23 @@ seen = [int(w) for w in sys.argv[1].split()]
 it = iter(seen)
 sys.exit(0 if all(any(w == x for x in it) for w in (10, 50)) else 1)
 PY
-failed="$(load_field "$out/load-canary.json" 's["failed"]')"
-total="$(load_field "$out/load-canary.json" 's["total"]')"
+failed="$(($(load_field "$out/load-canary.json" 's["failed"]') - failed_before))"
+total="$(($(load_field "$out/load-canary.json" 's["total"]') - total_before))"
 measure "canary promotion (patch -> version 2 takes all traffic) ${promotion_s}s; weights $weights; failed requests $failed of $total"
 [[ "$failed" == 0 ]] || fail "$failed requests failed during a healthy canary"
 
 # --- 4. a faulty version rolled back on its own -------------------------------------------------
 step "version 3 fails 20 % of its answers (SLUICE_FAULT_ERROR_PERCENT=20): rolled back on the analysis"
-before_failed="$failed"
+# A fresh load, so its first failure is the faulty version's.
+stop_load
+start_load "$url" fraud load-fault 100
+wait_for_load "$out/load-fault.json" 's["ok"] >= 100 and s["failed"] == 0' 60 "version 2 answers the load"
 t0="$(now)"
 kubectl patch md fraud -n "$ns" --type=merge -p '{"spec":{"model":{"version":"3"},
   "runtime":{"env":[{"name":"SLUICE_FAULT_ERROR_PERCENT","value":"20"}]}}}'
-wait_for_load "$out/load-canary.json" "s[\"failed\"] > $before_failed" 180 "the faulty canary took traffic"
+wait_for_load "$out/load-fault.json" 's["failed"] > 0' 180 "the faulty canary took traffic"
 # The moment of the first failed answer, on this clock: the load's start plus its offset.
-fault_at="$(python3 -c 'import json,sys,time; s=json.load(open(sys.argv[1])); print(time.time() - s["elapsed_s"] + s["first_failure_s"])' "$out/load-canary.json")"
+fault_at="$(python3 -c 'import json,sys,time; s=json.load(open(sys.argv[1])); print(time.time() - s["elapsed_s"] + s["first_failure_s"])' "$out/load-fault.json")"
 deadline=$((SECONDS + 120))
 while :; do
   ((SECONDS < deadline)) || fail "version 3 was not rolled back within 120s of its first failure"
@@ -322,13 +329,13 @@ rolled_back_at="$(awk '$2 == "RolledBack" {print $1; exit}' "$out/md-fraud.watch
 [[ -n "$rolled_back_at" ]] || rolled_back_at="$(now)"
 rollback_s="$(since "$fault_at" "$rolled_back_at")"
 # The router follows the status: wait until the last 2 s hold only version 2 and no failure.
-wait_for_load "$out/load-canary.json" 'list(s["recent"]["by_version"]) == ["2"] and s["recent"]["failed"] == 0' 30 \
+wait_for_load "$out/load-fault.json" 'list(s["recent"]["by_version"]) == ["2"] and s["recent"]["failed"] == 0' 30 \
   "after the rollback only version 2 answers"
 stop_load
-failed="$(load_field "$out/load-canary.json" 's["failed"]')"
-total="$(load_field "$out/load-canary.json" 's["total"]')"
-last_bad="$(load_field "$out/load-canary.json" 'round(max([s["last_failure_s"] or 0, s["last_ok_s_by_version"].get("3", 0)]) - s["first_failure_s"], 2)')"
-measure "rollback: first failed answer -> status 100 % on version 2 ${rollback_s}s; -> last answer from version 3 ${last_bad}s; failed requests $((failed - before_failed)) of $total"
+failed="$(load_field "$out/load-fault.json" 's["failed"]')"
+total="$(load_field "$out/load-fault.json" 's["total"]')"
+last_bad="$(load_field "$out/load-fault.json" 'round(max([s["last_failure_s"] or 0, s["last_ok_s_by_version"].get("3", 0)]) - s["first_failure_s"], 2)')"
+measure "rollback: first failed answer -> status 100 % on version 2 ${rollback_s}s; -> last answer from version 3 ${last_bad}s; failed requests $failed of $total"
 python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= 30 else 1)' "$rollback_s" ||
   fail "the rollback took ${rollback_s}s (more than 30 s)"
 kubectl get md fraud -n "$ns" -o wide
@@ -349,7 +356,8 @@ read -r replicas surge unavailable <<<"$(kubectl get md fraud-rolling -n "$ns" \
 service_url fraud-rolling "$ns"
 rolling_url="$svc_url"
 start_load "$rolling_url" fraud-rolling load-rolling 50
-wait_for_load "$out/load-rolling.json" 's["ok"] >= 50' 60 "fraud-rolling answers the load"
+wait_for_load "$out/load-rolling.json" 's["recent"]["total"] >= 75 and s["recent"]["failed"] == 0' 60 \
+  "fraud-rolling answers the load"
 # Pods of the ModelDeployment every 250 ms: all that are not terminating, and the Ready ones.
 (
   while :; do
@@ -365,6 +373,8 @@ print(len(pods), len(ready), names)' >>"$out/rolling-pods.txt" 2>/dev/null || tr
 ) &
 pids+=($!)
 step "version 3 of fraud-rolling: maxSurge $surge, maxUnavailable $unavailable, under load"
+failed_before="$(load_field "$out/load-rolling.json" 's["failed"]')"
+total_before="$(load_field "$out/load-rolling.json" 's["total"]')"
 t0="$(now)"
 kubectl patch md fraud-rolling -n "$ns" --type=merge -p '{"spec":{"model":{"version":"3",
   "uri":"http://models.sluice-models.svc.cluster.local/fraud/2/fraud.json","format":"xgboost-json"}}}'
@@ -378,8 +388,8 @@ done
 rolling_s="$(since "$t0")"
 stop_load
 read -r max_pods min_ready <<<"$(awk 'NR == 1 {max = $1; min = $2} {if ($1 > max) max = $1; if ($2 < min) min = $2} END {print max, min}' "$out/rolling-pods.txt")"
-failed="$(load_field "$out/load-rolling.json" 's["failed"]')"
-total="$(load_field "$out/load-rolling.json" 's["total"]')"
+failed="$(($(load_field "$out/load-rolling.json" 's["failed"]') - failed_before))"
+total="$(($(load_field "$out/load-rolling.json" 's["total"]') - total_before))"
 measure "rolling update of $replicas pods ${rolling_s}s; at most $max_pods pods, at least $min_ready Ready; failed requests $failed of $total"
 [[ "$failed" == 0 ]] || fail "$failed requests failed during the rolling update"
 ((max_pods <= replicas + surge)) || fail "$max_pods pods at once, more than replicas + maxSurge = $((replicas + surge))"
