@@ -16,6 +16,7 @@ repo="$(cd "$here/../.." && pwd)"
 source "$here/lib.sh"
 source "$here/host-state.sh"
 source "$repo/e2e/images/lib.sh"
+source "$repo/e2e/scenario/lib.sh"
 
 own_dir=0
 if [[ $# -eq 0 ]]; then own_dir=1; fi
@@ -105,28 +106,8 @@ readyat="$("${kubectl[@]}" get pod "$pod" -o jsonpath='{.status.conditions[?(@.t
 pod_ready_s=$(($(date -d "$readyat" +%s) - $(date -d "$created" +%s)))
 
 # A request from reference rows without missing values, and the probabilities xgboost gave.
-python3 - "$repo/bench/fraud/model/fraud.reference.json" "$dir/request.json" "$dir/expected.json" <<'PY'
-import json, sys
-ref = json.load(open(sys.argv[1]))
-rows = [(i, o) for i, o in zip(ref["inputs"], ref["outputs"]) if None not in i][:8]
-req = {"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0][0])], "datatype": "FP32",
-                   "data": [x for r, _ in rows for x in r]}]}
-json.dump(req, open(sys.argv[2], "w"))
-json.dump({"outputs": [o for _, o in rows], "tolerance": ref["tolerance"]}, open(sys.argv[3], "w"))
-PY
-check() {
-  python3 - "$dir/expected.json" "$1" <<'PY'
-import json, sys
-exp = json.load(open(sys.argv[1]))
-body = open(sys.argv[2]).read()
-body = body[body.index("{"):]  # a raw HTTP response from the pod: skip the headers
-got = json.loads(body)["outputs"][0]["data"]
-want = [x for o in exp["outputs"] for x in (o if isinstance(o, list) else [o])]
-if len(got) != len(want) or any(abs(a - b) > max(exp["tolerance"], 1e-5) for a, b in zip(got, want)):
-    sys.exit(f"predictions differ: got {got} want {want}")
-print(f"  {len(got)} predictions match the reference")
-PY
-}
+fraud_request "$dir/request.json" "$dir/expected.json"
+check() { fraud_check "$dir/expected.json" "$1"; }
 
 cluster_ip="$("${kubectl[@]}" get service fraud-server -o jsonpath='{.spec.clusterIP}')"
 echo "prediction from the host through ClusterIP $cluster_ip:80"
