@@ -74,6 +74,11 @@ void ServerCommand::Bind(FlagSet& f, ServerCommand& c) {
         "then: time for in-flight requests to finish");
   f.Int("drain-idle-timeout-ms", &c.drain_idle_timeout_ms, 1, kMax,
         "while draining, idle keep-alive connections close after this");
+  f.String("feature-views", &c.feature_views,
+           "online feature views to enrich requests with, as JSON (set by the operator from "
+           "spec.features)");
+  f.Duration("feature-budget", &c.feature_budget, 0ns, 10s,
+             "longest the online feature fetch of a request may take; then defaults are served");
   f.Int("fault-error-percent", &c.fault_error_percent, 0, 100,
         "answer this share of inference requests with 500 'injected fault', spread evenly (1 in "
         "5 for 20); $SLUICE_FAULT_ERROR_PERCENT sets the default");

@@ -65,6 +65,12 @@ struct ServerCommand {
   std::optional<int64_t> drain_timeout_ms;
   std::optional<int64_t> drain_idle_timeout_ms;
 
+  // Online features (spec.features): the FeatureViews to enrich requests with, as
+  // FormatFeatureViews (lib/api/feature_view.h) writes them.
+  std::optional<std::string> feature_views;
+  // Longest the feature fetch of one request may take before defaults are served.
+  std::optional<std::chrono::microseconds> feature_budget;
+
   // Fault injection (tests, chaos).
   std::optional<int64_t> fault_error_percent;
   std::optional<int64_t> fault_delay_ms;

@@ -1,0 +1,194 @@
+#include "dataplane/features/redis_client.h"
+
+#include <sys/time.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include <hiredis/hiredis.h>
+
+namespace sluice::features {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+timeval ToTimeval(std::chrono::microseconds d) {
+  // A zero timeval means "block forever" to the socket options hiredis sets.
+  d = std::max(d, std::chrono::microseconds(1));
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(d.count() / 1'000'000);
+  tv.tv_usec = static_cast<suseconds_t>(d.count() % 1'000'000);
+  return tv;
+}
+
+std::chrono::microseconds Remaining(Clock::time_point deadline) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+}
+
+RedisReply Convert(const redisReply* r) {
+  RedisReply out;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.kind = RedisReply::Kind::kString;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.kind = RedisReply::Kind::kStatus;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.kind = RedisReply::Kind::kError;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.kind = RedisReply::Kind::kInteger;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.kind = RedisReply::Kind::kArray;
+      out.elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Convert(r->element[i]));
+      break;
+    default:
+      out.kind = RedisReply::Kind::kNil;
+  }
+  return out;
+}
+
+}  // namespace
+
+RedisClient::RedisClient(api::RedisConnection connection, RedisClientOptions options)
+    : connection_(std::move(connection)), options_(options) {}
+
+RedisClient::~RedisClient() { Drop(); }
+
+void RedisClient::Drop() {
+  if (ctx_ != nullptr) {
+    redisFree(ctx_);
+    ctx_ = nullptr;
+  }
+}
+
+Status RedisClient::EnsureConnected(Clock::time_point deadline) {
+  if (ctx_ != nullptr) return Status::Ok();
+  const auto now = Clock::now();
+  if (now < next_connect_) {
+    return Unavailable("redis " + Describe() + " failed recently; not reconnecting yet");
+  }
+  next_connect_ = now + options_.reconnect_backoff;
+  const auto budget =
+      std::min<std::chrono::microseconds>(options_.connect_timeout, Remaining(deadline));
+  if (budget.count() <= 0) return Unavailable("redis " + Describe() + ": no time left to connect");
+  ctx_ = redisConnectWithTimeout(connection_.host.c_str(), connection_.port, ToTimeval(budget));
+  if (ctx_ == nullptr || ctx_->err != 0) {
+    std::string why = ctx_ != nullptr ? ctx_->errstr : "out of memory";
+    Drop();
+    return Unavailable("redis " + Describe() + ": connect: " + why);
+  }
+  redisEnableKeepAlive(ctx_);
+  std::vector<RedisCommand> hello;
+  if (!connection_.password.empty()) {
+    if (connection_.username.empty()) {
+      hello.push_back({"AUTH", connection_.password});
+    } else {
+      hello.push_back({"AUTH", connection_.username, connection_.password});
+    }
+  }
+  const std::string db = std::to_string(connection_.db);
+  if (connection_.db != 0) hello.push_back({"SELECT", db});
+  if (hello.empty()) return Status::Ok();
+  // The handshake goes through the same pipeline; its replies must all be OK.
+  redisContext* ctx = ctx_;
+  for (const auto& cmd : hello) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (auto a : cmd) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data());
+  }
+  for (size_t i = 0; i < hello.size(); ++i) {
+    const auto left = Remaining(deadline);
+    if (left.count() <= 0 || redisSetTimeout(ctx, ToTimeval(left)) != REDIS_OK) {
+      Drop();
+      return Unavailable("redis " + Describe() + ": timed out during AUTH/SELECT");
+    }
+    void* raw = nullptr;
+    if (redisGetReply(ctx, &raw) != REDIS_OK || raw == nullptr) {
+      std::string why = ctx->errstr;
+      Drop();
+      return Unavailable("redis " + Describe() + ": AUTH/SELECT: " + why);
+    }
+    auto* reply = static_cast<redisReply*>(raw);
+    const bool ok = reply->type == REDIS_REPLY_STATUS;
+    std::string text = reply->str != nullptr ? std::string(reply->str, reply->len) : "";
+    freeReplyObject(reply);
+    if (!ok) {
+      Drop();
+      // The reply names the problem (WRONGPASS, ERR DB index out of range), never the password.
+      return FailedPrecondition("redis " + Describe() + ": " + (i == 0 && !connection_.password.empty()
+                                                                  ? "AUTH: "
+                                                                  : "SELECT: ") +
+                              text);
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<RedisReply>> RedisClient::Pipeline(std::span<const RedisCommand> commands,
+                                                      std::chrono::microseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  RETURN_IF_ERROR(EnsureConnected(deadline));
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const auto& cmd : commands) {
+    argv.clear();
+    lens.clear();
+    for (auto a : cmd) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
+        REDIS_OK) {
+      Drop();
+      return Internal("redis " + Describe() + ": could not format a command");
+    }
+  }
+  std::vector<RedisReply> replies;
+  replies.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    // Replies already read are taken from the buffer; the socket is read (with the time left as
+    // its timeout: one setsockopt per read) only when none is.
+    if (redisGetReplyFromReader(ctx_, &raw) == REDIS_OK && raw == nullptr) {
+      const auto left = Remaining(deadline);
+      if (left.count() <= 0 || redisSetTimeout(ctx_, ToTimeval(left)) != REDIS_OK) {
+        Drop();
+        next_connect_ = Clock::now();
+        return Unavailable("redis " + Describe() + ": no reply within " +
+                           std::to_string(timeout.count()) + "us");
+      }
+      if (redisGetReply(ctx_, &raw) != REDIS_OK) raw = nullptr;
+    }
+    if (raw == nullptr) {
+      const bool timed_out = ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
+      std::string why = ctx_->errstr;
+      Drop();
+      // A slow Redis may answer the next request in time; a broken one is given a rest.
+      next_connect_ = Clock::now() + (timed_out ? std::chrono::milliseconds(0)
+                                                : options_.reconnect_backoff);
+      if (timed_out) {
+        return Unavailable("redis " + Describe() + ": no reply within " +
+                           std::to_string(timeout.count()) + "us");
+      }
+      return Unavailable("redis " + Describe() + ": " + why);
+    }
+    auto* reply = static_cast<redisReply*>(raw);
+    replies.push_back(Convert(reply));
+    freeReplyObject(reply);
+  }
+  return replies;
+}
+
+}  // namespace sluice::features

@@ -1,0 +1,68 @@
+#pragma once
+
+// A small Redis client over hiredis for the feature read and write paths: one blocking
+// connection, pipelined commands (all sent, then all replies read: one round trip), and a
+// deadline on every exchange so a slow or dead Redis costs at most the caller's budget.
+//
+// Not thread-safe: the server keeps one client per io thread, the materializer one per run.
+// After any error the connection is closed; the next call reconnects (at most once per
+// `reconnect_backoff`, so a dead Redis is not hammered by every request).
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/api/feature_view.h"
+#include "lib/base/status.h"
+
+struct redisContext;
+
+namespace sluice::features {
+
+struct RedisReply {
+  enum class Kind { kNil, kString, kInteger, kArray, kStatus, kError };
+  Kind kind = Kind::kNil;
+  std::string str;  // kString, kStatus, kError
+  int64_t integer = 0;
+  std::vector<RedisReply> elements;  // kArray
+};
+
+// One command as its arguments (binary-safe).
+using RedisCommand = std::vector<std::string_view>;
+
+struct RedisClientOptions {
+  std::chrono::milliseconds connect_timeout{200};
+  std::chrono::milliseconds reconnect_backoff{500};
+};
+
+class RedisClient {
+ public:
+  RedisClient(api::RedisConnection connection, RedisClientOptions options = {});
+  ~RedisClient();
+  RedisClient(const RedisClient&) = delete;
+  RedisClient& operator=(const RedisClient&) = delete;
+
+  // Sends `commands` and reads one reply per command, all within `timeout` (from the call).
+  // Unavailable when Redis cannot be reached or does not answer in time (the connection is then
+  // dropped); a Redis error reply is a kError element, not a failed call.
+  Result<std::vector<RedisReply>> Pipeline(std::span<const RedisCommand> commands,
+                                           std::chrono::microseconds timeout);
+
+  // host:port/db, for logs.
+  std::string Describe() const { return connection_.Describe(); }
+
+ private:
+  Status EnsureConnected(std::chrono::steady_clock::time_point deadline);
+  void Drop();
+
+  api::RedisConnection connection_;
+  RedisClientOptions options_;
+  redisContext* ctx_ = nullptr;
+  std::chrono::steady_clock::time_point next_connect_{};
+};
+
+}  // namespace sluice::features
