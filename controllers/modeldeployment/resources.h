@@ -19,6 +19,7 @@
 #include "lib/api/model_deployment.h"
 #include "lib/api/router_command.h"
 #include "lib/api/server_command.h"
+#include "lib/controller/object_io.h"
 #include "lib/kube/client.h"
 
 namespace sluice::controllers {
@@ -91,10 +92,5 @@ nlohmann::json RouterRoleBinding(const ModelDeploymentObject& owner);
 // The model and runtime a revision Deployment was built from (kept in an annotation), so a
 // revision other than the spec's current one is re-applied exactly as it was created.
 Result<ModelDeploymentSpec> RevisionSpecFromDeployment(const nlohmann::json& deployment);
-
-// True when every field of `intent` has the same value in `live` (objects compared key by key,
-// arrays element by element with equal length). Fields the server added or defaults are
-// ignored, so an applied intent is a subset of what the cache holds until something drifts.
-bool IsSubset(const nlohmann::json& intent, const nlohmann::json& live);
 
 }  // namespace sluice::controllers

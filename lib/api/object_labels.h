@@ -33,6 +33,16 @@ inline constexpr char kRetryAnnotation[] = "sluice.dev/retry";
 // The model and runtime a revision Deployment was built from.
 inline constexpr char kRevisionSpecAnnotation[] = "sluice.dev/revision-spec";
 
+// FeatureView materialization. The label selects the Jobs and Pods of a view (its name, cut to
+// 63 characters with a hash when longer); the annotation holds the full name, which is what the
+// operator matches on. sluice.dev/materialize=now on a FeatureView runs a materialization at
+// once; the operator removes it once the Job exists. The trigger annotation on a Job says what
+// started it (created, spec-changed, requested, scheduled).
+inline constexpr char kLabelFeatureView[] = "sluice.dev/featureview";
+inline constexpr char kFeatureViewAnnotation[] = "sluice.dev/featureview";
+inline constexpr char kMaterializeAnnotation[] = "sluice.dev/materialize";
+inline constexpr char kMaterializeTriggerAnnotation[] = "sluice.dev/materialize-trigger";
+
 // Each revision's Service is named after the revision, so the router finds its EndpointSlices by
 // Kubernetes' own service-name label; ports are found by these names.
 inline constexpr char kServiceNameLabel[] = "kubernetes.io/service-name";
