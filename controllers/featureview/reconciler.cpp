@@ -16,9 +16,6 @@ namespace sluice::controllers {
 
 using nlohmann::json;
 
-const kube::GroupVersionResource kFeatureViewsGvr{"sluice.dev", "v1alpha1", "featureviews", true,
-                                                  "FeatureView"};
-
 namespace {
 
 constexpr char kApiVersionFv[] = "sluice.dev/v1alpha1";

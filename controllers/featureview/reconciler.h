@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lib/api/object_labels.h"
 #include "lib/base/clock.h"
 #include "lib/kube/client.h"
 #include "lib/controller/events.h"
@@ -35,7 +36,7 @@
 
 namespace sluice::controllers {
 
-extern const kube::GroupVersionResource kFeatureViewsGvr;
+using api::kFeatureViewsGvr;
 
 class SecretReader {
  public:

@@ -12,6 +12,10 @@ namespace sluice::api {
 inline const kube::GroupVersionResource kModelDeploymentsGvr{
     "sluice.dev", "v1alpha1", "modeldeployments", true, "ModelDeployment"};
 
+// The FeatureView resource (sluice.dev/v1alpha1).
+inline const kube::GroupVersionResource kFeatureViewsGvr{"sluice.dev", "v1alpha1", "featureviews",
+                                                         true, "FeatureView"};
+
 // Labels on every owned object.
 inline constexpr char kLabelModelDeployment[] = "sluice.dev/modeldeployment";
 inline constexpr char kLabelRevision[] = "sluice.dev/revision";
