@@ -63,7 +63,9 @@ FeatureEnricher::FeatureEnricher(const FeatureEnricherOptions& options, FeatureP
 
 // Clients other threads made for this enricher stay with those threads until they exit (the
 // server has one enricher for its whole life); the id keeps a later enricher from using them.
-FeatureEnricher::~FeatureEnricher() { tls_clients.by_enricher.erase(id_); }
+FeatureEnricher::~FeatureEnricher() {
+  tls_clients.by_enricher.erase(id_);
+}
 
 void FeatureEnricher::LogTrouble(size_t view, const std::string& what) {
   ViewState& s = views_[view];
@@ -75,9 +77,10 @@ void FeatureEnricher::LogTrouble(size_t view, const std::string& what) {
     return;
   }
   const uint64_t more = s.suppressed.exchange(0, std::memory_order_relaxed);
-  spdlog::warn("model={} view={} online features: {}; serving defaults ({} more since the last "
-               "line)",
-               options_.model_name, plan_.views()[view].config.name, what, more);
+  spdlog::warn(
+      "model={} view={} online features: {}; serving defaults ({} more since the last "
+      "line)",
+      options_.model_name, plan_.views()[view].config.name, what, more);
 }
 
 void FeatureEnricher::Fetch(FeaturePlan::Bound& bound, std::vector<FeatureCounts>& counts) {
@@ -154,7 +157,8 @@ Status FeatureEnricher::Enrich(InferRequest& request) {
         std::chrono::duration<double>(SteadyClock::now() - start).count());
     for (size_t v : bound.fetch) {
       for (size_t k = 0; k < kFeatureResults; ++k) {
-        if (counts[v][k] != 0) metrics_.views[v].values[k]->Increment(static_cast<double>(counts[v][k]));
+        if (counts[v][k] != 0)
+          metrics_.views[v].values[k]->Increment(static_cast<double>(counts[v][k]));
       }
     }
   }

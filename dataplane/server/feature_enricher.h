@@ -31,7 +31,7 @@ namespace sluice::dataplane {
 struct FeatureEnricherOptions {
   std::vector<api::FeatureViewConfig> views;
   std::chrono::microseconds budget{2000};
-  std::string model_name;     // for logs
+  std::string model_name;  // for logs
   std::string model_input = "input-0";
 };
 
@@ -40,9 +40,10 @@ class FeatureEnricher {
   // InvalidArgument (refuse to start) when the plan cannot be made (FeaturePlan::Create) or a
   // view's Redis connection cannot be resolved. `metrics` are the model's feature series, one
   // view each in config order; they must outlive the enricher.
-  static Result<std::unique_ptr<FeatureEnricher>> Create(
-      const FeatureEnricherOptions& options, std::vector<std::string> model_features,
-      ServerMetrics::Features& metrics, Clock& clock);
+  static Result<std::unique_ptr<FeatureEnricher>> Create(const FeatureEnricherOptions& options,
+                                                         std::vector<std::string> model_features,
+                                                         ServerMetrics::Features& metrics,
+                                                         Clock& clock);
   ~FeatureEnricher();
 
   // Assembles the request's rows and replaces its inputs with them (a request that already is

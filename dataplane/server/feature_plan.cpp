@@ -1,9 +1,9 @@
 #include "dataplane/server/feature_plan.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <algorithm>
 #include <map>
 #include <optional>
 
@@ -20,7 +20,9 @@ using features::RedisReply;
 constexpr size_t kNone = static_cast<size_t>(-1);
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-bool IsIntegral(DataType t) { return t >= DataType::kUint8 && t <= DataType::kInt64; }
+bool IsIntegral(DataType t) {
+  return t >= DataType::kUint8 && t <= DataType::kInt64;
+}
 
 template <typename T>
 T Load(const uint8_t* p) {
@@ -34,18 +36,30 @@ double NumberAt(const Tensor& t, size_t i) {
   const uint8_t* p = t.bytes().data() + i * DataTypeSize(t.datatype());
   switch (t.datatype()) {
     case DataType::kBool:
-    case DataType::kUint8: return Load<uint8_t>(p);
-    case DataType::kUint16: return Load<uint16_t>(p);
-    case DataType::kUint32: return Load<uint32_t>(p);
-    case DataType::kUint64: return static_cast<double>(Load<uint64_t>(p));
-    case DataType::kInt8: return Load<int8_t>(p);
-    case DataType::kInt16: return Load<int16_t>(p);
-    case DataType::kInt32: return Load<int32_t>(p);
-    case DataType::kInt64: return static_cast<double>(Load<int64_t>(p));
-    case DataType::kFp16: return HalfToFloat(Load<uint16_t>(p));
-    case DataType::kFp32: return Load<float>(p);
-    case DataType::kFp64: return Load<double>(p);
-    default: return std::numeric_limits<double>::quiet_NaN();
+    case DataType::kUint8:
+      return Load<uint8_t>(p);
+    case DataType::kUint16:
+      return Load<uint16_t>(p);
+    case DataType::kUint32:
+      return Load<uint32_t>(p);
+    case DataType::kUint64:
+      return static_cast<double>(Load<uint64_t>(p));
+    case DataType::kInt8:
+      return Load<int8_t>(p);
+    case DataType::kInt16:
+      return Load<int16_t>(p);
+    case DataType::kInt32:
+      return Load<int32_t>(p);
+    case DataType::kInt64:
+      return static_cast<double>(Load<int64_t>(p));
+    case DataType::kFp16:
+      return HalfToFloat(Load<uint16_t>(p));
+    case DataType::kFp32:
+      return Load<float>(p);
+    case DataType::kFp64:
+      return Load<double>(p);
+    default:
+      return std::numeric_limits<double>::quiet_NaN();
   }
 }
 
@@ -53,20 +67,35 @@ double NumberAt(const Tensor& t, size_t i) {
 bool IntegerAt(const Tensor& t, size_t i, int64_t& out) {
   const uint8_t* p = t.bytes().data() + i * DataTypeSize(t.datatype());
   switch (t.datatype()) {
-    case DataType::kUint8: out = Load<uint8_t>(p); return true;
-    case DataType::kUint16: out = Load<uint16_t>(p); return true;
-    case DataType::kUint32: out = Load<uint32_t>(p); return true;
+    case DataType::kUint8:
+      out = Load<uint8_t>(p);
+      return true;
+    case DataType::kUint16:
+      out = Load<uint16_t>(p);
+      return true;
+    case DataType::kUint32:
+      out = Load<uint32_t>(p);
+      return true;
     case DataType::kUint64: {
       const uint64_t v = Load<uint64_t>(p);
       if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return false;
       out = static_cast<int64_t>(v);
       return true;
     }
-    case DataType::kInt8: out = Load<int8_t>(p); return true;
-    case DataType::kInt16: out = Load<int16_t>(p); return true;
-    case DataType::kInt32: out = Load<int32_t>(p); return true;
-    case DataType::kInt64: out = Load<int64_t>(p); return true;
-    default: return false;
+    case DataType::kInt8:
+      out = Load<int8_t>(p);
+      return true;
+    case DataType::kInt16:
+      out = Load<int16_t>(p);
+      return true;
+    case DataType::kInt32:
+      out = Load<int32_t>(p);
+      return true;
+    case DataType::kInt64:
+      out = Load<int64_t>(p);
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -94,25 +123,31 @@ std::optional<size_t> ColumnRows(const Tensor& t) {
 }
 
 // A typed entity value from an integer, checked against the entity's type.
-Result<FeastValue> EntityFromInteger(const api::FeatureEntity& e, int64_t v, const std::string& what,
-                                     const std::string& view) {
+Result<FeastValue> EntityFromInteger(const api::FeatureEntity& e, int64_t v,
+                                     const std::string& what, const std::string& view) {
   switch (e.value_type) {
     case FeastType::kInt32:
       if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max()) {
         return InvalidArgument(what + " holds " + std::to_string(v) +
-                               ", out of range for entity '" + e.join_key + "' (INT32) of feature "
-                               "view " + view);
+                               ", out of range for entity '" + e.join_key +
+                               "' (INT32) of feature "
+                               "view " +
+                               view);
       }
       return FeastValue::Int32(static_cast<int32_t>(v));
-    case FeastType::kInt64: return FeastValue::Int64(v);
-    case FeastType::kUnixTimestamp: return FeastValue::UnixTimestamp(v);
+    case FeastType::kInt64:
+      return FeastValue::Int64(v);
+    case FeastType::kUnixTimestamp:
+      return FeastValue::UnixTimestamp(v);
     default:
       return InvalidArgument(what + " is a number; entity '" + e.join_key + "' of feature view " +
                              view + " is " + std::string(api::FeastTypeName(e.value_type)));
   }
 }
 
-bool IsStringEntity(FeastType t) { return t == FeastType::kString || t == FeastType::kBytes; }
+bool IsStringEntity(FeastType t) {
+  return t == FeastType::kString || t == FeastType::kBytes;
+}
 
 FeastValue StringEntity(FeastType t, std::string_view s) {
   return t == FeastType::kString ? FeastValue::String(std::string(s))
@@ -131,19 +166,17 @@ Result<std::vector<FeastValue>> EntityValues(const api::FeatureEntity& e, const 
     const std::string what = "input '" + input->name() + "'";
     if (IsStringEntity(e.value_type)) {
       if (input->datatype() != DataType::kBytes) {
-        return InvalidArgument(what + " has datatype " +
-                               std::string(DataTypeName(input->datatype())) + "; entity '" +
-                               e.join_key + "' of feature view " + view + " is " + type +
-                               " (send BYTES)");
+        return InvalidArgument(
+            what + " has datatype " + std::string(DataTypeName(input->datatype())) + "; entity '" +
+            e.join_key + "' of feature view " + view + " is " + type + " (send BYTES)");
       }
       for (std::string_view s : ByteElements(*input)) out.push_back(StringEntity(e.value_type, s));
       return out;
     }
     if (!IsIntegral(input->datatype())) {
-      return InvalidArgument(what + " has datatype " +
-                             std::string(DataTypeName(input->datatype())) + "; entity '" +
-                             e.join_key + "' of feature view " + view + " is " + type +
-                             " (send an integer type)");
+      return InvalidArgument(
+          what + " has datatype " + std::string(DataTypeName(input->datatype())) + "; entity '" +
+          e.join_key + "' of feature view " + view + " is " + type + " (send an integer type)");
     }
     for (size_t i = 0; i < rows; ++i) {
       int64_t v = 0;
@@ -183,11 +216,16 @@ Result<std::vector<FeastValue>> EntityValues(const api::FeatureEntity& e, const 
 
 std::string_view FeatureResultLabel(FeatureResult r) {
   switch (r) {
-    case FeatureResult::kHit: return "hit";
-    case FeatureResult::kMissing: return "missing";
-    case FeatureResult::kStale: return "stale";
-    case FeatureResult::kMalformed: return "malformed";
-    case FeatureResult::kUnfetched: return "default";
+    case FeatureResult::kHit:
+      return "hit";
+    case FeatureResult::kMissing:
+      return "missing";
+    case FeatureResult::kStale:
+      return "stale";
+    case FeatureResult::kMalformed:
+      return "malformed";
+    case FeatureResult::kUnfetched:
+      return "default";
   }
   return "unknown";
 }
@@ -222,7 +260,8 @@ Result<FeaturePlan> FeaturePlan::Create(std::vector<std::string> model_features,
         case FeastType::kInt64:
         case FeastType::kUnixTimestamp:
         case FeastType::kString:
-        case FeastType::kBytes: break;
+        case FeastType::kBytes:
+          break;
         default:
           return InvalidArgument("entity '" + e.join_key + "' of feature view " + name + " is " +
                                  std::string(api::FeastTypeName(e.value_type)) +
@@ -271,7 +310,8 @@ Result<FeaturePlan::Bound> FeaturePlan::Bind(const InferRequest& request) const 
     if (!known) {
       return InvalidArgument("unknown input '" + t.name() +
                              "': with feature views a request carries entity keys and model "
-                             "features by name, or '" + model_input_ + "' alone");
+                             "features by name, or '" +
+                             model_input_ + "' alone");
     }
     const auto n = ColumnRows(t);
     if (!n) {

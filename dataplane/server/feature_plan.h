@@ -32,11 +32,11 @@ namespace sluice::dataplane {
 
 // What became of one feature value of one row.
 enum class FeatureResult : uint8_t {
-  kHit = 0,     // read, fresh, of the declared type
-  kMissing,     // no key, no field, or an empty Value (Feast's None)
-  kStale,       // older than the view's ttl at request time
-  kMalformed,   // not a Value/Timestamp of the declared type
-  kUnfetched,   // never read: Redis failed, timed out or the budget was spent
+  kHit = 0,    // read, fresh, of the declared type
+  kMissing,    // no key, no field, or an empty Value (Feast's None)
+  kStale,      // older than the view's ttl at request time
+  kMalformed,  // not a Value/Timestamp of the declared type
+  kUnfetched,  // never read: Redis failed, timed out or the budget was spent
 };
 inline constexpr size_t kFeatureResults = 5;
 // The metric label: hit, missing, stale, malformed, default (for kUnfetched: the value was
@@ -52,7 +52,7 @@ class FeaturePlan {
     size_t column;           // index into the model's features
     std::string hash_field;  // murmur3("<view>:<feature>"), Feast's field name
     api::FeastType type;
-    float fallback;          // the declared default as the model sees it, or NaN
+    float fallback;  // the declared default as the model sees it, or NaN
   };
   struct View {
     api::FeatureViewConfig config;
@@ -89,9 +89,8 @@ class FeaturePlan {
   // Writes the values of one HMGET reply of view `v` into `row` (one row of Bound::values),
   // except the columns the request provided, and counts what each was. `now` is the request's
   // wall time (for the ttl).
-  void Fill(size_t v, const features::RedisReply& reply,
-            std::chrono::system_clock::time_point now, std::span<const uint8_t> provided,
-            std::span<float> row, FeatureCounts& counts) const;
+  void Fill(size_t v, const features::RedisReply& reply, std::chrono::system_clock::time_point now,
+            std::span<const uint8_t> provided, std::span<float> row, FeatureCounts& counts) const;
   // Counts the view's fields of one row as not fetched (the row keeps its fallbacks).
   void Unfetched(size_t v, std::span<const uint8_t> provided, FeatureCounts& counts) const;
 

@@ -4,6 +4,7 @@
 // second server without views that is sent the explicitly assembled rows as plain input-0.
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,11 +14,9 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "dataplane/features/feast_codec.h"
 #include "dataplane/features/redis_client.h"
@@ -97,10 +96,9 @@ struct Card {
 
 // The model row, in the model's feature order (bench/fraud/model/features.json).
 std::vector<float> Row(const Txn& t, std::optional<Card> card, std::optional<int32_t> category) {
-  const Card c = card.value_or(Card{static_cast<int32_t>(kVelocityDefault),
-                                    static_cast<int32_t>(kAgeDefault),
-                                    static_cast<int32_t>(kAccountAgeDefault),
-                                    static_cast<int32_t>(kChargebacksDefault)});
+  const Card c = card.value_or(
+      Card{static_cast<int32_t>(kVelocityDefault), static_cast<int32_t>(kAgeDefault),
+           static_cast<int32_t>(kAccountAgeDefault), static_cast<int32_t>(kChargebacksDefault)});
   return {t.amount,
           t.hour,
           static_cast<float>(category.value_or(static_cast<int32_t>(kCategoryDefault))),
@@ -138,14 +136,13 @@ json EnrichedRequest(const std::vector<Txn>& txns) {
   }
   json amount_col = Column("amount", "FP32", amount);
   amount_col["shape"] = {txns.size(), 1};  // [n,1] is accepted as well as [n]
-  return {{"inputs",
-           {Column("card_id", "BYTES", cards), Column("merchant_id", "INT64", merchants),
-            amount_col, Column("transaction_hour", "INT32", hour),
-            Column("foreign_transaction", "FP32", foreign),
-            Column("location_mismatch", "FP64", mismatch),
-            Column("device_trust_score", "FP32", trust),
-            Column("distance_from_home_km", "FP32", distance),
-            Column("card_present", "BOOL", present)}}};
+  return {
+      {"inputs",
+       {Column("card_id", "BYTES", cards), Column("merchant_id", "INT64", merchants), amount_col,
+        Column("transaction_hour", "INT32", hour), Column("foreign_transaction", "FP32", foreign),
+        Column("location_mismatch", "FP64", mismatch), Column("device_trust_score", "FP32", trust),
+        Column("distance_from_home_km", "FP32", distance),
+        Column("card_present", "BOOL", present)}}};
 }
 
 json PlainRequest(const std::vector<std::vector<float>>& rows) {
@@ -201,7 +198,8 @@ double Metric(uint16_t port, const std::string& name,
   while (std::getline(in, line)) {
     if (line.rfind(name + "{", 0) != 0) continue;
     bool all = true;
-    for (const auto& [k, v] : labels) all = all && line.find(k + "=\"" + v + "\"") != std::string::npos;
+    for (const auto& [k, v] : labels)
+      all = all && line.find(k + "=\"" + v + "\"") != std::string::npos;
     if (all) return std::stod(line.substr(line.rfind(' ') + 1));
   }
   return -1;
@@ -253,10 +251,12 @@ class FeatureEnrichmentTest : public ::testing::Test {
                    std::vector<api::FeatureViewConfig> views = {}) {
     if (views.empty()) views = {CardView(redis_->address()), MerchantView(redis_->address())};
     grpc_port_ = FreePort();
-    std::vector<std::string> args = {"--model-uri", kModelDir + "/fraud.json", "--model-name",
-                                     "fraud", "--io-threads", "2", "--grpc-port",
-                                     std::to_string(grpc_port_), "--feature-views",
-                                     api::FormatFeatureViews(views), "--feature-budget", "1s"};
+    std::vector<std::string> args = {"--model-uri",      kModelDir + "/fraud.json",
+                                     "--model-name",     "fraud",
+                                     "--io-threads",     "2",
+                                     "--grpc-port",      std::to_string(grpc_port_),
+                                     "--feature-views",  api::FormatFeatureViews(views),
+                                     "--feature-budget", "1s"};
     args.insert(args.end(), extra.begin(), extra.end());
     ASSERT_TRUE(server_.Start(SLUICE_SERVER_BIN, args)) << server_.Log();
     ASSERT_TRUE(server_.WaitReady()) << server_.Log();
@@ -315,7 +315,8 @@ class FeatureEnrichmentTest : public ::testing::Test {
     ASSERT_EQ(got.status, 200) << got.error;
     const std::vector<float> want = PlainServer::Get().Predict(rows);
     ASSERT_EQ(got.predictions.size(), want.size());
-    for (size_t i = 0; i < want.size(); ++i) EXPECT_FLOAT_EQ(got.predictions[i], want[i]) << "row " << i;
+    for (size_t i = 0; i < want.size(); ++i)
+      EXPECT_FLOAT_EQ(got.predictions[i], want[i]) << "row " << i;
   }
 
   // Polls until the server answers `txns` with `want` (it serves defaults while it cannot reach
@@ -373,17 +374,15 @@ TEST_F(FeatureEnrichmentTest, StaleMissingAndMalformedValuesServeTheDefaults) {
   WriteCard("c-stale", Card{9, 30, 10, 3}, std::chrono::system_clock::now() - 2h);
   // A value Feast would never write: the other fields of the row are still good.
   WriteCard("c-bad", Card{9, 30, 10, 3});
-  Write(CardKey("c-bad"), "card_features",
-        {{"velocity_last_24h", std::string("\xff\xff\xff", 3)}});
+  Write(CardKey("c-bad"), "card_features", {{"velocity_last_24h", std::string("\xff\xff\xff", 3)}});
 
   Txn stale, missing, bad;
   stale.card = "c-stale";
   missing.card = "c-nobody";
   bad.card = "c-bad";
   Card bad_row{static_cast<int32_t>(kVelocityDefault), 30, 10, 3};
-  ExpectPredictions({stale, missing, bad},
-                    {Row(stale, std::nullopt, 11), Row(missing, std::nullopt, 11),
-                     Row(bad, bad_row, 11)});
+  ExpectPredictions({stale, missing, bad}, {Row(stale, std::nullopt, 11),
+                                            Row(missing, std::nullopt, 11), Row(bad, bad_row, 11)});
   EXPECT_EQ(Values(server_.port(), "card_features", "stale"), 4);
   EXPECT_EQ(Values(server_.port(), "card_features", "missing"), 4);
   EXPECT_EQ(Values(server_.port(), "card_features", "malformed"), 1);
@@ -406,7 +405,8 @@ TEST_F(FeatureEnrichmentTest, ABatchOfAHundredRowsInOneRequest) {
       card = Card{i % 30, 18 + i % 60, 10 * i, i % 5};
       WriteCard(t.card, *card);
     }
-    rows.push_back(Row(t, card, t.merchant == 3 ? std::nullopt : std::optional<int32_t>(t.merchant * 4)));
+    rows.push_back(
+        Row(t, card, t.merchant == 3 ? std::nullopt : std::optional<int32_t>(t.merchant * 4)));
   }
   WriteMerchant(1, 4);
   WriteMerchant(2, 8);
@@ -571,7 +571,8 @@ TEST_F(FeatureEnrichmentTest, ADeadRedisServesDefaultsUntilItReturns) {
   StartServer({"--feature-budget", "20ms"});
   const Txn t;
   ASSERT_TRUE(redis_->Stop().ok());
-  const std::vector<float> defaults = PlainServer::Get().Predict({Row(t, std::nullopt, std::nullopt)});
+  const std::vector<float> defaults =
+      PlainServer::Get().Predict({Row(t, std::nullopt, std::nullopt)});
   for (int i = 0; i < 3; ++i) {
     Reply r = Infer(server_.port(), EnrichedRequest({t}));
     ASSERT_EQ(r.status, 200) << r.error;
@@ -597,9 +598,8 @@ TEST_F(FeatureEnrichmentTest, RefusesToStartWhenRowsCannotBeAssembled) {
   card.features[0].type = api::FeastType::kString;
   card.features[0].default_value.reset();
   ServerProcess s;
-  ASSERT_TRUE(s.Start(SLUICE_SERVER_BIN,
-                      {"--model-uri", kModelDir + "/fraud.json", "--feature-views",
-                       api::FormatFeatureViews({card})}));
+  ASSERT_TRUE(s.Start(SLUICE_SERVER_BIN, {"--model-uri", kModelDir + "/fraud.json",
+                                          "--feature-views", api::FormatFeatureViews({card})}));
   EXPECT_EQ(s.Wait(60s), 1) << s.Log();
   EXPECT_NE(s.Log().find("feature velocity_last_24h of feature view card_features is STRING"),
             std::string::npos)
@@ -613,9 +613,9 @@ TEST_F(FeatureEnrichmentTest, RefusesToStartWhenRowsCannotBeAssembled) {
                     ("sluice-unnamed-" + std::to_string(::getpid()) + ".json");
   std::ofstream(path) << model.dump();
   ServerProcess unnamed;
-  ASSERT_TRUE(unnamed.Start(SLUICE_SERVER_BIN,
-                            {"--model-uri", path.string(), "--feature-views",
-                             api::FormatFeatureViews({CardView(redis_->address())})}));
+  ASSERT_TRUE(
+      unnamed.Start(SLUICE_SERVER_BIN, {"--model-uri", path.string(), "--feature-views",
+                                        api::FormatFeatureViews({CardView(redis_->address())})}));
   EXPECT_EQ(unnamed.Wait(60s), 1) << unnamed.Log();
   EXPECT_NE(unnamed.Log().find("does not name its features"), std::string::npos) << unnamed.Log();
   std::filesystem::remove(path);

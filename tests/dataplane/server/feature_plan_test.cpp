@@ -50,8 +50,7 @@ FeaturePlan Plan() {
 }
 
 template <typename T>
-Tensor Column(const std::string& name, DataType type, std::vector<T> values,
-              bool two_d = false) {
+Tensor Column(const std::string& name, DataType type, std::vector<T> values, bool two_d = false) {
   std::vector<int64_t> shape{static_cast<int64_t>(values.size())};
   if (two_d) shape.push_back(1);
   Tensor t(name, type, shape);
@@ -160,9 +159,9 @@ TEST(FeaturePlanTest, AssemblesRowsInModelOrder) {
   // Keys in Feast's layout, typed by the entity: an INT32 input of an INT64 entity is keyed as
   // INT64, as Feast writes it.
   EXPECT_EQ(b->keys[0], (std::vector<std::string>{Key("card_id", FeastValue::String("c-1")),
-                                                   Key("card_id", FeastValue::String("c-2"))}));
+                                                  Key("card_id", FeastValue::String("c-2"))}));
   EXPECT_EQ(b->keys[1], (std::vector<std::string>{Key("merchant_id", FeastValue::Int64(42)),
-                                                   Key("merchant_id", FeastValue::Int64(43))}));
+                                                  Key("merchant_id", FeastValue::Int64(43))}));
 }
 
 TEST(FeaturePlanTest, TheRequestWinsOverViewsAndViewsItFullyCoversAreNotFetched) {
@@ -182,8 +181,10 @@ TEST(FeaturePlanTest, TheRequestWinsOverViewsAndViewsItFullyCoversAreNotFetched)
   // A fetched view leaves the request's columns alone.
   const auto& card = plan.views()[0];
   RedisReply reply{RedisReply::Kind::kArray, "", 0, {}};
-  reply.elements.push_back({RedisReply::Kind::kString, features::EncodeValue(FeastValue::Int32(9)), 0, {}});
-  reply.elements.push_back({RedisReply::Kind::kString, features::EncodeValue(FeastValue::Int32(50)), 0, {}});
+  reply.elements.push_back(
+      {RedisReply::Kind::kString, features::EncodeValue(FeastValue::Int32(9)), 0, {}});
+  reply.elements.push_back(
+      {RedisReply::Kind::kString, features::EncodeValue(FeastValue::Int32(50)), 0, {}});
   reply.elements.push_back({RedisReply::Kind::kString, features::EncodeTimestamp(1000, 0), 0, {}});
   ASSERT_EQ(card.fields.size() + 1, reply.elements.size());
   FeatureCounts counts{};
@@ -268,8 +269,12 @@ TEST(FeaturePlanTest, RefusesRequestsThatDoNotFitNamingTheInput) {
   EXPECT_TRUE(b->plain);
 }
 
-RedisReply Str(std::string s) { return {RedisReply::Kind::kString, std::move(s), 0, {}}; }
-RedisReply Nil() { return {}; }
+RedisReply Str(std::string s) {
+  return {RedisReply::Kind::kString, std::move(s), 0, {}};
+}
+RedisReply Nil() {
+  return {};
+}
 
 TEST(FeaturePlanTest, FillsHitsAndCountsMissingStaleAndMalformed) {
   const FeaturePlan plan = Plan();
