@@ -123,7 +123,13 @@ float FeastValue::AsFloat() const {
 }
 
 void EncodeValue(const FeastValue& v, std::string& out) {
-  if (!v.present) return;
+  if (!v.present) {
+    if (v.type == FeastType::kUnixTimestamp) {
+      PutTag(kUnixTimestampVal, kVarint, out);
+      PutVarint(static_cast<uint64_t>(std::numeric_limits<int64_t>::min()), out);
+    }
+    return;
+  }
   switch (v.type) {
     case FeastType::kBytes:
     case FeastType::kString:
@@ -196,7 +202,10 @@ Result<FeastValue> DecodeValue(std::string_view in) {
         } else if (field == kInt64Val) {
           v = FeastValue::Int64(static_cast<int64_t>(n));
         } else if (field == kUnixTimestampVal) {
-          v = FeastValue::UnixTimestamp(static_cast<int64_t>(n));
+          const auto seconds = static_cast<int64_t>(n);
+          v = seconds == std::numeric_limits<int64_t>::min()
+                  ? FeastValue::MissingOf(FeastType::kUnixTimestamp)
+                  : FeastValue::UnixTimestamp(seconds);
         } else {
           v = FeastValue::Bool(n != 0);
         }

@@ -33,6 +33,13 @@ struct FeastValue {
   std::string s;    // STRING, BYTES
 
   static FeastValue Missing() { return {}; }
+  // A missing value of a known type: Feast writes a missing UNIX_TIMESTAMP as the value
+  // INT64_MIN (pandas' NaT) rather than as an empty Value, so the writer needs the type.
+  static FeastValue MissingOf(FeastType type) {
+    FeastValue v;
+    v.type = type;
+    return v;
+  }
   static FeastValue Int32(int32_t v) { return {true, FeastType::kInt32, v, 0, {}}; }
   static FeastValue Int64(int64_t v) { return {true, FeastType::kInt64, v, 0, {}}; }
   static FeastValue UnixTimestamp(int64_t seconds) {
@@ -52,11 +59,12 @@ struct FeastValue {
   friend bool operator==(const FeastValue&, const FeastValue&) = default;
 };
 
-// Appends the Value proto bytes of `v` (nothing for a missing value, and for a NaN float or
-// double, as Feast writes them).
+// Appends the Value proto bytes of `v` as Feast writes them: nothing for a missing value and for
+// a NaN float or double, except a missing UNIX_TIMESTAMP (MissingOf), which is INT64_MIN.
 void EncodeValue(const FeastValue& v, std::string& out);
 std::string EncodeValue(const FeastValue& v);
-// A Value proto holding a scalar of the types above, or nothing (missing), or Feast's null_val.
+// A Value proto holding a scalar of the types above, or nothing (missing), or Feast's null_val,
+// or a UNIX_TIMESTAMP of INT64_MIN (missing, as MissingOf(kUnixTimestamp)).
 // Lists, maps and unknown fields are InvalidArgument.
 Result<FeastValue> DecodeValue(std::string_view bytes);
 

@@ -82,6 +82,10 @@ TEST(FeastCodecTest, ValuesEncodeAsFeastDoes) {
   // Feast writes None and NaN as an empty Value.
   EXPECT_EQ(EncodeValue(FeastValue::Missing()), "");
   EXPECT_EQ(EncodeValue(FeastValue::Double(std::nan(""))), "");
+  // ... except a missing timestamp, which Feast writes as pandas' NaT (INT64_MIN).
+  EXPECT_EQ(EncodeValue(FeastValue::MissingOf(FeastType::kUnixTimestamp)),
+            "\x40\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01"s);
+  EXPECT_EQ(EncodeValue(FeastValue::MissingOf(FeastType::kInt32)), "");
 }
 
 TEST(FeastCodecTest, ValuesRoundTrip) {
@@ -92,6 +96,7 @@ TEST(FeastCodecTest, ValuesRoundTrip) {
       FeastValue::String("h\xc3\xa9llo"), FeastValue::Bytes("\x00\x01"s),
       FeastValue::Bool(true),        FeastValue::Bool(false),
       FeastValue::UnixTimestamp(-1), FeastValue::Missing(),
+      FeastValue::MissingOf(FeastType::kUnixTimestamp),
   };
   for (const auto& v : values) {
     auto decoded = DecodeValue(EncodeValue(v));
