@@ -10,9 +10,14 @@
 # The model: bench/fraud/model/fraud.json with num_feature raised to 50 and 38 more names (its
 # trees read only the first 12; the runtime still takes and checks 50-wide rows).
 #
+# Then: a batch of 100 entities per request against the same 100 rows plain; Feast's feature
+# server (`feast serve`, Python, one worker) serving the same 50 features from the same Redis at the
+# same open-loop rate; and Redis killed (SIGKILL) under load: failed requests and p99 over the window.
+#
 # Environment: BENCH_BUILD (a configured build tree to use; default a Release build in
 # bench/.work/build-release, as bench/run.sh), BENCH_RATE (requests/s, 2000), BENCH_SECONDS (10),
 # BENCH_ROUNDS (2: plain, enriched, plain, enriched ...), BENCH_BUDGET (--feature-budget, 2ms),
+# BENCH_BATCH_RATE (200), BENCH_FEAST_RATE (200), BENCH_KILL_RATE (1000), BENCH_SKIP_FEAST=1,
 # BENCH_PIN=0 for no CPU pinning (default: server on the last CPU, loadgen and Redis on the others).
 set -euo pipefail
 
@@ -164,3 +169,110 @@ def q(p):
 print("fetch (server side, %d fetches): mean %.0f us, p50 %s, p99 %s" %
       (count, 1e6 * total / max(count, 1), q(0.5), q(0.99)))
 '
+
+# --- a batch of 100 entities per request ----------------------------------------------------------
+batch_rate=${BENCH_BATCH_RATE:-200}
+for ((i = 2; i <= 100; i++)); do
+  # shellcheck disable=SC2046
+  "$writer" "127.0.0.1:$redis_port" bench card_stats "card_id=c-$i" 1 $(cat "$work/features_a.txt") >/dev/null
+  # shellcheck disable=SC2046
+  "$writer" "127.0.0.1:$redis_port" bench card_risk "card_id=c-$i" 101 $(cat "$work/features_b.txt") >/dev/null
+done
+python3 - "$work" <<'EOF2'
+import json, sys
+work = sys.argv[1]
+row = [1.0 + i for i in range(25)] + [101.0 + i for i in range(25)]
+json.dump({"inputs": [{"name": "input-0", "datatype": "FP32", "shape": [100, 50], "data": row * 100}]},
+          open(work + "/plain-100.json", "w"))
+json.dump({"inputs": [{"name": "card_id", "datatype": "BYTES", "shape": [100],
+                       "data": ["c-%d" % i for i in range(1, 101)]}]}, open(work + "/enriched-100.json", "w"))
+EOF2
+a=$(curl -sf "$url/v2/models/m50/infer" -d @"$work/plain-100.json")
+b=$(curl -sf "$url/v2/models/m50/infer" -d @"$work/enriched-100.json")
+[ "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["outputs"][0]["data"] == json.loads(sys.argv[2])["outputs"][0]["data"])' "$a" "$b")" = True ] ||
+  { echo "enrich: the 100-entity request predicts differently from the plain 100 rows" >&2; exit 1; }
+echo "== batch: 100 entities per request (200 HMGETs pipelined), open loop $batch_rate req/s"
+for kind in plain-100 enriched-100; do
+  line=$("${load_pin[@]}" "$loadgen" --port "$http_port" --path /v2/models/m50/infer \
+    --body-file "$work/$kind.json" --content-type application/json --rate "$batch_rate" \
+    --connections 8 --duration "$seconds" --warmup 2)
+  printf '%-12s %s\n' "$kind" "$line"
+done
+
+# --- Feast's feature server on the same Redis and the same 50 features ------------------------------
+if [ "${BENCH_SKIP_FEAST:-0}" != 1 ]; then
+  py="$(bash "$repo/e2e/scripts/feast-venv.sh")"
+  feast_repo="$work/feast-serve"
+  rm -rf "$feast_repo"
+  mkdir -p "$feast_repo"
+  cat >"$feast_repo/feature_store.yaml" <<EOF2
+project: bench
+registry: $feast_repo/registry.db
+provider: local
+online_store:
+  type: redis
+  connection_string: "127.0.0.1:$redis_port"
+offline_store:
+  type: file
+entity_key_serialization_version: 3
+EOF2
+  "$py" - "$feast_repo" "$work" <<'EOF2'
+import datetime as dt, json, sys, warnings
+warnings.filterwarnings("ignore")
+import pandas as pd
+from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType, types
+repo, work = sys.argv[1:3]
+pd.DataFrame({"card_id": ["c-1"], "event_timestamp": [pd.Timestamp.now(tz="UTC")]}).to_parquet(work + "/empty.parquet")
+fs = FeatureStore(repo_path=repo)
+card = Entity(name="card", join_keys=["card_id"], value_type=ValueType.STRING)
+views, feats = [], []
+for name, path in (("card_stats", "features_a.txt"), ("card_risk", "features_b.txt")):
+    names = open(work + "/" + path).read().split()
+    views.append(FeatureView(name=name, entities=[card], ttl=dt.timedelta(hours=1),
+                             schema=[Field(name=n, dtype=types.Float64) for n in names],
+                             source=FileSource(path=work + "/empty.parquet", timestamp_field="event_timestamp")))
+    feats += [f"{name}:{n}" for n in names]
+fs.apply([card] + views)
+json.dump({"features": feats, "entities": {"card_id": ["c-1"]}}, open(work + "/feast-request.json", "w"))
+got = fs.get_online_features(features=feats, entity_rows=[{"card_id": "c-1"}]).to_dict()
+want = dict(zip(open(work + "/features_a.txt").read().split() + open(work + "/features_b.txt").read().split(),
+                [1.0 + i for i in range(25)] + [101.0 + i for i in range(25)]))
+bad = [k for k, v in want.items() if got[k][0] != v]
+if bad:
+    sys.exit("feast reads different values for " + ", ".join(bad[:5]))
+EOF2
+  feast_port=$(free_port)
+  # One worker, as sluice-server has one io thread here; no worker restarts mid-run.
+  (cd "$feast_repo" && exec "${server_pin[@]}" "$(dirname "$py")/feast" serve -h 127.0.0.1 -p "$feast_port" \
+    --no-access-log --workers 1 --max-requests 100000000 >"$work/feast-serve.log" 2>&1) &
+  pids+=($!)
+  deadline=$((SECONDS + 120))
+  until curl -sf -o /dev/null "http://127.0.0.1:$feast_port/health"; do
+    ((SECONDS < deadline)) || { tail -20 "$work/feast-serve.log" >&2; echo "enrich: feast serve did not start" >&2; exit 1; }
+    sleep 0.2
+  done
+  curl -sf "http://127.0.0.1:$feast_port/get-online-features" -d @"$work/feast-request.json" |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); v=[x["values"][0] for x in r["results"][1:]]; sys.exit(0 if len(v)==50 and None not in v else "feast serve did not return the 50 values: %s" % r)'
+  feast_rate=${BENCH_FEAST_RATE:-200}
+  echo "== the same 50 features, 1 entity: Feast's feature server (feast serve, Python) vs sluice-server; open loop $feast_rate req/s"
+  for kind in feast sluice-enriched sluice-plain; do
+    case $kind in
+      feast) args=(--port "$feast_port" --path /get-online-features --body-file "$work/feast-request.json") ;;
+      sluice-enriched) args=(--port "$http_port" --path /v2/models/m50/infer --body-file "$work/enriched.json") ;;
+      sluice-plain) args=(--port "$http_port" --path /v2/models/m50/infer --body-file "$work/plain.json") ;;
+    esac
+    line=$("${load_pin[@]}" "$loadgen" "${args[@]}" --content-type application/json --rate "$feast_rate" \
+      --connections 8 --duration "$seconds" --warmup 2)
+    printf '%-16s %s\n' "$kind" "$line"
+  done
+fi
+
+# --- Redis killed under load ----------------------------------------------------------------------
+kill_rate=${BENCH_KILL_RATE:-1000}
+echo "== Redis killed (SIGKILL) 3 s into $seconds s of enriched requests at $kill_rate req/s"
+(sleep 3; kill -KILL "${pids[0]}" 2>/dev/null) &
+line=$("${load_pin[@]}" "$loadgen" --port "$http_port" --path /v2/models/m50/infer \
+  --body-file "$work/enriched.json" --content-type application/json --rate "$kill_rate" \
+  --connections 8 --duration "$seconds" --warmup 0)
+printf '%-16s %s\n' "redis-killed" "$line"
+curl -sf "$url/metrics" | grep -E '^sluice_server_feature_(values_total|redis_errors_total)' | grep -v ' 0$' || true

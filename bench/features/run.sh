@@ -77,6 +77,6 @@ say "feast materialize:  $feast_s s, $(python3 -c "print(f'{1e6 / $feast_s:,.0f}
 say "sluice-materialize is $(python3 -c "print(f'{$feast_s / $sluice_s:.1f}')")x feast materialize's rows/s"
 say "stores: $("$py" "$repo/bench/features/compare_redis.py" compare "$redis" "$work/sluice-snapshot.pickle" || true)"
 
-if [[ -f "$repo/bench/features/enrich.sh" ]]; then
-  bash "$repo/bench/features/enrich.sh" "$build" "$results" "$redis"
-fi
+say ""
+say "== online features: the fetch in sluice-server against the same request without features and against feast serve"
+BENCH_BUILD="$build" bash "$repo/bench/features/enrich.sh" | tee -a "$results"
