@@ -8,7 +8,7 @@ PACKAGES=(
   libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libboost-dev libboost-system-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  libxgboost-dev libhiredis-dev
+  libxgboost-dev libhiredis-dev libsnappy-dev libzstd-dev zlib1g-dev
   redis-server prometheus wrk python3-venv
   clang clang-format clang-tidy libclang-rt-14-dev
   golang-go
