@@ -15,29 +15,53 @@ FeastWriter::FeastWriter(features::RedisClient& redis, const SourcePlan& plan,
       options_(options),
       ttl_text_(std::to_string(options.key_ttl.count())) {}
 
+Status FeastWriter::Send(size_t reads, std::vector<RedisReply>& replies, WriteStats& stats) {
+  const size_t total = pending_commands_ + reads;
+  ASSIGN_OR_RETURN(replies, redis_.Pipeline(std::span(round_.data(), total), options_.timeout));
+  for (size_t i = 0; i < pending_commands_; ++i) {
+    if (replies[i].kind == RedisReply::Kind::kError) {
+      return Internal("redis " + redis_.Describe() + ": " + std::string(round_[i][0]) + ": " +
+                      replies[i].str);
+    }
+  }
+  stats.written += pending_entities_;
+  pending_commands_ = 0;
+  pending_entities_ = 0;
+  return Status::Ok();
+}
+
+Status FeastWriter::Flush(WriteStats& stats) {
+  if (pending_commands_ == 0) return Status::Ok();
+  std::vector<RedisReply> replies;
+  return Send(0, replies, stats);
+}
+
 Status FeastWriter::Write(std::span<const EntityRecord* const> batch, WriteStats& stats) {
-  reads_.resize(batch.size());
-  size_t n = 0;
+  const bool expire = options_.key_ttl.count() > 0;
+  const size_t per_entity = expire ? 2 : 1;
+  // Room for this round (pending writes, then reads) and for the writes decided after it.
+  round_.resize(std::max(pending_commands_ + batch.size(), batch.size() * per_entity));
+  size_t reads = 0;
   for (const EntityRecord* e : batch) {
     if (!e->fresh) continue;
-    auto& cmd = reads_[n++];
+    auto& cmd = round_[pending_commands_ + reads++];
     cmd.clear();
     cmd.push_back("HGET");
     cmd.push_back(e->redis_key());
     cmd.push_back(plan_.timestamp_field);
   }
-  if (n == 0) return Status::Ok();
-  ASSIGN_OR_RETURN(std::vector<RedisReply> stored,
-                   redis_.Pipeline(std::span(reads_.data(), n), options_.timeout));
+  if (reads == 0) return Status::Ok();
+  std::vector<RedisReply> replies;
+  const size_t first_read = pending_commands_;
+  RETURN_IF_ERROR(Send(reads, replies, stats));
 
-  const bool expire = options_.key_ttl.count() > 0;
-  writes_.resize(n * (expire ? 2 : 1));
-  timestamps_.resize(n);
+  // The round trip is done: its commands and the timestamps they pointed at are free.
+  timestamps_.resize(reads);
   size_t w = 0;
-  size_t i = 0;
+  size_t i = first_read;
   for (const EntityRecord* e : batch) {
     if (!e->fresh) continue;
-    const RedisReply& reply = stored[i++];
+    const RedisReply& reply = replies[i++];
     std::optional<int64_t> stored_nanos;
     if (reply.kind == RedisReply::Kind::kString) {
       // A timestamp we cannot read is not a newer record: overwrite it.
@@ -54,7 +78,7 @@ Status FeastWriter::Write(std::span<const EntityRecord* const> batch, WriteStats
     std::string& ts = timestamps_[w];
     ts = EncodeEventTimestamp(e->event_nanos);
     FeatureValues(*e, values_);
-    auto& cmd = writes_[expire ? 2 * w : w];
+    auto& cmd = round_[per_entity * w];
     cmd.clear();
     cmd.push_back("HSET");
     cmd.push_back(e->redis_key());
@@ -65,7 +89,7 @@ Status FeastWriter::Write(std::span<const EntityRecord* const> batch, WriteStats
     cmd.push_back(plan_.timestamp_field);
     cmd.push_back(ts);
     if (expire) {
-      auto& ex = writes_[2 * w + 1];
+      auto& ex = round_[per_entity * w + 1];
       ex.clear();
       ex.push_back("EXPIRE");
       ex.push_back(e->redis_key());
@@ -73,16 +97,8 @@ Status FeastWriter::Write(std::span<const EntityRecord* const> batch, WriteStats
     }
     ++w;
   }
-  if (w == 0) return Status::Ok();
-  const size_t commands = expire ? 2 * w : w;
-  ASSIGN_OR_RETURN(std::vector<RedisReply> replies,
-                   redis_.Pipeline(std::span(writes_.data(), commands), options_.timeout));
-  for (const RedisReply& r : replies) {
-    if (r.kind == RedisReply::Kind::kError) {
-      return Internal("redis " + redis_.Describe() + ": HSET: " + r.str);
-    }
-  }
-  stats.written += w;
+  pending_commands_ = per_entity * w;
+  pending_entities_ = w;
   return Status::Ok();
 }
 

@@ -1,13 +1,15 @@
 #pragma once
 
-// The write half of materialization: entities into Redis in Feast's layout, a batch per two
-// pipelined round trips, as Feast's RedisOnlineStore.online_write_batch does:
+// The write half of materialization: entities into Redis in Feast's layout, as Feast's
+// RedisOnlineStore.online_write_batch does for each batch:
 //   1. HGET <key> _ts:<view> for every entity of the batch;
 //   2. for each entity whose stored timestamp is older than its row (or absent):
 //        HSET <key> <field> <value>... _ts:<view> <timestamp>   and   EXPIRE <key> <key_ttl>.
 // So a run is idempotent (a re-run finds its own timestamps and writes nothing), and an older
-// source never rolls a newer record back. Entities in one batch are distinct (LatestRows made
-// them so), which Feast has to check for and we do not.
+// source never rolls a newer record back. Entities are distinct across all batches (LatestRows
+// made them so), so the reads of one batch cannot depend on the writes of another: one
+// pipelined round trip carries the writes of a batch and the reads of the next, and Redis works
+// while the next batch is decided. Call Flush() after the last batch.
 //
 // Errors: Unavailable when Redis cannot be reached or answers too late (nothing of the batch may
 // be assumed written; a re-run repairs it); Internal with Redis' own text for an error reply (a
@@ -46,17 +48,25 @@ class FeastWriter {
  public:
   FeastWriter(features::RedisClient& redis, const SourcePlan& plan, FeastWriterOptions options);
 
-  // Writes the fresh entities of `batch` (stale ones are ignored) and adds to `stats`.
+  // Reads the stored timestamps of the fresh entities of `batch` (stale ones are ignored),
+  // sending the writes decided for the previous batch in the same round trip, and decides this
+  // batch's writes. The records must stay alive until the next Write or Flush.
   Status Write(std::span<const EntityRecord* const> batch, WriteStats& stats);
+  // Sends the writes still pending.
+  Status Flush(WriteStats& stats);
 
  private:
+  Status Send(size_t reads, std::vector<features::RedisReply>& replies, WriteStats& stats);
+
   features::RedisClient& redis_;
   const SourcePlan& plan_;
   FeastWriterOptions options_;
   std::string ttl_text_;
-  // Reused from batch to batch.
-  std::vector<features::RedisCommand> reads_;
-  std::vector<features::RedisCommand> writes_;
+  // One round trip: the pending writes (the first pending_commands_), then the reads. Reused
+  // from batch to batch, as are the timestamps the writes point at.
+  std::vector<features::RedisCommand> round_;
+  size_t pending_commands_ = 0;
+  size_t pending_entities_ = 0;
   std::vector<std::string> timestamps_;
   std::vector<std::string_view> values_;
 };

@@ -177,25 +177,21 @@ api::MaterializeResult Materialize(const api::FeatureViewConfig& view,
     }
     return Status::Ok();
   };
+  auto failed = [&](const Status& s) {
+    result.entities_written = static_cast<int64_t>(written.written);
+    return finish(Failed(
+        result, s.code() == StatusCode::kInternal ? kRedisError : kRedisUnavailable, s.message()));
+  };
   for (const EntityRecord& e : latest.entities()) {
     if (!e.fresh) continue;
     batch.push_back(&e);
     if (batch.size() < options.batch_size) continue;
-    if (Status s = flush(); !s.ok()) {
-      result.entities_written = static_cast<int64_t>(written.written);
-      return finish(Failed(result,
-                           s.code() == StatusCode::kInternal ? kRedisError : kRedisUnavailable,
-                           s.message()));
-    }
+    if (Status s = flush(); !s.ok()) return failed(s);
   }
   if (!batch.empty()) {
-    if (Status s = flush(); !s.ok()) {
-      result.entities_written = static_cast<int64_t>(written.written);
-      return finish(Failed(result,
-                           s.code() == StatusCode::kInternal ? kRedisError : kRedisUnavailable,
-                           s.message()));
-    }
+    if (Status s = flush(); !s.ok()) return failed(s);
   }
+  if (Status s = writer.Flush(written); !s.ok()) return failed(s);
   result.ok = true;
   result.entities_written = static_cast<int64_t>(written.written);
   if (written.not_newer > 0) {
