@@ -5,6 +5,9 @@
 #   sluice-dataplane.tar  ghcr.io/sluice-dev/sluice-dataplane:<version>  (dataplane/Dockerfile)
 #   sluice-e2e-models.tar ghcr.io/sluice-dev/sluice-e2e-models:<version> (e2e/models/Dockerfile), the
 #                         HTTP model repository the demo and the end-to-end tests fetch models from
+#                         (and the FeatureViews' batch sources, from a ConfigMap the tests fill)
+#   sluice-e2e-redis.tar  ghcr.io/sluice-dev/sluice-e2e-redis:<version> (e2e/features/Dockerfile), the
+#                         Redis online store of the demo and the end-to-end tests
 #   pause.tar             registry.k8s.io/pause:<tag>, the real node's sandbox image, from the
 #                         pause binary e2e/cluster/build.sh compiles from the pinned Kubernetes
 # FROM debian:bookworm-slim resolves to a local base debootstrapped from the Debian mirror apt uses,
@@ -185,7 +188,7 @@ build_image() {
   local args=(--layers --pull=never --isolation chroot --quiet
     --build-arg "VERSION=$version" --build-arg "REVISION=$revision" -f "$SLUICE_REPO_ROOT/$dockerfile" -t "$ref")
   echo "building $ref ($dockerfile, $( ((from_source)) && echo from source || echo from host binaries)) ..."
-  if [[ "$name" == sluice-e2e-models ]]; then
+  if [[ "$name" == sluice-e2e-models || "$name" == sluice-e2e-redis ]]; then
     nice -n 10 buildah --root "$out/storage" --runroot "$out/run" --storage-driver "${SLUICE_BUILDAH_DRIVER:-vfs}" bud "${args[@]}" \
       "$ctx_models" >"$out/$name.build.log" 2>&1
   elif ((from_source)); then
@@ -198,9 +201,10 @@ build_image() {
   export_image "$ref" "$out/$name.tar"
   echo "  built in $((SECONDS - start))s"
 }
-for name in ${SLUICE_IMAGES:-sluice-operator sluice-dataplane sluice-e2e-models}; do
+for name in ${SLUICE_IMAGES:-sluice-operator sluice-dataplane sluice-e2e-models sluice-e2e-redis}; do
   case "$name" in
     sluice-e2e-models) build_image sluice-e2e-models e2e/models/Dockerfile ;;
+    sluice-e2e-redis) build_image sluice-e2e-redis e2e/features/Dockerfile ;;
     sluice-operator) build_image sluice-operator operator/Dockerfile ;;
     sluice-dataplane) build_image sluice-dataplane dataplane/Dockerfile ;;
     *) echo "e2e/images: unknown image $name" >&2; exit 2 ;;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run.sh [OUT]: the fraud scenario of e2e/scenario on a kind cluster, for machines with a Docker
-# engine. Builds the three images with `docker build` (the Dockerfiles' default stages, which
+# engine. Builds the images with `docker build` (the Dockerfiles' default stages, which
 # compile from source), creates a kind cluster, `kind load`s the images into it, runs
 # e2e/scenario/fraud.sh with the host reaching Services through `kubectl port-forward`, and deletes
 # the cluster on exit. Needs docker, kind, kubectl, helm, python3 and a build of sluice-load
@@ -31,6 +31,7 @@ build() {
 build sluice-operator operator/Dockerfile
 build sluice-dataplane dataplane/Dockerfile
 build sluice-e2e-models e2e/models/Dockerfile
+build sluice-e2e-redis e2e/features/Dockerfile
 
 echo "== kind create cluster --name $cluster"
 kind create cluster --name "$cluster" --kubeconfig "$out/kubeconfig" --wait 180s

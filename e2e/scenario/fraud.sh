@@ -15,7 +15,12 @@
 #      its own; the time from the first failed answer to all traffic on version 2 is measured
 #   5. crds/samples/rolling-modeldeployment.yaml replaced by a rolling update under load: no failed
 #      request, never more pods than replicas + maxSurge nor fewer Ready than replicas - maxUnavailable
-#   6. the ModelDeployments deleted, `helm uninstall`: no object of Sluice's is left
+#   6. online features (features.sh): Redis, the two FeatureViews of
+#      crds/samples/fraud-featureviews.yaml materialized by real Jobs, and
+#      crds/samples/fraud-enriched-modeldeployment.yaml, whose predictions equal md/fraud's on the
+#      rows its features complete, follow a value changed in Redis, come back when the view is
+#      materialized again, and fall back to the declared defaults (200s) while Redis is down
+#   7. the ModelDeployments and FeatureViews deleted, `helm uninstall`: no object of Sluice's is left
 #
 # --demo narrates: the `kubectl get md` columns and the load's split as they change, and Events;
 # it leaves out step 5.
@@ -25,6 +30,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$SLUICE_REPO_ROOT/e2e/images/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/features.sh"
 
 demo=0
 if [[ "${1:-}" == "--demo" ]]; then
@@ -44,6 +50,8 @@ SLUICE_LOAD="${SLUICE_LOAD:-$SLUICE_REPO_ROOT/${BUILD:-build}/e2e/canary/sluice-
 reach="${SLUICE_REACH:-clusterip}"
 [[ -x "$SLUICE_LOAD" ]] || { echo "e2e/scenario: $SLUICE_LOAD is missing (cmake --build build --target sluice-load)" >&2; exit 1; }
 version="$(sluice_version)"
+# The Feast SDK's python (generates the feature sources; writes Redis with Feast's encoders).
+feast_python="$(bash "$SLUICE_REPO_ROOT/e2e/scripts/feast-venv.sh")"
 kubectl() { "$KUBECTL" "$@"; }
 helm() { "$HELM" "$@" 2> >(grep -v "found symbolic link" >&2); }
 
@@ -149,6 +157,7 @@ fraud_request "$out/request-1.json" "$out/expected-1.json" 1
 
 # --- 1. the model repository and the operator ---------------------------------------------------
 step "the model repository: e2e/models/models.yaml (an HTTP server in the cluster holding the fraud model)"
+features_data
 sed "s|sluice-e2e-models:[0-9][0-9.]*|sluice-e2e-models:$version|" "$SLUICE_REPO_ROOT/e2e/models/models.yaml" |
   kubectl apply -f -
 kubectl rollout status -n sluice-models deployment/models --timeout=180s
@@ -397,17 +406,21 @@ measure "rolling update of $replicas pods ${rolling_s}s; at most $max_pods pods,
 fi
 cleanup
 
-# --- 6. uninstall ------------------------------------------------------------------------------
-step "kubectl delete md --all; helm uninstall sluice: nothing of Sluice's is left"
+# --- 6. online features -------------------------------------------------------------------------
+features_scenario
+
+# --- 7. uninstall ------------------------------------------------------------------------------
+step "kubectl delete md,fv --all; helm uninstall sluice: nothing of Sluice's is left"
 kubectl delete pod client -n "$ns" --grace-period=1 --wait=false >/dev/null
 kubectl logs -n "$system_ns" deployment/sluice-sluice-operator >"$out/operator.log" 2>&1 || true
-kubectl delete md --all -n "$ns" --timeout=120s
+kubectl delete md,fv --all -n "$ns" --timeout=120s
+kubectl delete secret fraud-redis -n "$ns"
 helm uninstall sluice -n "$system_ns" --wait --timeout 120s
 # What is left of Sluice: objects the operator made (and the pods and ReplicaSets under them, which
 # the garbage collector removes after their owners), the release's objects, and anything in the
 # two namespaces the scenario used but their defaults.
 leftovers() {
-  kubectl get deployments,replicasets,pods,services,serviceaccounts,configmaps,roles,rolebindings,horizontalpodautoscalers,poddisruptionbudgets,endpointslices \
+  kubectl get deployments,replicasets,pods,services,serviceaccounts,configmaps,roles,rolebindings,horizontalpodautoscalers,poddisruptionbudgets,endpointslices,jobs,cronjobs \
     -A -l app.kubernetes.io/managed-by=sluice-operator -o name 2>/dev/null
   kubectl get all,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings,leases,configmaps,secrets \
     -A -l app.kubernetes.io/instance=sluice -o name 2>/dev/null
@@ -427,6 +440,6 @@ until [[ -z "$(leftovers)" ]]; do
   sleep 1
 done
 measure "helm uninstall -> nothing left $(since "$t0")s"
-kubectl delete namespace "$ns" sluice-models --wait=false >/dev/null
+kubectl delete namespace "$ns" sluice-models sluice-features --wait=false >/dev/null
 echo "nothing left but the CRDs (Helm never deletes CRDs; kubectl delete -f crds/ removes them)"
 measure "scenario total $((SECONDS - started))s"

@@ -24,7 +24,8 @@ class CsvReader : public TableReader {
  public:
   CsvReader(std::unique_ptr<SourceFile> file, std::vector<ColumnRequest> requests,
             size_t chunk_rows)
-      : file_(std::move(file)), requests_(std::move(requests)),
+      : file_(std::move(file)),
+        requests_(std::move(requests)),
         chunk_rows_(std::max<size_t>(chunk_rows, 1)) {}
 
   // Reads the header and maps the requested columns to its fields.
@@ -104,7 +105,8 @@ Result<bool> CsvReader::ReadRecord() {
         bool closed = false;
         while (q < size) {
           const void* hit = std::memchr(b + q, '"', size - q);
-          size_t quote = hit == nullptr ? size : static_cast<size_t>(static_cast<const char*>(hit) - b);
+          size_t quote =
+              hit == nullptr ? size : static_cast<size_t>(static_cast<const char*>(hit) - b);
           newlines += static_cast<uint64_t>(std::count(b + q, b + quote, '\n'));
           if (quote >= size) {
             q = size;
@@ -198,7 +200,8 @@ std::string_view CsvReader::FieldText(size_t i) {
 
 Status CsvReader::Init() {
   ASSIGN_OR_RETURN(bool got, ReadRecord());
-  if (!got) return InvalidArgument(file_->name() + ": the file is empty; a header line is required");
+  if (!got)
+    return InvalidArgument(file_->name() + ": the file is empty; a header line is required");
   num_fields_ = fields_.size();
   std::vector<std::string> header;
   for (size_t i = 0; i < num_fields_; ++i) {
@@ -255,12 +258,14 @@ Status CsvReader::Convert(size_t slot, std::string_view text, size_t row, Column
     case ColumnType::kDouble: {
       double v;
       bool null;
-      if (!ParseDouble(text, v, null)) return bad(type == ColumnType::kFloat ? "a FLOAT" : "a DOUBLE");
+      if (!ParseDouble(text, v, null))
+        return bad(type == ColumnType::kFloat ? "a FLOAT" : "a DOUBLE");
       if (null) {
         col.valid[row] = 0;
         return Status::Ok();
       }
-      col.doubles[row] = type == ColumnType::kFloat ? static_cast<double>(static_cast<float>(v)) : v;
+      col.doubles[row] =
+          type == ColumnType::kFloat ? static_cast<double>(static_cast<float>(v)) : v;
       return Status::Ok();
     }
     case ColumnType::kBool: {
@@ -299,10 +304,16 @@ Result<bool> CsvReader::Next(Chunk& chunk) {
       c.valid.resize(rows);
       switch (requests_[i].type) {
         case ColumnType::kFloat:
-        case ColumnType::kDouble: c.doubles.resize(rows); break;
+        case ColumnType::kDouble:
+          c.doubles.resize(rows);
+          break;
         case ColumnType::kString:
-        case ColumnType::kBytes: c.strings.resize(rows); break;
-        default: c.ints.resize(rows); break;
+        case ColumnType::kBytes:
+          c.strings.resize(rows);
+          break;
+        default:
+          c.ints.resize(rows);
+          break;
       }
     }
   };

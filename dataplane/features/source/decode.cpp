@@ -37,7 +37,8 @@ Status DecodeRleHybrid(const uint8_t* data, size_t size, int bit_width, size_t c
   }
   const uint8_t* p = data;
   const uint8_t* end = data + size;
-  const uint64_t mask = bit_width == 0 ? 0 : (bit_width == 32 ? 0xffffffffULL : ((1ULL << bit_width) - 1));
+  const uint64_t mask =
+      bit_width == 0 ? 0 : (bit_width == 32 ? 0xffffffffULL : ((1ULL << bit_width) - 1));
   const size_t value_bytes = (static_cast<size_t>(bit_width) + 7) / 8;
   size_t done = 0;
   while (done < count) {
@@ -57,10 +58,22 @@ Status DecodeRleHybrid(const uint8_t* data, size_t size, int bit_width, size_t c
         for (size_t i = 0; i < take; ++i) out[done + i] = 0;
       } else {
         const uint8_t* run_end = p + need_bytes;
-        for (size_t i = 0; i < take; ++i) {
-          size_t bit = i * static_cast<size_t>(bit_width);
+        const size_t w = static_cast<size_t>(bit_width);
+        // Values whose 8-byte window ends inside the run load it whole; the last few load
+        // what is left.
+        size_t fast = need_bytes >= 8 ? ((need_bytes - 8) * 8) / w + 1 : 0;
+        if (fast > take) fast = take;
+        T* o = out + done;
+        for (size_t i = 0; i < fast; ++i) {
+          size_t bit = i * w;
+          uint64_t word;
+          std::memcpy(&word, p + bit / 8, 8);
+          o[i] = static_cast<T>((word >> (bit % 8)) & mask);
+        }
+        for (size_t i = fast; i < take; ++i) {
+          size_t bit = i * w;
           uint64_t word = Load64(p + bit / 8, run_end);
-          out[done + i] = static_cast<T>((word >> (bit % 8)) & mask);
+          o[i] = static_cast<T>((word >> (bit % 8)) & mask);
         }
       }
       done += take;
@@ -90,14 +103,22 @@ template Status DecodeRleHybrid<uint32_t>(const uint8_t*, size_t, int, size_t, u
 
 std::string_view CodecName(Codec codec) {
   switch (codec) {
-    case Codec::kUncompressed: return "UNCOMPRESSED";
-    case Codec::kSnappy: return "SNAPPY";
-    case Codec::kGzip: return "GZIP";
-    case Codec::kLzo: return "LZO";
-    case Codec::kBrotli: return "BROTLI";
-    case Codec::kLz4: return "LZ4";
-    case Codec::kZstd: return "ZSTD";
-    case Codec::kLz4Raw: return "LZ4_RAW";
+    case Codec::kUncompressed:
+      return "UNCOMPRESSED";
+    case Codec::kSnappy:
+      return "SNAPPY";
+    case Codec::kGzip:
+      return "GZIP";
+    case Codec::kLzo:
+      return "LZO";
+    case Codec::kBrotli:
+      return "BROTLI";
+    case Codec::kLz4:
+      return "LZ4";
+    case Codec::kZstd:
+      return "ZSTD";
+    case Codec::kLz4Raw:
+      return "LZ4_RAW";
   }
   return "UNKNOWN";
 }

@@ -30,7 +30,9 @@ void ReadList(CompactDecoder& d, F&& on_elem) {
   for (uint32_t i = 0; i < n && d.ok(); ++i) on_elem(elem);
 }
 
-bool IsInt(Type t) { return t == Type::kI32 || t == Type::kI16 || t == Type::kByte; }
+bool IsInt(Type t) {
+  return t == Type::kI32 || t == Type::kI16 || t == Type::kByte;
+}
 
 // TimeUnit is a union of empty structs: 1 MILLIS, 2 MICROS, 3 NANOS.
 int64_t ReadTimeUnit(CompactDecoder& d) {
@@ -49,12 +51,24 @@ void ReadLogicalType(CompactDecoder& d, SchemaElement& e) {
   ReadStruct(d, [&](int16_t id, Type t) {
     if (t != Type::kStruct) return false;
     switch (id) {
-      case 1: e.logical = Logical::kString; return false;
-      case 4: e.logical = Logical::kEnum; return false;
-      case 5: e.logical = Logical::kDecimal; return false;
-      case 6: e.logical = Logical::kDate; return false;
-      case 12: e.logical = Logical::kJson; return false;
-      case 14: e.logical = Logical::kUuid; return false;
+      case 1:
+        e.logical = Logical::kString;
+        return false;
+      case 4:
+        e.logical = Logical::kEnum;
+        return false;
+      case 5:
+        e.logical = Logical::kDecimal;
+        return false;
+      case 6:
+        e.logical = Logical::kDate;
+        return false;
+      case 12:
+        e.logical = Logical::kJson;
+        return false;
+      case 14:
+        e.logical = Logical::kUuid;
+        return false;
       case 7:
       case 8:  // TimeType and TimestampType: 1 isAdjustedToUTC, 2 unit
         e.logical = id == 7 ? Logical::kTime : Logical::kTimestamp;
@@ -268,10 +282,14 @@ Result<PageHeader> ParsePageHeader(const uint8_t* data, size_t size, size_t& hea
         h.has_data = true;
         ReadStruct(d, [&](int16_t fid, Type ft) {
           if (!IsInt(ft)) return false;
-          if (fid == 1) h.data.num_values = d.ReadI32();
-          else if (fid == 2) h.data.encoding = static_cast<Encoding>(d.ReadI32());
-          else if (fid == 3) h.data.definition_level_encoding = static_cast<Encoding>(d.ReadI32());
-          else return false;
+          if (fid == 1)
+            h.data.num_values = d.ReadI32();
+          else if (fid == 2)
+            h.data.encoding = static_cast<Encoding>(d.ReadI32());
+          else if (fid == 3)
+            h.data.definition_level_encoding = static_cast<Encoding>(d.ReadI32());
+          else
+            return false;
           return true;
         });
         return true;
@@ -280,9 +298,12 @@ Result<PageHeader> ParsePageHeader(const uint8_t* data, size_t size, size_t& hea
         h.has_dictionary = true;
         ReadStruct(d, [&](int16_t fid, Type ft) {
           if (!IsInt(ft)) return false;
-          if (fid == 1) h.dictionary.num_values = d.ReadI32();
-          else if (fid == 2) h.dictionary.encoding = static_cast<Encoding>(d.ReadI32());
-          else return false;
+          if (fid == 1)
+            h.dictionary.num_values = d.ReadI32();
+          else if (fid == 2)
+            h.dictionary.encoding = static_cast<Encoding>(d.ReadI32());
+          else
+            return false;
           return true;
         });
         return true;
@@ -296,13 +317,26 @@ Result<PageHeader> ParsePageHeader(const uint8_t* data, size_t size, size_t& hea
           }
           if (!IsInt(ft)) return false;
           switch (fid) {
-            case 1: h.data_v2.num_values = d.ReadI32(); return true;
-            case 2: h.data_v2.num_nulls = d.ReadI32(); return true;
-            case 3: h.data_v2.num_rows = d.ReadI32(); return true;
-            case 4: h.data_v2.encoding = static_cast<Encoding>(d.ReadI32()); return true;
-            case 5: h.data_v2.definition_levels_byte_length = d.ReadI32(); return true;
-            case 6: h.data_v2.repetition_levels_byte_length = d.ReadI32(); return true;
-            default: return false;
+            case 1:
+              h.data_v2.num_values = d.ReadI32();
+              return true;
+            case 2:
+              h.data_v2.num_nulls = d.ReadI32();
+              return true;
+            case 3:
+              h.data_v2.num_rows = d.ReadI32();
+              return true;
+            case 4:
+              h.data_v2.encoding = static_cast<Encoding>(d.ReadI32());
+              return true;
+            case 5:
+              h.data_v2.definition_levels_byte_length = d.ReadI32();
+              return true;
+            case 6:
+              h.data_v2.repetition_levels_byte_length = d.ReadI32();
+              return true;
+            default:
+              return false;
           }
         });
         return true;

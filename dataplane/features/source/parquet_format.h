@@ -47,7 +47,12 @@ enum class Encoding : int32_t {
   kByteStreamSplit = 9,
 };
 
-enum class PageType : int32_t { kDataPage = 0, kIndexPage = 1, kDictionaryPage = 2, kDataPageV2 = 3 };
+enum class PageType : int32_t {
+  kDataPage = 0,
+  kIndexPage = 1,
+  kDictionaryPage = 2,
+  kDataPageV2 = 3
+};
 
 // ConvertedType values used here (the legacy annotation).
 namespace converted {

@@ -24,29 +24,46 @@ enum class Kind { kBool, kInt, kFloat, kDouble, kTimestamp, kInt96, kDate, kBina
 
 std::string_view PhysicalName(PhysicalType t) {
   switch (t) {
-    case PhysicalType::kBoolean: return "BOOLEAN";
-    case PhysicalType::kInt32: return "INT32";
-    case PhysicalType::kInt64: return "INT64";
-    case PhysicalType::kInt96: return "INT96";
-    case PhysicalType::kFloat: return "FLOAT";
-    case PhysicalType::kDouble: return "DOUBLE";
-    case PhysicalType::kByteArray: return "BYTE_ARRAY";
-    case PhysicalType::kFixedLenByteArray: return "FIXED_LEN_BYTE_ARRAY";
+    case PhysicalType::kBoolean:
+      return "BOOLEAN";
+    case PhysicalType::kInt32:
+      return "INT32";
+    case PhysicalType::kInt64:
+      return "INT64";
+    case PhysicalType::kInt96:
+      return "INT96";
+    case PhysicalType::kFloat:
+      return "FLOAT";
+    case PhysicalType::kDouble:
+      return "DOUBLE";
+    case PhysicalType::kByteArray:
+      return "BYTE_ARRAY";
+    case PhysicalType::kFixedLenByteArray:
+      return "FIXED_LEN_BYTE_ARRAY";
   }
   return "UNKNOWN";
 }
 
 std::string_view EncodingName(Encoding e) {
   switch (e) {
-    case Encoding::kPlain: return "PLAIN";
-    case Encoding::kPlainDictionary: return "PLAIN_DICTIONARY";
-    case Encoding::kRle: return "RLE";
-    case Encoding::kBitPacked: return "BIT_PACKED";
-    case Encoding::kDeltaBinaryPacked: return "DELTA_BINARY_PACKED";
-    case Encoding::kDeltaLengthByteArray: return "DELTA_LENGTH_BYTE_ARRAY";
-    case Encoding::kDeltaByteArray: return "DELTA_BYTE_ARRAY";
-    case Encoding::kRleDictionary: return "RLE_DICTIONARY";
-    case Encoding::kByteStreamSplit: return "BYTE_STREAM_SPLIT";
+    case Encoding::kPlain:
+      return "PLAIN";
+    case Encoding::kPlainDictionary:
+      return "PLAIN_DICTIONARY";
+    case Encoding::kRle:
+      return "RLE";
+    case Encoding::kBitPacked:
+      return "BIT_PACKED";
+    case Encoding::kDeltaBinaryPacked:
+      return "DELTA_BINARY_PACKED";
+    case Encoding::kDeltaLengthByteArray:
+      return "DELTA_LENGTH_BYTE_ARRAY";
+    case Encoding::kDeltaByteArray:
+      return "DELTA_BYTE_ARRAY";
+    case Encoding::kRleDictionary:
+      return "RLE_DICTIONARY";
+    case Encoding::kByteStreamSplit:
+      return "BYTE_STREAM_SPLIT";
   }
   return "UNKNOWN";
 }
@@ -75,7 +92,8 @@ Kind Classify(const SchemaElement& e) {
               e.converted_type == converted::kTimeMicros;
   if (decimal || time) return Kind::kUnsupported;
   switch (e.type) {
-    case PhysicalType::kBoolean: return Kind::kBool;
+    case PhysicalType::kBoolean:
+      return Kind::kBool;
     case PhysicalType::kInt32:
       if (e.logical == Logical::kDate || e.converted_type == converted::kDate) return Kind::kDate;
       return Kind::kInt;
@@ -83,10 +101,14 @@ Kind Classify(const SchemaElement& e) {
       if (TimestampUnit(e) != 0) return Kind::kTimestamp;
       if (e.logical == Logical::kTimestamp) return Kind::kUnsupported;  // unknown unit
       return Kind::kInt;
-    case PhysicalType::kInt96: return Kind::kInt96;
-    case PhysicalType::kFloat: return Kind::kFloat;
-    case PhysicalType::kDouble: return Kind::kDouble;
-    case PhysicalType::kByteArray: return Kind::kBinary;
+    case PhysicalType::kInt96:
+      return Kind::kInt96;
+    case PhysicalType::kFloat:
+      return Kind::kFloat;
+    case PhysicalType::kDouble:
+      return Kind::kDouble;
+    case PhysicalType::kByteArray:
+      return Kind::kBinary;
     case PhysicalType::kFixedLenByteArray:
       return e.logical == Logical::kOther ? Kind::kUnsupported : Kind::kBinary;
   }
@@ -99,7 +121,9 @@ std::string Describe(const SchemaElement& e) {
   int64_t unit = TimestampUnit(e);
   if (unit != 0) {
     annotation = std::string("TIMESTAMP(") +
-                 (unit == 1'000'000 ? "MILLIS" : unit == 1'000 ? "MICROS" : "NANOS") +
+                 (unit == 1'000'000 ? "MILLIS"
+                  : unit == 1'000   ? "MICROS"
+                                    : "NANOS") +
                  (e.logical != Logical::kTimestamp || e.adjusted_to_utc ? ", UTC)" : ", local)");
   } else if (IsString(e)) {
     annotation = "UTF8";
@@ -117,15 +141,31 @@ std::string Describe(const SchemaElement& e) {
   }
   std::string noun;
   switch (Classify(e)) {
-    case Kind::kBool: noun = "a boolean"; break;
-    case Kind::kInt: noun = "an integer"; break;
-    case Kind::kFloat: noun = "a float"; break;
-    case Kind::kDouble: noun = "a double"; break;
+    case Kind::kBool:
+      noun = "a boolean";
+      break;
+    case Kind::kInt:
+      noun = "an integer";
+      break;
+    case Kind::kFloat:
+      noun = "a float";
+      break;
+    case Kind::kDouble:
+      noun = "a double";
+      break;
     case Kind::kTimestamp:
-    case Kind::kInt96: noun = "a timestamp"; break;
-    case Kind::kDate: noun = "a date"; break;
-    case Kind::kBinary: noun = IsString(e) ? "a string" : "bytes"; break;
-    case Kind::kUnsupported: noun = "of an unsupported type"; break;
+    case Kind::kInt96:
+      noun = "a timestamp";
+      break;
+    case Kind::kDate:
+      noun = "a date";
+      break;
+    case Kind::kBinary:
+      noun = IsString(e) ? "a string" : "bytes";
+      break;
+    case Kind::kUnsupported:
+      noun = "of an unsupported type";
+      break;
   }
   std::string s = noun + " (" + std::string(PhysicalName(e.type));
   if (!annotation.empty()) s += "/" + annotation;
@@ -135,13 +175,16 @@ std::string Describe(const SchemaElement& e) {
 bool Convertible(Kind from, ColumnType to) {
   switch (to) {
     case ColumnType::kInt32:
-    case ColumnType::kInt64: return from == Kind::kInt;
+    case ColumnType::kInt64:
+      return from == Kind::kInt;
     case ColumnType::kFloat:
     case ColumnType::kDouble:
       return from == Kind::kInt || from == Kind::kFloat || from == Kind::kDouble;
-    case ColumnType::kBool: return from == Kind::kBool;
+    case ColumnType::kBool:
+      return from == Kind::kBool;
     case ColumnType::kString:
-    case ColumnType::kBytes: return from == Kind::kBinary;
+    case ColumnType::kBytes:
+      return from == Kind::kBinary;
     case ColumnType::kTimestamp:
       return from == Kind::kTimestamp || from == Kind::kInt96 || from == Kind::kDate;
   }
@@ -207,10 +250,9 @@ class ParquetReader : public TableReader {
   Status ReadDictionary(const Plan& p, const PageHeader& h, const uint8_t* page, size_t size);
   Status ReadDataPage(const Plan& p, const PageHeader& h, const uint8_t* page, size_t size,
                       size_t row, size_t rows, Column& out, size_t& page_rows);
-  Status DecodeValues(const Plan& p, Encoding encoding, const uint8_t* data, size_t size,
-                      size_t n, size_t row, Column& out);
-  Status DecodePlainFixed(const Plan& p, const uint8_t* data, size_t size, size_t nn,
-                          bool to_dict);
+  Status DecodeValues(const Plan& p, Encoding encoding, const uint8_t* data, size_t size, size_t n,
+                      size_t row, Column& out);
+  Status DecodePlainFixed(const Plan& p, const uint8_t* data, size_t size, size_t nn, bool to_dict);
   Status Store(const Plan& p, size_t row, size_t n, Column& out);
 
   std::unique_ptr<SourceFile> file_;
@@ -224,7 +266,7 @@ class ParquetReader : public TableReader {
   std::string chunk_buf_;
   std::string page_buf_;
   std::vector<uint32_t> indices_;
-  std::vector<int64_t> ints_;   // the page's non-null values, as stored (INT96 already in ns)
+  std::vector<int64_t> ints_;  // the page's non-null values, as stored (INT96 already in ns)
   std::vector<double> doubles_;
   // The current chunk's dictionary.
   Codec codec_ = Codec::kUncompressed;  // the current chunk's
@@ -256,8 +298,8 @@ Status ParquetReader::ReadColumn(const Plan& p, const RowGroup& rg, size_t rows,
                            std::to_string(len) +
                            " bytes) lies outside the file's data; the file is corrupt");
   }
-  RETURN_IF_ERROR(file_->ReadAt(static_cast<uint64_t>(start), static_cast<uint64_t>(len),
-                                chunk_buf_));
+  RETURN_IF_ERROR(
+      file_->ReadAt(static_cast<uint64_t>(start), static_cast<uint64_t>(len), chunk_buf_));
 
   out.name = p.request.name;
   out.type = p.request.type;
@@ -319,11 +361,11 @@ Status ParquetReader::ReadDictionary(const Plan& p, const PageHeader& h, const u
   if (!h.has_dictionary) return InvalidArgument("a dictionary page has no dictionary header");
   if (h.dictionary.encoding != Encoding::kPlain &&
       h.dictionary.encoding != Encoding::kPlainDictionary) {
-    return Unimplemented("dictionary encoding " +
-                         std::string(EncodingName(h.dictionary.encoding)) + " is not supported");
+    return Unimplemented("dictionary encoding " + std::string(EncodingName(h.dictionary.encoding)) +
+                         " is not supported");
   }
-  RETURN_IF_ERROR(Decompress(codec_, page, size,
-                             static_cast<size_t>(h.uncompressed_page_size), dict_buf_));
+  RETURN_IF_ERROR(
+      Decompress(codec_, page, size, static_cast<size_t>(h.uncompressed_page_size), dict_buf_));
   int32_t n = h.dictionary.num_values;
   // Every entry takes at least one byte (four for a string's length), so a larger count is corrupt.
   if (n < 0 || static_cast<size_t>(n) > dict_buf_.size()) {
@@ -372,8 +414,8 @@ Status ParquetReader::ReadDataPage(const Plan& p, const PageHeader& h, const uin
   size_t values_size;
   Encoding encoding;
   if (!v2) {
-    RETURN_IF_ERROR(Decompress(codec_, page, size,
-                               static_cast<size_t>(h.uncompressed_page_size), page_buf_));
+    RETURN_IF_ERROR(
+        Decompress(codec_, page, size, static_cast<size_t>(h.uncompressed_page_size), page_buf_));
     const auto* data = reinterpret_cast<const uint8_t*>(page_buf_.data());
     size_t left = page_buf_.size();
     if (p.optional) {
@@ -508,11 +550,11 @@ Status ParquetReader::DecodeValues(const Plan& p, Encoding encoding, const uint8
     if (size < 1) return InvalidArgument("a dictionary-encoded page is empty");
     indices_.resize(nn);
     RETURN_IF_ERROR(DecodeRleHybrid(data + 1, size - 1, data[0], nn, indices_.data()));
-    size_t dict_size = p.kind == Kind::kBinary ? dict_strings_.size()
-                       : (p.element.type == PhysicalType::kFloat ||
-                          p.element.type == PhysicalType::kDouble)
-                           ? dict_doubles_.size()
-                           : dict_ints_.size();
+    size_t dict_size =
+        p.kind == Kind::kBinary ? dict_strings_.size()
+        : (p.element.type == PhysicalType::kFloat || p.element.type == PhysicalType::kDouble)
+            ? dict_doubles_.size()
+            : dict_ints_.size();
     for (size_t k = 0; k < nn; ++k) {
       if (indices_[k] >= dict_size) {
         return InvalidArgument("dictionary index " + std::to_string(indices_[k]) +
@@ -633,8 +675,8 @@ Status ParquetReader::Store(const Plan& p, size_t row, size_t n, Column& out) {
         }
         int64_t v = ints_[k++];
         if (u64 && v < 0) {
-          return row_error(i, "value " + std::to_string(static_cast<uint64_t>(v)) +
-                                  " does not fit INT64");
+          return row_error(
+              i, "value " + std::to_string(static_cast<uint64_t>(v)) + " does not fit INT64");
         }
         if (to32 && (v < INT32_MIN || v > INT32_MAX)) {
           return row_error(i, "value " + std::to_string(v) + " does not fit INT32");
@@ -726,8 +768,7 @@ Result<std::unique_ptr<TableReader>> OpenParquet(std::unique_ptr<SourceFile> fil
   }
 
   if (md.num_rows < 0 || md.num_rows > kMaxRows) {
-    return InvalidArgument(name + ": the row count " + std::to_string(md.num_rows) +
-                           " is corrupt");
+    return InvalidArgument(name + ": the row count " + std::to_string(md.num_rows) + " is corrupt");
   }
   int64_t total = 0;
   for (size_t i = 0; i < md.row_groups.size(); ++i) {
@@ -777,8 +818,7 @@ Result<std::unique_ptr<TableReader>> OpenParquet(std::unique_ptr<SourceFile> fil
     }
     if (!Convertible(p.kind, req.type)) {
       return InvalidArgument(name + ": column \"" + req.name + "\" is " + Describe(e) +
-                             "; the FeatureView declares " +
-                             std::string(ColumnTypeName(req.type)));
+                             "; the FeatureView declares " + std::string(ColumnTypeName(req.type)));
     }
     plans.push_back(std::move(p));
   }

@@ -14,7 +14,9 @@ namespace sluice::features {
 
 namespace {
 
-std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+std::string Errno(const std::string& what) {
+  return what + ": " + std::strerror(errno);
+}
 
 bool StartsWith(const std::string& s, std::string_view prefix) {
   return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
@@ -54,8 +56,8 @@ Result<int> DownloadToTemp(const std::string& url, std::chrono::seconds timeout)
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 
   const char* tmpdir = std::getenv("TMPDIR");
-  std::string tmpl = std::string(tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp") +
-                     "/sluice-source-XXXXXX";
+  std::string tmpl =
+      std::string(tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp") + "/sluice-source-XXXXXX";
   int fd = mkstemp(tmpl.data());
   if (fd < 0) return Internal(Errno("creating a temporary file for " + url));
   unlink(tmpl.c_str());  // gone from the directory; lives until the descriptor is closed
@@ -108,7 +110,8 @@ Result<std::unique_ptr<SourceFile>> SourceFile::Open(const std::string& uri,
   if (StartsWith(uri, "file://")) {
     path = uri.substr(7);
     if (path.empty() || path[0] != '/') {
-      return InvalidArgument("source " + uri + ": a file uri needs an absolute path (file:///path)");
+      return InvalidArgument("source " + uri +
+                             ": a file uri needs an absolute path (file:///path)");
     }
   } else if (!uri.empty() && uri[0] == '/') {
     path = uri;
@@ -142,7 +145,9 @@ Result<std::unique_ptr<SourceFile>> SourceFile::Open(const std::string& uri,
   return std::unique_ptr<SourceFile>(new SourceFile(fd, *size, uri));
 }
 
-SourceFile::~SourceFile() { close(fd_); }
+SourceFile::~SourceFile() {
+  close(fd_);
+}
 
 Status SourceFile::ReadAt(uint64_t offset, uint64_t len, std::string& out) const {
   if (offset > size_ || len > size_ - offset) {

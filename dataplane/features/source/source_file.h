@@ -33,7 +33,8 @@ class SourceFile {
   Result<size_t> ReadSome(uint64_t offset, char* out, size_t len) const;
 
  private:
-  SourceFile(int fd, uint64_t size, std::string name) : fd_(fd), size_(size), name_(std::move(name)) {}
+  SourceFile(int fd, uint64_t size, std::string name)
+      : fd_(fd), size_(size), name_(std::move(name)) {}
 
   int fd_;
   uint64_t size_;

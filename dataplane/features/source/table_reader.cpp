@@ -11,14 +11,22 @@ namespace sluice::features {
 
 std::string_view ColumnTypeName(ColumnType type) {
   switch (type) {
-    case ColumnType::kInt32: return "INT32";
-    case ColumnType::kInt64: return "INT64";
-    case ColumnType::kFloat: return "FLOAT";
-    case ColumnType::kDouble: return "DOUBLE";
-    case ColumnType::kBool: return "BOOL";
-    case ColumnType::kString: return "STRING";
-    case ColumnType::kBytes: return "BYTES";
-    case ColumnType::kTimestamp: return "UNIX_TIMESTAMP";
+    case ColumnType::kInt32:
+      return "INT32";
+    case ColumnType::kInt64:
+      return "INT64";
+    case ColumnType::kFloat:
+      return "FLOAT";
+    case ColumnType::kDouble:
+      return "DOUBLE";
+    case ColumnType::kBool:
+      return "BOOL";
+    case ColumnType::kString:
+      return "STRING";
+    case ColumnType::kBytes:
+      return "BYTES";
+    case ColumnType::kTimestamp:
+      return "UNIX_TIMESTAMP";
   }
   return "UNKNOWN";
 }
@@ -28,7 +36,8 @@ namespace {
 bool EndsWith(std::string_view s, std::string_view suffix) {
   if (s.size() < suffix.size()) return false;
   return std::equal(suffix.rbegin(), suffix.rend(), s.rbegin(), [](char a, char b) {
-    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+    return std::tolower(static_cast<unsigned char>(a)) ==
+           std::tolower(static_cast<unsigned char>(b));
   });
 }
 

@@ -109,7 +109,9 @@ uint32_t CompactDecoder::ReadListHeader(Type& elem_type) {
   return static_cast<uint32_t>(n);
 }
 
-void CompactDecoder::Skip(Type type) { SkipDepth(type, 0); }
+void CompactDecoder::Skip(Type type) {
+  SkipDepth(type, 0);
+}
 
 void CompactDecoder::SkipDepth(Type type, int depth) {
   if (depth > kMaxDepth) {
@@ -162,8 +164,14 @@ void CompactDecoder::SkipDepth(Type type, int depth) {
       }
       Type k = static_cast<Type>(kv >> 4), v = static_cast<Type>(kv & 0x0f);
       for (uint64_t i = 0; i < n && ok(); ++i) {
-        if (k == Type::kBoolTrue || k == Type::kBoolFalse) ReadByte(); else SkipDepth(k, depth + 1);
-        if (v == Type::kBoolTrue || v == Type::kBoolFalse) ReadByte(); else SkipDepth(v, depth + 1);
+        if (k == Type::kBoolTrue || k == Type::kBoolFalse)
+          ReadByte();
+        else
+          SkipDepth(k, depth + 1);
+        if (v == Type::kBoolTrue || v == Type::kBoolFalse)
+          ReadByte();
+        else
+          SkipDepth(v, depth + 1);
       }
       return;
     }

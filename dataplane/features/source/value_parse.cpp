@@ -27,7 +27,9 @@ int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
   return era * 146097 + doe - 719468;
 }
 
-bool LeapYear(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+bool LeapYear(int64_t y) {
+  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 int8_t Base64Value(char c) {
   if (c >= 'A' && c <= 'Z') return static_cast<int8_t>(c - 'A');
@@ -108,8 +110,8 @@ bool ParseTimestamp(std::string_view s, int64_t& nanos) {
     return !__builtin_mul_overflow(secs, int64_t{1'000'000'000}, &nanos);
   }
   int64_t y, mo, d, h = 0, mi = 0, sec = 0, frac = 0;
-  if (!Digits(s, 0, 4, y) || s.size() < 10 || s[4] != '-' || !Digits(s, 5, 2, mo) ||
-      s[7] != '-' || !Digits(s, 8, 2, d)) {
+  if (!Digits(s, 0, 4, y) || s.size() < 10 || s[4] != '-' || !Digits(s, 5, 2, mo) || s[7] != '-' ||
+      !Digits(s, 8, 2, d)) {
     return false;
   }
   if (mo < 1 || mo > 12 || d < 1) return false;

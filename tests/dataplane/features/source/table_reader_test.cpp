@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -28,9 +29,9 @@ std::string ReadAll(const fs::path& p) {
 }
 
 ColumnType TypeFromName(const std::string& n) {
-  for (ColumnType t : {ColumnType::kInt32, ColumnType::kInt64, ColumnType::kFloat,
-                       ColumnType::kDouble, ColumnType::kBool, ColumnType::kString,
-                       ColumnType::kBytes, ColumnType::kTimestamp}) {
+  for (ColumnType t :
+       {ColumnType::kInt32, ColumnType::kInt64, ColumnType::kFloat, ColumnType::kDouble,
+        ColumnType::kBool, ColumnType::kString, ColumnType::kBytes, ColumnType::kTimestamp}) {
     if (ColumnTypeName(t) == n) return t;
   }
   ADD_FAILURE() << "unknown type " << n;
@@ -97,8 +98,7 @@ void CheckAgainstExpected(const Expected& e, TableReader& reader) {
     for (size_t c = 0; c < e.requests.size(); ++c) {
       const Column& col = chunk.columns[c];
       const json& values = e.columns[c]["values"];
-      SCOPED_TRACE(e.file + " column " + col.name + " as " +
-                   std::string(ColumnTypeName(col.type)));
+      SCOPED_TRACE(e.file + " column " + col.name + " as " + std::string(ColumnTypeName(col.type)));
       ASSERT_EQ(col.name, e.requests[c].name);
       ASSERT_EQ(col.type, e.requests[c].type);
       ASSERT_EQ(col.valid.size(), chunk.rows);
@@ -171,18 +171,19 @@ TEST_P(FixtureTest, ReadsThroughAFileUriWithTheFormatNamed) {
   CheckAgainstExpected(e, **reader);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Fixtures, FixtureTest,
-    testing::Values("plain_none_v1.parquet", "dict_snappy_v1.parquet", "plain_gzip_v2.parquet",
-                    "dict_zstd_v2.parquet", "pages_snappy_v1.parquet", "timestamps.parquet",
-                    "int96.parquet", "nested.parquet", "pandas.csv", "spellings.csv"),
-    [](const testing::TestParamInfo<std::string>& info) {
-      std::string n = info.param;
-      for (char& c : n) {
-        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-      }
-      return n;
-    });
+INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureTest,
+                         testing::Values("plain_none_v1.parquet", "dict_snappy_v1.parquet",
+                                         "plain_gzip_v2.parquet", "dict_zstd_v2.parquet",
+                                         "pages_snappy_v1.parquet", "timestamps.parquet",
+                                         "int96.parquet", "nested.parquet", "pandas.csv",
+                                         "spellings.csv"),
+                         [](const testing::TestParamInfo<std::string>& info) {
+                           std::string n = info.param;
+                           for (char& c : n) {
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
+                           return n;
+                         });
 
 Status OpenAndReadAll(const SourceOptions& o) {
   auto reader = OpenSource(o);
@@ -204,8 +205,8 @@ SourceOptions Options(const std::string& file, std::vector<ColumnRequest> column
 
 TEST(TableReaderErrors, MissingColumnIsNamedWithTheFilesColumns) {
   for (const char* file : {"plain_none_v1.parquet", "pandas.csv"}) {
-    Status s = OpenAndReadAll(Options(file, {{"card_id", ColumnType::kString},
-                                             {"velocity_last_24h", ColumnType::kInt32}}));
+    Status s = OpenAndReadAll(Options(
+        file, {{"card_id", ColumnType::kString}, {"velocity_last_24h", ColumnType::kInt32}}));
     EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << file;
     EXPECT_NE(s.message().find("column \"velocity_last_24h\" is not in the"), std::string::npos)
         << s;
@@ -226,8 +227,7 @@ TEST(TableReaderErrors, WrongTypeNamesTheFileTypeAndTheRequestedOne) {
   EXPECT_NE(s.message().find("column \"f64\" is a double (DOUBLE); the FeatureView declares INT64"),
             std::string::npos)
       << s;
-  s = OpenAndReadAll(
-      Options("timestamps.parquet", {{"ts_us_utc", ColumnType::kInt64}}));
+  s = OpenAndReadAll(Options("timestamps.parquet", {{"ts_us_utc", ColumnType::kInt64}}));
   EXPECT_NE(s.message().find("is a timestamp (INT64/TIMESTAMP(MICROS, UTC)); the FeatureView "
                              "declares INT64"),
             std::string::npos)
@@ -242,8 +242,7 @@ TEST(TableReaderErrors, NarrowingOutOfRangeNamesTheValueAndRow) {
   Status s = OpenAndReadAll(Options("wide_int.parquet", {{"v", ColumnType::kInt32}}));
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("column \"v\""), std::string::npos) << s;
-  EXPECT_NE(s.message().find("row 2: value 3000000000 does not fit INT32"), std::string::npos)
-      << s;
+  EXPECT_NE(s.message().find("row 2: value 3000000000 does not fit INT32"), std::string::npos) << s;
   EXPECT_TRUE(OpenAndReadAll(Options("wide_int.parquet", {{"v", ColumnType::kInt64}})).ok());
 }
 
@@ -309,8 +308,9 @@ TEST(TableReaderErrors, CsvBadValueNamesFileLineAndColumn) {
   o.uri = p.string();
   o.columns = {{"id", ColumnType::kInt32}};
   s = OpenAndReadAll(o);
-  EXPECT_NE(s.message().find("range.csv line 4: column \"id\": value 3000000000 does not fit INT32"),
-            std::string::npos)
+  EXPECT_NE(
+      s.message().find("range.csv line 4: column \"id\": value 3000000000 does not fit INT32"),
+      std::string::npos)
       << s;
 
   p = dir.Write("quote.csv", "id,v\n1,\"never closed\n2,3\n");
@@ -360,8 +360,9 @@ TEST(TableReaderCsv, RecordsSpanningReadBlocks) {
 }
 
 const std::vector<std::string> kParquetFixtures = {
-    "plain_none_v1.parquet", "dict_snappy_v1.parquet", "plain_gzip_v2.parquet",
-    "dict_zstd_v2.parquet",  "pages_snappy_v1.parquet", "timestamps.parquet", "int96.parquet"};
+    "plain_none_v1.parquet", "dict_snappy_v1.parquet",  "plain_gzip_v2.parquet",
+    "dict_zstd_v2.parquet",  "pages_snappy_v1.parquet", "timestamps.parquet",
+    "int96.parquet"};
 
 // A truncated file is an error at open or at a chunk, never a crash or a silent short read.
 TEST(TableReaderCorrupt, TruncatedFilesAreErrors) {
@@ -386,11 +387,14 @@ TEST(TableReaderCorrupt, TruncatedFilesAreErrors) {
 TEST(TableReaderCorrupt, FlippedBytesNeverCrash) {
   TempDir dir;
   std::mt19937 rng(12345);
+  // SLUICE_FLIP_RUNS raises the count for a longer soak under ASan.
+  const char* env = std::getenv("SLUICE_FLIP_RUNS");
+  const int flips_per_file = env != nullptr ? std::atoi(env) : 150;
   size_t errors = 0, runs = 0;
   for (const std::string& f : kParquetFixtures) {
     Expected e = LoadExpected(f);
     const std::string bytes = ReadAll(kFixtures / f);
-    for (int i = 0; i < 150; ++i) {
+    for (int i = 0; i < flips_per_file; ++i) {
       std::string broken = bytes;
       int flips = 1 + static_cast<int>(rng() % 3);
       for (int k = 0; k < flips; ++k) {
@@ -408,6 +412,31 @@ TEST(TableReaderCorrupt, FlippedBytesNeverCrash) {
   }
   // Most flips must be caught; a few land in value bytes and read as other values.
   EXPECT_GT(errors, runs / 4);
+}
+
+// The same for CSV, with the quotes and line breaks a flip can unbalance.
+TEST(TableReaderCorrupt, FlippedCsvBytesNeverCrash) {
+  TempDir dir;
+  std::mt19937 rng(54321);
+  const char* env = std::getenv("SLUICE_FLIP_RUNS");
+  const int flips_per_file = env != nullptr ? std::atoi(env) : 150;
+  for (const std::string f : {"pandas.csv", "spellings.csv"}) {
+    Expected e = LoadExpected(f);
+    const std::string bytes = ReadAll(kFixtures / f);
+    for (int i = 0; i < flips_per_file; ++i) {
+      std::string broken = bytes;
+      size_t pos = rng() % bytes.size();
+      // Flip to a byte that matters to the parser half the time.
+      const char special[] = {'"', ',', '\n', '\r', '\0'};
+      broken[pos] =
+          (rng() % 2) ? special[rng() % 5] : static_cast<char>(broken[pos] ^ (1u << (rng() % 8)));
+      SourceOptions o;
+      o.uri = dir.Write("flip.csv", broken).string();
+      o.columns = e.requests;
+      o.csv_chunk_rows = 4;
+      (void)OpenAndReadAll(o);  // any answer will do; a crash or hang fails the test
+    }
+  }
 }
 
 // An http(s) source is downloaded and read like a local one; a 404 names the URL and status.
