@@ -205,11 +205,16 @@ api::MaterializeResult MaterializeFromCommand(const api::MaterializeCommand& com
                                               const SourceOpener& open,
                                               std::chrono::system_clock::time_point now) {
   api::MaterializeResult result;
+  // Before the view is known, so these lines cannot name it.
+  auto refuse = [&](std::string_view reason, std::string message) {
+    spdlog::error("materialization refused: {}: {}", reason, message);
+    return Failed(result, reason, std::move(message));
+  };
   MaterializeOptions options;
   options.run_time = now;
   if (command.run_time) {
     auto t = controllers::ParseTime(*command.run_time);
-    if (!t.ok()) return Failed(result, kInvalidCommand, "--run-time: " + t.status().message());
+    if (!t.ok()) return refuse(kInvalidCommand, "--run-time: " + t.status().message());
     options.run_time = *t;
   }
   result.run_time = controllers::FormatTime(options.run_time);
@@ -218,14 +223,14 @@ api::MaterializeResult MaterializeFromCommand(const api::MaterializeCommand& com
     options.source_timeout = std::chrono::seconds(*command.source_timeout_s);
   }
   if (!command.view || command.view->empty()) {
-    return Failed(result, kInvalidCommand, "--view is required");
+    return refuse(kInvalidCommand, "--view is required");
   }
   const auto json = nlohmann::json::parse(*command.view, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) return Failed(result, kInvalidView, "--view is not valid JSON");
+  if (json.is_discarded()) return refuse(kInvalidView, "--view is not valid JSON");
   auto view = api::FeatureViewConfig::FromJson(json);
-  if (!view.ok()) return Failed(result, kInvalidView, view.status().message());
+  if (!view.ok()) return refuse(kInvalidView, view.status().message());
   if (!view->source) {
-    return Failed(result, kInvalidView, "feature view " + view->name + " has no source");
+    return refuse(kInvalidView, "feature view " + view->name + " has no source");
   }
   return Materialize(*view, options, open);
 }
