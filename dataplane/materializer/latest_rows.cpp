@@ -226,25 +226,36 @@ size_t LatestRows::arena_bytes() const {
   return arena_->bytes();
 }
 
+namespace {
+// A slot holds the entity's index + 1 in its low half and the top half of its hash in the high
+// half, so a probe only touches the entity (and its key) when the hashes agree.
+uint64_t Slot(uint64_t hash, size_t index) {
+  return (hash & 0xffffffff00000000ULL) | static_cast<uint64_t>(index + 1);
+}
+}  // namespace
+
 void LatestRows::Grow() {
-  std::vector<uint32_t> slots(slots_.size() * 2, 0);
+  std::vector<uint64_t> slots(slots_.size() * 2, 0);
   const size_t mask = slots.size() - 1;
   for (size_t i = 0; i < entities_.size(); ++i) {
     size_t s = entities_[i].hash & mask;
     while (slots[s] != 0) s = (s + 1) & mask;
-    slots[s] = static_cast<uint32_t>(i + 1);
+    slots[s] = Slot(entities_[i].hash, i);
   }
   slots_.swap(slots);
 }
 
 EntityRecord& LatestRows::Find(std::string_view key, uint64_t hash, bool& inserted) {
-  size_t mask = slots_.size() - 1;
+  const size_t mask = slots_.size() - 1;
+  const uint64_t tag = hash & 0xffffffff00000000ULL;
   size_t s = hash & mask;
   while (slots_[s] != 0) {
-    EntityRecord& e = entities_[slots_[s] - 1];
-    if (e.hash == hash && e.redis_key() == key) {
-      inserted = false;
-      return e;
+    if ((slots_[s] & 0xffffffff00000000ULL) == tag) {
+      EntityRecord& e = entities_[(slots_[s] & 0xffffffffULL) - 1];
+      if (e.hash == hash && e.redis_key() == key) {
+        inserted = false;
+        return e;
+      }
     }
     s = (s + 1) & mask;
   }
@@ -256,7 +267,7 @@ EntityRecord& LatestRows::Find(std::string_view key, uint64_t hash, bool& insert
   e.key = k;
   e.key_len = static_cast<uint32_t>(key.size());
   entities_.push_back(e);
-  slots_[s] = static_cast<uint32_t>(entities_.size());
+  slots_[s] = Slot(hash, entities_.size() - 1);
   // Half full at most, so probes stay short.
   if (entities_.size() * 2 > slots_.size()) Grow();
   return entities_.back();

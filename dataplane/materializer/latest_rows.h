@@ -128,7 +128,7 @@ class LatestRows {
   SelectionStats stats_;
   std::unique_ptr<Arena> arena_;
   std::vector<EntityRecord> entities_;
-  std::vector<uint32_t> slots_;  // open addressing: 0 is empty, else index + 1 in entities_
+  std::vector<uint64_t> slots_;  // open addressing: 0 is empty, else a Slot (hash tag, index)
   std::string key_buf_;
   std::string values_buf_;
   std::vector<features::FeastValue> scratch_;  // one per feature, typed once
