@@ -70,7 +70,8 @@ class MaterializeBinaryTest : public ::testing::Test {
     api::MaterializeResult result;
     std::chrono::steady_clock::duration took;
   };
-  Run Materialize(const api::FeatureViewConfig& view, std::vector<std::string> extra = {}) {
+  Run Materialize(const api::FeatureViewConfig& view, std::vector<std::string> extra = {},
+                  const std::vector<std::string>& env = {}) {
     api::MaterializeCommand cmd;
     cmd.view = view.ToJson().dump();
     cmd.run_time = kRunTime;
@@ -81,7 +82,7 @@ class MaterializeBinaryTest : public ::testing::Test {
     for (auto& a : cmd.ToArgs()) argv.push_back(a);
     for (auto& a : extra) argv.push_back(a);
     const auto start = std::chrono::steady_clock::now();
-    auto r = sluice::testing::RunCommand(argv, 60s);
+    auto r = sluice::testing::RunCommand(argv, 60s, env);
     Run run;
     run.took = std::chrono::steady_clock::now() - start;
     EXPECT_TRUE(r.ok()) << r.status().message();
@@ -198,6 +199,33 @@ TEST_F(MaterializeBinaryTest, ADeadRedisIsRedisUnavailableAtOnce) {
   EXPECT_NE(run.result.message.find(redis_->address() + "/0"), std::string::npos)
       << run.result.message;
   EXPECT_LT(run.took, 5s);
+}
+
+// As the Job runs it: the connection string (with a password) from a Secret in an environment
+// variable, and a database of its own.
+TEST_F(MaterializeBinaryTest, ConnectsWithTheSecretsPasswordAndNeverPrintsIt) {
+  auto secured = sluice::testing::RedisServer::Start({"s3cret-pw", ""});
+  ASSERT_TRUE(secured.ok()) << secured.status().message();
+  auto view = View(WriteCsv("drivers.csv", kSource));
+  view.redis_address.clear();
+  view.redis_connection_env = "SLUICE_TEST_REDIS";
+  view.redis_db = 2;
+  const std::string address = (*secured)->address();
+  auto run = Materialize(view, {}, {"SLUICE_TEST_REDIS=" + address + ",password=s3cret-pw"});
+  ASSERT_TRUE(run.status.success()) << run.output;
+  EXPECT_EQ(run.result.entities_written, 3);
+  auto in_db2 = (*secured)->Cli({"-n", "2", "DBSIZE"});
+  ASSERT_TRUE(in_db2.ok());
+  EXPECT_EQ(*in_db2, "3\n");
+
+  auto wrong = Materialize(view, {}, {"SLUICE_TEST_REDIS=" + address + ",password=not-it"});
+  EXPECT_EQ(wrong.status.code, 1);
+  EXPECT_EQ(wrong.result.reason, "RedisUnavailable");
+  EXPECT_NE(wrong.result.message.find(address + "/2"), std::string::npos) << wrong.result.message;
+  for (const std::string& text : {wrong.result.message, wrong.output, run.output}) {
+    EXPECT_EQ(text.find("not-it"), std::string::npos) << text;
+    EXPECT_EQ(text.find("s3cret-pw"), std::string::npos) << text;
+  }
 }
 
 TEST_F(MaterializeBinaryTest, AMissingFileIsSourceNotFoundNamingThePath) {
