@@ -7,7 +7,8 @@
 #  3. latency: sluice-loadgen, open loop at half of each server's own saturation (and sluice at
 #     MLServer's half-saturation rate too), p50/p99 measured from the scheduled send time;
 #  4. MLServer (PyPI) in a venv cached by version under $SLUICE_CACHE (~/.cache/sluice), same steps;
-#  5. bench/evaluator.sh (the model evaluator on its own, same Release build).
+#  5. bench/evaluator.sh (the model evaluator on its own, same Release build);
+#  6. bench/features/run.sh: online features against Feast (materialization, the feature server).
 # Everything binds to 127.0.0.1 and is stopped on exit. Results: bench/.work/results.txt, with the
 # load average before and after: the machine may be shared, and the figures are only as quiet as it.
 #
@@ -19,7 +20,8 @@
 # (other users' processes, steal): the latency tail is the server's only when that is near zero.
 #
 # Environment: BENCH_SECONDS (15), BENCH_CONNECTIONS (64), BENCH_IO_THREADS (1),
-# BENCH_SKIP_MLSERVER=1, BENCH_SKIP_EVALUATOR=1, BENCH_SKIP_ROUTER=1, BENCH_SERVER_FLAGS (extra
+# BENCH_SKIP_MLSERVER=1, BENCH_SKIP_EVALUATOR=1, BENCH_SKIP_ROUTER=1, BENCH_SKIP_FEATURES=1,
+# BENCH_SERVER_FLAGS (extra
 # sluice-server flags), BENCH_SERVER_CPUS / BENCH_LOAD_CPUS (taskset lists; default the last CPU /
 # the others; BENCH_PIN=0 for no pinning), BENCH_QUIET_LOAD (1.0) and BENCH_QUIET_WAIT (seconds,
 # 600; 0 = do not wait): before measuring, wait up to BENCH_QUIET_WAIT for the 1-minute load
@@ -70,7 +72,8 @@ generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 cmake -S "$repo" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DSLUICE_FUZZ=OFF \
   >"$work/build.log" 2>&1 || { tail -40 "$work/build.log" >&2; exit 1; }
-nice -n 10 cmake --build "$build" --target sluice-server sluice-loadgen sluice-bench-evaluator -j 2 \
+nice -n 10 cmake --build "$build" --target sluice-server sluice-loadgen sluice-bench-evaluator \
+  sluice-materialize -j 2 \
   >>"$work/build.log" 2>&1 || { grep -E -A8 "error|FAILED" "$work/build.log" | head -60 >&2; exit 1; }
 server_bin="$build/dataplane/server/sluice-server"
 loadgen="$build/bench/loadgen/sluice-loadgen"
@@ -272,6 +275,7 @@ if [ "${BENCH_SKIP_EVALUATOR:-0}" != 1 ]; then
   tail -n 3 "$work/evaluator.log" | tee -a "$results"
 fi
 [ "${BENCH_SKIP_ROUTER:-0}" = 1 ] || BUILD="$build" bash "$repo/bench/router/router.sh" | tee -a "$results"
+[ "${BENCH_SKIP_FEATURES:-0}" = 1 ] || bash "$repo/bench/features/run.sh" "$build" "$results"
 say "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo

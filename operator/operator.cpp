@@ -199,6 +199,10 @@ Status Operator::Build() {
   // The pods of what the operator deploys (the pod templates carry the managed-by label): where
   // the router's and the servers' metrics are scraped from.
   RETURN_IF_ERROR(p_->cache->Register(kube::resources::kPods, owned));
+  // Materialization: the CronJob and Jobs of every FeatureView (their Pods are in the Pod cache
+  // above, through the same label), read for the runs' results.
+  RETURN_IF_ERROR(p_->cache->Register(controllers::kCronJobsGvr, owned));
+  RETURN_IF_ERROR(p_->cache->Register(controllers::kJobsGvr, owned));
 
   p_->writer = std::make_unique<controllers::KubeObjectWriter>(*p_->client,
                                                                controllers::kFieldManager);
@@ -260,6 +264,10 @@ Status Operator::Build() {
       *p_->cache, *p_->writer, *p_->events, mo);
   controllers::FeatureViewReconcilerOptions fo;
   fo.recheck_secret = options_.secret_recheck_period;
+  fo.materialization.image = options_.workload.server_image;
+  fo.materialization.image_pull_policy = options_.workload.image_pull_policy;
+  fo.materialization.run_as_user = options_.workload.run_as_user;
+  fo.materialization.log_format = options_.workload.log_format;
   p_->fv_reconciler = std::make_unique<controllers::FeatureViewReconciler>(
       *p_->cache, *p_->secrets, *p_->writer, *p_->events, fo);
 
@@ -271,6 +279,15 @@ Status Operator::Build() {
   md.owns = {kube::resources::kDeployments, kube::resources::kServices,
              kube::resources::kServiceAccounts, controllers::kRolesGvr,
              controllers::kRoleBindingsGvr, kube::resources::kHorizontalPodAutoscalers};
+  // A FeatureView's change reaches the server pods of every ModelDeployment that reads it.
+  {
+    InformerCache* cache = p_->cache.get();
+    md.watches.push_back(
+        {controllers::kFeatureViewsGvr, [cache](const nlohmann::json& fv) {
+           return controllers::ModelDeploymentsReading(*cache, controllers::MetaString(fv, "namespace"),
+                                                       controllers::MetaString(fv, "name"));
+         }});
+  }
   md.workers = options_.workers;
   md.metrics = p_->metrics.get();
   ASSIGN_OR_RETURN(p_->md_controller, Controller::Create(*p_->cache, *p_->md_reconciler, std::move(md)));
@@ -280,6 +297,11 @@ Status Operator::Build() {
   fv.log_key = "fv";
   fv.primary = controllers::kFeatureViewsGvr;
   fv.primary_kind = "FeatureView";
+  fv.owns = {controllers::kCronJobsGvr};
+  // Jobs the CronJob starts are owned by it, not by the view: Jobs and their Pods are matched to
+  // the view by its annotation.
+  fv.watches = {{controllers::kJobsGvr, controllers::FeatureViewOf},
+                {kube::resources::kPods, controllers::FeatureViewOf}};
   fv.workers = std::max(1, options_.workers / 2);
   fv.metrics = p_->metrics.get();
   ASSIGN_OR_RETURN(p_->fv_controller, Controller::Create(*p_->cache, *p_->fv_reconciler, std::move(fv)));

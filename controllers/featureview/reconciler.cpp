@@ -8,15 +8,13 @@
 
 #include "lib/api/duration.h"
 #include "lib/api/model_deployment.h"
+#include "lib/api/object_labels.h"
 #include "lib/api/time.h"
 #include "controllers/featureview/validation.h"
 
 namespace sluice::controllers {
 
 using nlohmann::json;
-
-const kube::GroupVersionResource kFeatureViewsGvr{"sluice.dev", "v1alpha1", "featureviews", true,
-                                                  "FeatureView"};
 
 namespace {
 
@@ -234,32 +232,162 @@ Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
   const int64_t generation = MetaGeneration(fv);
   const WallTime now = clock_.WallNow();
   const json* previous = Path(fv, {"status", "conditions"});
-  const bool materialized = Path(fv, {"status", "lastMaterialized", "completionTime"}) != nullptr;
+  const InvolvedObject involved = InvolvedObject::From(fv);
 
   json status = json::object();
   if (const json* old = Path(fv, {"status"}); old != nullptr && old->is_object()) status = *old;
   status["observedGeneration"] = generation;
+
+  // 1. What the view runs: its CronJob, and an immediate Job when one is due. A view the
+  // operator cannot run starts nothing (its pods would only wait for a Secret or fail).
+  std::string resource_version = MetaString(fv, "resourceVersion");
+  std::optional<Trigger> started;
+  if (check.ok) {
+    ASSIGN_OR_RETURN(std::optional<json> cron,
+                     MaterializationCronJob(fv, options_.materialization));
+    const std::string cron_name = MaterializationCronJobName(key.name);
+    ObjectPtr live_cron = reader_.Get(kCronJobsGvr, key.ns, cron_name);
+    const json* cron_ref = live_cron ? ControllerRef(*live_cron) : nullptr;
+    const bool cron_ours = cron_ref != nullptr && cron_ref->value("uid", "") == MetaString(fv, "uid");
+    if (cron) {
+      if (live_cron == nullptr || !IsSubset(*cron, *live_cron)) {
+        auto applied = writer_.Apply(kCronJobsGvr, *cron, /*force=*/cron_ours);
+        if (!applied.ok()) return applied.status().Annotate("applying CronJob " + cron_name);
+      }
+    } else if (cron_ours) {
+      RETURN_IF_ERROR(writer_.Delete(kCronJobsGvr, key.ns, cron_name, MetaString(*live_cron, "uid"))
+                          .Annotate("deleting CronJob " + cron_name));
+    }
+
+    if (std::optional<Trigger> due = DueTrigger(fv)) {
+      if (reader_.Get(kJobsGvr, key.ns, due->job_name) == nullptr) {
+        ASSIGN_OR_RETURN(json job, MaterializationJob(fv, due->job_name, due->trigger,
+                                                      options_.materialization));
+        auto applied = writer_.Apply(kJobsGvr, job, /*force=*/false);
+        if (!applied.ok()) return applied.status().Annotate("creating Job " + due->job_name);
+        spdlog::info("fv={} materialization job={} started ({})", key.String(), due->job_name,
+                     due->trigger);
+        started = due;
+      }
+      // The request is consumed once its Job exists; before the status is written, so that a
+      // failed status write cannot leave the annotation to name a second Job.
+      if (due->consume_annotation) {
+        auto patched = writer_.MergePatch(
+            kFeatureViewsGvr, key.ns, key.name,
+            {{"metadata", {{"annotations", {{api::kMaterializeAnnotation, nullptr}}}}}});
+        if (!patched.ok()) {
+          return patched.status().Annotate("removing annotation " +
+                                           std::string(api::kMaterializeAnnotation));
+        }
+        resource_version = MetaString(*patched, "resourceVersion");
+      }
+      status["triggeredGeneration"] = generation;
+    }
+  }
+
+  // 2. The newest finished run, if the status has not recorded it yet.
+  std::optional<RunOutcome> run = LatestRun(fv, reader_.List(kJobsGvr, key.ns),
+                                            reader_.List(kube::resources::kPods, key.ns));
+  bool new_run = false;
+  if (run) {
+    const json* last = Path(status, {"lastRun"});
+    if (last == nullptr || !last->is_object()) {
+      new_run = true;
+    } else if (last->value("job", "") != run->job) {
+      // A Job the status recorded may be gone (ttlSecondsAfterFinished, history limits); an
+      // older one left behind is not news.
+      auto recorded = ParseTime(last->value("completionTime", ""));
+      new_run = !recorded.ok() || run->completion_time >= *recorded;
+    }
+  }
+  if (new_run) {
+    const std::string completion = FormatTime(run->completion_time == WallTime{} ? now
+                                                                                : run->completion_time);
+    json last_run = {{"job", run->job}, {"succeeded", run->succeeded}, {"completionTime", completion}};
+    if (!run->succeeded) {
+      last_run["reason"] = run->reason;
+      last_run["message"] = run->message.substr(0, 4000);
+    }
+    status["lastRun"] = std::move(last_run);
+    if (run->succeeded) {
+      json m = {{"completionTime", completion}, {"job", run->job}};
+      if (run->result) {
+        const api::MaterializeResult& r = *run->result;
+        auto run_time = ParseTime(r.run_time);
+        const WallTime end = run_time.ok() ? *run_time : run->completion_time;
+        m["end"] = FormatTime(end);
+        if (const json* ttl = Path(fv, {"spec", "ttl"}); ttl != nullptr && ttl->is_string()) {
+          if (auto d = ParseDuration(ttl->get<std::string>()); d.ok() && d->count() > 0) {
+            m["start"] = FormatTime(end - *d);
+          }
+        }
+        m["rows"] = std::max<int64_t>(0, r.rows_read);
+        m["entitiesWritten"] = std::max<int64_t>(0, r.entities_written);
+        m["entitiesSkippedStale"] = std::max<int64_t>(0, r.entities_skipped_stale);
+        m["duration"] = FormatSeconds(r.duration_seconds);
+        if (auto w = ParseTime(r.source_watermark); w.ok()) m["sourceWatermark"] = FormatTime(*w);
+      } else {
+        m["end"] = completion;
+      }
+      status["lastMaterialized"] = std::move(m);
+    }
+  }
+
+  // 3. Conditions.
+  const json* last_run = Path(status, {"lastRun"});
+  const bool last_failed = last_run != nullptr && last_run->is_object() &&
+                           !last_run->value("succeeded", true);
+  const json* materialized = Path(status, {"lastMaterialized"});
+  const bool has_data = materialized != nullptr && materialized->contains("completionTime");
+  bool degraded = false;
+  std::string degraded_reason, degraded_message;
   json conditions = json::array();
   if (!check.ok) {
+    degraded = true;
+    degraded_reason = check.reason;
+    degraded_message = check.message;
     conditions.push_back(ConditionJson(
         MakeCondition("Ready", false, check.reason, check.message, generation, now), previous));
-    conditions.push_back(ConditionJson(
-        MakeCondition("Degraded", true, check.reason, check.message, generation, now), previous));
   } else {
-    conditions.push_back(ConditionJson(
-        materialized
-            ? MakeCondition("Ready", true, "Materialized",
-                            "the online store holds a complete materialization", generation, now)
-            : MakeCondition("Ready", false, "NotMaterialized",
-                            "the spec is valid; no materialization has completed yet", generation,
-                            now),
-        previous));
-    conditions.push_back(ConditionJson(
-        MakeCondition("Degraded", false, "AsExpected", "the spec and its Secret are valid",
-                      generation, now),
-        previous));
+    std::string data;
+    if (has_data) {
+      data = "the online store holds the materialization finished at " +
+             materialized->value("completionTime", "");
+      if (materialized->contains("job")) data += " (Job " + materialized->value("job", "") + ")";
+    }
+    if (last_failed) {
+      degraded = true;
+      degraded_reason = last_run->value("reason", "MaterializationFailed");
+      degraded_message = "materialization Job " + last_run->value("job", "") + " failed: " +
+                         last_run->value("message", "");
+    }
+    if (has_data) {
+      conditions.push_back(ConditionJson(
+          MakeCondition("Ready", true, "Materialized",
+                        last_failed ? data + "; the last run failed (" + degraded_reason +
+                                          "), so its values may be older than the source's"
+                                    : data,
+                        generation, now),
+          previous));
+    } else if (last_failed) {
+      conditions.push_back(ConditionJson(
+          MakeCondition("Ready", false, degraded_reason, degraded_message, generation, now),
+          previous));
+    } else {
+      conditions.push_back(ConditionJson(
+          MakeCondition("Ready", false, "NotMaterialized",
+                        "the spec is valid; no materialization has completed yet", generation,
+                        now),
+          previous));
+    }
   }
-  // Conditions of other types (written by a future materialization Job) are kept.
+  conditions.push_back(ConditionJson(
+      degraded ? MakeCondition("Degraded", true, degraded_reason, degraded_message, generation, now)
+               : MakeCondition("Degraded", false, "AsExpected",
+                               "the spec and its Secret are valid and the last run succeeded",
+                               generation, now),
+      previous));
+  // Conditions of other types are kept.
   if (previous != nullptr && previous->is_array()) {
     for (const auto& p : *previous) {
       const std::string type = p.value("type", "");
@@ -268,6 +396,7 @@ Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
   }
   status["conditions"] = std::move(conditions);
 
+  // 4. The status, then Events for what it records.
   const json* old_status = Path(fv, {"status"});
   if (old_status == nullptr || *old_status != status) {
     json intent = {{"apiVersion", kApiVersionFv},
@@ -275,12 +404,11 @@ Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
                    {"metadata",
                     {{"name", key.name},
                      {"namespace", key.ns},
-                     {"resourceVersion", MetaString(fv, "resourceVersion")}}},
+                     {"resourceVersion", resource_version}}},
                    {"status", status}};
     auto written = writer_.ApplyStatus(kFeatureViewsGvr, intent);
     if (!written.ok()) return written.status().Annotate("writing FeatureView status");
 
-    // An Event when the view turns Degraded, changes why, or recovers.
     std::string old_reason;
     bool was_degraded = false;
     if (previous != nullptr && previous->is_array()) {
@@ -291,15 +419,40 @@ Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
         }
       }
     }
-    const InvolvedObject involved = InvolvedObject::From(fv);
     if (!check.ok && (!was_degraded || old_reason != check.reason)) {
       events_.Record(involved, EventSeverity::kWarning, check.reason, check.message);
       spdlog::warn("fv={} degraded: {}: {}", key.String(), check.reason, check.message);
-    } else if (check.ok && was_degraded) {
+    } else if (check.ok && was_degraded && !degraded) {
       events_.Record(involved, EventSeverity::kNormal, "Recovered",
-                     "the spec and its Secret are valid again");
+                     new_run ? "materialization succeeded again"
+                             : "the spec and its Secret are valid again");
       spdlog::info("fv={} recovered", key.String());
     }
+    if (new_run) {
+      if (run->succeeded) {
+        std::string message = "Job " + run->job + " materialized the view";
+        if (run->result) {
+          const api::MaterializeResult& r = *run->result;
+          message += ": " + std::to_string(r.rows_read) + " rows read, " +
+                     std::to_string(r.entities_written) + " entities written";
+          if (r.entities_skipped_stale > 0) {
+            message += ", " + std::to_string(r.entities_skipped_stale) + " skipped as stale";
+          }
+          message += " in " + FormatSeconds(r.duration_seconds);
+        }
+        events_.Record(involved, EventSeverity::kNormal, "Materialized", message);
+        spdlog::info("fv={} {}", key.String(), message);
+      } else {
+        events_.Record(involved, EventSeverity::kWarning, "MaterializationFailed",
+                       "Job " + run->job + ": " + run->reason + ": " + run->message);
+        spdlog::warn("fv={} materialization job={} failed: {}: {}", key.String(), run->job,
+                     run->reason, run->message);
+      }
+    }
+  }
+  if (started) {
+    events_.Record(involved, EventSeverity::kNormal, "MaterializationStarted",
+                   "Job " + started->job_name + " (" + started->trigger + ")");
   }
   if (!check.ok && check.retry_later) return Action::RequeueAfter(options_.recheck_secret);
   return Action::WaitForChange();

@@ -1,16 +1,24 @@
 #pragma once
 
-// The FeatureView reconciler, first part: the checks the API server cannot make (the Redis
-// connection Secret exists, holds the key and a well-formed connection string; the cron
-// schedule's fields are in range; durations and typed defaults parse exactly) and the status
-// that reports them: observedGeneration and the conditions Ready and Degraded with a reason.
-// Materialization (the Job that fills Redis) comes later; until a materialization has completed,
-// Ready is False with reason NotMaterialized.
+// The FeatureView reconciler: the checks the API server cannot make (the Redis connection Secret
+// exists, holds the key and a connection string the pods can use; the cron schedule's fields are
+// in range; durations and typed defaults parse exactly), materialization (the CronJob of
+// spec.materialization.schedule and an immediate Job on create, on a spec change and on
+// sluice.dev/materialize=now; see materialization.h) and the status that reports both:
+// observedGeneration, triggeredGeneration, lastRun, lastMaterialized and the conditions Ready and
+// Degraded with a reason, plus an Event per finished run.
 //
-// Contract: reads the FeatureView from the cache and the Secret through SecretReader (Secrets
-// are not cached: the operator would otherwise hold every Secret of every namespace in memory).
-// A missing or malformed Secret is rechecked every `recheck_secret` so that creating it later
-// heals the view without touching the FeatureView. Thread-safe across keys.
+// Ready is True once a run has succeeded and stays True when a later run fails, because the
+// online store still holds the earlier values (served until they are older than spec.ttl); its
+// message then says that the last run failed, and Degraded is True with the run's reason
+// (SourceNotFound, SchemaMismatch, RedisUnavailable, ...) until a run succeeds again. A spec the
+// operator cannot run (a missing Secret, an invalid schedule) makes Ready False.
+//
+// Contract: reads the FeatureView, its Jobs and their Pods from the cache and the Secret through
+// SecretReader (Secrets are not cached: the operator would otherwise hold every Secret of every
+// namespace in memory). A missing or malformed Secret is rechecked every `recheck_secret` so that
+// creating it later heals the view without touching the FeatureView; no Job is started meanwhile.
+// Thread-safe across keys.
 
 #include <chrono>
 #include <memory>
@@ -18,15 +26,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lib/api/object_labels.h"
 #include "lib/base/clock.h"
 #include "lib/kube/client.h"
 #include "lib/controller/events.h"
 #include "lib/controller/object_io.h"
 #include "lib/controller/reconciler.h"
+#include "controllers/featureview/materialization.h"
 
 namespace sluice::controllers {
 
-extern const kube::GroupVersionResource kFeatureViewsGvr;
+using api::kFeatureViewsGvr;
 
 class SecretReader {
  public:
@@ -50,6 +60,7 @@ class KubeSecretReader final : public SecretReader {
 struct FeatureViewReconcilerOptions {
   std::chrono::milliseconds recheck_secret{std::chrono::seconds(30)};
   Clock* clock = nullptr;  // nullptr: Clock::Real()
+  MaterializationOptions materialization;
 };
 
 // The outcome of validating one FeatureView: OK, or a CamelCase reason and a message naming the

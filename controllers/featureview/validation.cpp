@@ -5,6 +5,8 @@
 #include <charconv>
 #include <vector>
 
+#include "lib/api/feature_view.h"
+
 namespace sluice::controllers {
 
 namespace {
@@ -130,65 +132,9 @@ Status ValidateCronSchedule(std::string_view schedule) {
 }
 
 Status ValidateRedisConnection(std::string_view connection) {
-  auto parts = Split(connection, ',');
-  std::string_view address = parts[0];
-  while (!address.empty() && std::isspace(static_cast<unsigned char>(address.front()))) {
-    address.remove_prefix(1);
-  }
-  while (!address.empty() && std::isspace(static_cast<unsigned char>(address.back()))) {
-    address.remove_suffix(1);
-  }
-  auto colon = address.rfind(':');
-  if (address.empty() || colon == std::string_view::npos || colon == 0) {
-    return InvalidArgument("the connection string must start with host:port");
-  }
-  std::string_view host = address.substr(0, colon);
-  if (host.front() == '[') {
-    if (host.back() != ']' || host.size() < 3) {
-      return InvalidArgument("the connection string's IPv6 host must be written [address]");
-    }
-  } else {
-    for (char c : host) {
-      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_') {
-        return InvalidArgument("the connection string's host \"" + std::string(host) +
-                               "\" is not a host name or address");
-      }
-    }
-  }
-  int port = 0;
-  if (!ParseInt(address.substr(colon + 1), port) || port < 1 || port > 65535) {
-    return InvalidArgument("the connection string's port \"" +
-                           std::string(address.substr(colon + 1)) +
-                           "\" is not a number from 1 to 65535");
-  }
-  for (size_t k = 1; k < parts.size(); ++k) {
-    std::string_view option = parts[k];
-    while (!option.empty() && option.front() == ' ') option.remove_prefix(1);
-    auto eq = option.find('=');
-    if (eq == std::string_view::npos) {
-      return InvalidArgument("the connection string's option \"" +
-                             std::string(option.substr(0, 32)) + "\" is not key=value");
-    }
-    std::string_view key = option.substr(0, eq);
-    std::string_view value = option.substr(eq + 1);
-    if (key == "password" || key == "username") continue;
-    if (key == "ssl") {
-      if (value != "true" && value != "false" && value != "True" && value != "False") {
-        return InvalidArgument("the connection string's ssl option must be true or false");
-      }
-      continue;
-    }
-    if (key == "db") {
-      int db = 0;
-      if (!ParseInt(value, db) || db < 0 || db > 15) {
-        return InvalidArgument("the connection string's db option must be a number from 0 to 15");
-      }
-      continue;
-    }
-    return InvalidArgument("the connection string has an unknown option \"" + std::string(key) +
-                           "\" (known: password, username, ssl, db)");
-  }
-  return Status::Ok();
+  // One parser for the operator, the server and the materializer: what passes here is what the
+  // pods can connect with.
+  return api::RedisConnection::Parse(connection).status();
 }
 
 }  // namespace sluice::controllers

@@ -15,8 +15,9 @@ namespace sluice::controllers {
 // @monthly, @weekly, @daily, @midnight, @hourly. InvalidArgument names the field and the value.
 Status ValidateCronSchedule(std::string_view schedule);
 
-// A Feast Redis connection string: host:port[,password=...][,ssl=true|false][,db=N]
-// [,username=...]. IPv6 hosts in brackets. InvalidArgument says what is wrong without echoing a
+// A Feast Redis connection string: host:port[,password=...][,ssl=false][,db=N][,username=...].
+// IPv6 hosts in brackets. ssl=true is refused (api::RedisConnection::Parse, which this delegates
+// to: the pods have no TLS client yet). InvalidArgument says what is wrong without echoing a
 // password.
 Status ValidateRedisConnection(std::string_view connection);
 

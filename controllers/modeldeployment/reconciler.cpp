@@ -13,6 +13,7 @@
 #include "controllers/rollout/revision.h"
 #include "lib/api/duration.h"
 #include "lib/api/object_labels.h"
+#include "lib/api/feature_view.h"
 
 namespace sluice::controllers {
 
@@ -201,17 +202,23 @@ Status ModelDeploymentReconciler::ApplyAll(std::vector<ApplyItem> items,
 
 Status ModelDeploymentReconciler::WriteInvalidSpecStatus(const json& object,
                                                          const ModelDeployment& md,
-                                                         const Status& why) {
+                                                         const Status& why,
+                                                         const std::string& reason) {
   ModelDeploymentStatus status = md.status.value_or(ModelDeploymentStatus{});
   const WallTime now = clock_.WallNow();
   const int64_t generation = md.Generation();
   const Phase old_phase = status.phase.value_or(Phase::kProgressing);
+  const Condition* old_degraded = status.FindCondition("Degraded");
+  const bool reported = old_degraded != nullptr && old_degraded->status == "True" &&
+                        old_degraded->reason == reason && old_degraded->message == why.message();
   status.observed_generation = generation;
-  status.phase = Phase::kDegraded;
+  // A revision that serves keeps serving and keeps its phase; with none, nothing can serve.
+  const bool serving = status.stable_revision.has_value() && !status.stable_revision->empty();
+  if (reason == "InvalidSpec" || !serving) status.phase = Phase::kDegraded;
   SetCondition(status.conditions,
-               MakeCondition("Degraded", "True", "InvalidSpec", why.message(), generation, now));
-  SetCondition(status.conditions, MakeCondition("Progressing", "False", "InvalidSpec",
-                                                why.message(), generation, now));
+               MakeCondition("Degraded", "True", reason, why.message(), generation, now));
+  SetCondition(status.conditions,
+               MakeCondition("Progressing", "False", reason, why.message(), generation, now));
   if (md.status && StatusJson(*md.status) == StatusJson(status)) return Status::Ok();
   json intent = {{"apiVersion", std::string(kApiVersion)},
                  {"kind", std::string(kKind)},
@@ -222,9 +229,8 @@ Status ModelDeploymentReconciler::WriteInvalidSpecStatus(const json& object,
                  {"status", StatusJson(status)}};
   auto written = writer_.ApplyStatus(api::kModelDeploymentsGvr, intent);
   if (!written.ok()) return written.status().Annotate("writing status");
-  if (!md.status || old_phase != Phase::kDegraded || !md.status->phase) {
-    events_.Record(InvolvedObject::From(object), EventSeverity::kWarning, "InvalidSpec",
-                   why.message());
+  if (!md.status || old_phase != status.phase || !md.status->phase || !reported) {
+    events_.Record(InvolvedObject::From(object), EventSeverity::kWarning, reason, why.message());
   }
   return Status::Ok();
 }
@@ -236,6 +242,7 @@ struct ModelDeploymentReconciler::Observation {
   std::string uid;
   Owned owned;
   RolloutInput input;
+  RevisionFeatures features;  // the current spec's, resolved from its FeatureViews
 };
 
 // What the reconcile decided to write, in the order it is written.
@@ -257,10 +264,23 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
   }
   auto policy = ResolveRolloutPolicy(parsed->spec);
   if (!policy.ok()) {
-    RETURN_IF_ERROR(WriteInvalidSpecStatus(object, *parsed, policy.status()));
+    RETURN_IF_ERROR(WriteInvalidSpecStatus(object, *parsed, policy.status(), "InvalidSpec"));
     return TerminalError(policy.status());
   }
+  // The FeatureViews of spec.features, as the cache holds them. A reference the operator cannot
+  // resolve rolls nothing out: the revisions that exist keep serving as they are.
+  auto features = ResolveFeatures(parsed->spec, [&](const std::string& name) {
+    return reader_.Get(api::kFeatureViewsGvr, key.ns, name);
+  });
+  if (!features.ok()) {
+    const char* reason = features.status().code() == StatusCode::kNotFound ? "FeatureViewNotFound"
+                                                                            : "InvalidFeatureRef";
+    RETURN_IF_ERROR(WriteInvalidSpecStatus(object, *parsed, features.status(), reason));
+    return TerminalError(features.status());
+  }
   Observation seen = Observe(key, object, std::move(*parsed), std::move(*policy));
+  seen.features = std::move(*features);
+  seen.input.desired_revision = RevisionName(seen.md.Name(), seen.md.spec, seen.features.Key());
   ASSIGN_OR_RETURN(Intent intent, DecideWrites(key, seen));
   return Apply(key, object, seen, intent);
 }
@@ -449,8 +469,11 @@ Result<ModelDeploymentReconciler::Intent> ModelDeploymentReconciler::DecideWrite
                    key.String(), desired.name);
       continue;
     }
-    auto built =
-        RevisionDeployment(owner, desired.name, revision_spec, desired.replicas, options_.workload);
+    const RevisionFeatures features = desired.name == input.desired_revision
+                                          ? seen.features
+                                          : RevisionFeaturesFromDeployment(*existing->second);
+    auto built = RevisionDeployment(owner, desired.name, revision_spec, desired.replicas,
+                                    options_.workload, features);
     if (!built.ok()) {
       // Admission refuses such specs; one that got through waits for a change.
       return TerminalError(built.status().Annotate("revision " + desired.name));

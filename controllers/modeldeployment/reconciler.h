@@ -86,8 +86,11 @@ class ModelDeploymentReconciler final : public Reconciler {
                         const ObjectPtr& live, const std::string& owner_uid);
   // ApplyIfChanged for every item, the ones that need a write concurrently; the first error.
   Status ApplyAll(std::vector<ApplyItem> items, const std::string& owner_uid);
+  // Degraded (and Progressing False) with `reason`; the phase turns Degraded for an invalid spec,
+  // and for a bad FeatureView reference only when no stable revision serves. An Event when the
+  // condition changes.
   Status WriteInvalidSpecStatus(const nlohmann::json& object, const ModelDeployment& md,
-                                const Status& why);
+                                const Status& why, const std::string& reason);
   std::map<std::string, int32_t> Autoscale(const ObjectKey& key, const ModelDeployment& md,
                                            const Owned& owned);
 

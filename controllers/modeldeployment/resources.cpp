@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "lib/api/feature_view.h"
 #include "lib/api/object_labels.h"
 #include "lib/base/duration.h"
 #include "lib/controller/object_io.h"
@@ -111,11 +112,83 @@ Result<api::ServerCommand> ServerCommandFor(const std::string& md_name,
   return c;
 }
 
+std::string RevisionFeatures::Key() const {
+  if (feature_views.empty()) return {};
+  return ToJson().dump();
+}
+
+json RevisionFeatures::ToJson() const {
+  return {{"views", feature_views}, {"env", env}};
+}
+
+RevisionFeatures RevisionFeatures::FromJson(const json& j) {
+  RevisionFeatures f;
+  if (!j.is_object()) return f;
+  if (auto v = j.find("views"); v != j.end() && v->is_string()) f.feature_views = *v;
+  if (auto e = j.find("env"); e != j.end() && e->is_array()) f.env = *e;
+  return f;
+}
+
+Result<RevisionFeatures> ResolveFeatures(const ModelDeploymentSpec& spec,
+                                         const std::function<ObjectPtr(const std::string&)>& find) {
+  RevisionFeatures out;
+  if (!spec.features || spec.features->empty()) return out;
+  std::vector<api::FeatureViewConfig> views;
+  for (size_t i = 0; i < spec.features->size(); ++i) {
+    const FeatureRef& ref = (*spec.features)[i];
+    const std::string where = "spec.features[" + std::to_string(i) + "]";
+    ObjectPtr fv = find(ref.name);
+    if (fv == nullptr) {
+      return NotFound(where + ": FeatureView " + ref.name +
+                      " does not exist in the ModelDeployment's namespace");
+    }
+    const std::string env = api::RedisConnectionEnv(i);
+    auto config = api::FeatureViewConfig::FromResource(
+        *fv, env, ref.features.value_or(std::vector<std::string>{}), /*with_source=*/false);
+    if (!config.ok()) return InvalidArgument(where + ": " + config.status().message());
+    for (const auto& f : config->features) {
+      if (f.type == api::FeastType::kString || f.type == api::FeastType::kBytes) {
+        return InvalidArgument(where + ": feature " + f.name + " of FeatureView " + ref.name +
+                               " is " + std::string(api::FeastTypeName(f.type)) +
+                               "; the model takes numbers, so select only numeric features");
+      }
+    }
+    if (!config->redis_connection_env.empty()) {
+      const json& secret_ref = (*fv)["spec"]["online"]["redis"]["addressSecretRef"];
+      out.env.push_back({{"name", env},
+                         {"valueFrom",
+                          {{"secretKeyRef",
+                            {{"name", secret_ref.value("name", "")},
+                             {"key", secret_ref.value("key", "")}}}}}});
+    }
+    views.push_back(std::move(*config));
+  }
+  out.feature_views = api::FormatFeatureViews(views);
+  return out;
+}
+
+std::vector<ObjectKey> ModelDeploymentsReading(const ObjectReader& reader, const std::string& ns,
+                                               const std::string& fv_name) {
+  std::vector<ObjectKey> out;
+  for (const auto& md : reader.List(api::kModelDeploymentsGvr, ns)) {
+    const json* spec = md->contains("spec") ? &(*md)["spec"] : nullptr;
+    if (spec == nullptr || !spec->contains("features") || !(*spec)["features"].is_array()) continue;
+    for (const auto& ref : (*spec)["features"]) {
+      if (ref.is_object() && ref.value("name", "") == fv_name) {
+        out.push_back(ObjectKey{MetaString(*md, "namespace"), MetaString(*md, "name")});
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 Result<json> RevisionDeployment(const ModelDeploymentObject& owner, const std::string& revision,
                                 const ModelDeploymentSpec& revision_spec, int32_t replicas,
-                                const WorkloadOptions& options) {
+                                const WorkloadOptions& options, const RevisionFeatures& features) {
   const std::string md_name = owner.md.Name();
   ASSIGN_OR_RETURN(api::ServerCommand command, ServerCommandFor(md_name, revision_spec, options));
+  if (!features.feature_views.empty()) command.feature_views = features.feature_views;
   json labels = CommonLabels(md_name, "server");
   labels[api::kLabelRevision] = revision;
   if (revision_spec.model.version) labels[api::kLabelModelVersion] = *revision_spec.model.version;
@@ -124,6 +197,9 @@ Result<json> RevisionDeployment(const ModelDeploymentObject& owner, const std::s
   // has moved on to a newer revision.
   json pod_spec_source = {{"model", revision_spec.model}};
   if (revision_spec.runtime) pod_spec_source["runtime"] = *revision_spec.runtime;
+  // Under a key of its own: the FeatureViews as they were resolved for this revision, which a
+  // later change of a FeatureView must not alter.
+  if (!features.feature_views.empty()) pod_spec_source["resolvedFeatures"] = features.ToJson();
 
   json container = {
       {"name", "server"},
@@ -158,10 +234,13 @@ Result<json> RevisionDeployment(const ModelDeploymentObject& owner, const std::s
   if (revision_spec.runtime && revision_spec.runtime->resources) {
     container["resources"] = *revision_spec.runtime->resources;
   }
+  json env = json::array();
   if (revision_spec.runtime && revision_spec.runtime->env &&
-      revision_spec.runtime->env->is_array() && !revision_spec.runtime->env->empty()) {
-    container["env"] = *revision_spec.runtime->env;
+      revision_spec.runtime->env->is_array()) {
+    env = *revision_spec.runtime->env;
   }
+  for (const auto& e : features.env) env.push_back(e);
+  if (!env.empty()) container["env"] = std::move(env);
 
   json pod_labels = labels;
   json deployment = {
@@ -344,34 +423,16 @@ Result<ModelDeploymentSpec> RevisionSpecFromDeployment(const json& deployment) {
     return InvalidArgument("Deployment " + MetaString(deployment, "name") + ": annotation " +
                            api::kRevisionSpecAnnotation + " is not a JSON object");
   }
+  parsed.erase("resolvedFeatures");
   return ParseModelDeploymentSpec(parsed);
 }
 
-bool IsSubset(const json& intent, const json& live) {
-  if (intent.is_object()) {
-    if (!live.is_object()) return false;
-    for (auto it = intent.begin(); it != intent.end(); ++it) {
-      auto found = live.find(it.key());
-      if (found == live.end() || !IsSubset(it.value(), *found)) return false;
-    }
-    return true;
-  }
-  if (intent.is_array()) {
-    if (!live.is_array() || live.size() != intent.size()) return false;
-    for (size_t i = 0; i < intent.size(); ++i) {
-      if (!IsSubset(intent[i], live[i])) return false;
-    }
-    return true;
-  }
-  if (intent.is_number() && live.is_number()) {
-    // 1 and 1.0 are the same quantity to the API server.
-    return intent.get<double>() == live.get<double>();
-  }
-  if (intent.is_number_integer() && live.is_string()) {
-    // Quantities written as numbers come back as strings ("cpu: 1" -> "1").
-    return std::to_string(intent.get<int64_t>()) == live.get<std::string>();
-  }
-  return intent == live;
+RevisionFeatures RevisionFeaturesFromDeployment(const json& deployment) {
+  const json* source = Annotation(deployment, api::kRevisionSpecAnnotation);
+  if (source == nullptr || !source->is_string()) return {};
+  json parsed = json::parse(source->get<std::string>(), nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded() || !parsed.is_object() || !parsed.contains("resolvedFeatures")) return {};
+  return RevisionFeatures::FromJson(parsed["resolvedFeatures"]);
 }
 
 }  // namespace sluice::controllers

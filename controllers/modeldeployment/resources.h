@@ -13,12 +13,16 @@
 // so deleting the ModelDeployment garbage-collects all of them.
 
 #include <cstdint>
+#include <functional>
+#include <vector>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "lib/api/model_deployment.h"
 #include "lib/api/router_command.h"
 #include "lib/api/server_command.h"
+#include "lib/controller/object_io.h"
+#include "lib/controller/reconciler.h"
 #include "lib/kube/client.h"
 
 namespace sluice::controllers {
@@ -69,11 +73,36 @@ Result<api::ServerCommand> ServerCommandFor(const std::string& md_name,
                                             const ModelDeploymentSpec& spec,
                                             const WorkloadOptions& options);
 
+// The online features a revision's server reads, resolved from the FeatureViews spec.features
+// references: sluice-server's --feature-views value, and the environment variables that carry
+// the Redis connection strings of views that keep theirs in a Secret (secretKeyRef; the Secret
+// must be in the ModelDeployment's namespace, as the FeatureView's is).
+struct RevisionFeatures {
+  std::string feature_views;  // api::FormatFeatureViews; empty: no features
+  nlohmann::json env = nlohmann::json::array();
+  // Canonical text for the revision hash; empty when there are no features.
+  std::string Key() const;
+  nlohmann::json ToJson() const;
+  static RevisionFeatures FromJson(const nlohmann::json& j);
+  friend bool operator==(const RevisionFeatures&, const RevisionFeatures&) = default;
+};
+
+// Resolves spec.features: `find` returns the named FeatureView of the ModelDeployment's
+// namespace or nullptr. NotFound names a missing view; InvalidArgument names an unknown feature
+// or one the model cannot take (STRING, BYTES: the model takes numbers).
+Result<RevisionFeatures> ResolveFeatures(
+    const ModelDeploymentSpec& spec, const std::function<ObjectPtr(const std::string&)>& find);
+
+// The ModelDeployments in `ns` whose spec.features references FeatureView `fv_name`.
+std::vector<ObjectKey> ModelDeploymentsReading(const ObjectReader& reader, const std::string& ns,
+                                               const std::string& fv_name);
+
 // The revision's Deployment; fails as ServerCommandFor does.
 Result<nlohmann::json> RevisionDeployment(const ModelDeploymentObject& owner,
                                           const std::string& revision,
                                           const ModelDeploymentSpec& revision_spec,
-                                          int32_t replicas, const WorkloadOptions& options);
+                                          int32_t replicas, const WorkloadOptions& options,
+                                          const RevisionFeatures& features = {});
 nlohmann::json RevisionService(const ModelDeploymentObject& owner, const std::string& revision,
                                const WorkloadOptions& options);
 
@@ -91,10 +120,7 @@ nlohmann::json RouterRoleBinding(const ModelDeploymentObject& owner);
 // The model and runtime a revision Deployment was built from (kept in an annotation), so a
 // revision other than the spec's current one is re-applied exactly as it was created.
 Result<ModelDeploymentSpec> RevisionSpecFromDeployment(const nlohmann::json& deployment);
-
-// True when every field of `intent` has the same value in `live` (objects compared key by key,
-// arrays element by element with equal length). Fields the server added or defaults are
-// ignored, so an applied intent is a subset of what the cache holds until something drifts.
-bool IsSubset(const nlohmann::json& intent, const nlohmann::json& live);
+// The features a revision Deployment was built with (none for one built before features).
+RevisionFeatures RevisionFeaturesFromDeployment(const nlohmann::json& deployment);
 
 }  // namespace sluice::controllers

@@ -59,9 +59,11 @@ uint64_t Fnv1a64(std::string_view data) {
 
 }  // namespace
 
-std::string RevisionHash(const ModelDeploymentSpec& spec) {
+std::string RevisionHash(const ModelDeploymentSpec& spec, const std::string& features) {
   // json objects keep their keys sorted, so dump() is a canonical form.
-  uint64_t h = Fnv1a64(PodAffecting(spec).dump());
+  json affecting = PodAffecting(spec);
+  if (!features.empty()) affecting["features"] = features;
+  uint64_t h = Fnv1a64(affecting.dump());
   static constexpr std::string_view kAlphabet = "bcdfghjklmnpqrstvwxz2456789";
   std::string out;
   for (int i = 0; i < 10; ++i) {
@@ -72,8 +74,8 @@ std::string RevisionHash(const ModelDeploymentSpec& spec) {
 }
 
 std::string RevisionName(const std::string& model_deployment_name,
-                         const ModelDeploymentSpec& spec) {
-  return model_deployment_name + "-" + RevisionHash(spec);
+                         const ModelDeploymentSpec& spec, const std::string& features) {
+  return model_deployment_name + "-" + RevisionHash(spec, features);
 }
 
 }  // namespace sluice::controllers

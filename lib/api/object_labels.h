@@ -12,6 +12,10 @@ namespace sluice::api {
 inline const kube::GroupVersionResource kModelDeploymentsGvr{
     "sluice.dev", "v1alpha1", "modeldeployments", true, "ModelDeployment"};
 
+// The FeatureView resource (sluice.dev/v1alpha1).
+inline const kube::GroupVersionResource kFeatureViewsGvr{"sluice.dev", "v1alpha1", "featureviews",
+                                                         true, "FeatureView"};
+
 // Labels on every owned object.
 inline constexpr char kLabelModelDeployment[] = "sluice.dev/modeldeployment";
 inline constexpr char kLabelRevision[] = "sluice.dev/revision";
@@ -32,6 +36,16 @@ inline constexpr char kAbortAnnotation[] = "sluice.dev/abort";
 inline constexpr char kRetryAnnotation[] = "sluice.dev/retry";
 // The model and runtime a revision Deployment was built from.
 inline constexpr char kRevisionSpecAnnotation[] = "sluice.dev/revision-spec";
+
+// FeatureView materialization. The label selects the Jobs and Pods of a view (its name, cut to
+// 63 characters with a hash when longer); the annotation holds the full name, which is what the
+// operator matches on. sluice.dev/materialize=now on a FeatureView runs a materialization at
+// once; the operator removes it once the Job exists. The trigger annotation on a Job says what
+// started it (created, spec-changed, requested, scheduled).
+inline constexpr char kLabelFeatureView[] = "sluice.dev/featureview";
+inline constexpr char kFeatureViewAnnotation[] = "sluice.dev/featureview";
+inline constexpr char kMaterializeAnnotation[] = "sluice.dev/materialize";
+inline constexpr char kMaterializeTriggerAnnotation[] = "sluice.dev/materialize-trigger";
 
 // Each revision's Service is named after the revision, so the router finds its EndpointSlices by
 // Kubernetes' own service-name label; ports are found by these names.

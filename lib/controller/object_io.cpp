@@ -78,4 +78,31 @@ const json* ControllerRef(const json& object) {
   return nullptr;
 }
 
+bool IsSubset(const nlohmann::json& intent, const nlohmann::json& live) {
+  if (intent.is_object()) {
+    if (!live.is_object()) return false;
+    for (auto it = intent.begin(); it != intent.end(); ++it) {
+      auto found = live.find(it.key());
+      if (found == live.end() || !IsSubset(it.value(), *found)) return false;
+    }
+    return true;
+  }
+  if (intent.is_array()) {
+    if (!live.is_array() || live.size() != intent.size()) return false;
+    for (size_t i = 0; i < intent.size(); ++i) {
+      if (!IsSubset(intent[i], live[i])) return false;
+    }
+    return true;
+  }
+  if (intent.is_number() && live.is_number()) {
+    // 1 and 1.0 are the same quantity to the API server.
+    return intent.get<double>() == live.get<double>();
+  }
+  if (intent.is_number_integer() && live.is_string()) {
+    // Quantities written as numbers come back as strings ("cpu: 1" -> "1").
+    return std::to_string(intent.get<int64_t>()) == live.get<std::string>();
+  }
+  return intent == live;
+}
+
 }  // namespace sluice::controllers

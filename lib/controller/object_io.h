@@ -95,4 +95,9 @@ const nlohmann::json* Annotation(const nlohmann::json& object, const std::string
 // The ownerReference with controller=true, or nullptr.
 const nlohmann::json* ControllerRef(const nlohmann::json& object);
 
+// True when every field of `intent` has the same value in `live` (objects compared key by key,
+// arrays element by element with equal length). Fields the server added or defaults are
+// ignored, so an applied intent is a subset of what the cache holds until something drifts.
+bool IsSubset(const nlohmann::json& intent, const nlohmann::json& live);
+
 }  // namespace sluice::controllers

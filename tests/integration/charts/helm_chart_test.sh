@@ -83,9 +83,18 @@ KUBECONFIG="$sa_kubeconfig" kubectl config set-cluster c --server="$server" \
 KUBECONFIG="$sa_kubeconfig" kubectl config set-credentials sa --token="$token" >/dev/null
 KUBECONFIG="$sa_kubeconfig" kubectl config set-context c --cluster=c --user=sa >/dev/null
 KUBECONFIG="$sa_kubeconfig" kubectl config use-context c >/dev/null
-for verb_resource in "create namespaces" "delete customresourcedefinitions" "create clusterroles" "create pods"; do
+for verb_resource in "create namespaces" "delete customresourcedefinitions" "create clusterroles" "create pods" \
+    "delete jobs.batch" "update jobs.batch" "delete pods"; do
   if [[ "$(KUBECONFIG="$sa_kubeconfig" kubectl auth can-i $verb_resource 2>/dev/null)" == yes ]]; then
     fail "the chart's ServiceAccount can $verb_resource: it grants too much"
+  fi
+done
+# Materialization: the CronJob and Jobs of FeatureViews, and the Pods whose termination message
+# holds a run's result.
+for verb_resource in "create jobs.batch" "patch jobs.batch" "watch jobs.batch" "patch cronjobs.batch" \
+    "delete cronjobs.batch" "watch pods"; do
+  if [[ "$(KUBECONFIG="$sa_kubeconfig" kubectl auth can-i $verb_resource 2>/dev/null)" != yes ]]; then
+    fail "the chart's ServiceAccount cannot $verb_resource: materialization needs it"
   fi
 done
 "$op_bin" --kubeconfig "$sa_kubeconfig" --leader-elect=on --leader-election-namespace=sluice-system \
@@ -100,6 +109,9 @@ kubectl -n models apply -f "$root/crds/samples/fraud-modeldeployment.yaml" >/dev
 wait_for 60 kubectl -n models get deployment fraud-router || fail "router Deployment not created"
 wait_for 60 kubectl -n models get role fraud-router || fail "router Role not created"
 wait_for 60 kubectl -n models get rolebinding fraud-router || fail "router RoleBinding not created"
+kubectl -n models apply -f "$root/crds/samples/fraud-featureviews.yaml" >/dev/null
+wait_for 60 kubectl -n models get cronjob merchant-features-materialize \
+  || fail "materialization CronJob not created"
 wait_for 60 bash -c "$bin/kubectl -n models get deployments -l sluice.dev/revision -o name | grep -q ." \
   || fail "revision Deployment not created"
 wait_for 60 bash -c "$bin/kubectl -n models get md fraud -o jsonpath='{.status.observedGeneration}' | grep -q 1" \

@@ -113,7 +113,8 @@ class Environment {
 };
 
 // A ModelDeployment that sets every field admission accepts today (GatewayAPI routing, s3:// and
-// models:/ URIs and spec.features are refused until they work). The digest is the model's own.
+// models:/ URIs are refused until they work; spec.features needs FeatureViews and a Redis, and is
+// checked by the feature enrichment tests). The digest is the model's own.
 std::string Sha256Of(const std::string& path) {
   auto r = sluice::testing::RunCommand({"sha256sum", path});
   EXPECT_TRUE(r.ok() && r->status.success()) << path;

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "operator/operator.h"
+#include "lib/api/materialize_command.h"
 #include "tests/integration/controllers/operator_env.h"
 #include "lib/kube/client.h"
 #include "lib/kube/config.h"
@@ -412,6 +413,166 @@ TEST_F(OperatorTest, FeatureViewReportsItsSecretAndHealsWhenItAppears) {
   ASSERT_TRUE(Eventually([&] { return ConditionReason(get(), "Degraded") == "False/AsExpected"; }))
       << get().dump(2);
   EXPECT_EQ(ConditionReason(get(), "Ready"), "False/NotMaterialized");
+}
+
+// The materialization the operator starts is accepted by the real API server as built, and a
+// finished run (written here as the Job controller and the kubelet would: no kubelet runs in
+// this tier; the node e2e runs a real Job) moves the FeatureView's status and Events.
+TEST_F(OperatorTest, FeatureViewRunsMaterializationJobsAndReportsTheirResults) {
+  auto secret = client_->Create(kube::resources::kSecrets, ns_,
+                                {{"apiVersion", "v1"},
+                                 {"kind", "Secret"},
+                                 {"metadata", {{"name", "fraud-redis"}}},
+                                 {"stringData", {{"connection", "redis.sluice-features.svc.cluster.local:6379"}}}});
+  ASSERT_TRUE(secret.ok()) << secret.status();
+  StartOperator();
+  json fv = LoadSample(kCrdDir + "/samples/fraud-featureviews.yaml", ns_);
+  ASSERT_TRUE(client_->Apply(kFvGvr, ns_, fv, "sluice-it", true).ok());
+  const kube::GroupVersionResource jobs{"batch", "v1", "jobs", true, "Job"};
+  const kube::GroupVersionResource cronjobs{"batch", "v1", "cronjobs", true, "CronJob"};
+  auto get = [&](const kube::GroupVersionResource& gvr, const std::string& name) {
+    auto o = client_->Get(gvr, ns_, name);
+    return o.ok() ? *o : json::object();
+  };
+  auto list_jobs = [&] {
+    auto list = client_->List(jobs, ns_);
+    return list.ok() ? (*list)["items"].get<std::vector<json>>() : std::vector<json>{};
+  };
+
+  ASSERT_TRUE(Eventually([&] { return !get(cronjobs, "card-features-materialize").empty(); }));
+  const json cron = get(cronjobs, "card-features-materialize");
+  EXPECT_EQ(cron["spec"]["schedule"], "*/15 * * * *");
+  EXPECT_EQ(cron["spec"]["timeZone"], "Etc/UTC");
+  EXPECT_EQ(cron["spec"]["concurrencyPolicy"], "Forbid");
+  EXPECT_EQ(cron["spec"]["suspend"], false);
+  EXPECT_EQ(cron["metadata"]["ownerReferences"][0]["kind"], "FeatureView");
+
+  ASSERT_TRUE(Eventually([&] { return list_jobs().size() == 1; })) << list_jobs().size();
+  const json job = list_jobs()[0];
+  const std::string job_name = job["metadata"]["name"];
+  EXPECT_EQ(job["metadata"]["annotations"]["sluice.dev/materialize-trigger"], "created");
+  EXPECT_EQ(job["spec"]["backoffLimit"], 2);
+  const json& c = job["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_EQ(c["image"], "registry.example/sluice:it");
+  EXPECT_EQ(c["command"][0], "sluice-materialize");
+  EXPECT_EQ(c["terminationMessagePolicy"], "FallbackToLogsOnError");
+  EXPECT_EQ(c["env"][0]["valueFrom"]["secretKeyRef"]["name"], "fraud-redis");
+  EXPECT_THAT(c["args"].dump(), ::testing::HasSubstr("card_features.parquet"));
+  ASSERT_TRUE(Eventually([&] { return get(kFvGvr, "card-features")["status"].value("triggeredGeneration", 0) == 1; }));
+  EXPECT_EQ(ConditionReason(get(kFvGvr, "card-features"), "Ready"), "False/NotMaterialized");
+
+  // The run's pod, with the result in its termination message, and the Job complete.
+  json pod = {{"apiVersion", "v1"},
+              {"kind", "Pod"},
+              {"metadata",
+               {{"name", job_name + "-abcde"},
+                {"labels", job["spec"]["template"]["metadata"]["labels"]},
+                {"annotations", job["spec"]["template"]["metadata"]["annotations"]}}},
+              {"spec", job["spec"]["template"]["spec"]}};
+  pod["metadata"]["labels"]["batch.kubernetes.io/job-name"] = job_name;
+  ASSERT_TRUE(client_->Create(kube::resources::kPods, ns_, pod).ok());
+  api::MaterializeResult r;
+  r.ok = true;
+  r.run_time = "2026-01-01T00:04:00Z";
+  r.source_watermark = "2025-12-31T23:00:00Z";
+  r.rows_read = 120;
+  r.entities_written = 40;
+  r.duration_seconds = 1.5;
+  const std::string result = r.ToJson().dump();
+  json pod_status = {{"apiVersion", "v1"},
+                     {"kind", "Pod"},
+                     {"metadata", {{"name", job_name + "-abcde"}, {"namespace", ns_}}},
+                     {"status",
+                      {{"phase", "Succeeded"},
+                       {"containerStatuses",
+                        json::array({{{"name", "materialize"},
+                                      {"image", c["image"]},
+                                      {"imageID", ""},
+                                      {"ready", false},
+                                      {"restartCount", 0},
+                                      {"state",
+                                       {{"terminated",
+                                         {{"exitCode", 0},
+                                          {"reason", "Completed"},
+                                          {"startedAt", "2026-01-01T00:04:00Z"},
+                                          {"finishedAt", "2026-01-01T00:04:02Z"},
+                                          {"message", result}}}}}}})}}}};
+  auto written = client_->Apply(kube::resources::kPods, ns_, pod_status, "it-kubelet", true, "status");
+  ASSERT_TRUE(written.ok()) << written.status();
+  json job_status = {{"apiVersion", "batch/v1"},
+                     {"kind", "Job"},
+                     {"metadata", {{"name", job_name}, {"namespace", ns_}}},
+                     {"status",
+                      {{"startTime", "2026-01-01T00:04:00Z"},
+                       {"completionTime", "2026-01-01T00:04:03Z"},
+                       {"succeeded", 1},
+                       {"conditions",
+                        json::array({{{"type", "SuccessCriteriaMet"}, {"status", "True"},
+                                      {"lastTransitionTime", "2026-01-01T00:04:03Z"}},
+                                     {{"type", "Complete"}, {"status", "True"},
+                                      {"lastTransitionTime", "2026-01-01T00:04:03Z"}}})}}}};
+  written = client_->Apply(jobs, ns_, job_status, "it-job-controller", true, "status");
+  ASSERT_TRUE(written.ok()) << written.status();
+
+  ASSERT_TRUE(Eventually([&] { return ConditionReason(get(kFvGvr, "card-features"), "Ready") == "True/Materialized"; }))
+      << get(kFvGvr, "card-features").dump(2);
+  const json status = get(kFvGvr, "card-features")["status"];
+  EXPECT_EQ(status["lastMaterialized"]["rows"], 120);
+  EXPECT_EQ(status["lastMaterialized"]["entitiesWritten"], 40);
+  EXPECT_EQ(status["lastMaterialized"]["job"], job_name);
+  EXPECT_EQ(status["lastMaterialized"]["end"], "2026-01-01T00:04:00Z");
+  EXPECT_EQ(ConditionReason(get(kFvGvr, "card-features"), "Degraded"), "False/AsExpected");
+  ASSERT_TRUE(Eventually([&] {
+    auto events = client_->List(kube::resources::kEvents, ns_);
+    if (!events.ok()) return false;
+    for (const auto& e : (*events)["items"]) {
+      if (e.value("reason", "") == "Materialized" && e["involvedObject"].value("name", "") == "card-features") {
+        return e.value("message", "").find("120 rows") != std::string::npos;
+      }
+    }
+    return false;
+  }));
+
+  // A request by annotation runs once more, and the annotation is removed.
+  auto patched = client_->Patch(kFvGvr, ns_, "card-features", kube::PatchType::kMerge,
+                                R"({"metadata": {"annotations": {"sluice.dev/materialize": "now"}}})");
+  ASSERT_TRUE(patched.ok()) << patched.status();
+  ASSERT_TRUE(Eventually([&] { return list_jobs().size() == 2; })) << list_jobs().size();
+  ASSERT_TRUE(Eventually([&] {
+    return !get(kFvGvr, "card-features")["metadata"].value("annotations", json::object()).contains("sluice.dev/materialize");
+  }));
+  std::this_thread::sleep_for(seconds(1));
+  EXPECT_EQ(list_jobs().size(), 2u);
+}
+
+TEST_F(OperatorTest, ModelDeploymentNamingAMissingFeatureViewIsDegraded) {
+  StartOperator();
+  json md = TestSpec();
+  md["spec"]["features"] = json::array({{{"name", "card-features"}, {"features", json::array({"velocity_last_24h"})}}});
+  ApplyMd(md);
+  ASSERT_TRUE(Eventually([&] { return ConditionReason(Md(), "Degraded") == "True/FeatureViewNotFound"; }))
+      << Md().dump(2);
+  EXPECT_TRUE(Owned(kube::resources::kDeployments).empty() ||
+              [&] {
+                for (const auto& d : Owned(kube::resources::kDeployments)) {
+                  if (d["metadata"]["labels"].value("app.kubernetes.io/component", "") == "server") return false;
+                }
+                return true;
+              }());
+
+  // The view appears: the FeatureView watch brings the ModelDeployment back, and it rolls out
+  // with the view in its server's arguments.
+  json fv = LoadSample(kCrdDir + "/samples/fraud-featureviews.yaml", ns_);
+  ASSERT_TRUE(client_->Apply(kFvGvr, ns_, fv, "sluice-it", true).ok());
+  ASSERT_TRUE(Eventually([&] {
+    for (const auto& d : Owned(kube::resources::kDeployments)) {
+      if (d["metadata"]["labels"].value("app.kubernetes.io/component", "") != "server") continue;
+      const json& c = d["spec"]["template"]["spec"]["containers"][0];
+      return c["args"].dump().find("--feature-views=") != std::string::npos &&
+             c.contains("env") && c["env"].dump().find("fraud-redis") != std::string::npos;
+    }
+    return false;
+  })) << Md().dump(2);
 }
 
 }  // namespace

@@ -499,9 +499,6 @@ INSTANTIATE_TEST_SUITE_P(
         SpecCase{"GatewayApiWithHpaNotSupportedYet", false,
                  R"({"spec": {"replicas": null, "autoscaling": {"minReplicas": 3, "maxReplicas": 3, "mode": "HPA"}, "traffic": {"router": "GatewayAPI"}}})",
                  {At("spec.traffic.router") + "Forbidden", "GatewayAPI is not supported yet"}},
-        SpecCase{"FeaturesNotSupportedYet", false,
-                 R"({"spec": {"features": [{"name": "card-features"}]}})",
-                 {At("spec.features") + "Forbidden", "online feature enrichment is not supported yet"}},
         SpecCase{"FeatureViewReferencedTwice", false,
                  R"({"spec": {"features": [{"name": "card-features"}, {"name": "card-features"}]}})",
                  {At("spec.features[1]") + "Duplicate value"}},
@@ -589,7 +586,13 @@ INSTANTIATE_TEST_SUITE_P(
                  {At("spec.online.redis.db")}},
         SpecCase{"ScheduleNotCron", true,
                  R"({"spec": {"materialization": {"schedule": "every hour"}}})",
-                 {At("spec.materialization.schedule"), "five-field cron"}}),
+                 {At("spec.materialization.schedule"), "five-field cron"}},
+        SpecCase{"SourceInObjectStoreNotSupportedYet", true,
+                 R"({"spec": {"source": {"type": "csv", "path": "s3://features/card.csv"}}})",
+                 {At("spec.source.path") + "Forbidden", "object stores come with the model storage work"}},
+        SpecCase{"SourceRelativePath", true,
+                 R"({"spec": {"source": {"type": "csv", "path": "data/card.csv"}}})",
+                 {At("spec.source.path"), "an absolute path, file:///path or an http(s):// URL"}}),
     [](const auto& info) { return info.param.name; });
 // clang-format on
 
@@ -614,6 +617,9 @@ INSTANTIATE_TEST_SUITE_P(
                  {}},
         SpecCase{"BaseFeatureView", true,
                  "{}",
+                 {}},
+        SpecCase{"FeaturesReferenced", false,
+                 R"({"spec": {"features": [{"name": "card-features", "features": ["velocity_last_24h"]}, {"name": "merchant-features"}]}})",
                  {}},
         SpecCase{"TwoStepsWithoutPause", false,
                  R"({"spec": {"rollout": {"canary": {"steps": [{"weight": 1}, {"weight": 100}]}}}})",
@@ -652,7 +658,10 @@ INSTANTIATE_TEST_SUITE_P(
                  R"({"spec": {"entities": [{"name": "card", "valueType": "STRING"}, {"name": "merchant", "valueType": "INT64"}]}})",
                  {}},
         SpecCase{"RedisFromSecretIpv6AndCron", true,
-                 R"({"spec": {"online": {"redis": {"address": null, "addressSecretRef": {"name": "redis", "key": "url"}, "db": 15, "keyTtl": "168h"}}, "ttl": "24h", "materialization": {"schedule": "0 */6 * * 1-5"}, "source": {"type": "file", "path": "s3://features/card.csv"}}})",
+                 R"({"spec": {"online": {"redis": {"address": null, "addressSecretRef": {"name": "redis", "key": "url"}, "db": 15, "keyTtl": "168h"}}, "ttl": "24h", "materialization": {"schedule": "0 */6 * * 1-5"}, "source": {"type": "file", "path": "https://features.example.com/card.csv"}}})",
+                 {}},
+        SpecCase{"SourceOverHttp", true,
+                 R"({"spec": {"source": {"type": "csv", "path": "http://models.sluice-models.svc.cluster.local/features/merchant_features.csv"}}})",
                  {}},
         SpecCase{"RedisIpv6Address", true,
                  R"({"spec": {"online": {"redis": {"address": "[::1]:6379"}}}})",
@@ -779,7 +788,8 @@ TEST_F(CrdsTest, GetShowsThePrinterColumns) {
                                "--type=merge", "-p", R"({"status": {
       "observedGeneration": 1,
       "lastMaterialized": {"start": "2025-01-01T00:00:00Z", "end": "2025-01-02T00:00:00Z",
-                           "rows": 125000, "completionTime": "2025-01-02T00:01:10Z"},
+                           "rows": 125000, "entitiesWritten": 5000,
+                           "completionTime": "2025-01-02T00:01:10Z"},
       "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2025-01-02T00:01:10Z",
                       "reason": "Materialized", "message": "125000 rows"}]}})"});
   ASSERT_TRUE(patched.status.success()) << patched.output;
@@ -788,15 +798,15 @@ TEST_F(CrdsTest, GetShowsThePrinterColumns) {
   std::istringstream fv_lines(table.output);
   std::getline(fv_lines, header);
   std::getline(fv_lines, row);
-  EXPECT_EQ(Fields(header), (std::vector<std::string>{"NAME", "PROJECT", "TTL", "ROWS",
+  EXPECT_EQ(Fields(header), (std::vector<std::string>{"NAME", "PROJECT", "TTL", "ROWS", "ENTITIES",
                                                       "MATERIALIZED", "READY", "AGE"}))
       << table.output;
   cells = Fields(row);
-  ASSERT_GE(cells.size(), 6u) << table.output;
-  EXPECT_EQ(std::vector<std::string>(cells.begin(), cells.begin() + 4),
-            (std::vector<std::string>{"card-features", "fraud", "24h", "125000"}))
+  ASSERT_GE(cells.size(), 7u) << table.output;
+  EXPECT_EQ(std::vector<std::string>(cells.begin(), cells.begin() + 5),
+            (std::vector<std::string>{"card-features", "fraud", "24h", "125000", "5000"}))
       << table.output;
-  EXPECT_EQ(cells[5], "True") << table.output;
+  EXPECT_EQ(cells[6], "True") << table.output;
 }
 
 TEST_F(CrdsTest, ScaleWorksThroughTheScaleSubresource) {
