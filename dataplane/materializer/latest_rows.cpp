@@ -316,6 +316,39 @@ void LatestRows::EncodeRow(const Chunk& chunk, size_t row, EntityRecord& e) {
   e.values_len = static_cast<uint32_t>(values_buf_.size());
 }
 
+bool LatestRows::BuildKey(const Chunk& chunk, size_t r, std::string& key) const {
+  // The prefix of join key names, then each value as Feast serializes it, then the project.
+  key.assign(plan_.key_prefix);
+  for (const auto& k : plan_.keys) {
+    const Column& c = chunk.columns[k.column];
+    if (c.valid[r] == 0) return false;
+    PutLittle<uint32_t>(static_cast<uint32_t>(k.type), key);
+    switch (k.type) {
+      case api::FeastType::kString:
+      case api::FeastType::kBytes:
+        PutLittle<uint32_t>(static_cast<uint32_t>(c.strings[r].size()), key);
+        key.append(c.strings[r]);
+        break;
+      case api::FeastType::kInt32:
+        PutLittle<uint32_t>(4, key);
+        PutLittle<int32_t>(static_cast<int32_t>(c.ints[r]), key);
+        break;
+      case api::FeastType::kInt64:
+        PutLittle<uint32_t>(8, key);
+        PutLittle<int64_t>(c.ints[r], key);
+        break;
+      case api::FeastType::kUnixTimestamp:
+        PutLittle<uint32_t>(8, key);
+        PutLittle<int64_t>(FloorDiv(c.ints[r], kNanosPerSecond), key);
+        break;
+      default:
+        break;  // refused by SourcePlan::Build
+    }
+  }
+  key.append(plan_.project);
+  return true;
+}
+
 Status LatestRows::Add(const Chunk& chunk) {
   if (chunk.columns.size() != plan_.columns.size()) {
     return InvalidArgument("the source returned " + std::to_string(chunk.columns.size()) +
@@ -344,75 +377,68 @@ Status LatestRows::Add(const Chunk& chunk) {
   const int64_t oldest_excluded = run_time_nanos_ - ttl_nanos_;
   std::hash<std::string_view> hasher;
   stats_.rows += rows;
-  for (size_t r = 0; r < rows; ++r) {
-    if (ts.valid[r] == 0) {
-      ++stats_.rows_without_timestamp;
-      continue;
-    }
-    const int64_t raw = ts.ints[r];
-    if (!stats_.watermark_nanos || raw > *stats_.watermark_nanos) stats_.watermark_nanos = raw;
-    if (raw > run_time_nanos_) {
-      ++stats_.rows_after_run_time;
-      continue;
-    }
-    // The key: the prefix of join key names, then each value as Feast serializes it.
-    key_buf_.assign(plan_.key_prefix);
-    bool keyed = true;
-    for (const auto& k : plan_.keys) {
-      const Column& c = chunk.columns[k.column];
-      if (c.valid[r] == 0) {
-        keyed = false;
-        break;
+  // Rows go in blocks: first every row's key and hash, prefetching its slot and then its entity,
+  // then the lookups in row order. A lookup misses the cache three times (slot, record, key)
+  // when the entities outnumber the cache; this way the misses of a block overlap.
+  for (size_t base = 0; base < rows; base += kBlock) {
+    const size_t n = std::min(kBlock, rows - base);
+    for (size_t j = 0; j < n; ++j) {
+      const size_t r = base + j;
+      keyed_[j] = false;
+      if (ts.valid[r] == 0) {
+        ++stats_.rows_without_timestamp;
+        continue;
       }
-      PutLittle<uint32_t>(static_cast<uint32_t>(k.type), key_buf_);
-      switch (k.type) {
-        case api::FeastType::kString:
-        case api::FeastType::kBytes:
-          PutLittle<uint32_t>(static_cast<uint32_t>(c.strings[r].size()), key_buf_);
-          key_buf_.append(c.strings[r]);
-          break;
-        case api::FeastType::kInt32:
-          PutLittle<uint32_t>(4, key_buf_);
-          PutLittle<int32_t>(static_cast<int32_t>(c.ints[r]), key_buf_);
-          break;
-        case api::FeastType::kInt64:
-          PutLittle<uint32_t>(8, key_buf_);
-          PutLittle<int64_t>(c.ints[r], key_buf_);
-          break;
-        case api::FeastType::kUnixTimestamp:
-          PutLittle<uint32_t>(8, key_buf_);
-          PutLittle<int64_t>(FloorDiv(c.ints[r], kNanosPerSecond), key_buf_);
-          break;
-        default:
-          break;  // refused by SourcePlan::Build
+      const int64_t raw = ts.ints[r];
+      if (!stats_.watermark_nanos || raw > *stats_.watermark_nanos) stats_.watermark_nanos = raw;
+      if (raw > run_time_nanos_) {
+        ++stats_.rows_after_run_time;
+        continue;
+      }
+      if (!BuildKey(chunk, r, keys_[j])) {
+        ++stats_.rows_without_key;
+        continue;
+      }
+      keyed_[j] = true;
+      hashes_[j] = hasher(keys_[j]);
+      __builtin_prefetch(&slots_[hashes_[j] & (slots_.size() - 1)]);
+    }
+    for (size_t j = 0; j < n; ++j) {
+      if (!keyed_[j]) continue;
+      const uint64_t slot = slots_[hashes_[j] & (slots_.size() - 1)];
+      if (slot != 0 && (slot & 0xffffffff00000000ULL) == (hashes_[j] & 0xffffffff00000000ULL)) {
+        const EntityRecord& e = entities_[(slot & 0xffffffffULL) - 1];
+        __builtin_prefetch(&e);
+        __builtin_prefetch(e.key);  // the record may not be here yet: then this is a no-op hint
       }
     }
-    if (!keyed) {
-      ++stats_.rows_without_key;
-      continue;
+    for (size_t j = 0; j < n; ++j) {
+      if (!keyed_[j]) continue;
+      const size_t r = base + j;
+      const int64_t raw = ts.ints[r];
+      bool inserted = false;
+      EntityRecord& e = Find(keys_[j], hashes_[j], inserted);
+      if (bounded && raw <= oldest_excluded) {
+        ++stats_.rows_stale;
+        if (inserted) ++stats_.entities_stale;
+        continue;
+      }
+      const int64_t event = FeastEventNanos(raw);
+      const int64_t created_at = created != nullptr && created->valid[r] != 0
+                                     ? created->ints[r]
+                                     : std::numeric_limits<int64_t>::min();
+      if (!e.fresh) {
+        if (!inserted) --stats_.entities_stale;
+        ++stats_.entities_fresh;
+      } else if (event < e.event_nanos ||
+                 (event == e.event_nanos && created_at < e.created_nanos)) {
+        continue;
+      }
+      e.fresh = true;
+      e.event_nanos = event;
+      e.created_nanos = created_at;
+      EncodeRow(chunk, r, e);
     }
-    key_buf_.append(plan_.project);
-    bool inserted = false;
-    EntityRecord& e = Find(key_buf_, hasher(key_buf_), inserted);
-    if (bounded && raw <= oldest_excluded) {
-      ++stats_.rows_stale;
-      if (inserted) ++stats_.entities_stale;
-      continue;
-    }
-    const int64_t event = FeastEventNanos(raw);
-    const int64_t created_at = created != nullptr && created->valid[r] != 0
-                                   ? created->ints[r]
-                                   : std::numeric_limits<int64_t>::min();
-    if (!e.fresh) {
-      if (!inserted) --stats_.entities_stale;
-      ++stats_.entities_fresh;
-    } else if (event < e.event_nanos || (event == e.event_nanos && created_at < e.created_nanos)) {
-      continue;
-    }
-    e.fresh = true;
-    e.event_nanos = event;
-    e.created_nanos = created_at;
-    EncodeRow(chunk, r, e);
   }
   return Status::Ok();
 }

@@ -9,6 +9,7 @@
 // the row wins, into an arena: the hot path allocates nothing per row (the key is built in a
 // reused buffer and looked up in an open-addressing table keyed by those bytes).
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -118,6 +119,9 @@ class LatestRows {
 
  private:
   class Arena;
+  static constexpr size_t kBlock = 16;
+  // False when a join key is null.
+  bool BuildKey(const features::Chunk& chunk, size_t row, std::string& key) const;
   EntityRecord& Find(std::string_view key, uint64_t hash, bool& inserted);
   void Grow();
   void EncodeRow(const features::Chunk& chunk, size_t row, EntityRecord& e);
@@ -129,7 +133,10 @@ class LatestRows {
   std::unique_ptr<Arena> arena_;
   std::vector<EntityRecord> entities_;
   std::vector<uint64_t> slots_;  // open addressing: 0 is empty, else a Slot (hash tag, index)
-  std::string key_buf_;
+  // One block of rows at a time: their keys, hashes, and whether they have a key at all.
+  std::array<std::string, kBlock> keys_;
+  std::array<uint64_t, kBlock> hashes_{};
+  std::array<bool, kBlock> keyed_{};
   std::string values_buf_;
   std::vector<features::FeastValue> scratch_;  // one per feature, typed once
 };
