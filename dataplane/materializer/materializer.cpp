@@ -2,7 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
+#include <atomic>
 #include <cstdio>
+#include <thread>
 
 #include "dataplane/materializer/feast_writer.h"
 #include "lib/api/time.h"
@@ -160,38 +163,66 @@ api::MaterializeResult Materialize(const api::FeatureViewConfig& view,
   FeastWriterOptions writer_options;
   writer_options.key_ttl = view.key_ttl;
   writer_options.timeout = options.redis_timeout;
-  FeastWriter writer(redis, *plan, writer_options);
-  WriteStats written;
-  std::vector<const EntityRecord*> batch;
-  batch.reserve(options.batch_size);
-  uint64_t done = 0;
-  next_progress = options.progress_every;
-  auto flush = [&]() -> Status {
-    RETURN_IF_ERROR(writer.Write(batch, written));
-    done += batch.size();
-    batch.clear();
-    if (done >= next_progress) {
-      log->info("wrote {} of {} entities ({} already as new in Redis)", written.written,
-                stats.entities_fresh, written.not_newer);
-      while (next_progress <= done) next_progress += options.progress_every;
-    }
-    return Status::Ok();
+  // Two connections, each writing every other batch: Redis works on one's round trip while the
+  // other decides and formats its next, where a single connection would leave Redis idle.
+  // Entities are distinct, so the two never touch the same key.
+  constexpr size_t kConnections = 2;
+  struct Share {
+    Status status;
+    WriteStats stats;
   };
-  auto failed = [&](const Status& s) {
+  std::array<Share, kConnections> shares;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> done{0};
+  next_progress = options.progress_every;
+  auto write_share = [&](size_t index, features::RedisClient& client) {
+    Share& share = shares[index];
+    FeastWriter writer(client, *plan, writer_options);
+    std::vector<const EntityRecord*> batch;
+    batch.reserve(options.batch_size);
+    auto send = [&]() -> Status {
+      RETURN_IF_ERROR(writer.Write(batch, share.stats));
+      const uint64_t total = done.fetch_add(batch.size()) + batch.size();
+      batch.clear();
+      if (index == 0 && total >= next_progress) {
+        log->info("wrote {} of {} entities", total, stats.entities_fresh);
+        while (next_progress <= total) next_progress += options.progress_every;
+      }
+      return Status::Ok();
+    };
+    uint64_t fresh = 0;
+    for (const EntityRecord& e : latest.entities()) {
+      if (!e.fresh) continue;
+      if ((fresh++ / options.batch_size) % kConnections != index) continue;
+      batch.push_back(&e);
+      if (batch.size() < options.batch_size) continue;
+      if (stop.load(std::memory_order_relaxed)) return;
+      if (share.status = send(); !share.status.ok()) {
+        stop = true;
+        return;
+      }
+    }
+    if (!batch.empty()) share.status = send();
+    if (share.status.ok()) share.status = writer.Flush(share.stats);
+    if (!share.status.ok()) stop = true;
+  };
+  features::RedisClient second(*connection, redis_options);
+  std::thread helper(write_share, 1, std::ref(second));
+  write_share(0, redis);
+  helper.join();
+
+  WriteStats written;
+  for (const Share& share : shares) {
+    written.written += share.stats.written;
+    written.not_newer += share.stats.not_newer;
+  }
+  for (const Share& share : shares) {
+    if (share.status.ok()) continue;
     result.entities_written = static_cast<int64_t>(written.written);
     return finish(Failed(
-        result, s.code() == StatusCode::kInternal ? kRedisError : kRedisUnavailable, s.message()));
-  };
-  for (const EntityRecord& e : latest.entities()) {
-    if (!e.fresh) continue;
-    batch.push_back(&e);
-    if (batch.size() < options.batch_size) continue;
-    if (Status s = flush(); !s.ok()) return failed(s);
+        result, share.status.code() == StatusCode::kInternal ? kRedisError : kRedisUnavailable,
+        share.status.message()));
   }
-  if (!batch.empty()) {
-    if (Status s = flush(); !s.ok()) return failed(s);
-  }
-  if (Status s = writer.Flush(written); !s.ok()) return failed(s);
   result.ok = true;
   result.entities_written = static_cast<int64_t>(written.written);
   if (written.not_newer > 0) {
