@@ -46,6 +46,13 @@ class Runtime {
   virtual size_t num_features() const = 0;
   virtual size_t num_outputs() const = 0;
 
+  // The name of each input feature, in row order; empty when the model does not name them.
+  // Online feature enrichment assembles rows by these names.
+  virtual const std::vector<std::string>& feature_names() const {
+    static const std::vector<std::string> kNone;
+    return kNone;
+  }
+
   // Dense row-major input: rows.size() == n_rows * num_features(); NaN marks a missing value.
   // Writes n_rows * num_outputs() values to `out`.
   virtual Status Predict(std::span<const float> rows, size_t n_rows,

@@ -51,7 +51,7 @@ class XGBoostRuntime final : public Runtime {
   Status WarmUp() const override;
 
   const std::string& objective() const { return objective_; }
-  const std::vector<std::string>& feature_names() const { return feature_names_; }
+  const std::vector<std::string>& feature_names() const override { return feature_names_; }
   const Forest& forest() const { return forest_; }
   // The reference set that was checked at load, if any.
   const ReferenceSet* reference() const { return reference_ ? &*reference_ : nullptr; }

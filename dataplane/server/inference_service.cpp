@@ -243,6 +243,21 @@ Status InferenceService::SetRuntime(Model& model, std::unique_ptr<Runtime> runti
     if (!cache.ok()) return cache.status().Annotate("model '" + model.name() + "'");
     model.cache_ = std::move(cache).value();
   }
+  if (!opts.feature_views.empty()) {
+    std::vector<std::string> names;
+    for (const auto& v : opts.feature_views) names.push_back(v.name);
+    model.feature_metrics_ = metrics_->ForFeatures(model.name(), model.version(), names);
+    FeatureEnricherOptions fo;
+    fo.views = opts.feature_views;
+    fo.budget = opts.feature_budget;
+    fo.model_name = model.name();
+    const auto& md = runtime->metadata();
+    if (!md.inputs.empty()) fo.model_input = md.inputs[0].name;
+    auto enricher =
+        FeatureEnricher::Create(fo, runtime->feature_names(), *model.feature_metrics_, clock_);
+    if (!enricher.ok()) return enricher.status().Annotate("model '" + model.name() + "'");
+    model.enricher_ = std::move(enricher).value();
+  }
   model.runtime_ = std::move(runtime);
   model.state_.store(Model::kLoaded, std::memory_order_release);
   model.metrics_->loaded->Set(1);
@@ -342,6 +357,14 @@ void InferenceService::InferNow(Model& model, InferRequest&& request, InferCallb
     done(FailedPrecondition("model '" + model.name() + "' version " + model.version() +
                             " is not ready"));
     return;
+  }
+  if (model.enricher_) {
+    // Before the cache: it keys on the assembled rows, so a changed feature value is never
+    // answered from an entry made with the old one.
+    if (Status s = model.enricher_->Enrich(request); !s.ok()) {
+      done(std::move(s));
+      return;
+    }
   }
   std::string key;
   if (model.cache_) {

@@ -25,6 +25,7 @@
 #include "dataplane/runtime/runtime.h"
 #include "dataplane/server/batcher.h"
 #include "dataplane/server/fault_injection.h"
+#include "dataplane/server/feature_enricher.h"
 #include "dataplane/server/inference.h"
 #include "dataplane/server/response_cache.h"
 #include "dataplane/server/server_metrics.h"
@@ -39,6 +40,11 @@ struct ModelOptions {
   BatcherOptions batcher;
   bool cache = false;
   ResponseCacheOptions cache_options;
+  // Online features (feature_enricher.h): empty, requests carry the model's input as it is.
+  // With views, requests carry entity keys and features by name, and rows are assembled before
+  // the cache and the batcher; the response cache then keys on the assembled rows.
+  std::vector<api::FeatureViewConfig> feature_views;
+  std::chrono::microseconds feature_budget{2000};
 };
 
 class InferenceService;
@@ -64,6 +70,8 @@ class Model {
   std::unique_ptr<Runtime> runtime_;
   std::unique_ptr<Batcher> batcher_;
   std::unique_ptr<ResponseCache> cache_;
+  std::unique_ptr<ServerMetrics::Features> feature_metrics_;
+  std::unique_ptr<FeatureEnricher> enricher_;  // null without feature views
   std::atomic<int> state_{kDeclared};
 };
 
@@ -87,8 +95,9 @@ class InferenceService {
   // Declares a model. Only before frontends serve. AlreadyExists for a duplicate (name, version).
   Result<Model*> AddModel(const ModelOptions& options);
 
-  // Attaches the loaded runtime and starts the model's batcher and cache. Once per model;
-  // FailedPrecondition when called again.
+  // Attaches the loaded runtime and starts the model's batcher, cache and feature enrichment.
+  // Once per model; FailedPrecondition when called again; InvalidArgument when the model's
+  // feature views do not fit the runtime (FeaturePlan::Create).
   Status SetRuntime(Model& model, std::unique_ptr<Runtime> runtime);
   // Runs the runtime's warm-up and one request through the batcher, then reports ready.
   Status WarmUpAndMarkReady(Model& model);
@@ -109,6 +118,8 @@ class InferenceService {
   // here, cache hits and unbatched models; otherwise on the model's batcher thread (or the fault
   // injector's delay thread when a fault delay is set). Tensors of the request may view memory
   // owned by the caller, which must stay valid until `done` runs.
+  // With feature views the rows are assembled here first, on this thread (bounded by the
+  // model's feature budget).
   // Errors: InvalidArgument (inputs do not fit the model), FailedPrecondition (not ready),
   // ResourceExhausted (queue full), Timeout (queued too long), Unavailable (stopped),
   // Internal("injected fault") (fault injection), and what the runtime reports.

@@ -123,6 +123,12 @@ int Run(const ServerFlags& flags, StopSignalWatch& signals) {
       "(max {} rows, delay {} us), cache {}",
       features, outputs, load_time.count() * 1e3, flags.batching ? "on" : "off",
       flags.max_batch_size, flags.max_queue_delay_us, flags.cache ? "on" : "off");
+  for (const auto& v : flags.feature_views) {
+    auto redis = v.ResolveRedis();
+    log->info("online features: view {} ({} features, ttl {} ms) from redis {}, budget {} us",
+              v.name, v.features.size(), v.ttl.count(),
+              redis.ok() ? redis->Describe() : "?", flags.feature_budget_us);
+  }
 
   signals.WaitFor(1, std::chrono::steady_clock::time_point::max());
   spdlog::info("signal {}: not ready; draining after {} ms", signals.last(), flags.drain_grace_ms);

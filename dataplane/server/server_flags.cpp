@@ -43,6 +43,8 @@ api::ServerCommand ServerFlags::ToCommand() const {
   c.drain_grace_ms = drain_grace_ms;
   c.drain_timeout_ms = drain_timeout_ms;
   c.drain_idle_timeout_ms = drain_idle_timeout_ms;
+  if (!feature_views.empty()) c.feature_views = api::FormatFeatureViews(feature_views);
+  c.feature_budget = std::chrono::microseconds(feature_budget_us);
   c.fault_error_percent = fault_error_percent;
   c.fault_delay_ms = fault_delay_ms;
   c.log_format = log_format == LogFormat::kJson ? "json" : "text";
@@ -90,6 +92,12 @@ Result<ServerFlags> ParseServerFlags(const std::vector<std::string>& args,
   Take(c.drain_grace_ms, f.drain_grace_ms);
   Take(c.drain_timeout_ms, f.drain_timeout_ms);
   Take(c.drain_idle_timeout_ms, f.drain_idle_timeout_ms);
+  if (c.feature_views && !c.feature_views->empty()) {
+    auto views = api::ParseFeatureViews(*c.feature_views);
+    if (!views.ok()) return views.status().Annotate("--feature-views");
+    f.feature_views = std::move(views).value();
+  }
+  if (c.feature_budget) f.feature_budget_us = c.feature_budget->count();
   Take(c.fault_error_percent, f.fault_error_percent);
   Take(c.fault_delay_ms, f.fault_delay_ms);
   if (c.log_format) {
@@ -138,6 +146,8 @@ ModelOptions ServerFlags::ToModelOptions() const {
   m.batcher.max_queue_size = static_cast<size_t>(max_queue_size);
   m.batcher.run_inline_when_idle = batch_inline_when_idle;
   m.batcher.request_timeout = std::chrono::milliseconds(request_timeout_ms);
+  m.feature_views = feature_views;
+  m.feature_budget = std::chrono::microseconds(feature_budget_us);
   m.cache = cache;
   m.cache_options.max_entries = static_cast<size_t>(cache_capacity);
   m.cache_options.capacity_bytes = static_cast<size_t>(cache_capacity_bytes);

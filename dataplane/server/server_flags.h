@@ -12,6 +12,7 @@
 
 #include "dataplane/server/fault_injection.h"
 #include "dataplane/server/inference_service.h"
+#include "lib/api/feature_view.h"
 #include "lib/api/server_command.h"
 #include "lib/base/logging.h"
 #include "lib/base/status.h"
@@ -59,6 +60,10 @@ struct ServerFlags {
   int64_t drain_timeout_ms = 30'000;
   // While draining, an idle keep-alive connection is closed after this long without a request.
   int64_t drain_idle_timeout_ms = 500;
+
+  // Online features: the views (--feature-views, parsed) and the fetch budget per request.
+  std::vector<api::FeatureViewConfig> feature_views;
+  int64_t feature_budget_us = 2000;
 
   // Fault injection (tests, chaos): the environment (SLUICE_FAULT_ERROR_PERCENT,
   // SLUICE_FAULT_DELAY_MS) sets the defaults, the flags override them.

@@ -15,6 +15,14 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   return b;
 }
 
+// 50 us to 100 ms, fine where the default 2 ms budget lies.
+const prometheus::Histogram::BucketBoundaries& FeatureBuckets() {
+  static const prometheus::Histogram::BucketBoundaries b = {
+      0.00005, 0.0001, 0.00015, 0.0002, 0.0003, 0.0004, 0.0005, 0.00075, 0.001, 0.0015,
+      0.002,   0.0025, 0.003,   0.005,  0.01,   0.025,  0.05,   0.1};
+  return b;
+}
+
 const prometheus::Histogram::BucketBoundaries& BatchBuckets() {
   static const prometheus::Histogram::BucketBoundaries b = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
   return b;
@@ -77,6 +85,45 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry)
                        .Name("sluice_server_model_load_duration_seconds")
                        .Help("Time the model took to fetch, load and warm up.")
                        .Register(r);
+  feature_fetch_duration_ =
+      &prometheus::BuildHistogram()
+           .Name("sluice_server_feature_fetch_duration_seconds")
+           .Help("Time the online feature fetch of one request took (all views, all rows), "
+                 "bounded by --feature-budget.")
+           .Register(r);
+  feature_values_ =
+      &prometheus::BuildCounter()
+           .Name("sluice_server_feature_values_total")
+           .Help("Online feature values the model needed, by view and result: hit, missing, "
+                 "stale (older than the view's ttl), malformed, default (not read: Redis failed "
+                 "or the budget ran out). All but hit are served the declared default or NaN.")
+           .Register(r);
+  feature_redis_errors_ =
+      &prometheus::BuildCounter()
+           .Name("sluice_server_feature_redis_errors_total")
+           .Help("Failed exchanges with a feature view's Redis, by kind (error, timeout).")
+           .Register(r);
+}
+
+std::unique_ptr<ServerMetrics::Features> ServerMetrics::ForFeatures(
+    const std::string& name, const std::string& version, const std::vector<std::string>& views) {
+  auto f = std::make_unique<Features>();
+  f->fetch_duration =
+      &feature_fetch_duration_->Add({{"model", name}, {"version", version}}, FeatureBuckets());
+  static constexpr const char* kResults[] = {"hit", "missing", "stale", "malformed", "default"};
+  for (const std::string& view : views) {
+    Features::View v;
+    for (size_t i = 0; i < v.values.size(); ++i) {
+      v.values[i] = &feature_values_->Add(
+          {{"model", name}, {"version", version}, {"view", view}, {"result", kResults[i]}});
+    }
+    v.redis_errors = &feature_redis_errors_->Add(
+        {{"model", name}, {"version", version}, {"view", view}, {"kind", "error"}});
+    v.redis_timeouts = &feature_redis_errors_->Add(
+        {{"model", name}, {"version", version}, {"view", view}, {"kind", "timeout"}});
+    f->views.push_back(v);
+  }
+  return f;
 }
 
 ServerMetrics::Model& ServerMetrics::ForModel(const std::string& name,

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -52,6 +53,25 @@ class ServerMetrics {
     std::array<std::atomic<prometheus::Counter*>, 500> by_code_{};  // index: code - 100
   };
 
+  // The online-feature series of one (model, version) and its views.
+  struct Features {
+    // sluice_server_feature_fetch_duration_seconds: the whole fetch of one request.
+    prometheus::Histogram* fetch_duration;
+    struct View {
+      // sluice_server_feature_values_total{view, result}: one per value the model needed from
+      // the view, by FeatureResult (indexed by it; labels hit|missing|stale|malformed|default).
+      std::array<prometheus::Counter*, 5> values;
+      // sluice_server_feature_redis_errors_total{view, kind="error"|"timeout"}: failed
+      // exchanges with the view's Redis (each leaves the request's values at their defaults).
+      prometheus::Counter* redis_errors;
+      prometheus::Counter* redis_timeouts;
+    };
+    std::vector<View> views;  // in config order
+  };
+  // Creates the feature series of (name, version) for `views`. Once per model.
+  std::unique_ptr<Features> ForFeatures(const std::string& name, const std::string& version,
+                                        const std::vector<std::string>& views);
+
   static Result<std::unique_ptr<ServerMetrics>> Create(
       std::shared_ptr<prometheus::Registry> registry);
 
@@ -76,6 +96,9 @@ class ServerMetrics {
   prometheus::Family<prometheus::Gauge>* loaded_;
   prometheus::Family<prometheus::Gauge>* ready_;
   prometheus::Family<prometheus::Gauge>* load_seconds_;
+  prometheus::Family<prometheus::Histogram>* feature_fetch_duration_;
+  prometheus::Family<prometheus::Counter>* feature_values_;
+  prometheus::Family<prometheus::Counter>* feature_redis_errors_;
 
   std::mutex mu_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Model>> models_;  // guarded by mu_
