@@ -38,7 +38,8 @@ LINKS = {
 }
 # The library whose generated source changes with every commit, and the programs that may link it.
 VERSION_LIB = "libsluice_version.a"
-VERSION_LINKERS = ("sluice-operator", "sluice-server", "sluice-router", "sluice-load")
+VERSION_LINKERS = ("sluice-operator", "sluice-server", "sluice-router", "sluice-load",
+                   "sluice-materialize")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
