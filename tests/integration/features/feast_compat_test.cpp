@@ -166,7 +166,6 @@ TEST_F(FeastCompatTest, SluiceReadsWhatFeastWrites) {
   EXPECT_EQ(compared, expected["rows"].size() * expected["features"].size());
 }
 
-#ifdef SLUICE_MATERIALIZE_BIN
 // The view as the operator would hand it to the materializer, from the same definitions.
 api::FeatureViewConfig CompatView(const json& expected, const std::string& redis_address,
                                   const std::string& source) {
@@ -221,7 +220,5 @@ TEST_F(FeastCompatTest, FeastReadsWhatSluiceMaterializesFromParquetAndCsv) {
     EXPECT_NE(read.output.find("0 differ"), std::string::npos) << read.output;
   }
 }
-#endif
-
 }  // namespace
 }  // namespace sluice::features
