@@ -1,6 +1,10 @@
 #include "dataplane/features/redis_client.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -55,6 +59,22 @@ RedisReply Convert(const redisReply* r) {
   return out;
 }
 
+// The first address getaddrinfo gives for `host`, numeric; empty when it cannot be resolved.
+std::string Resolve(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) return "";
+  char buf[INET6_ADDRSTRLEN] = {};
+  const void* addr = res->ai_family == AF_INET6
+                         ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr)
+                         : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr);
+  std::string out = inet_ntop(res->ai_family, addr, buf, sizeof(buf)) != nullptr ? buf : "";
+  freeaddrinfo(res);
+  return out;
+}
+
 }  // namespace
 
 RedisClient::RedisClient(api::RedisConnection connection, RedisClientOptions options)
@@ -79,12 +99,20 @@ Status RedisClient::EnsureConnected(Clock::time_point deadline) {
   const auto budget =
       std::min<std::chrono::microseconds>(options_.connect_timeout, Remaining(deadline));
   if (budget.count() <= 0) return Unavailable("redis " + Describe() + ": no time left to connect");
-  ctx_ = redisConnectWithTimeout(connection_.host.c_str(), connection_.port, ToTimeval(budget));
+  if (resolved_.empty()) {
+    resolved_ = Resolve(connection_.host);
+    if (resolved_.empty()) {
+      return Unavailable("redis " + Describe() + ": cannot resolve " + connection_.host);
+    }
+  }
+  ctx_ = redisConnectWithTimeout(resolved_.c_str(), connection_.port, ToTimeval(budget));
   if (ctx_ == nullptr || ctx_->err != 0) {
     std::string why = ctx_ != nullptr ? ctx_->errstr : "out of memory";
     Drop();
+    resolved_.clear();  // the name may point elsewhere now
     return Unavailable("redis " + Describe() + ": connect: " + why);
   }
+  connected_once_ = true;
   redisEnableKeepAlive(ctx_);
   std::vector<RedisCommand> hello;
   if (!connection_.password.empty()) {
@@ -138,7 +166,10 @@ Status RedisClient::EnsureConnected(Clock::time_point deadline) {
 
 Result<std::vector<RedisReply>> RedisClient::Pipeline(std::span<const RedisCommand> commands,
                                                       std::chrono::microseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
+  auto deadline = Clock::now() + timeout;
+  // A cold client's first connection is not charged to the caller: it gets connect_timeout on
+  // top of the timeout (once per client, so once per io thread in the server).
+  if (!connected_once_ && ctx_ == nullptr) deadline += options_.connect_timeout;
   RETURN_IF_ERROR(EnsureConnected(deadline));
   std::vector<const char*> argv;
   std::vector<size_t> lens;

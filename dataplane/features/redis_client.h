@@ -7,6 +7,13 @@
 // Not thread-safe: the server keeps one client per io thread, the materializer one per run.
 // After any error the connection is closed; the next call reconnects (at most once per
 // `reconnect_backoff`, so a dead Redis is not hammered by every request).
+//
+// Connection set-up: the host name is resolved once and its address kept (resolved again only
+// after a failed connect), so a request never waits for DNS (in a pod, a cluster name goes
+// through several search domains). The first connection of a client is bounded by
+// `connect_timeout` alone, not by the caller's deadline: it is paid once per client (per io
+// thread in the server), and a budget of a few milliseconds would otherwise leave a cold client
+// no time to connect at all. Later reconnects are bounded by both.
 
 #include <chrono>
 #include <cstdint>
@@ -63,6 +70,8 @@ class RedisClient {
   RedisClientOptions options_;
   redisContext* ctx_ = nullptr;
   std::chrono::steady_clock::time_point next_connect_{};
+  bool connected_once_ = false;
+  std::string resolved_;  // numeric address of connection_.host; empty until resolved
 };
 
 }  // namespace sluice::features

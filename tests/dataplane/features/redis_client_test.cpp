@@ -101,5 +101,20 @@ TEST(RedisClientTest, ReconnectsAfterARestartWithoutHammering) {
   EXPECT_TRUE(back);
 }
 
+// The first connection of a client is set up outside the caller's budget (once per io thread in
+// the server), and a host name is resolved once: a cold client with a budget of a microsecond
+// still gets its answer, by name.
+TEST(RedisClientTest, AColdClientConnectsByNameEvenOnATinyBudget) {
+  auto server = testing::RedisServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  api::RedisConnection c = Connection(**server);
+  c.host = "localhost";
+  RedisClient client(c);
+  const RedisCommand ping[] = {{"PING"}};
+  auto r = client.Pipeline(ping, 1us);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ((*r)[0].str, "PONG");
+}
+
 }  // namespace
 }  // namespace sluice::features
