@@ -189,8 +189,14 @@ json.dump({"inputs": [{"name": "card_id", "datatype": "BYTES", "shape": [100],
 EOF2
 a=$(curl -sf "$url/v2/models/m50/infer" -d @"$work/plain-100.json")
 b=$(curl -sf "$url/v2/models/m50/infer" -d @"$work/enriched-100.json")
-[ "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["outputs"][0]["data"] == json.loads(sys.argv[2])["outputs"][0]["data"])' "$a" "$b")" = True ] ||
-  { echo "enrich: the 100-entity request predicts differently from the plain 100 rows" >&2; exit 1; }
+python3 - "$a" "$b" <<'EOF2'
+import json, sys
+a, b = (json.loads(x)["outputs"][0]["data"] for x in sys.argv[1:3])
+if a != b:
+    bad = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    sys.exit("enrich: the 100-entity request predicts differently from the plain 100 rows at rows %s: %s vs %s"
+             % (bad[:5], [b[i] for i in bad[:3]], [a[i] for i in bad[:3]]))
+EOF2
 echo "== batch: 100 entities per request (200 HMGETs pipelined), open loop $batch_rate req/s"
 for kind in plain-100 enriched-100; do
   line=$("${load_pin[@]}" "$loadgen" --port "$http_port" --path /v2/models/m50/infer \

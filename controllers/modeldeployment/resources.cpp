@@ -108,6 +108,11 @@ Result<api::ServerCommand> ServerCommandFor(const std::string& md_name,
       c.cache_ttl = std::chrono::duration_cast<std::chrono::milliseconds>(*ttl);
     }
   }
+  if (runtime.feature_budget) {
+    auto budget = ParseGoDuration(*runtime.feature_budget);
+    if (!budget.ok()) return budget.status().Annotate("spec.runtime.featureBudget");
+    c.feature_budget = std::chrono::duration_cast<std::chrono::microseconds>(*budget);
+  }
   c.extra_args = runtime.args.value_or(std::vector<std::string>{});
   return c;
 }

@@ -44,6 +44,8 @@ json PodAffecting(const ModelDeploymentSpec& spec) {
     }
     if (rt.env && !rt.env->empty()) runtime["env"] = *rt.env;
     if (rt.args && !rt.args->empty()) runtime["args"] = *rt.args;
+    // Only when set, so revisions of ModelDeployments without it keep their names.
+    if (rt.feature_budget) runtime["featureBudget"] = CanonicalDuration(rt.feature_budget, "2ms");
   }
   return json{{"model", model}, {"runtime", runtime}};
 }

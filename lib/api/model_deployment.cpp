@@ -245,6 +245,7 @@ void to_json(json& j, const RuntimeSpec& v) {
   Put(j, "cache", v.cache);
   Put(j, "env", v.env);
   Put(j, "args", v.args);
+  Put(j, "featureBudget", v.feature_budget);
 }
 void from_json(const json& j, RuntimeSpec& v) {
   Optional(j, "image", v.image);
@@ -255,6 +256,7 @@ void from_json(const json& j, RuntimeSpec& v) {
   Optional(j, "env", v.env);
   if (v.env && !v.env->is_array()) throw FieldError("env", "must be a list");
   Optional(j, "args", v.args);
+  Optional(j, "featureBudget", v.feature_budget);
 }
 
 void to_json(json& j, const FeatureRef& v) {

@@ -57,6 +57,7 @@ struct RuntimeSpec {
   std::optional<CacheSpec> cache;
   std::optional<nlohmann::json> env;
   std::optional<std::vector<std::string>> args;
+  std::optional<std::string> feature_budget;  // a duration; spec.features only
 };
 
 struct FeatureRef {

@@ -138,6 +138,22 @@ TEST_F(FeaturesTest, TheServerReadsTheSelectedFeaturesAndGetsTheSecret) {
   EXPECT_EQ(c["env"][0]["valueFrom"]["secretKeyRef"]["key"], "connection");
 }
 
+TEST_F(FeaturesTest, TheFeatureBudgetReachesTheServer) {
+  objects_.Put(api::kFeatureViewsGvr, CardFeatures());
+  objects_.Put(api::kFeatureViewsGvr, MerchantFeatures());
+  json spec = Spec();
+  spec["runtime"] = {{"featureBudget", "7500us"}};
+  CreateMd(spec);
+  ASSERT_TRUE(Reconcile().ok());
+  auto servers = ServerDeployments();
+  ASSERT_EQ(servers.size(), 1u);
+  const json& c = servers[0]["spec"]["template"]["spec"]["containers"][0];
+  auto command = api::ServerCommand::Parse(c["args"].get<std::vector<std::string>>());
+  ASSERT_TRUE(command.ok()) << command.status();
+  ASSERT_TRUE(command->feature_budget.has_value());
+  EXPECT_EQ(*command->feature_budget, std::chrono::microseconds(7500));
+}
+
 TEST_F(FeaturesTest, AMissingViewRollsNothingOutAndSaysWhich) {
   objects_.Put(api::kFeatureViewsGvr, CardFeatures());
   CreateMd(Spec());
