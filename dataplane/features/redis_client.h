@@ -41,6 +41,9 @@ struct RedisReply {
 // One command as its arguments (binary-safe).
 using RedisCommand = std::vector<std::string_view>;
 
+// Appends `command` to `out` in Redis's wire protocol (RESP): an array of bulk strings.
+void AppendResp(const RedisCommand& command, std::string& out);
+
 struct RedisClientOptions {
   std::chrono::milliseconds connect_timeout{200};
   std::chrono::milliseconds reconnect_backoff{500};
@@ -71,6 +74,7 @@ class RedisClient {
   redisContext* ctx_ = nullptr;
   std::chrono::steady_clock::time_point next_connect_{};
   bool connected_once_ = false;
+  std::string wire_;  // the formatted commands of the current exchange, reused
   std::string resolved_;  // numeric address of connection_.host; empty until resolved
 };
 

@@ -21,6 +21,12 @@ api::RedisConnection Connection(const testing::RedisServer& server, std::string 
   return c;
 }
 
+TEST(RedisClientTest, CommandsAreWrittenInResp) {
+  std::string out;
+  AppendResp({"HMGET", "k\x00"s, ""}, out);
+  EXPECT_EQ(out, "*3\r\n$5\r\nHMGET\r\n$2\r\nk\x00\r\n$0\r\n\r\n"s);
+}
+
 TEST(RedisClientTest, PipelinesBinarySafeCommandsInOneExchange) {
   auto server = testing::RedisServer::Start();
   ASSERT_TRUE(server.ok()) << server.status().message();
