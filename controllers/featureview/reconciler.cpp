@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "lib/api/duration.h"
+#include "lib/base/base64.h"
 #include "lib/api/model_deployment.h"
 #include "lib/api/object_labels.h"
 #include "lib/api/time.h"
@@ -34,39 +35,6 @@ const json* Path(const json& j, std::initializer_list<const char*> path) {
 std::string StringAt(const json& j, std::initializer_list<const char*> path) {
   const json* v = Path(j, path);
   return v != nullptr && v->is_string() ? v->get<std::string>() : std::string();
-}
-
-// Standard base64 (Secret data); nullopt on malformed input.
-std::optional<std::string> DecodeBase64(std::string_view in) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t padding = 0;
-  for (char c : in) {
-    if (c == '=') {
-      ++padding;
-      continue;
-    }
-    if (padding > 0) return std::nullopt;
-    int v = value(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  if (padding > 2 || (in.size() % 4) != 0) return std::nullopt;
-  return out;
 }
 
 FeatureViewCheck Fail(std::string reason, std::string message, bool retry_later = false) {

@@ -29,28 +29,6 @@ void PutLittle(T v, std::string& out) {
   out.append(buf, sizeof(T));
 }
 
-std::string_view TypeName(ColumnType t) {
-  switch (t) {
-    case ColumnType::kInt32:
-      return "INT32";
-    case ColumnType::kInt64:
-      return "INT64";
-    case ColumnType::kFloat:
-      return "FLOAT";
-    case ColumnType::kDouble:
-      return "DOUBLE";
-    case ColumnType::kBool:
-      return "BOOL";
-    case ColumnType::kString:
-      return "STRING";
-    case ColumnType::kBytes:
-      return "BYTES";
-    case ColumnType::kTimestamp:
-      return "UNIX_TIMESTAMP";
-  }
-  return "?";
-}
-
 bool HoldsInts(ColumnType t) {
   return t == ColumnType::kInt32 || t == ColumnType::kInt64 || t == ColumnType::kBool ||
          t == ColumnType::kTimestamp;
@@ -115,8 +93,8 @@ Result<SourcePlan> SourcePlan::Build(const api::FeatureViewConfig& view) {
       if (plan.columns[i].name != name) continue;
       if (plan.columns[i].type != type) {
         return InvalidArgument("feature view " + view.name + ": column \"" + name + "\" is " +
-                               use[name] + " (" + std::string(TypeName(plan.columns[i].type)) +
-                               ") and " + what + " (" + std::string(TypeName(type)) + ")");
+                               use[name] + " (" + std::string(ColumnTypeName(plan.columns[i].type)) +
+                               ") and " + what + " (" + std::string(ColumnTypeName(type)) + ")");
       }
       return i;
     }
@@ -360,8 +338,8 @@ Status LatestRows::Add(const Chunk& chunk) {
     const auto& want = plan_.columns[i];
     if (c.type != want.type) {
       return InvalidArgument("column \"" + want.name + "\" came as " +
-                             std::string(TypeName(c.type)) + "; the view declares " +
-                             std::string(TypeName(want.type)));
+                             std::string(ColumnTypeName(c.type)) + "; the view declares " +
+                             std::string(ColumnTypeName(want.type)));
     }
     const size_t n = HoldsInts(c.type)      ? c.ints.size()
                      : HoldsDoubles(c.type) ? c.doubles.size()

@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cmath>
 
+#include "lib/base/base64.h"
+
 namespace sluice::features {
 
 namespace {
@@ -29,15 +31,6 @@ int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
 
 bool LeapYear(int64_t y) {
   return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-int8_t Base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return static_cast<int8_t>(c - 'A');
-  if (c >= 'a' && c <= 'z') return static_cast<int8_t>(c - 'a' + 26);
-  if (c >= '0' && c <= '9') return static_cast<int8_t>(c - '0' + 52);
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
 }
 
 }  // namespace
@@ -84,22 +77,12 @@ bool ParseBool(std::string_view s, bool& out) {
 }
 
 bool DecodeBase64(std::string_view s, std::string& out) {
-  out.clear();
-  while (!s.empty() && s.back() == '=') s.remove_suffix(1);
-  if (s.size() % 4 == 1) return false;
-  out.reserve(s.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : s) {
-    int8_t v = Base64Value(c);
-    if (v < 0) return false;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
+  // Padding is optional here (as Python's and pandas' writers differ); the strict decoder gets it.
+  std::string padded(s);
+  if (padded.size() % 4 != 0) padded.append(4 - padded.size() % 4, '=');
+  auto decoded = sluice::DecodeBase64(padded);
+  if (!decoded) return false;
+  out = std::move(*decoded);
   return true;
 }
 
