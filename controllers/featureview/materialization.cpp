@@ -47,22 +47,6 @@ std::string Bounded(const std::string& name, size_t max) {
   return head + "-" + ShortHash(name, 5);
 }
 
-const json* Path(const json& j, std::initializer_list<const char*> path) {
-  const json* cur = &j;
-  for (const char* key : path) {
-    if (!cur->is_object()) return nullptr;
-    auto it = cur->find(key);
-    if (it == cur->end()) return nullptr;
-    cur = &*it;
-  }
-  return cur;
-}
-
-std::string StringAt(const json& j, std::initializer_list<const char*> path) {
-  const json* v = Path(j, path);
-  return v != nullptr && v->is_string() ? v->get<std::string>() : std::string();
-}
-
 json Labels(const json& fv) {
   const std::string name = MetaString(fv, "name");
   return {{api::kLabelName, api::kNameValue},
@@ -97,8 +81,8 @@ Result<json> JobSpec(const json& fv, const MaterializationOptions& options) {
         {"capabilities", {{"drop", json::array({"ALL"})}}}}},
       {"volumeMounts", json::array({{{"name", "tmp"}, {"mountPath", "/tmp"}}})},
   };
-  const json* secret_ref = Path(fv, {"spec", "online", "redis", "addressSecretRef"});
-  if (Path(fv, {"spec", "online", "redis", "address"}) == nullptr && secret_ref != nullptr) {
+  const json* secret_ref = JsonAt(fv, {"spec", "online", "redis", "addressSecretRef"});
+  if (JsonAt(fv, {"spec", "online", "redis", "address"}) == nullptr && secret_ref != nullptr) {
     container["env"] = json::array(
         {{{"name", api::RedisConnectionEnv(0)},
           {"valueFrom",
@@ -129,7 +113,7 @@ Result<json> JobSpec(const json& fv, const MaterializationOptions& options) {
 }
 
 bool HasCondition(const json& job, const char* type) {
-  const json* conditions = Path(job, {"status", "conditions"});
+  const json* conditions = JsonAt(job, {"status", "conditions"});
   if (conditions == nullptr || !conditions->is_array()) return false;
   for (const auto& c : *conditions) {
     if (c.value("type", "") == type && c.value("status", "") == "True") return true;
@@ -138,7 +122,7 @@ bool HasCondition(const json& job, const char* type) {
 }
 
 const json* ConditionOf(const json& job, const char* type) {
-  const json* conditions = Path(job, {"status", "conditions"});
+  const json* conditions = JsonAt(job, {"status", "conditions"});
   if (conditions == nullptr || !conditions->is_array()) return nullptr;
   for (const auto& c : *conditions) {
     if (c.value("type", "") == type) return &c;
@@ -162,18 +146,18 @@ std::string ConditionReason(const std::string& reason) {
 
 // The terminated state of the materialize container of `pod`, the last attempt first.
 const json* Terminated(const json& pod) {
-  const json* statuses = Path(pod, {"status", "containerStatuses"});
+  const json* statuses = JsonAt(pod, {"status", "containerStatuses"});
   if (statuses == nullptr || !statuses->is_array()) return nullptr;
   for (const auto& s : *statuses) {
     if (s.value("name", "") != kMaterializeContainer) continue;
-    if (const json* t = Path(s, {"state", "terminated"}); t != nullptr) return t;
-    if (const json* t = Path(s, {"lastState", "terminated"}); t != nullptr) return t;
+    if (const json* t = JsonAt(s, {"state", "terminated"}); t != nullptr) return t;
+    if (const json* t = JsonAt(s, {"lastState", "terminated"}); t != nullptr) return t;
   }
   return nullptr;
 }
 
 std::string JobNameOfPod(const json& pod) {
-  const json* labels = Path(pod, {"metadata", "labels"});
+  const json* labels = JsonAt(pod, {"metadata", "labels"});
   if (labels == nullptr || !labels->is_object()) return {};
   for (const char* key : {"batch.kubernetes.io/job-name", "job-name"}) {
     if (auto it = labels->find(key); it != labels->end() && it->is_string()) return *it;
@@ -236,7 +220,7 @@ Result<std::optional<json>> MaterializationCronJob(const json& fv,
                                                    const MaterializationOptions& options) {
   const std::string schedule = StringAt(fv, {"spec", "materialization", "schedule"});
   if (schedule.empty()) return std::optional<json>();
-  const json* suspend = Path(fv, {"spec", "materialization", "suspend"});
+  const json* suspend = JsonAt(fv, {"spec", "materialization", "suspend"});
   ASSIGN_OR_RETURN(json job_spec, JobSpec(fv, options));
   json job_metadata = {{"labels", Labels(fv)},
                        {"annotations",
@@ -271,7 +255,7 @@ std::optional<Trigger> DueTrigger(const json& fv) {
                        trigger + "\n" + MetaString(fv, "uid") + "\n" + MetaString(fv, "resourceVersion")),
                    trigger, /*consume_annotation=*/true};
   }
-  const json* triggered = Path(fv, {"status", "triggeredGeneration"});
+  const json* triggered = JsonAt(fv, {"status", "triggeredGeneration"});
   const bool never = triggered == nullptr || !triggered->is_number_integer();
   if (never || triggered->get<int64_t>() != generation) {
     const std::string trigger = never ? "created" : "spec-changed";

@@ -21,22 +21,6 @@ namespace {
 
 constexpr char kApiVersionFv[] = "sluice.dev/v1alpha1";
 
-const json* Path(const json& j, std::initializer_list<const char*> path) {
-  const json* cur = &j;
-  for (const char* key : path) {
-    if (!cur->is_object()) return nullptr;
-    auto it = cur->find(key);
-    if (it == cur->end()) return nullptr;
-    cur = &*it;
-  }
-  return cur;
-}
-
-std::string StringAt(const json& j, std::initializer_list<const char*> path) {
-  const json* v = Path(j, path);
-  return v != nullptr && v->is_string() ? v->get<std::string>() : std::string();
-}
-
 FeatureViewCheck Fail(std::string reason, std::string message, bool retry_later = false) {
   return FeatureViewCheck{false, std::move(reason), std::move(message), retry_later};
 }
@@ -103,16 +87,16 @@ FeatureViewReconciler::FeatureViewReconciler(const ObjectReader& reader, SecretR
       clock_(options_.clock != nullptr ? *options_.clock : Clock::Real()) {}
 
 Result<FeatureViewCheck> FeatureViewReconciler::Check(const json& fv) {
-  const json* spec = Path(fv, {"spec"});
+  const json* spec = JsonAt(fv, {"spec"});
   if (spec == nullptr || !spec->is_object()) return Fail("InvalidSpec", "spec is missing");
   const std::string ns = MetaString(fv, "namespace");
 
-  if (const json* ttl = Path(*spec, {"ttl"}); ttl != nullptr) {
+  if (const json* ttl = JsonAt(*spec, {"ttl"}); ttl != nullptr) {
     if (!ttl->is_string() || !ParseDuration(ttl->get<std::string>()).ok()) {
       return Fail("InvalidSpec", "spec.ttl is not a duration");
     }
   }
-  if (const json* features = Path(*spec, {"features"}); features != nullptr && features->is_array()) {
+  if (const json* features = JsonAt(*spec, {"features"}); features != nullptr && features->is_array()) {
     for (size_t i = 0; i < features->size(); ++i) {
       const json& f = (*features)[i];
       if (!f.contains("default") || !f["default"].is_string()) continue;
@@ -122,22 +106,22 @@ Result<FeatureViewCheck> FeatureViewReconciler::Check(const json& fv) {
       }
     }
   }
-  if (const json* schedule = Path(*spec, {"materialization", "schedule"});
+  if (const json* schedule = JsonAt(*spec, {"materialization", "schedule"});
       schedule != nullptr && schedule->is_string()) {
     if (Status s = ValidateCronSchedule(schedule->get<std::string>()); !s.ok()) {
       return Fail("InvalidSchedule", s.message());
     }
   }
-  if (const json* key_ttl = Path(*spec, {"online", "redis", "keyTtl"});
+  if (const json* key_ttl = JsonAt(*spec, {"online", "redis", "keyTtl"});
       key_ttl != nullptr && (!key_ttl->is_string() || !ParseDuration(key_ttl->get<std::string>()).ok())) {
     return Fail("InvalidSpec", "spec.online.redis.keyTtl is not a duration");
   }
 
-  const json* redis = Path(*spec, {"online", "redis"});
+  const json* redis = JsonAt(*spec, {"online", "redis"});
   if (redis == nullptr || !redis->is_object()) {
     return Fail("InvalidSpec", "spec.online.redis is missing");
   }
-  if (const json* address = Path(*redis, {"address"}); address != nullptr && address->is_string()) {
+  if (const json* address = JsonAt(*redis, {"address"}); address != nullptr && address->is_string()) {
     if (Status s = ValidateRedisConnection(address->get<std::string>()); !s.ok()) {
       return Fail("InvalidRedisAddress", "spec.online.redis.address: " + s.message());
     }
@@ -165,14 +149,14 @@ Result<FeatureViewCheck> FeatureViewReconciler::Check(const json& fv) {
     return secret.status().Annotate("reading Secret " + ns + "/" + secret_name);
   }
   std::optional<std::string> value;
-  if (const json* data = Path(*secret, {"data", secret_key.c_str()}); data != nullptr && data->is_string()) {
+  if (const json* data = JsonAt(*secret, {"data", secret_key.c_str()}); data != nullptr && data->is_string()) {
     value = DecodeBase64(data->get<std::string>());
     if (!value) {
       return Fail("InvalidSecret", "spec.online.redis.addressSecretRef: key " + secret_key +
                                        " of Secret " + secret_name + " is not valid base64",
                   true);
     }
-  } else if (const json* sd = Path(*secret, {"stringData", secret_key.c_str()});
+  } else if (const json* sd = JsonAt(*secret, {"stringData", secret_key.c_str()});
              sd != nullptr && sd->is_string()) {
     value = sd->get<std::string>();
   }
@@ -191,7 +175,7 @@ Result<FeatureViewCheck> FeatureViewReconciler::Check(const json& fv) {
 
 Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
   ObjectPtr object = reader_.Get(kFeatureViewsGvr, key.ns, key.name);
-  if (object == nullptr || Path(*object, {"metadata", "deletionTimestamp"}) != nullptr) {
+  if (object == nullptr || JsonAt(*object, {"metadata", "deletionTimestamp"}) != nullptr) {
     return Action::WaitForChange();
   }
   const json& fv = *object;
@@ -199,11 +183,11 @@ Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
 
   const int64_t generation = MetaGeneration(fv);
   const WallTime now = clock_.WallNow();
-  const json* previous = Path(fv, {"status", "conditions"});
+  const json* previous = JsonAt(fv, {"status", "conditions"});
   const InvolvedObject involved = InvolvedObject::From(fv);
 
   json status = json::object();
-  if (const json* old = Path(fv, {"status"}); old != nullptr && old->is_object()) status = *old;
+  if (const json* old = JsonAt(fv, {"status"}); old != nullptr && old->is_object()) status = *old;
   status["observedGeneration"] = generation;
 
   // 1. What the view runs: its CronJob, and an immediate Job when one is due. A view the
@@ -258,7 +242,7 @@ Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
                                             reader_.List(kube::resources::kPods, key.ns));
   bool new_run = false;
   if (run) {
-    const json* last = Path(status, {"lastRun"});
+    const json* last = JsonAt(status, {"lastRun"});
     if (last == nullptr || !last->is_object()) {
       new_run = true;
     } else if (last->value("job", "") != run->job) {
@@ -284,7 +268,7 @@ Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
         auto run_time = ParseTime(r.run_time);
         const WallTime end = run_time.ok() ? *run_time : run->completion_time;
         m["end"] = FormatTime(end);
-        if (const json* ttl = Path(fv, {"spec", "ttl"}); ttl != nullptr && ttl->is_string()) {
+        if (const json* ttl = JsonAt(fv, {"spec", "ttl"}); ttl != nullptr && ttl->is_string()) {
           if (auto d = ParseDuration(ttl->get<std::string>()); d.ok() && d->count() > 0) {
             m["start"] = FormatTime(end - *d);
           }
@@ -302,10 +286,10 @@ Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
   }
 
   // 3. Conditions.
-  const json* last_run = Path(status, {"lastRun"});
+  const json* last_run = JsonAt(status, {"lastRun"});
   const bool last_failed = last_run != nullptr && last_run->is_object() &&
                            !last_run->value("succeeded", true);
-  const json* materialized = Path(status, {"lastMaterialized"});
+  const json* materialized = JsonAt(status, {"lastMaterialized"});
   const bool has_data = materialized != nullptr && materialized->contains("completionTime");
   bool degraded = false;
   std::string degraded_reason, degraded_message;
@@ -365,7 +349,7 @@ Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
   status["conditions"] = std::move(conditions);
 
   // 4. The status, then Events for what it records.
-  const json* old_status = Path(fv, {"status"});
+  const json* old_status = JsonAt(fv, {"status"});
   if (old_status == nullptr || *old_status != status) {
     json intent = {{"apiVersion", kApiVersionFv},
                    {"kind", "FeatureView"},

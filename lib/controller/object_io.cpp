@@ -50,6 +50,22 @@ std::string MetaString(const json& object, const char* field) {
   return it != meta->end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+const json* JsonAt(const json& object, std::initializer_list<const char*> path) {
+  const json* cur = &object;
+  for (const char* key : path) {
+    if (!cur->is_object()) return nullptr;
+    auto it = cur->find(key);
+    if (it == cur->end()) return nullptr;
+    cur = &*it;
+  }
+  return cur;
+}
+
+std::string StringAt(const json& object, std::initializer_list<const char*> path) {
+  const json* v = JsonAt(object, path);
+  return v != nullptr && v->is_string() ? v->get<std::string>() : std::string();
+}
+
 int64_t MetaGeneration(const json& object) {
   auto meta = object.find("metadata");
   if (meta == object.end() || !meta->is_object()) return 0;

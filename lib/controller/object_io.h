@@ -8,6 +8,7 @@
 // Writes go to the API server; anything derived from a cached object that must not overwrite a
 // newer version carries that object's metadata.resourceVersion as a precondition.
 
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -94,6 +95,11 @@ int64_t MetaGeneration(const nlohmann::json& object);
 const nlohmann::json* Annotation(const nlohmann::json& object, const std::string& key);
 // The ownerReference with controller=true, or nullptr.
 const nlohmann::json* ControllerRef(const nlohmann::json& object);
+// The value at a path of object keys ({"spec", "online", "redis"}), or nullptr when a key is
+// missing or a step is not an object.
+const nlohmann::json* JsonAt(const nlohmann::json& object, std::initializer_list<const char*> path);
+// The string at `path`, or "" when absent or not a string.
+std::string StringAt(const nlohmann::json& object, std::initializer_list<const char*> path);
 
 // True when every field of `intent` has the same value in `live` (objects compared key by key,
 // arrays element by element with equal length). Fields the server added or defaults are
