@@ -109,6 +109,9 @@ inline std::string ConditionReason(const json& object, const std::string& type) 
   return "";
 }
 
+// The status stanza, or an empty object before the controller first writes one.
+inline json StatusOf(const json& object) { return object.value("status", json::object()); }
+
 inline std::string Phase(const json& md) {
   return md.contains("status") ? md["status"].value("phase", "") : "";
 }

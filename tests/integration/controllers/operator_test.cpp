@@ -223,7 +223,7 @@ TEST_F(OperatorTest, ApplyCreatesOwnedObjectsAndStatusThenHealthyOnReadiness) {
                              R"({"spec":{"replicas":3}})", scale).ok());
   ASSERT_TRUE(Eventually([&] {
     auto d = client_->Get(kube::resources::kDeployments, ns_, stable);
-    return d.ok() && (*d)["spec"]["replicas"] == 3 && Md()["status"].value("replicas", 0) == 3;
+    return d.ok() && (*d)["spec"]["replicas"] == 3 && StatusOf(Md()).value("replicas", 0) == 3;
   })) << Md().dump(2);
   auto scale_now = client_->Get(kMdGvr, ns_, "fraud", "scale");
   ASSERT_TRUE(scale_now.ok());
@@ -267,7 +267,7 @@ TEST_F(OperatorTest, NewVersionWalksTenFiftyHundredAndRetiresTheOldRevision) {
   SetModelVersion("2");
   ASSERT_TRUE(Eventually([&] {
     const json md = Md();
-    return Phase(md) == "Healthy" && md["status"].value("stableRevision", "") != old_stable;
+    return Phase(md) == "Healthy" && StatusOf(md).value("stableRevision", "") != old_stable;
   }, seconds(90))) << Md().dump(2);
   informer->Stop();
   const json md = Md();
@@ -302,7 +302,7 @@ TEST_F(OperatorTest, AbortAnnotationPutsTrafficBackOnStable) {
   WaitHealthy();
   const std::string stable = Md()["status"]["stableRevision"];
   SetModelVersion("2");
-  ASSERT_TRUE(Eventually([&] { return Md()["status"].value("canaryWeight", 0) == 10; }))
+  ASSERT_TRUE(Eventually([&] { return StatusOf(Md()).value("canaryWeight", 0) == 10; }))
       << Md().dump(2);
   const std::string canary = Md()["status"]["canaryRevision"];
 
@@ -458,7 +458,7 @@ TEST_F(OperatorTest, FeatureViewRunsMaterializationJobsAndReportsTheirResults) {
   EXPECT_EQ(c["terminationMessagePolicy"], "FallbackToLogsOnError");
   EXPECT_EQ(c["env"][0]["valueFrom"]["secretKeyRef"]["name"], "fraud-redis");
   EXPECT_THAT(c["args"].dump(), ::testing::HasSubstr("card_features.parquet"));
-  ASSERT_TRUE(Eventually([&] { return get(kFvGvr, "card-features")["status"].value("triggeredGeneration", 0) == 1; }));
+  ASSERT_TRUE(Eventually([&] { return StatusOf(get(kFvGvr, "card-features")).value("triggeredGeneration", 0) == 1; }));
   EXPECT_EQ(ConditionReason(get(kFvGvr, "card-features"), "Ready"), "False/NotMaterialized");
 
   // The run's pod, with the result in its termination message, and the Job complete.
