@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <boost/asio.hpp>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -71,7 +72,15 @@ class LoopbackHttpServer {
 
   void Set(const std::string& path, Route route) {
     std::lock_guard<std::mutex> lock(mu_);
+    sequences_.erase(path);
     routes_[path] = std::move(route);
+  }
+
+  // Answers successive requests for `path` with `routes` in order; the last one repeats.
+  void SetSequence(const std::string& path, std::vector<Route> routes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    routes_[path] = routes.back();
+    sequences_[path] = std::deque<Route>(routes.begin(), routes.end());
   }
 
   std::string Url(const std::string& path) const {
@@ -107,8 +116,12 @@ class LoopbackHttpServer {
     {
       std::lock_guard<std::mutex> lock(mu_);
       ++hits_[target];
+      auto seq = sequences_.find(target);
       auto it = routes_.find(target);
-      if (it == routes_.end()) {
+      if (seq != sequences_.end() && !seq->second.empty()) {
+        route = seq->second.front();
+        if (seq->second.size() > 1) seq->second.pop_front();
+      } else if (it == routes_.end()) {
         route.status = 404;
         route.body = "not found";
       } else {
@@ -137,6 +150,7 @@ class LoopbackHttpServer {
   mutable std::mutex mu_;
   std::map<std::string, Route> routes_;  // guarded by mu_
   std::map<std::string, int> hits_;      // guarded by mu_
+  std::map<std::string, std::deque<Route>> sequences_;  // guarded by mu_
 };
 
 }  // namespace sluice::dataplane::testing
