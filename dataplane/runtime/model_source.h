@@ -57,6 +57,8 @@ struct FetchOptions {
   std::chrono::milliseconds connect_timeout{10'000};
   // Whole-transfer limit for http(s) and s3, per attempt.
   std::chrono::milliseconds timeout{120'000};
+  // An attempt that receives nothing for this long fails as a timeout (and is retried).
+  std::chrono::seconds stall_timeout{60};
   // PEM bundle for https; empty uses the system store.
   std::string ca_file;
   S3Options s3;
