@@ -19,7 +19,9 @@ std::string Env(const GetEnvFn& getenv, const char* name) {
   return v != nullptr ? std::string(v) : std::string();
 }
 
-std::string FormEncode(std::string_view s) { return AwsUriEncode(s, false); }
+std::string FormEncode(std::string_view s) {
+  return AwsUriEncode(s, false);
+}
 
 size_t AppendBody(char* data, size_t size, size_t nmemb, void* user) {
   auto* body = static_cast<std::string*>(user);
@@ -63,15 +65,16 @@ Result<AwsCredentials> AssumeRoleWithWebIdentity(const std::string& endpoint,
   while (!jwt.empty() && (jwt.back() == '\n' || jwt.back() == '\r' || jwt.back() == ' ')) {
     jwt.pop_back();
   }
-  const std::string body = "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=" +
-                           FormEncode(role_arn) + "&RoleSessionName=" + FormEncode(session_name) +
-                           "&WebIdentityToken=" + FormEncode(jwt);
+  const std::string body =
+      "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=" + FormEncode(role_arn) +
+      "&RoleSessionName=" + FormEncode(session_name) + "&WebIdentityToken=" + FormEncode(jwt);
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), &curl_easy_cleanup);
   if (!curl) return Internal("curl_easy_init failed");
   CURL* h = curl.get();
   std::string answer;
   char error[CURL_ERROR_SIZE] = {0};
-  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/x-www-form-urlencoded");
+  curl_slist* headers =
+      curl_slist_append(nullptr, "Content-Type: application/x-www-form-urlencoded");
   headers = curl_slist_append(headers, "Accept: application/xml");
   std::unique_ptr<curl_slist, void (*)(curl_slist*)> header_list(headers, &curl_slist_free_all);
   curl_easy_setopt(h, CURLOPT_URL, endpoint.c_str());
@@ -80,7 +83,8 @@ Result<AwsCredentials> AssumeRoleWithWebIdentity(const std::string& endpoint,
   curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.c_str());
   curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(options.connect_timeout.count()));
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options.timeout.count()));
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &AppendBody);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &answer);

@@ -7,12 +7,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
-#include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -479,7 +479,8 @@ Status WithRetries(const FetchOptions& options, const std::function<Status()>& a
     s = attempt();
     if (s.ok() || !Retriable(s) || i == max) break;
     const auto cap = std::min(backoff, options.max_backoff);
-    std::uniform_int_distribution<int64_t> jitter(cap.count() / 2, std::max<int64_t>(cap.count(), 1));
+    std::uniform_int_distribution<int64_t> jitter(cap.count() / 2,
+                                                  std::max<int64_t>(cap.count(), 1));
     std::this_thread::sleep_for(std::chrono::milliseconds(jitter(rng)));
     backoff *= 2;
   }
@@ -492,8 +493,8 @@ Status WithRetries(const FetchOptions& options, const std::function<Status()>& a
 bool DnsCompatibleBucket(const std::string& b) {
   if (b.size() < 3 || b.size() > 63) return false;
   for (char c : b) {
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-          c == '-')) {
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-')) {
       return false;  // dots too: *.s3.amazonaws.com certificates do not cover them
     }
   }
@@ -523,11 +524,11 @@ Result<Request> S3Request(const std::string& uri, const FetchOptions& options) {
     sr.path = target.path;
     sr.payload_sha256 = "UNSIGNED-PAYLOAD";
     sr.headers = {{"x-amz-content-sha256", "UNSIGNED-PAYLOAD"}};
-    SigV4Result signed_req =
-        SignV4(sr, *creds, {region, "s3"}, std::chrono::system_clock::now());
+    SigV4Result signed_req = SignV4(sr, *creds, {region, "s3"}, std::chrono::system_clock::now());
     std::vector<std::string> lines = {"Host: " + target.host,
                                       "x-amz-content-sha256: UNSIGNED-PAYLOAD"};
-    for (const auto& [name, value] : signed_req.headers_to_add) lines.push_back(name + ": " + value);
+    for (const auto& [name, value] : signed_req.headers_to_add)
+      lines.push_back(name + ": " + value);
     return lines;
   };
   return req;
@@ -606,7 +607,8 @@ Result<FetchResult> FetchToFile(const std::string& uri, const std::string& dest_
   FetchResult result;
   Status s;
   if (req) {
-    s = WithRetries(options, [&] { return Attempt(*req, options, sink); }, &result.attempts);
+    s = WithRetries(
+        options, [&] { return Attempt(*req, options, sink); }, &result.attempts);
   } else {
     result.attempts = 1;
     s = CopyFile(uri, options, sink);
@@ -637,7 +639,8 @@ Result<FetchResult> FetchToFile(const std::string& uri, const std::string& dest_
 }
 
 Result<S3Location> ParseS3Uri(const std::string& uri) {
-  if (Lower(uri.substr(0, 5)) != "s3://") return InvalidArgument("\"" + uri + "\" is not an s3:// URI");
+  if (Lower(uri.substr(0, 5)) != "s3://")
+    return InvalidArgument("\"" + uri + "\" is not an s3:// URI");
   const std::string rest = uri.substr(5);
   const size_t slash = rest.find('/');
   if (slash == std::string::npos || slash == 0 || slash + 1 >= rest.size()) {
@@ -702,7 +705,8 @@ std::string RedactUri(const std::string& uri) {
     const size_t host_start = scheme + 3;
     const size_t host_end = out.find_first_of("/?#", host_start);
     const size_t at = out.rfind('@', host_end == std::string::npos ? out.size() : host_end);
-    if (at != std::string::npos && at >= host_start) out.replace(host_start, at - host_start, "...");
+    if (at != std::string::npos && at >= host_start)
+      out.replace(host_start, at - host_start, "...");
     const size_t q = out.find('?', host_start);
     if (q != std::string::npos) out.replace(q, std::string::npos, "?...");
   }

@@ -21,7 +21,6 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
-
 #include <vector>
 
 #include "dataplane/runtime/aws_credentials.h"
@@ -92,7 +91,8 @@ struct FetchResult {
 // is removed and `dest_path` is left as it was. Retries as FetchOptions says, each attempt from
 // the start.
 Result<FetchResult> FetchToFile(const std::string& uri, const std::string& dest_path,
-                                const FetchOptions& options, const std::string& expected_sha256 = "");
+                                const FetchOptions& options,
+                                const std::string& expected_sha256 = "");
 
 // s3://bucket/key split up; InvalidArgument when it is not of that form.
 struct S3Location {

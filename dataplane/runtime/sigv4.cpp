@@ -126,9 +126,9 @@ SigV4Result SignV4(const SigV4Request& request, const AwsCredentials& credential
     canonical_query += k + "=" + v;
   }
 
-  r.canonical_request = request.method + "\n" + (request.path.empty() ? "/" : request.path) +
-                        "\n" + canonical_query + "\n" + canonical_headers + "\n" +
-                        signed_headers + "\n" + request.payload_sha256;
+  r.canonical_request = request.method + "\n" + (request.path.empty() ? "/" : request.path) + "\n" +
+                        canonical_query + "\n" + canonical_headers + "\n" + signed_headers + "\n" +
+                        request.payload_sha256;
   const std::string credential_scope =
       date + "/" + scope.region + "/" + scope.service + "/aws4_request";
   r.string_to_sign = "AWS4-HMAC-SHA256\n" + amz_date + "\n" + credential_scope + "\n" +

@@ -47,8 +47,8 @@ struct SigV4Scope {
 struct SigV4Result {
   std::string canonical_request;
   std::string string_to_sign;
-  std::string signature;       // lower-case hex
-  HeaderList headers_to_add;   // Authorization, X-Amz-Date[, X-Amz-Security-Token]
+  std::string signature;      // lower-case hex
+  HeaderList headers_to_add;  // Authorization, X-Amz-Date[, X-Amz-Security-Token]
 };
 
 SigV4Result SignV4(const SigV4Request& request, const AwsCredentials& credentials,

@@ -16,7 +16,9 @@ using namespace std::chrono_literals;
 
 const std::string kSourceDir = SLUICE_SOURCE_DIR;
 
-size_t Discard(char*, size_t size, size_t nmemb, void*) { return size * nmemb; }
+size_t Discard(char*, size_t size, size_t nmemb, void*) {
+  return size * nmemb;
+}
 
 // The HTTP status of a request to moto's own API, or 0 when nothing answers.
 long MotoApi(int port, const std::string& path, const std::string* post_body) {
@@ -113,8 +115,8 @@ Status S3Server::AllowUnsignedRequests(int n) {
 }
 
 Result<std::string> S3Server::Admin(const std::vector<std::string>& args, bool signed_request) {
-  std::vector<std::string> argv = {python_, kSourceDir + "/tests/support/s3_admin.py",
-                                   "--endpoint", endpoint()};
+  std::vector<std::string> argv = {python_, kSourceDir + "/tests/support/s3_admin.py", "--endpoint",
+                                   endpoint()};
   if (signed_request) {
     argv.insert(argv.end(), {"--access-key", access_key_, "--secret-key", secret_key_});
   }
@@ -125,7 +127,8 @@ Result<std::string> S3Server::Admin(const std::vector<std::string>& args, bool s
                               {"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
                                "NO_PROXY=127.0.0.1", "no_proxy=127.0.0.1"}));
   if (!r.status.success()) {
-    return Internal("s3_admin.py " + args[0] + " failed (" + r.status.ToString() + "): " + r.output);
+    return Internal("s3_admin.py " + args[0] + " failed (" + r.status.ToString() +
+                    "): " + r.output);
   }
   return r.output;
 }

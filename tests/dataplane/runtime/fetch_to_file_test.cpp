@@ -149,6 +149,26 @@ TEST_F(FetchToFileTest, UnreachableIsRetriedThenUnavailable) {
   EXPECT_TRUE(Files().empty());
 }
 
+TEST_F(FetchToFileTest, ExtraHeadersAreSentAndNeverInErrors) {
+  FetchOptions o = quick_;
+  o.http_headers = {"Authorization: Bearer mlflow-token-123", "X-Tenant: fraud"};
+  auto r = FetchToFile(server_.Url("/m.ubj"), Dest(), o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const std::string head = server_.last_head("/m.ubj");
+  EXPECT_NE(head.find("Authorization: Bearer mlflow-token-123\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("X-Tenant: fraud\r\n"), std::string::npos) << head;
+  auto body = FetchUri(server_.Url("/m.ubj"), o);  // FetchUri sends them too
+  ASSERT_TRUE(body.ok());
+  EXPECT_NE(server_.last_head("/m.ubj").find("Bearer mlflow-token-123"), std::string::npos);
+
+  server_.Set("/denied.ubj?sig=presigned-secret", Route::Code(401, "no"));
+  auto denied = FetchToFile(server_.Url("/denied.ubj?sig=presigned-secret"), Dest(), o);
+  EXPECT_EQ(denied.status().code(), StatusCode::kUnauthorized);
+  EXPECT_EQ(denied.status().message().find("mlflow-token-123"), std::string::npos);
+  EXPECT_EQ(denied.status().message().find("presigned-secret"), std::string::npos)
+      << denied.status();
+}
+
 TEST_F(FetchToFileTest, TheSizeLimitHolds) {
   FetchOptions small = quick_;
   small.max_bytes = 10;
@@ -208,10 +228,10 @@ TEST(S3Uri, ParseAndTargets) {
 
 TEST(AwsCredentials, FromTheEnvironment) {
   ClearAwsCredentialCache();
-  auto c = ResolveAwsCredentials(
-      EnvOf({{"AWS_ACCESS_KEY_ID", "AKID"}, {"AWS_SECRET_ACCESS_KEY", "SECRET"},
-             {"AWS_SESSION_TOKEN", "TOKEN"}}),
-      {});
+  auto c = ResolveAwsCredentials(EnvOf({{"AWS_ACCESS_KEY_ID", "AKID"},
+                                        {"AWS_SECRET_ACCESS_KEY", "SECRET"},
+                                        {"AWS_SESSION_TOKEN", "TOKEN"}}),
+                                 {});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->access_key_id, "AKID");
   EXPECT_EQ(c->secret_access_key, "SECRET");
@@ -233,8 +253,9 @@ TEST(AwsCredentials, FromTheEnvironment) {
 
   EXPECT_EQ(AwsRegionFromEnv(EnvOf({})), "us-east-1");
   EXPECT_EQ(AwsRegionFromEnv(EnvOf({{"AWS_DEFAULT_REGION", "eu-west-1"}})), "eu-west-1");
-  EXPECT_EQ(AwsRegionFromEnv(EnvOf({{"AWS_DEFAULT_REGION", "eu-west-1"}, {"AWS_REGION", "ap-south-1"}})),
-            "ap-south-1");
+  EXPECT_EQ(
+      AwsRegionFromEnv(EnvOf({{"AWS_DEFAULT_REGION", "eu-west-1"}, {"AWS_REGION", "ap-south-1"}})),
+      "ap-south-1");
 }
 
 TEST(AwsCredentials, S3FetchWithoutCredentialsSaysSoAndSendsNothing) {

@@ -87,6 +87,12 @@ class LoopbackHttpServer {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
   }
   int port() const { return port_; }
+  // The request line and headers of the last request for `path` ("" if none).
+  std::string last_head(const std::string& path) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = heads_.find(path);
+    return it == heads_.end() ? "" : it->second;
+  }
   int requests(const std::string& path) const {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = hits_.find(path);
@@ -107,8 +113,10 @@ class LoopbackHttpServer {
   void Serve(std::shared_ptr<Socket> socket) {
     boost::asio::streambuf buf;
     boost::system::error_code ec;
-    boost::asio::read_until(*socket, buf, "\r\n\r\n", ec);
+    const size_t head_size = boost::asio::read_until(*socket, buf, "\r\n\r\n", ec);
     if (ec) return;
+    const std::string request_head(boost::asio::buffers_begin(buf.data()),
+                                   boost::asio::buffers_begin(buf.data()) + head_size);
     std::istream in(&buf);
     std::string method, target;
     in >> method >> target;
@@ -116,6 +124,7 @@ class LoopbackHttpServer {
     {
       std::lock_guard<std::mutex> lock(mu_);
       ++hits_[target];
+      heads_[target] = request_head;
       auto seq = sequences_.find(target);
       auto it = routes_.find(target);
       if (seq != sequences_.end() && !seq->second.empty()) {
@@ -148,8 +157,9 @@ class LoopbackHttpServer {
   std::thread thread_;
   std::vector<std::shared_ptr<Socket>> held_;  // touched only on the io thread
   mutable std::mutex mu_;
-  std::map<std::string, Route> routes_;  // guarded by mu_
-  std::map<std::string, int> hits_;      // guarded by mu_
+  std::map<std::string, Route> routes_;                 // guarded by mu_
+  std::map<std::string, int> hits_;                     // guarded by mu_
+  std::map<std::string, std::string> heads_;            // guarded by mu_
   std::map<std::string, std::deque<Route>> sequences_;  // guarded by mu_
 };
 

@@ -43,8 +43,9 @@ class S3FetchTest : public ::testing::Test {
     ASSERT_TRUE(bucket.ok()) << bucket;
     model_ = ReadAll(TestData("tiny.ubj"));
     ASSERT_TRUE(server_->PutObject("models", "tiny/v1/tiny.ubj", model_).ok());
-    ASSERT_TRUE(server_->PutObject("models", "tiny/v1/tiny.reference.json",
-                                   ReadAll(TestData("tiny.reference.json")))
+    ASSERT_TRUE(server_
+                    ->PutObject("models", "tiny/v1/tiny.reference.json",
+                                ReadAll(TestData("tiny.reference.json")))
                     .ok());
   }
   static void TearDownTestSuite() {
@@ -84,8 +85,8 @@ class S3FetchTest : public ::testing::Test {
 };
 
 TEST_F(S3FetchTest, PathStyleDownloadsTheObject) {
-  auto r = FetchToFile("s3://models/tiny/v1/tiny.ubj", Dest(), Options(),
-                       "sha256:" + Sha256Hex(model_));
+  auto r =
+      FetchToFile("s3://models/tiny/v1/tiny.ubj", Dest(), Options(), "sha256:" + Sha256Hex(model_));
   ASSERT_TRUE(r.ok()) << r.status() << "\n" << sluice::testing::TailFile(server_->log_path());
   EXPECT_EQ(r->bytes, model_.size());
   EXPECT_EQ(r->attempts, 1);

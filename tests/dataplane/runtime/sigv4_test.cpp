@@ -48,9 +48,10 @@ SigV4Request SuiteRequest(std::string method = "GET") {
 
 TEST(SigV4, GetVanilla) {
   SigV4Result r = SignV4(SuiteRequest(), kSuite, kSuiteScope, kSuiteTime);
-  EXPECT_EQ(r.canonical_request,
-            "GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\n" +
-                std::string(kEmptySha256));
+  EXPECT_EQ(
+      r.canonical_request,
+      "GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\n" +
+          std::string(kEmptySha256));
   EXPECT_EQ(r.string_to_sign,
             "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n"
             "bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63");
@@ -88,8 +89,8 @@ TEST(SigV4, GetHeaderValueTrim) {
 
 TEST(SigV4, GetUnreservedPath) {
   SigV4Request req = SuiteRequest();
-  req.path =
-      "/" + AwsUriEncode("-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", true);
+  req.path = "/" + AwsUriEncode(
+                       "-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", true);
   SigV4Result r = SignV4(req, kSuite, kSuiteScope, kSuiteTime);
   EXPECT_EQ(r.signature, "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f");
 }
@@ -107,8 +108,8 @@ const AwsCredentials kS3Example{"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/b
                                 ""};
 
 TEST(SigV4, S3GetObjectExample) {
-  SigV4Result r = SignV4(S3Example(kEmptySha256), kS3Example, {"us-east-1", "s3"},
-                         At(2013, 5, 24, 0, 0, 0));
+  SigV4Result r =
+      SignV4(S3Example(kEmptySha256), kS3Example, {"us-east-1", "s3"}, At(2013, 5, 24, 0, 0, 0));
   EXPECT_EQ(r.string_to_sign,
             "AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n"
             "7344ae5b7ee6c3e7e6b0fe0640412a37625d1fbfff95c48bbb2dc43964946972");

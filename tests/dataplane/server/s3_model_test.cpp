@@ -74,9 +74,11 @@ class S3ModelTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   std::vector<std::string> Args(const std::vector<std::string>& extra = {}) const {
-    std::vector<std::string> args = {"--model-uri", kUri, "--model-name", "fraud",
-                                     "--s3-endpoint", server_->endpoint(),
-                                     "--model-dir", dir_.string(), "--io-threads", "1",
+    std::vector<std::string> args = {"--model-uri",      kUri,
+                                     "--model-name",     "fraud",
+                                     "--s3-endpoint",    server_->endpoint(),
+                                     "--model-dir",      dir_.string(),
+                                     "--io-threads",     "1",
                                      "--drain-grace-ms", "0"};
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
@@ -101,11 +103,11 @@ class S3ModelTest : public ::testing::Test {
 void ExpectReferencePredictions(uint16_t port) {
   auto ref = ParseReference(ReadFile(kModelDir + "/fraud.reference.json"));
   ASSERT_TRUE(ref.ok()) << ref.status();
-  const std::string header =
-      R"({"id":"ref","inputs":[{"name":"input-0","shape":[)" + std::to_string(ref->num_rows) + "," +
-      std::to_string(ref->num_features) +
-      R"(],"datatype":"FP32","parameters":{"binary_data_size":)" +
-      std::to_string(ref->inputs.size() * 4) + "}}]}";
+  const std::string header = R"({"id":"ref","inputs":[{"name":"input-0","shape":[)" +
+                             std::to_string(ref->num_rows) + "," +
+                             std::to_string(ref->num_features) +
+                             R"(],"datatype":"FP32","parameters":{"binary_data_size":)" +
+                             std::to_string(ref->inputs.size() * 4) + "}}]}";
   std::string body = header;
   body.append(reinterpret_cast<const char*>(ref->inputs.data()), ref->inputs.size() * 4);
   HttpTestClient c(port);
@@ -128,8 +130,8 @@ TEST_F(S3ModelTest, FetchesOnceIntoTheModelDirAndReusesItOnRestart) {
   const std::string digest = "sha256:" + Sha256Hex(model);
   {
     ServerProcess p;
-    ASSERT_TRUE(p.Start(SLUICE_SERVER_BIN, Args({"--model-sha256", digest}),
-                        Env(server_->secret_key())))
+    ASSERT_TRUE(
+        p.Start(SLUICE_SERVER_BIN, Args({"--model-sha256", digest}), Env(server_->secret_key())))
         << p.Log();
     ASSERT_TRUE(p.WaitReady()) << p.Log();
     ExpectReferencePredictions(p.port());
@@ -139,7 +141,7 @@ TEST_F(S3ModelTest, FetchesOnceIntoTheModelDirAndReusesItOnRestart) {
     EXPECT_EQ(Gauge(metrics->body, api::kServerModelBytes), static_cast<double>(model.size()));
     EXPECT_GT(Gauge(metrics->body, api::kServerModelFetchSeconds), 0.0) << metrics->body;
     EXPECT_GT(Gauge(metrics->body, api::kServerModelLoadSeconds), 0.0) << metrics->body;
-    EXPECT_NE(p.Log().find("fetched " ), std::string::npos) << p.Log();
+    EXPECT_NE(p.Log().find("fetched "), std::string::npos) << p.Log();
     EXPECT_NE(p.Log().find("MB/s"), std::string::npos) << p.Log();
     EXPECT_EQ(p.Log().find(server_->secret_key()), std::string::npos);
     p.Signal(SIGTERM);
