@@ -11,6 +11,7 @@
 
 #include "dataplane/runtime/aws_credentials.h"
 #include "dataplane/runtime/model_source.h"
+#include "dataplane/runtime/model_store.h"
 #include "tests/dataplane/runtime/loopback_http_server.h"
 #include "tests/dataplane/runtime/test_util.h"
 
@@ -177,6 +178,67 @@ TEST_F(FetchToFileTest, TheSizeLimitHolds) {
   EXPECT_EQ(FetchToFile(TestData("tiny.ubj"), Dest(), small).status().code(),
             StatusCode::kResourceExhausted);
   EXPECT_TRUE(Files().empty());
+}
+
+TEST_F(FetchToFileTest, ModelDirFetchesOnceAndReusesTheCompleteFile) {
+  const std::string reference = ReadAll(TestData("tiny.reference.json"));
+  server_.Set("/v1/tiny.ubj", Route::Body(body_));
+  server_.Set("/v1/tiny.reference.json", Route::Body(reference));
+  ModelSource src;
+  src.uri = server_.Url("/v1/tiny.ubj");
+  src.sha256 = "sha256:" + Sha256Hex(body_);
+  const std::string dir = (dir_ / "models").string();
+
+  auto first = FetchModelToDir(src, dir, quick_);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(first->reused);
+  EXPECT_EQ(first->bytes, body_.size());
+  EXPECT_EQ(first->fetched_bytes, body_.size() + reference.size());
+  EXPECT_GT(first->fetch_seconds, 0.0);
+  EXPECT_EQ(first->path, dir + "/" + LocalModelName(src.uri, src.sha256));
+  EXPECT_EQ(ReadAll(first->path), body_);
+  EXPECT_EQ(ReadAll(first->reference_path), reference);
+
+  auto again = FetchModelToDir(src, dir, quick_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->reused);
+  EXPECT_EQ(again->fetch_seconds, 0.0);
+  EXPECT_EQ(again->reference_path, first->reference_path);
+  EXPECT_EQ(server_.requests("/v1/tiny.ubj"), 1);
+  EXPECT_EQ(server_.requests("/v1/tiny.reference.json"), 1);
+
+  // A pinned digest is re-checked: a damaged file is fetched again.
+  WriteAll(first->path, "damaged");
+  auto repaired = FetchModelToDir(src, dir, quick_);
+  ASSERT_TRUE(repaired.ok()) << repaired.status();
+  EXPECT_FALSE(repaired->reused);
+  EXPECT_EQ(ReadAll(first->path), body_);
+  EXPECT_EQ(server_.requests("/v1/tiny.ubj"), 2);
+
+  // Another URI or another digest never reuses it.
+  EXPECT_NE(LocalModelName(src.uri, ""), LocalModelName(src.uri, src.sha256));
+  EXPECT_NE(LocalModelName(server_.Url("/v2/tiny.ubj"), ""), LocalModelName(src.uri, ""));
+}
+
+TEST_F(FetchToFileTest, ModelDirRemembersThatThereIsNoReference) {
+  server_.Set("/solo/tiny.ubj", Route::Body(body_));
+  ModelSource src;
+  src.uri = server_.Url("/solo/tiny.ubj");
+  const std::string dir = (dir_ / "models").string();
+  auto first = FetchModelToDir(src, dir, quick_);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->reference_path.empty());
+  EXPECT_EQ(server_.requests("/solo/tiny.reference.json"), 1);
+  auto again = FetchModelToDir(src, dir, quick_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->reused);
+  EXPECT_EQ(server_.requests("/solo/tiny.reference.json"), 1);  // not asked again
+
+  // A reference that exists but fails (5xx) fails the fetch instead of being skipped.
+  server_.Set("/broken/tiny.ubj", Route::Body(body_));
+  server_.Set("/broken/tiny.reference.json", Route::Code(500));
+  src.uri = server_.Url("/broken/tiny.ubj");
+  EXPECT_EQ(FetchModelToDir(src, dir, quick_).status().code(), StatusCode::kUnavailable);
 }
 
 TEST(S3Uri, ParseAndTargets) {
