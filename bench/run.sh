@@ -8,7 +8,9 @@
 #     MLServer's half-saturation rate too), p50/p99 measured from the scheduled send time;
 #  4. MLServer (PyPI) in a venv cached by version under $SLUICE_CACHE (~/.cache/sluice), same steps;
 #  5. bench/evaluator.sh (the model evaluator on its own, same Release build);
-#  6. bench/features/run.sh: online features against Feast (materialization, the feature server).
+#  6. bench/features/run.sh: online features against Feast (materialization, the feature server);
+#  7. bench/models/s3_fetch.sh: a 200 MB model object from S3 (moto) by sluice's fetch and by
+#     curl --aws-sigv4, and the fraud model from S3 to ready with --model-dir.
 # Everything binds to 127.0.0.1 and is stopped on exit. Results: bench/.work/results.txt, with the
 # load average before and after: the machine may be shared, and the figures are only as quiet as it.
 #
@@ -21,6 +23,7 @@
 #
 # Environment: BENCH_SECONDS (15), BENCH_CONNECTIONS (64), BENCH_IO_THREADS (1),
 # BENCH_SKIP_MLSERVER=1, BENCH_SKIP_EVALUATOR=1, BENCH_SKIP_ROUTER=1, BENCH_SKIP_FEATURES=1,
+# BENCH_SKIP_MODELS=1 (BENCH_S3_MB, BENCH_S3_ROUNDS),
 # BENCH_SERVER_FLAGS (extra
 # sluice-server flags), BENCH_SERVER_CPUS / BENCH_LOAD_CPUS (taskset lists; default the last CPU /
 # the others; BENCH_PIN=0 for no pinning), BENCH_QUIET_LOAD (1.0) and BENCH_QUIET_WAIT (seconds,
@@ -73,7 +76,7 @@ command -v ninja >/dev/null && generator=(-G Ninja)
 cmake -S "$repo" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DSLUICE_FUZZ=OFF \
   >"$work/build.log" 2>&1 || { tail -40 "$work/build.log" >&2; exit 1; }
 nice -n 10 cmake --build "$build" --target sluice-server sluice-loadgen sluice-bench-evaluator \
-  sluice-materialize -j 2 \
+  sluice-materialize sluice-bench-fetch -j 2 \
   >>"$work/build.log" 2>&1 || { grep -E -A8 "error|FAILED" "$work/build.log" | head -60 >&2; exit 1; }
 server_bin="$build/dataplane/server/sluice-server"
 loadgen="$build/bench/loadgen/sluice-loadgen"
@@ -276,6 +279,7 @@ if [ "${BENCH_SKIP_EVALUATOR:-0}" != 1 ]; then
 fi
 [ "${BENCH_SKIP_ROUTER:-0}" = 1 ] || BUILD="$build" bash "$repo/bench/router/router.sh" | tee -a "$results"
 [ "${BENCH_SKIP_FEATURES:-0}" = 1 ] || bash "$repo/bench/features/run.sh" "$build" "$results"
+[ "${BENCH_SKIP_MODELS:-0}" = 1 ] || bash "$repo/bench/models/s3_fetch.sh" "$build" "$results"
 say "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo

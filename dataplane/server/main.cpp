@@ -6,6 +6,8 @@
 // is taken out of rotation, stop accepting, let in-flight requests finish within
 // --drain-timeout-ms, exit 0. A second signal skips what is left of the grace period.
 
+#include <fmt/format.h>
+#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
@@ -19,9 +21,11 @@
 #include "dataplane/grpc/grpc_frontend.h"
 #include "dataplane/runtime/model_loader.h"
 #include "dataplane/runtime/model_source.h"
+#include "dataplane/runtime/model_store.h"
 #include "dataplane/server/inference_service.h"
 #include "dataplane/server/rest_frontend.h"
 #include "dataplane/server/server_flags.h"
+#include "lib/api/metric_names.h"
 #include "lib/base/logging.h"
 #include "lib/base/port_file.h"
 #include "lib/base/signals.h"
@@ -95,13 +99,53 @@ int Run(const ServerFlags& flags, StopSignalWatch& signals) {
     }
   }
 
+  const prometheus::Labels model_labels = {{"model", model.name()}, {"version", model.version()}};
+  auto gauge = [&](const char* name, const char* help) -> prometheus::Gauge& {
+    return prometheus::BuildGauge().Name(name).Help(help).Register(*registry).Add(model_labels);
+  };
+  prometheus::Gauge& fetch_seconds = gauge(
+      api::kServerModelFetchSeconds,
+      "Time the model (and its reference) took to fetch at start-up; 0 when --model-dir already "
+      "held it.");
+  prometheus::Gauge& load_seconds =
+      gauge(api::kServerModelLoadSeconds, "Time the model took to parse, build and warm up.");
+  prometheus::Gauge& model_bytes = gauge(api::kServerModelBytes, "Size of the model file.");
+
   const auto load_start = std::chrono::steady_clock::now();
-  log->info("loading {} (format {})", flags.model_uri, flags.model_format);
+  log->info("loading {} (format {})", RedactUri(flags.model_uri), flags.model_format);
   LoadOptions load;
   load.name = model.name();
   load.version = model.version();
-  auto runtime =
-      LoadModel(ModelSource{flags.model_uri, flags.model_format, flags.model_sha256, ""}, load);
+  load.fetch.s3.endpoint = flags.s3_endpoint;
+  load.fetch.s3.region = flags.s3_region;
+  load.fetch.s3.addressing_style = flags.s3_addressing_style;
+  ModelSource source{flags.model_uri, flags.model_format, flags.model_sha256, ""};
+  std::string fetch_note = "fetched into memory";
+  if (!flags.model_dir.empty()) {
+    FetchOptions fetch = load.fetch;
+    fetch.timeout = std::chrono::hours(1);  // large models; a stall still fails within a minute
+    auto local = FetchModelToDir(source, flags.model_dir, fetch);
+    if (!local.ok()) {
+      log->error("cannot fetch the model: {}", local.status().ToString());
+      return 1;
+    }
+    fetch_seconds.Set(local->fetch_seconds);
+    model_bytes.Set(static_cast<double>(local->bytes));
+    if (local->reused) {
+      fetch_note = fmt::format("reused {} ({} bytes) from an earlier start, nothing fetched",
+                               local->path, local->bytes);
+    } else {
+      fetch_note = fmt::format(
+          "fetched {} bytes in {:.3f} s ({:.1f} MB/s, {} attempt(s)) into {}", local->fetched_bytes,
+          local->fetch_seconds,
+          local->fetch_seconds > 0 ? local->fetched_bytes / 1e6 / local->fetch_seconds : 0.0,
+          local->attempts, local->path);
+    }
+    // The local copy is verified already; the reference beside it is found by name.
+    source = ModelSource{local->path, flags.model_format, "", local->reference_path};
+  }
+  const auto parse_start = std::chrono::steady_clock::now();
+  auto runtime = LoadModel(source, load);
   if (!runtime.ok()) {
     log->error("cannot load the model: {}", runtime.status().ToString());
     return 1;
@@ -116,8 +160,13 @@ int Run(const ServerFlags& flags, StopSignalWatch& signals) {
     log->error("{}", s.ToString());
     return 1;
   }
-  const std::chrono::duration<double> load_time = std::chrono::steady_clock::now() - load_start;
+  const auto ready_at = std::chrono::steady_clock::now();
+  const std::chrono::duration<double> load_time = ready_at - load_start;
+  const std::chrono::duration<double> parse_time = ready_at - parse_start;
   service->RecordLoadTime(model, load_time);
+  load_seconds.Set(parse_time.count());
+  log->info("model: {}; loaded and warmed up in {:.1f} ms; ready {:.1f} ms after start of load",
+            fetch_note, parse_time.count() * 1e3, load_time.count() * 1e3);
   log->info(
       "ready: {} features, {} outputs, loaded and warmed up in {:.1f} ms; batching {} "
       "(max {} rows, delay {} us), cache {}",

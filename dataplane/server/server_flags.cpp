@@ -25,6 +25,10 @@ api::ServerCommand ServerFlags::ToCommand() const {
   c.model_version = model_version;
   c.model_uri = model_uri;
   c.model_format = model_format;
+  c.s3_endpoint = s3_endpoint;
+  c.s3_region = s3_region;
+  c.s3_addressing_style = s3_addressing_style;
+  c.model_dir = model_dir;
   c.batching = batching;
   c.max_batch_size = max_batch_size;
   c.max_queue_delay = std::chrono::microseconds(max_queue_delay_us);
@@ -74,6 +78,10 @@ Result<ServerFlags> ParseServerFlags(const std::vector<std::string>& args,
   Take(c.model_format, f.model_format);
   // The runtime checks "sha256:<hex>"; the command holds the bare digest.
   if (c.model_sha256) f.model_sha256 = api::Sha256Digest(*c.model_sha256);
+  Take(c.s3_endpoint, f.s3_endpoint);
+  Take(c.s3_region, f.s3_region);
+  Take(c.s3_addressing_style, f.s3_addressing_style);
+  Take(c.model_dir, f.model_dir);
   Take(c.batching, f.batching);
   Take(c.max_batch_size, f.max_batch_size);
   if (c.max_queue_delay) f.max_queue_delay_us = c.max_queue_delay->count();

@@ -35,6 +35,10 @@ struct ServerFlags {
   std::string model_uri;
   std::string model_format = "auto";
   std::string model_sha256;  // "sha256:<hex>" (api::Sha256Digest); empty: not checked
+  std::string s3_endpoint;   // empty: AWS
+  std::string s3_region;     // empty: from the environment
+  std::string s3_addressing_style = "auto";
+  std::string model_dir;     // empty: fetch into memory, every start
 
   bool batching = true;
   int64_t max_batch_size = 32;

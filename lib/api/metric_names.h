@@ -22,5 +22,11 @@ inline constexpr char kBucketBoundLabel[] = "le";
 
 // sluice-server.
 inline constexpr char kServerInflightRequests[] = "sluice_server_inflight_requests";
+// Start-up of a model (gauges, labelled model and version): the fetch (0 when a file from an
+// earlier start in --model-dir was reused), the bytes of the model file, and parse + build +
+// warm-up. Dashboards and the benchmarks read them.
+inline constexpr char kServerModelFetchSeconds[] = "sluice_server_model_fetch_seconds";
+inline constexpr char kServerModelLoadSeconds[] = "sluice_server_model_load_seconds";
+inline constexpr char kServerModelBytes[] = "sluice_server_model_bytes";
 
 }  // namespace sluice::api

@@ -40,12 +40,24 @@ void ServerCommand::Bind(FlagSet& f, ServerCommand& c) {
   f.Int("io-threads", &c.io_threads, 0, 1024, "HTTP io threads; 0 = one per core");
   f.String("model-name", &c.model_name, "model name (default: the model file name)");
   f.String("model-version", &c.model_version, "model version");
-  f.String("model-uri", &c.model_uri, "model location: file://, a path, http(s):// (required)");
+  f.String("model-uri", &c.model_uri,
+           "model location: file://, a path, http(s)://, s3://bucket/key (required)");
   f.Add("model-format", &c.model_format,
         FlagSet::OneOf("auto|xgboost-json|xgboost-ubj", {"auto", "xgboost-json", "xgboost-ubj"}),
         "the model file's format; auto goes by extension, then content");
   f.Add("model-sha256", &c.model_sha256, Sha256Codec(),
         "the SHA-256 the model bytes must match; the model is refused otherwise");
+  f.String("s3-endpoint", &c.s3_endpoint,
+           "S3-compatible endpoint for s3:// models, http(s)://host[:port] (MinIO, Ceph, R2, GCS); "
+           "empty: AWS");
+  f.String("s3-region", &c.s3_region,
+           "signing region for s3://; empty: $AWS_REGION, $AWS_DEFAULT_REGION, else us-east-1");
+  f.Add("s3-addressing-style", &c.s3_addressing_style,
+        FlagSet::OneOf("auto|path|virtual", {"auto", "path", "virtual"}),
+        "s3:// URLs: auto is virtual-host style on AWS, path style on a custom endpoint");
+  f.String("model-dir", &c.model_dir,
+           "fetch the model into this directory before loading, once per pod: a restart with the "
+           "same URI reuses the complete file; empty: fetch into memory");
   f.Bool("batching", &c.batching, "dynamic batching; off evaluates every request on its own");
   f.Int("max-batch-size", &c.max_batch_size, 1, 1 << 20, "rows per batch");
   f.Duration("max-queue-delay", &c.max_queue_delay, 0ns, 10s,

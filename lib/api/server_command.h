@@ -38,6 +38,14 @@ struct ServerCommand {
   // Lower-case hex SHA-256 of the model file, as spec.model.sha256 writes it; on the command
   // line it is "sha256:<hex>".
   std::optional<std::string> model_sha256;
+  // Where s3:// models come from: an S3-compatible endpoint (empty: AWS), the signing region,
+  // and the addressing style (auto | path | virtual).
+  std::optional<std::string> s3_endpoint;
+  std::optional<std::string> s3_region;
+  std::optional<std::string> s3_addressing_style;
+  // A local directory (an emptyDir) the model is fetched into once per pod; a restarted
+  // container reuses the complete file there instead of fetching again.
+  std::optional<std::string> model_dir;
 
   // Dynamic batching (spec.runtime.batching).
   std::optional<bool> batching;

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <boost/asio.hpp>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -71,13 +72,27 @@ class LoopbackHttpServer {
 
   void Set(const std::string& path, Route route) {
     std::lock_guard<std::mutex> lock(mu_);
+    sequences_.erase(path);
     routes_[path] = std::move(route);
+  }
+
+  // Answers successive requests for `path` with `routes` in order; the last one repeats.
+  void SetSequence(const std::string& path, std::vector<Route> routes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    routes_[path] = routes.back();
+    sequences_[path] = std::deque<Route>(routes.begin(), routes.end());
   }
 
   std::string Url(const std::string& path) const {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
   }
   int port() const { return port_; }
+  // The request line and headers of the last request for `path` ("" if none).
+  std::string last_head(const std::string& path) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = heads_.find(path);
+    return it == heads_.end() ? "" : it->second;
+  }
   int requests(const std::string& path) const {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = hits_.find(path);
@@ -98,8 +113,10 @@ class LoopbackHttpServer {
   void Serve(std::shared_ptr<Socket> socket) {
     boost::asio::streambuf buf;
     boost::system::error_code ec;
-    boost::asio::read_until(*socket, buf, "\r\n\r\n", ec);
+    const size_t head_size = boost::asio::read_until(*socket, buf, "\r\n\r\n", ec);
     if (ec) return;
+    const std::string request_head(boost::asio::buffers_begin(buf.data()),
+                                   boost::asio::buffers_begin(buf.data()) + head_size);
     std::istream in(&buf);
     std::string method, target;
     in >> method >> target;
@@ -107,8 +124,13 @@ class LoopbackHttpServer {
     {
       std::lock_guard<std::mutex> lock(mu_);
       ++hits_[target];
+      heads_[target] = request_head;
+      auto seq = sequences_.find(target);
       auto it = routes_.find(target);
-      if (it == routes_.end()) {
+      if (seq != sequences_.end() && !seq->second.empty()) {
+        route = seq->second.front();
+        if (seq->second.size() > 1) seq->second.pop_front();
+      } else if (it == routes_.end()) {
         route.status = 404;
         route.body = "not found";
       } else {
@@ -135,8 +157,10 @@ class LoopbackHttpServer {
   std::thread thread_;
   std::vector<std::shared_ptr<Socket>> held_;  // touched only on the io thread
   mutable std::mutex mu_;
-  std::map<std::string, Route> routes_;  // guarded by mu_
-  std::map<std::string, int> hits_;      // guarded by mu_
+  std::map<std::string, Route> routes_;                 // guarded by mu_
+  std::map<std::string, int> hits_;                     // guarded by mu_
+  std::map<std::string, std::string> heads_;            // guarded by mu_
+  std::map<std::string, std::deque<Route>> sequences_;  // guarded by mu_
 };
 
 }  // namespace sluice::dataplane::testing

@@ -151,7 +151,7 @@ TEST(FileFetch, PathsAndErrors) {
   FetchOptions tiny;
   tiny.max_bytes = 100;
   EXPECT_EQ(FetchUri(path, tiny).status().code(), StatusCode::kResourceExhausted);
-  EXPECT_EQ(FetchUri("s3://bucket/model.json", {}).status().code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(FetchUri("gs://bucket/model.json", {}).status().code(), StatusCode::kUnimplemented);
   EXPECT_EQ(FetchUri("", {}).status().code(), StatusCode::kInvalidArgument);
 }
 

@@ -27,6 +27,10 @@ ServerCommand EveryServerField() {
   c.model_uri = "file:///models/fraud.json";
   c.model_format = "xgboost-json";
   c.model_sha256 = kHex;
+  c.s3_endpoint = "http://minio.storage:9000";
+  c.s3_region = "eu-west-1";
+  c.s3_addressing_style = "path";
+  c.model_dir = "/var/lib/sluice/models";
   c.batching = true;
   c.max_batch_size = 64;
   c.max_queue_delay = 500us;
@@ -55,7 +59,7 @@ ServerCommand EveryServerField() {
 TEST(ServerCommandTest, ParseReadsBackWhatToArgsWrites) {
   const ServerCommand c = EveryServerField();
   const std::vector<std::string> args = c.ToArgs();
-  EXPECT_EQ(args.size(), 34u);  // one per field
+  EXPECT_EQ(args.size(), 38u);  // one per field
   auto back = ServerCommand::Parse(args);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, c);
@@ -85,6 +89,7 @@ TEST(ServerCommandTest, DurationsAndExtraArgs) {
   EXPECT_EQ(c->cache_ttl, 90s);
   EXPECT_FALSE(ServerCommand::Parse({"--max-queue-delay=11s"}).ok());
   EXPECT_FALSE(ServerCommand::Parse({"--model-format=onnx"}).ok());
+  EXPECT_FALSE(ServerCommand::Parse({"--s3-addressing-style=dns"}).ok());
   EXPECT_FALSE(ServerCommand::Parse({"--log-format=xml"}).ok());
 
   ServerCommand with_extra;
