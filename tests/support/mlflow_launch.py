@@ -22,12 +22,12 @@ child = subprocess.Popen([sys.executable, "-m", "mlflow", "server", *sys.argv[1:
 
 def stop(signum, frame):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    os.killpg(0, signal.SIGTERM)
+    os.killpg(0, signal.SIGTERM)  # mlflow server, uvicorn; this process ignores it now
     try:
         child.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        pass
-    os.killpg(0, signal.SIGKILL)
+        os.killpg(0, signal.SIGKILL)  # the whole group, this process included
+    sys.exit(0)
 
 
 signal.signal(signal.SIGTERM, stop)
