@@ -15,7 +15,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
-constexpr size_t kMaxAnswerBytes = size_t{4} << 20;  // MLflow's answers here are a few hundred bytes
+constexpr size_t kMaxAnswerBytes = size_t{4}
+                                   << 20;  // MLflow's answers here are a few hundred bytes
 constexpr std::string_view kApi = "/api/2.0/mlflow/";
 constexpr std::string_view kArtifactProxy = "/api/2.0/mlflow-artifacts/artifacts";
 
@@ -120,8 +121,8 @@ class Call {
                                                                &curl_easy_cleanup);
     if (!handle) return Internal("curl_easy_init failed");
     CURL* h = handle.get();
-    const std::string url = tracking_.Base() + std::string(kApi) + endpoint +
-                            (query.empty() ? "" : "?" + query);
+    const std::string url =
+        tracking_.Base() + std::string(kApi) + endpoint + (query.empty() ? "" : "?" + query);
     curl_slist* headers = nullptr;
     headers = curl_slist_append(headers, "Accept: application/json");
     std::string auth;
@@ -225,10 +226,9 @@ Result<ResolvedModel> FromModelVersion(const json& mv, const std::string& what,
                        where);
   }
   if (!status.empty() && status != "READY") {
-    return Internal(what + " (version " + out.version + ") is " + status + " in " + where +
-                    (StringAt(mv, "status_message").empty()
-                         ? ""
-                         : ": " + StringAt(mv, "status_message")));
+    return Internal(
+        what + " (version " + out.version + ") is " + status + " in " + where +
+        (StringAt(mv, "status_message").empty() ? "" : ": " + StringAt(mv, "status_message")));
   }
   return out;
 }
@@ -266,8 +266,7 @@ Result<std::string> FetchableUri(const std::string& location, const Tracking& tr
     out = "file://" + location;
   } else {
     const size_t colon = location.find(':');
-    const std::string scheme =
-        colon == std::string::npos ? location : location.substr(0, colon);
+    const std::string scheme = colon == std::string::npos ? location : location.substr(0, colon);
     return Unimplemented(what + " is stored at a \"" + scheme +
                          ":\" location, which sluice-server cannot fetch (supported: "
                          "mlflow-artifacts:, s3://, gs://, http(s)://, file://)");
@@ -297,14 +296,14 @@ class MlflowRegistry final : public ModelRegistry {
     ResolvedModel resolved;
     if (!ref.version.empty()) {
       const std::string what = model + " version " + ref.version;
-      ASSIGN_OR_RETURN(json doc, call.Do("model-versions/get",
-                                         name_q + "&version=" + Escape(ref.version), nullptr,
-                                         what));
+      ASSIGN_OR_RETURN(
+          json doc,
+          call.Do("model-versions/get", name_q + "&version=" + Escape(ref.version), nullptr, what));
       ASSIGN_OR_RETURN(resolved, FromModelVersion(doc.value("model_version", json()), what, where));
     } else if (!ref.alias.empty()) {
       const std::string what = model + " alias \"" + ref.alias + "\"";
-      auto doc = call.Do("registered-models/alias", name_q + "&alias=" + Escape(ref.alias),
-                         nullptr, what);
+      auto doc =
+          call.Do("registered-models/alias", name_q + "&alias=" + Escape(ref.alias), nullptr, what);
       // MLflow answers an unknown alias of a known model with 400 INVALID_PARAMETER_VALUE
       // ("Registered model alias <a> not found."), an unknown model with 404.
       if (!doc.ok() && doc.status().http_status() == 400 &&
@@ -312,15 +311,14 @@ class MlflowRegistry final : public ModelRegistry {
         return NotFound(what + " not found in " + where);
       }
       if (!doc.ok()) return doc.status();
-      ASSIGN_OR_RETURN(resolved, FromModelVersion(doc->value("model_version", json()), what, where));
+      ASSIGN_OR_RETURN(resolved,
+                       FromModelVersion(doc->value("model_version", json()), what, where));
     } else if (!ref.stage.empty()) {
       const bool latest = ref.stage == "latest";
-      const std::string what =
-          latest ? model + " latest version" : model + " stage " + ref.stage;
+      const std::string what = latest ? model + " latest version" : model + " stage " + ref.stage;
       json body = {{"name", ref.name}};
       if (!latest) body["stages"] = json::array({ref.stage});
-      ASSIGN_OR_RETURN(json doc,
-                       call.Do("registered-models/get-latest-versions", "", &body, what));
+      ASSIGN_OR_RETURN(json doc, call.Do("registered-models/get-latest-versions", "", &body, what));
       // One version per stage; with no stage filter, one per stage in use: take the highest.
       const json* best = nullptr;
       if (doc.contains("model_versions") && doc["model_versions"].is_array()) {
@@ -341,9 +339,9 @@ class MlflowRegistry final : public ModelRegistry {
     }
 
     const std::string what = model + " version " + resolved.version;
-    ASSIGN_OR_RETURN(json uri, call.Do("model-versions/get-download-uri",
-                                       name_q + "&version=" + Escape(resolved.version), nullptr,
-                                       what));
+    ASSIGN_OR_RETURN(json uri,
+                     call.Do("model-versions/get-download-uri",
+                             name_q + "&version=" + Escape(resolved.version), nullptr, what));
     const std::string location = StringAt(uri, "artifact_uri");
     if (location.empty()) {
       return Internal(where + ": no artifact_uri in the download URI of " + what);

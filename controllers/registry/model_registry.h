@@ -59,7 +59,8 @@ struct ResolvedModel {
 class ModelRegistry {
  public:
   virtual ~ModelRegistry() = default;
-  virtual Result<ResolvedModel> Resolve(const RegistryModelRef& ref, const RegistryAccess& access) = 0;
+  virtual Result<ResolvedModel> Resolve(const RegistryModelRef& ref,
+                                        const RegistryAccess& access) = 0;
 };
 
 // The MLflow REST API (2.0 paths) over libcurl: two requests per Resolve (the version, then its

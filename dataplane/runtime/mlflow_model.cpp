@@ -18,7 +18,8 @@ std::string Lower(std::string_view s) {
 // A file name from an MLmodel must stay inside the model directory.
 Status CheckRelative(const std::string& data) {
   if (data.empty()) return InvalidArgument("MLmodel: flavors.xgboost.data is empty");
-  if (data.front() == '/' || data.find("://") != std::string::npos || data.find('\\') != std::string::npos) {
+  if (data.front() == '/' || data.find("://") != std::string::npos ||
+      data.find('\\') != std::string::npos) {
     return InvalidArgument("MLmodel: flavors.xgboost.data \"" + data +
                            "\" must be a path relative to the model directory");
   }
@@ -83,9 +84,9 @@ Result<MlflowModelFile> ParseMlflowModel(std::string_view mlmodel_text) {
   out.data = xgb["data"].Scalar();
   RETURN_IF_ERROR(CheckRelative(out.data));
   // model_format arrived in MLflow 2.x; before it the file was the binary "xgb" format.
-  const std::string format =
-      xgb["model_format"] && xgb["model_format"].IsScalar() ? Lower(xgb["model_format"].Scalar())
-                                                            : "";
+  const std::string format = xgb["model_format"] && xgb["model_format"].IsScalar()
+                                 ? Lower(xgb["model_format"].Scalar())
+                                 : "";
   if (format == "json") {
     out.format = "xgboost-json";
   } else if (format == "ubj") {
@@ -101,7 +102,8 @@ Result<MlflowModelFile> ParseMlflowModel(std::string_view mlmodel_text) {
 
 std::string MlflowModelFileUri(const std::string& dir_uri, const std::string& data) {
   const size_t scheme_end = dir_uri.find("://");
-  const std::string scheme = scheme_end == std::string::npos ? "" : Lower(dir_uri.substr(0, scheme_end));
+  const std::string scheme =
+      scheme_end == std::string::npos ? "" : Lower(dir_uri.substr(0, scheme_end));
   const bool http = scheme == "http" || scheme == "https";
   std::string base = dir_uri;
   std::string tail;  // "?query" / "#fragment" of an http(s) URI, kept at the end

@@ -11,7 +11,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-size_t Discard(char*, size_t size, size_t nmemb, void*) { return size * nmemb; }
+size_t Discard(char*, size_t size, size_t nmemb, void*) {
+  return size * nmemb;
+}
 
 bool Healthy(int port) {
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> h(curl_easy_init(), &curl_easy_cleanup);
@@ -41,9 +43,9 @@ std::string TemplateStore(const std::string& python) {
 }  // namespace
 
 Result<std::string> RegistryPython(const std::string& source_dir) {
-  ASSIGN_OR_RETURN(CommandResult r,
-                   RunCommand({"bash", source_dir + "/e2e/scripts/registry-venv.sh"},
-                              std::chrono::minutes(20)));
+  ASSIGN_OR_RETURN(
+      CommandResult r,
+      RunCommand({"bash", source_dir + "/e2e/scripts/registry-venv.sh"}, std::chrono::minutes(20)));
   if (!r.status.success()) {
     return Unavailable("e2e/scripts/registry-venv.sh failed: " + r.output);
   }
@@ -59,9 +61,9 @@ Result<std::unique_ptr<MlflowServer>> MlflowServer::Start(MlflowServerOptions op
     return InvalidArgument("MlflowServerOptions needs python and source_dir");
   }
   const char* tmp = std::getenv("TMPDIR");
-  const std::string dir =
-      std::string(tmp != nullptr ? tmp : "/tmp") + "/sluice-mlflow-" + std::to_string(::getpid()) +
-      "-" + std::to_string(Clock::now().time_since_epoch().count());
+  const std::string dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/sluice-mlflow-" +
+                          std::to_string(::getpid()) + "-" +
+                          std::to_string(Clock::now().time_since_epoch().count());
   std::error_code ec;
   std::filesystem::create_directories(dir + "/artifacts", ec);
   if (ec) return Internal("mkdir " + dir + ": " + ec.message());
@@ -78,18 +80,24 @@ Result<std::unique_ptr<MlflowServer>> MlflowServer::Start(MlflowServerOptions op
 
 Status MlflowServer::Launch() {
   ASSIGN_OR_RETURN(port_, PickFreePort());
-  const std::string artifacts = options_.artifacts_destination.empty()
-                                    ? dir_ + "/artifacts"
-                                    : options_.artifacts_destination;
+  const std::string artifacts =
+      options_.artifacts_destination.empty() ? dir_ + "/artifacts" : options_.artifacts_destination;
   SpawnOptions spawn;
-  spawn.argv = {options_.python, options_.source_dir + "/tests/support/mlflow_launch.py",
-                "--host", "127.0.0.1", "--port", std::to_string(port_), "--workers", "1",
-                "--backend-store-uri", "sqlite:///" + dir_ + "/mlflow.db"};
+  spawn.argv = {options_.python,
+                options_.source_dir + "/tests/support/mlflow_launch.py",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                std::to_string(port_),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                "sqlite:///" + dir_ + "/mlflow.db"};
   if (options_.serve_artifacts) {
     spawn.argv.insert(spawn.argv.end(), {"--artifacts-destination", artifacts});
   } else {
-    spawn.argv.insert(spawn.argv.end(), {"--no-serve-artifacts", "--default-artifact-root",
-                                         artifacts});
+    spawn.argv.insert(spawn.argv.end(),
+                      {"--no-serve-artifacts", "--default-artifact-root", artifacts});
   }
   // No background job runner (huey consumers): the tests use only the tracking and registry APIs,
   // and it costs start-up time and processes.
@@ -137,8 +145,8 @@ Status MlflowServer::Launch() {
   }
   (void)process_->Stop(std::chrono::seconds(10));
   return Timeout("mlflow server did not answer /health on port " + std::to_string(port_) +
-                 " within " + std::to_string(options_.start_timeout.count()) + "s: " +
-                 TailFile(log_path(), 20));
+                 " within " + std::to_string(options_.start_timeout.count()) +
+                 "s: " + TailFile(log_path(), 20));
 }
 
 Status MlflowServer::Stop() {

@@ -22,14 +22,21 @@ constexpr char kToken[] = "s3cr3t-T0KEN-value";
 
 std::string Version(const std::string& v, const std::string& status = "READY") {
   return json{{"model_version",
-               {{"name", "fraud"}, {"version", v}, {"run_id", "run" + v}, {"status", status},
+               {{"name", "fraud"},
+                {"version", v},
+                {"run_id", "run" + v},
+                {"status", status},
                 {"source", "models:/m-" + v}}}}
       .dump();
 }
 
-std::string DownloadUri(const std::string& uri) { return json{{"artifact_uri", uri}}.dump(); }
+std::string DownloadUri(const std::string& uri) {
+  return json{{"artifact_uri", uri}}.dump();
+}
 
-bool StartsWith(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
+bool StartsWith(const std::string& s, const std::string& p) {
+  return s.rfind(p, 0) == 0;
+}
 
 // Answers like MLflow 3.17 for model "fraud" version 1..3, alias champion -> 2, Production -> 3.
 HttpReply Mlflow(const HttpRequest& r, const std::string& artifact_uri) {
@@ -40,11 +47,16 @@ HttpReply Mlflow(const HttpRequest& r, const std::string& artifact_uri) {
   if (StartsWith(call, "model-versions/get?name=fraud&version=")) {
     const std::string v = call.substr(call.rfind('=') + 1);
     if (v == "1" || v == "2" || v == "3") return {200, Version(v)};
-    return {404, R"({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Model Version (name=fraud, version=)" + v + R"() not found"})"};
+    return {
+        404,
+        R"({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Model Version (name=fraud, version=)" +
+            v + R"() not found"})"};
   }
   if (call == "registered-models/alias?name=fraud&alias=champion") return {200, Version("2")};
   if (StartsWith(call, "registered-models/alias?name=fraud&alias=")) {
-    return {400, R"({"error_code": "INVALID_PARAMETER_VALUE", "message": "Registered model alias x not found."})"};
+    return {
+        400,
+        R"({"error_code": "INVALID_PARAMETER_VALUE", "message": "Registered model alias x not found."})"};
   }
   if (call == "registered-models/get-latest-versions") {
     const json body = json::parse(r.body);
@@ -55,8 +67,9 @@ HttpReply Mlflow(const HttpRequest& r, const std::string& artifact_uri) {
                        .dump()};
     }
     if (body["stages"] == json::array({"Production"})) {
-      return {200, json{{"model_versions", json::array({json::parse(Version("3"))["model_version"]})}}
-                       .dump()};
+      return {200,
+              json{{"model_versions", json::array({json::parse(Version("3"))["model_version"]})}}
+                  .dump()};
     }
     return {200, "{}"};
   }
@@ -90,8 +103,11 @@ TEST_F(MlflowRegistryTest, SendsTheBearerTokenAndEncodedQueryOnEveryRequest) {
   const auto requests = server.requests();
   ASSERT_EQ(requests.size(), 2u);
   EXPECT_EQ(requests[0].method, "GET");
-  EXPECT_EQ(requests[0].target, "/api/2.0/mlflow/model-versions/get?name=fraud%20detector%2F%26%3D%3F%C3%A9&version=7");
-  EXPECT_EQ(requests[1].target, "/api/2.0/mlflow/model-versions/get-download-uri?name=fraud%20detector%2F%26%3D%3F%C3%A9&version=7");
+  EXPECT_EQ(requests[0].target,
+            "/api/2.0/mlflow/model-versions/get?name=fraud%20detector%2F%26%3D%3F%C3%A9&version=7");
+  EXPECT_EQ(requests[1].target,
+            "/api/2.0/mlflow/model-versions/"
+            "get-download-uri?name=fraud%20detector%2F%26%3D%3F%C3%A9&version=7");
   for (const HttpRequest& r : requests) {
     EXPECT_NE(r.headers.find(std::string("\r\nAuthorization: Bearer ") + kToken + "\r\n"),
               std::string::npos)
@@ -100,9 +116,8 @@ TEST_F(MlflowRegistryTest, SendsTheBearerTokenAndEncodedQueryOnEveryRequest) {
 }
 
 TEST_F(MlflowRegistryTest, NoTokenNoAuthorizationHeader) {
-  ScriptedHttpServer server([](const HttpRequest& r) {
-    return Mlflow(r, "mlflow-artifacts:/0/models/m-1/artifacts");
-  });
+  ScriptedHttpServer server(
+      [](const HttpRequest& r) { return Mlflow(r, "mlflow-artifacts:/0/models/m-1/artifacts"); });
   RegistryAccess access = Access(server);
   access.token.clear();
   ASSERT_TRUE(registry_->Resolve({.name = "fraud", .version = "1"}, access).ok());
@@ -112,9 +127,8 @@ TEST_F(MlflowRegistryTest, NoTokenNoAuthorizationHeader) {
 }
 
 TEST_F(MlflowRegistryTest, AliasStageAndLatestPickTheirVersion) {
-  ScriptedHttpServer server([](const HttpRequest& r) {
-    return Mlflow(r, "mlflow-artifacts:/0/models/m-1/artifacts");
-  });
+  ScriptedHttpServer server(
+      [](const HttpRequest& r) { return Mlflow(r, "mlflow-artifacts:/0/models/m-1/artifacts"); });
   auto alias = registry_->Resolve({.name = "fraud", .alias = "champion"}, Access(server));
   ASSERT_TRUE(alias.ok()) << alias.status();
   EXPECT_EQ(alias->version, "2");
@@ -132,7 +146,8 @@ TEST_F(MlflowRegistryTest, AliasStageAndLatestPickTheirVersion) {
   EXPECT_EQ(json::parse(requests[2].body), (json{{"name", "fraud"}, {"stages", {"Production"}}}));
   EXPECT_NE(requests[2].headers.find("Content-Type: application/json"), std::string::npos);
   EXPECT_EQ(json::parse(requests[4].body), (json{{"name", "fraud"}}));
-  EXPECT_EQ(requests[5].target, "/api/2.0/mlflow/model-versions/get-download-uri?name=fraud&version=3");
+  EXPECT_EQ(requests[5].target,
+            "/api/2.0/mlflow/model-versions/get-download-uri?name=fraud&version=3");
 }
 
 TEST_F(MlflowRegistryTest, ArtifactLocationsBecomeFetchableUris) {
@@ -141,13 +156,18 @@ TEST_F(MlflowRegistryTest, ArtifactLocationsBecomeFetchableUris) {
     std::string names = "";              // the error names this
   };
   const Case cases[] = {
-      {"mlflow-artifacts:/0/models/m-1/artifacts", "", "{url}/api/2.0/mlflow-artifacts/artifacts/0/models/m-1/artifacts"},
-      {"mlflow-artifacts:/0/models/m-1/artifacts/", "/mlflow", "{url}/mlflow/api/2.0/mlflow-artifacts/artifacts/0/models/m-1/artifacts"},
-      {"mlflow-artifacts://other:5000/0/a b", "/p", "http://other:5000/p/api/2.0/mlflow-artifacts/artifacts/0/a%20b"},
-      {"s3://bucket/mlflow/0/models/m-1/artifacts", "", "s3://bucket/mlflow/0/models/m-1/artifacts"},
+      {"mlflow-artifacts:/0/models/m-1/artifacts", "",
+       "{url}/api/2.0/mlflow-artifacts/artifacts/0/models/m-1/artifacts"},
+      {"mlflow-artifacts:/0/models/m-1/artifacts/", "/mlflow",
+       "{url}/mlflow/api/2.0/mlflow-artifacts/artifacts/0/models/m-1/artifacts"},
+      {"mlflow-artifacts://other:5000/0/a b", "/p",
+       "http://other:5000/p/api/2.0/mlflow-artifacts/artifacts/0/a%20b"},
+      {"s3://bucket/mlflow/0/models/m-1/artifacts", "",
+       "s3://bucket/mlflow/0/models/m-1/artifacts"},
       {"gs://bucket/x/", "", "gs://bucket/x"},
       {"https://blob.example/x?sig=1", "", "https://blob.example/x?sig=1"},
-      {"file:///var/mlruns/0/models/m-1/artifacts", "", "file:///var/mlruns/0/models/m-1/artifacts"},
+      {"file:///var/mlruns/0/models/m-1/artifacts", "",
+       "file:///var/mlruns/0/models/m-1/artifacts"},
       {"/var/mlruns/0/models/m-1/artifacts", "", "file:///var/mlruns/0/models/m-1/artifacts"},
       {"dbfs:/databricks/mlflow/0/x", "", "", "\"dbfs:\""},
       {"runs:/abc/model", "", "", "\"runs:\""},
@@ -183,16 +203,56 @@ TEST_F(MlflowRegistryTest, ErrorsFollowTheContractAndNeverCarryTheToken) {
     std::string names;
   };
   const Case cases[] = {
-      {"unknown version", {}, {.name = "fraud", .version = "9"}, StatusCode::kNotFound, "\"fraud\" version 9"},
-      {"unknown alias", {}, {.name = "fraud", .alias = "ghost"}, StatusCode::kNotFound, "\"fraud\" alias \"ghost\""},
-      {"empty stage", {}, {.name = "fraud", .stage = "Staging"}, StatusCode::kNotFound, "\"fraud\" has no version in stage Staging"},
-      {"401", {401, R"({"error_code":"UNAUTHENTICATED","message":"bad token"})"}, {.name = "fraud", .version = "1"}, StatusCode::kUnauthorized, "401"},
-      {"403", {403, R"({"error_code":"PERMISSION_DENIED","message":"no"})"}, {.name = "fraud", .version = "1"}, StatusCode::kForbidden, "403"},
-      {"503", {503, "busy"}, {.name = "fraud", .version = "1"}, StatusCode::kUnavailable, "HTTP 503"},
-      {"500", {500, R"({"error_code":"INTERNAL_ERROR","message":"db locked"})"}, {.name = "fraud", .version = "1"}, StatusCode::kUnavailable, "db locked"},
-      {"not json", {200, "<html>proxy login</html>"}, {.name = "fraud", .version = "1"}, StatusCode::kInternal, "without a JSON object"},
-      {"pending", {200, Version("1", "PENDING_REGISTRATION")}, {.name = "fraud", .version = "1"}, StatusCode::kUnavailable, "still being registered"},
-      {"failed", {200, Version("1", "FAILED_REGISTRATION")}, {.name = "fraud", .version = "1"}, StatusCode::kInternal, "FAILED_REGISTRATION"},
+      {"unknown version",
+       {},
+       {.name = "fraud", .version = "9"},
+       StatusCode::kNotFound,
+       "\"fraud\" version 9"},
+      {"unknown alias",
+       {},
+       {.name = "fraud", .alias = "ghost"},
+       StatusCode::kNotFound,
+       "\"fraud\" alias \"ghost\""},
+      {"empty stage",
+       {},
+       {.name = "fraud", .stage = "Staging"},
+       StatusCode::kNotFound,
+       "\"fraud\" has no version in stage Staging"},
+      {"401",
+       {401, R"({"error_code":"UNAUTHENTICATED","message":"bad token"})"},
+       {.name = "fraud", .version = "1"},
+       StatusCode::kUnauthorized,
+       "401"},
+      {"403",
+       {403, R"({"error_code":"PERMISSION_DENIED","message":"no"})"},
+       {.name = "fraud", .version = "1"},
+       StatusCode::kForbidden,
+       "403"},
+      {"503",
+       {503, "busy"},
+       {.name = "fraud", .version = "1"},
+       StatusCode::kUnavailable,
+       "HTTP 503"},
+      {"500",
+       {500, R"({"error_code":"INTERNAL_ERROR","message":"db locked"})"},
+       {.name = "fraud", .version = "1"},
+       StatusCode::kUnavailable,
+       "db locked"},
+      {"not json",
+       {200, "<html>proxy login</html>"},
+       {.name = "fraud", .version = "1"},
+       StatusCode::kInternal,
+       "without a JSON object"},
+      {"pending",
+       {200, Version("1", "PENDING_REGISTRATION")},
+       {.name = "fraud", .version = "1"},
+       StatusCode::kUnavailable,
+       "still being registered"},
+      {"failed",
+       {200, Version("1", "FAILED_REGISTRATION")},
+       {.name = "fraud", .version = "1"},
+       StatusCode::kInternal,
+       "FAILED_REGISTRATION"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

@@ -1,12 +1,12 @@
 // MLmodel parsing against files the real MLflow wrote (testdata/mlflow/make_mlmodels.py), and
 // joining a model directory URI with the model file's name.
-#include <fstream>
-#include <sstream>
-#include <string>
+#include "dataplane/runtime/mlflow_model.h"
 
 #include <gtest/gtest.h>
 
-#include "dataplane/runtime/mlflow_model.h"
+#include <fstream>
+#include <sstream>
+#include <string>
 
 namespace sluice::dataplane {
 namespace {
@@ -59,8 +59,7 @@ TEST(MlflowModelTest, MalformedDocuments) {
       {"flavors: [a, b]", StatusCode::kInvalidArgument},
       {"flavors: {xgboost: {data: \"x\", model_format: json", StatusCode::kInvalidArgument},
       {"flavors: {xgboost: {model_format: json}}", StatusCode::kInvalidArgument},
-      {"flavors: {xgboost: {data: /etc/passwd, model_format: json}}",
-       StatusCode::kInvalidArgument},
+      {"flavors: {xgboost: {data: /etc/passwd, model_format: json}}", StatusCode::kInvalidArgument},
       {"flavors: {xgboost: {data: ../other/model.json, model_format: json}}",
        StatusCode::kInvalidArgument},
       {"flavors: {xgboost: {data: a/../../b.json, model_format: json}}",

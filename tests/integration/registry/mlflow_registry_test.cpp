@@ -43,8 +43,8 @@ class MlflowRegistryIntegrationTest : public ::testing::Test {
     ::testing::Test::RecordProperty("mlflow_start_ms",
                                     static_cast<int>(server_->start_duration().count()));
     // Two versions; "moving" starts on 1 (the alias test moves it), version 2 in Production.
-    auto reg = Register({"register", "--name", kModel, "--versions", "2", "--alias",
-                         "champion=1", "--alias", "moving=1", "--stage", "2=Production"});
+    auto reg = Register({"register", "--name", kModel, "--versions", "2", "--alias", "champion=1",
+                         "--alias", "moving=1", "--stage", "2=Production"});
     ASSERT_TRUE(reg.ok()) << reg.status();
     registered_ = new json(std::move(*reg));
     std::cout << "registered: " << registered_->dump(2) << "\n";
@@ -220,8 +220,7 @@ TEST_F(MlflowRegistryIntegrationTest, TheResolvedFolderLoadsAndPredictsLikeThePy
     for (const auto& v : info["row"]) row.push_back(v.get<float>());
     std::vector<float> out(1);
     ASSERT_TRUE((*runtime)->Predict(row, 1, out).ok());
-    EXPECT_NEAR(out[0], info["prediction"].get<double>(), 1e-5)
-        << "version " << resolved->version;
+    EXPECT_NEAR(out[0], info["prediction"].get<double>(), 1e-5) << "version " << resolved->version;
   }
   // The two versions are different models, so the comparison above can tell them apart.
   EXPECT_GT(std::abs(VersionInfo(1)["prediction"].get<double>() -
