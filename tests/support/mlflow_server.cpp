@@ -108,7 +108,10 @@ Status MlflowServer::Launch() {
   spawn.append_log = true;
   spawn.working_dir = dir_;
   const std::string store = dir_ + "/mlflow.db";
-  const std::string template_store = TemplateStore(options_.python);
+  // The store records the Default experiment's artifact location: mlflow-artifacts:/0 when the
+  // server proxies artifacts (whatever the destination), the artifact root itself otherwise. So
+  // only proxying servers share the template.
+  const std::string template_store = options_.serve_artifacts ? TemplateStore(options_.python) : "";
   std::error_code ec;
   bool fresh = !std::filesystem::exists(store, ec);
   if (fresh && !template_store.empty() && std::filesystem::exists(template_store, ec)) {

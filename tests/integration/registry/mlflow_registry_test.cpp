@@ -245,5 +245,49 @@ TEST_F(MlflowRegistryIntegrationTest, MeasureResolveLatency) {
   RecordProperty("resolve_p50_us", static_cast<int>(ms[25] * 1000));
 }
 
+// A server that does not proxy artifacts (--no-serve-artifacts, a local artifact root): clients
+// read the store directly, so the resolved URI is the store's own (file://), and it loads.
+TEST(MlflowRegistryDirectStoreTest, ResolvesToTheStoresOwnUriAndLoads) {
+  auto python = testing::RegistryPython(kSourceDir);
+  ASSERT_TRUE(python.ok()) << python.status();
+  testing::MlflowServerOptions options;
+  options.python = *python;
+  options.source_dir = kSourceDir;
+  options.serve_artifacts = false;
+  auto server = testing::MlflowServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto run = testing::RunCommand(
+      {*python, kSourceDir + "/tests/support/mlflow_register.py", "--tracking-uri",
+       (*server)->tracking_uri(), "register", "--name", "direct", "--alias", "live=1"},
+      10min);
+  ASSERT_TRUE(run.ok() && run->status.success()) << (run.ok() ? run->output : "");
+  std::string out = run->output;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  const json info = json::parse(out.substr(out.rfind('\n') + 1))["versions"][0];
+  std::cout << "direct store: source " << info["source"] << ", download_uri "
+            << info["download_uri"] << "\n";
+
+  RegistryAccess access;
+  access.tracking_uri = (*server)->tracking_uri();
+  auto ref = ParseModelsUri("models:/direct@live");
+  ASSERT_TRUE(ref.ok());
+  auto got = NewMlflowRegistry()->Resolve(*ref, access);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->version, "1");
+  const std::string root = (*server)->dir() + "/artifacts/";
+  EXPECT_EQ(got->source_uri.rfind("file://" + root, 0), 0u) << got->source_uri;
+
+  dataplane::ModelSource source;
+  source.uri = dataplane::MlflowModelFileUri(got->source_uri, "model.json");
+  source.format = "xgboost-json";
+  auto runtime = dataplane::LoadModel(source, {});
+  ASSERT_TRUE(runtime.ok()) << runtime.status();
+  std::vector<float> row;
+  for (const auto& v : info["row"]) row.push_back(v.get<float>());
+  std::vector<float> prediction(1);
+  ASSERT_TRUE((*runtime)->Predict(row, 1, prediction).ok());
+  EXPECT_NEAR(prediction[0], info["prediction"].get<double>(), 1e-5);
+}
+
 }  // namespace
 }  // namespace sluice::controllers
