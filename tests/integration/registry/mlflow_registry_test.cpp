@@ -2,7 +2,8 @@
 // with real models logged by the MLflow client (tests/support/mlflow_register.py): versions,
 // aliases (and moving one), stages, the not-found paths, and the whole way to a prediction: the
 // resolved folder is fetched over MLflow's artifact proxy, its MLmodel parsed, the model file
-// loaded by sluice-server's runtime, and its prediction compared with the Python model's.
+// loaded by sluice-server's runtime, and its prediction compared with the Python model's; and a
+// server that leaves artifacts for clients to read directly (file://).
 // It also measures the server's start and the p50 of a resolve (printed, and recorded as test
 // properties).
 #include <gtest/gtest.h>
