@@ -30,16 +30,6 @@ bool Healthy(int port) {
   return code == 200;
 }
 
-// A migrated, empty backend store kept in the venv, which is cached by MLflow version: creating
-// MLflow's tables runs every schema migration, about 5 s of a 12 s start on a loaded 2-core
-// machine, and a copy of an empty store is the same store. Empty when `python` is not a venv's.
-std::string TemplateStore(const std::string& python) {
-  const std::filesystem::path venv = std::filesystem::path(python).parent_path().parent_path();
-  std::error_code ec;
-  if (!std::filesystem::exists(venv / "pyvenv.cfg", ec)) return "";
-  return (venv / "sluice-empty-mlflow.db").string();
-}
-
 }  // namespace
 
 Result<std::string> RegistryPython(const std::string& source_dir) {
@@ -107,16 +97,6 @@ Status MlflowServer::Launch() {
   spawn.log_path = log_path();
   spawn.append_log = true;
   spawn.working_dir = dir_;
-  const std::string store = dir_ + "/mlflow.db";
-  // The store records the Default experiment's artifact location: mlflow-artifacts:/0 when the
-  // server proxies artifacts (whatever the destination), the artifact root itself otherwise. So
-  // only proxying servers share the template.
-  const std::string template_store = options_.serve_artifacts ? TemplateStore(options_.python) : "";
-  std::error_code ec;
-  bool fresh = !std::filesystem::exists(store, ec);
-  if (fresh && !template_store.empty() && std::filesystem::exists(template_store, ec)) {
-    fresh = !std::filesystem::copy_file(template_store, store, ec);
-  }
   const auto start = Clock::now();
   ASSIGN_OR_RETURN(process_, Subprocess::Spawn(spawn));
   const auto deadline = start + options_.start_timeout;
@@ -127,21 +107,6 @@ Status MlflowServer::Launch() {
     }
     if (Healthy(port_)) {
       start_duration_ = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-      if (fresh && !template_store.empty()) {
-        // Best effort: SQLite's backup API gives a consistent copy, published by a rename so
-        // concurrent tests never see half a file.
-        const std::string partial = template_store + "." + std::to_string(::getpid()) + ".tmp";
-        (void)RunCommand({options_.python, "-c",
-                          "import os, sqlite3, sys\n"
-                          "src, tmp, dst = sys.argv[1:]\n"
-                          "d = sqlite3.connect(tmp)\n"
-                          "sqlite3.connect(src).backup(d)\n"
-                          "d.close()\n"
-                          "os.replace(tmp, dst)\n",
-                          store, partial, template_store},
-                         std::chrono::seconds(60));
-        std::filesystem::remove(partial, ec);
-      }
       return Status::Ok();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -1,8 +1,7 @@
 #pragma once
 
 // A real MLflow tracking server for tests (PyPI mlflow from e2e/scripts/registry-venv.sh): on
-// 127.0.0.1, a free port, one worker, a fresh SQLite backend store in a temporary folder (a copy
-// of an empty, migrated store kept in the venv after the first start), and
+// 127.0.0.1, a free port, one worker, a fresh SQLite backend store in a temporary folder, and
 // artifacts either served through the server's proxy (mlflow-artifacts:/, the default) or left
 // for clients to read directly from the artifact root. Start returns once /health answers; the
 // destructor stops the server (and its uvicorn child: tests/support/mlflow_launch.py) and removes
