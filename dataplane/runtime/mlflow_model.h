@@ -1,0 +1,37 @@
+#pragma once
+
+// MLflow model directories (what a registry's models:/ URI resolves to): the `MLmodel` file that
+// describes the directory, and which file in it sluice-server loads. Parsing only; fetching is
+// model_source.h's.
+//
+// An MLmodel file is YAML with one entry per flavor under `flavors`. sluice-server serves the
+// xgboost flavor (mlflow.xgboost.log_model / save_model):
+//   flavors:
+//     xgboost: {data: model.json, model_format: json, model_class: ..., xgb_version: ...}
+
+#include <string>
+#include <string_view>
+
+#include "lib/base/status.h"
+
+namespace sluice::dataplane {
+
+struct MlflowModelFile {
+  // The model file, relative to the model directory ("model.json"); never absolute, never "..".
+  std::string data;
+  // ModelSource::format: "xgboost-json", "xgboost-ubj", or "auto" (MLflow's deprecated binary
+  // "xgb" format, or an MLmodel from before model_format existed: decided by content).
+  std::string format;
+};
+
+// Errors: text that is not an MLmodel document, or an xgboost flavor without a usable `data`,
+// is kInvalidArgument; a model without an xgboost flavor (only python_function, sklearn, ...) or
+// an xgboost model_format we do not know is kUnimplemented naming what it has.
+Result<MlflowModelFile> ParseMlflowModel(std::string_view mlmodel_text);
+
+// The URI of `data` (relative, as in MlflowModelFile) inside the directory `dir_uri`
+// (file://, s3://, http(s)://; a trailing slash or none). For http(s) and file:// the file name
+// is percent-encoded; for http(s) a query string of `dir_uri` stays at the end of the result.
+std::string MlflowModelFileUri(const std::string& dir_uri, const std::string& data);
+
+}  // namespace sluice::dataplane
