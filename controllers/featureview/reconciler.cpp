@@ -7,7 +7,6 @@
 #include <spdlog/spdlog.h>
 
 #include "lib/api/duration.h"
-#include "lib/base/base64.h"
 #include "lib/api/model_deployment.h"
 #include "lib/api/object_labels.h"
 #include "lib/api/time.h"
@@ -148,19 +147,13 @@ Result<FeatureViewCheck> FeatureViewReconciler::Check(const json& fv) {
     }
     return secret.status().Annotate("reading Secret " + ns + "/" + secret_name);
   }
-  std::optional<std::string> value;
-  if (const json* data = JsonAt(*secret, {"data", secret_key.c_str()}); data != nullptr && data->is_string()) {
-    value = DecodeBase64(data->get<std::string>());
-    if (!value) {
-      return Fail("InvalidSecret", "spec.online.redis.addressSecretRef: key " + secret_key +
-                                       " of Secret " + secret_name + " is not valid base64",
-                  true);
-    }
-  } else if (const json* sd = JsonAt(*secret, {"stringData", secret_key.c_str()});
-             sd != nullptr && sd->is_string()) {
-    value = sd->get<std::string>();
+  Result<std::string> value = SecretValue(*secret, secret_key);
+  if (!value.ok() && value.status().code() == StatusCode::kInvalidArgument) {
+    return Fail("InvalidSecret", "spec.online.redis.addressSecretRef: key " + secret_key +
+                                     " of Secret " + secret_name + " is not valid base64",
+                true);
   }
-  if (!value) {
+  if (!value.ok()) {
     return Fail("SecretKeyNotFound", "spec.online.redis.addressSecretRef: Secret " + secret_name +
                                          " has no key " + secret_key,
                 true);

@@ -32,30 +32,12 @@
 #include "lib/controller/events.h"
 #include "lib/controller/object_io.h"
 #include "lib/controller/reconciler.h"
+#include "lib/controller/secret_reader.h"
 #include "controllers/featureview/materialization.h"
 
 namespace sluice::controllers {
 
 using api::kFeatureViewsGvr;
-
-class SecretReader {
- public:
-  virtual ~SecretReader() = default;
-  // The Secret as the API returns it; NotFound when absent; Forbidden when the operator may not
-  // read it.
-  virtual Result<nlohmann::json> GetSecret(const std::string& ns, const std::string& name) = 0;
-};
-
-class KubeSecretReader final : public SecretReader {
- public:
-  explicit KubeSecretReader(kube::Client& client) : client_(client) {}
-  Result<nlohmann::json> GetSecret(const std::string& ns, const std::string& name) override {
-    return client_.Get(kube::resources::kSecrets, ns, name);
-  }
-
- private:
-  kube::Client& client_;
-};
 
 struct FeatureViewReconcilerOptions {
   std::chrono::milliseconds recheck_secret{std::chrono::seconds(30)};
