@@ -199,18 +199,78 @@ void from_json(const json& j, IntOrPercent& v) {
   throw std::invalid_argument("must be an integer or a percent such as \"25%\", not " + j.dump());
 }
 
+void to_json(json& j, const SecretReference& v) {
+  j = json::object();
+  j["name"] = v.name;
+}
+void from_json(const json& j, SecretReference& v) { Required(j, "name", v.name); }
+
+void to_json(json& j, const ModelCredentials& v) {
+  j = json::object();
+  Put(j, "secretRef", v.secret_ref);
+}
+void from_json(const json& j, ModelCredentials& v) { Optional(j, "secretRef", v.secret_ref); }
+
+void to_json(json& j, const S3Spec& v) {
+  j = json::object();
+  Put(j, "endpoint", v.endpoint);
+  Put(j, "region", v.region);
+  Put(j, "addressingStyle", v.addressing_style);
+}
+void from_json(const json& j, S3Spec& v) {
+  Optional(j, "endpoint", v.endpoint);
+  Optional(j, "region", v.region);
+  Optional(j, "addressingStyle", v.addressing_style);
+}
+
+void to_json(json& j, const RegistrySpec& v) {
+  j = json::object();
+  Put(j, "trackingUri", v.tracking_uri);
+  Put(j, "follow", v.follow);
+  Put(j, "pollInterval", v.poll_interval);
+}
+void from_json(const json& j, RegistrySpec& v) {
+  Optional(j, "trackingUri", v.tracking_uri);
+  Optional(j, "follow", v.follow);
+  Optional(j, "pollInterval", v.poll_interval);
+}
+
 void to_json(json& j, const ModelSpec& v) {
   j = json::object();
   j["uri"] = v.uri;
   Put(j, "format", v.format);
   Put(j, "version", v.version);
   Put(j, "sha256", v.sha256);
+  Put(j, "credentials", v.credentials);
+  Put(j, "s3", v.s3);
+  Put(j, "registry", v.registry);
 }
 void from_json(const json& j, ModelSpec& v) {
   Required(j, "uri", v.uri);
   Optional(j, "format", v.format);
   Optional(j, "version", v.version);
   Optional(j, "sha256", v.sha256);
+  Optional(j, "credentials", v.credentials);
+  Optional(j, "s3", v.s3);
+  Optional(j, "registry", v.registry);
+}
+
+void to_json(json& j, const ModelSourceStatus& v) {
+  j = json::object();
+  Put(j, "uri", v.uri);
+  Put(j, "version", v.version);
+  Put(j, "source", v.source);
+  PutTime(j, "resolvedTime", v.resolved_time);
+  Put(j, "refusedVersion", v.refused_version);
+  Put(j, "refusedReason", v.refused_reason);
+}
+void from_json(const json& j, ModelSourceStatus& v) {
+  Optional(j, "uri", v.uri);
+  Optional(j, "version", v.version);
+  Optional(j, "source", v.source);
+  GetTime(j, "resolvedTime", v.resolved_time);
+  Optional(j, "refusedVersion", v.refused_version);
+  Optional(j, "refusedReason", v.refused_reason);
 }
 
 void to_json(json& j, const BatchingSpec& v) {
@@ -534,6 +594,7 @@ void to_json(json& j, const ModelDeploymentStatus& v) {
   Put(j, "replicas", v.replicas);
   Put(j, "readyReplicas", v.ready_replicas);
   Put(j, "selector", v.selector);
+  Put(j, "model", v.model);
   if (!v.conditions.empty()) j["conditions"] = v.conditions;
 }
 void from_json(const json& j, ModelDeploymentStatus& v) {
@@ -551,6 +612,7 @@ void from_json(const json& j, ModelDeploymentStatus& v) {
   Optional(j, "replicas", v.replicas);
   Optional(j, "readyReplicas", v.ready_replicas);
   Optional(j, "selector", v.selector);
+  Optional(j, "model", v.model);
   List(j, "conditions", v.conditions);
 }
 

@@ -29,11 +29,42 @@ struct IntOrPercent {
   friend bool operator==(const IntOrPercent&, const IntOrPercent&) = default;
 };
 
+struct SecretReference {
+  std::string name;
+};
+
+// spec.model.credentials: a Secret in the ModelDeployment's namespace whose keys the serving
+// pods get as environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+// AWS_SESSION_TOKEN, MLFLOW_TRACKING_TOKEN; each optional), and whose MLFLOW_TRACKING_TOKEN the
+// operator sends to the model registry.
+struct ModelCredentials {
+  std::optional<SecretReference> secret_ref;
+};
+
+// spec.model.s3: how s3:// locations are reached (the model URI's, or a registry's artifacts).
+struct S3Spec {
+  std::optional<std::string> endpoint;          // empty: AWS
+  std::optional<std::string> region;            // empty: the pod's AWS_REGION, else us-east-1
+  std::optional<std::string> addressing_style;  // auto | path | virtual
+};
+
+// spec.model.registry: models:/ URIs only.
+struct RegistrySpec {
+  std::optional<std::string> tracking_uri;   // absent: the operator's --mlflow-tracking-uri
+  std::optional<bool> follow;                // default true: roll out where an alias/stage moves
+  std::optional<std::string> poll_interval;  // default 30s
+};
+
 struct ModelSpec {
   std::string uri;
-  std::optional<std::string> format;  // auto | xgboost-json | xgboost-ubj
+  // auto | xgboost-json | xgboost-ubj in the API; the operator itself writes "mlflow" into a
+  // revision resolved from a registry (an MLflow model folder, whose MLmodel names the file).
+  std::optional<std::string> format;
   std::optional<std::string> version;
   std::optional<std::string> sha256;
+  std::optional<ModelCredentials> credentials;
+  std::optional<S3Spec> s3;
+  std::optional<RegistrySpec> registry;
 };
 
 struct BatchingSpec {
@@ -188,6 +219,18 @@ struct AnalysisStatus {
   std::optional<std::string> message;
 };
 
+// status.model: what a models:/ URI resolved to, and the registry version last refused.
+struct ModelSourceStatus {
+  std::optional<std::string> uri;      // the spec.model.uri this resolution is for
+  std::optional<std::string> version;  // the registry's version number
+  std::optional<std::string> source;   // where that version's artifacts are
+  std::optional<WallTime> resolved_time;
+  // A registry version whose canary was rolled back; it is not rolled out again until the
+  // registry names another version (or sluice.dev/retry).
+  std::optional<std::string> refused_version;
+  std::optional<std::string> refused_reason;
+};
+
 struct ModelDeploymentStatus {
   std::optional<int64_t> observed_generation;
   std::optional<Phase> phase;
@@ -205,6 +248,7 @@ struct ModelDeploymentStatus {
   std::optional<int32_t> replicas;
   std::optional<int32_t> ready_replicas;
   std::optional<std::string> selector;
+  std::optional<ModelSourceStatus> model;
   std::vector<Condition> conditions;
 
   const Condition* FindCondition(std::string_view type) const;
@@ -238,6 +282,16 @@ nlohmann::json ToJson(const ModelDeployment& md);
 // Parse* functions above across module boundaries.
 void to_json(nlohmann::json& j, const IntOrPercent& v);
 void from_json(const nlohmann::json& j, IntOrPercent& v);
+void to_json(nlohmann::json& j, const SecretReference& v);
+void from_json(const nlohmann::json& j, SecretReference& v);
+void to_json(nlohmann::json& j, const ModelCredentials& v);
+void from_json(const nlohmann::json& j, ModelCredentials& v);
+void to_json(nlohmann::json& j, const S3Spec& v);
+void from_json(const nlohmann::json& j, S3Spec& v);
+void to_json(nlohmann::json& j, const RegistrySpec& v);
+void from_json(const nlohmann::json& j, RegistrySpec& v);
+void to_json(nlohmann::json& j, const ModelSourceStatus& v);
+void from_json(const nlohmann::json& j, ModelSourceStatus& v);
 void to_json(nlohmann::json& j, const ModelSpec& v);
 void from_json(const nlohmann::json& j, ModelSpec& v);
 void to_json(nlohmann::json& j, const BatchingSpec& v);

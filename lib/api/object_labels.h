@@ -34,6 +34,8 @@ inline constexpr char kPauseAnnotation[] = "sluice.dev/pause";
 inline constexpr char kPromoteAnnotation[] = "sluice.dev/promote";
 inline constexpr char kAbortAnnotation[] = "sluice.dev/abort";
 inline constexpr char kRetryAnnotation[] = "sluice.dev/retry";
+// One-shot: ask the model registry where a models:/ alias or stage points now.
+inline constexpr char kRegistryRefreshAnnotation[] = "sluice.dev/registry-refresh";
 // The model and runtime a revision Deployment was built from.
 inline constexpr char kRevisionSpecAnnotation[] = "sluice.dev/revision-spec";
 
