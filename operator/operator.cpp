@@ -213,6 +213,9 @@ Status Operator::Build() {
 
   controllers::ModelDeploymentReconcilerOptions mo;
   mo.workload = options_.workload;
+  mo.registry = controllers::NewMlflowRegistry();
+  mo.default_tracking_uri = options_.mlflow_tracking_uri;
+  mo.secrets = p_->secrets.get();
   ASSIGN_OR_RETURN(p_->fetcher, controllers::NewCurlFetcher());
   p_->pod_finder = std::make_unique<controllers::CachedPodFinder>(*p_->cache);
   controllers::ConcurrencyScraperOptions cso;

@@ -24,6 +24,17 @@ std::vector<std::string> SplitList(const std::string& v) {
   return out;
 }
 
+FlagSet::Codec<std::string> HttpUrlCodec() {
+  return {"URL",
+          [](const std::string& v) -> Result<std::string> {
+            if (v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0) {
+              return InvalidArgument("\"" + v + "\" is not an http(s) URL");
+            }
+            return v;
+          },
+          [](const std::string& v) { return v; }};
+}
+
 void Bind(FlagSet& f, OperatorOptions& o) {
   constexpr auto kLongest = std::chrono::hours(24 * 365);
   f.Bool("help", &o.help, "print this help");
@@ -101,17 +112,11 @@ void Bind(FlagSet& f, OperatorOptions& o) {
             }},
         "canary metrics when the spec names no Prometheus (router: scrape the router pods)");
   f.Add(
-      "prometheus-url", &o.prometheus_url,
-      FlagSet::Codec<std::string>{"URL",
-                                  [](const std::string& v) -> Result<std::string> {
-                                    if (v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0) {
-                                      return InvalidArgument("\"" + v + "\" is not an http(s) URL");
-                                    }
-                                    return v;
-                                  },
-                                  [](const std::string& v) { return v; }},
+      "prometheus-url", &o.prometheus_url, HttpUrlCodec(),
       "Prometheus for --analysis-provider=prometheus and for custom queries of specs without "
       "analysis.prometheus");
+  f.Add("mlflow-tracking-uri", &o.mlflow_tracking_uri, HttpUrlCodec(),
+        "MLflow tracking server for models:/ URIs whose spec names none");
   f.Duration("autoscaler-scrape-period", &o.autoscaler_scrape_period, 100ms, kLongest,
              "sample serving pods' in-flight requests this often");
   f.Add("log-format", &o.log_format, FlagSet::OneOf("json|text", {"json", "text"}),

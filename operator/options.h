@@ -49,6 +49,8 @@ struct OperatorOptions {
   // Prometheus for --analysis-provider=prometheus, and for the custom queries of
   // ModelDeployments analysed on the router's metrics.
   std::string prometheus_url;
+  // The MLflow tracking server for models:/ URIs whose spec.model.registry names none.
+  std::string mlflow_tracking_uri;
   // How often serving pods are sampled for the Concurrency autoscaler (and router pods during a
   // canary's analysis).
   std::chrono::milliseconds autoscaler_scrape_period{1000};

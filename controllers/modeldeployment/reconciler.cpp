@@ -101,6 +101,7 @@ Result<Action> ModelDeploymentReconciler::Reconcile(const ObjectKey& key) {
     // Deleted: the garbage collector removes what it owned.
     std::lock_guard<std::mutex> lock(mu_);
     autoscaler_state_.erase(key.String());
+    registry_polled_.erase(key.String());
     return Action::WaitForChange();
   }
   if (object->contains("metadata") && (*object)["metadata"].contains("deletionTimestamp")) {
@@ -243,6 +244,8 @@ struct ModelDeploymentReconciler::Observation {
   Owned owned;
   RolloutInput input;
   RevisionFeatures features;  // the current spec's, resolved from its FeatureViews
+  ModelResolution model;      // spec.model as resolved (md.spec.model is its .model)
+  std::optional<ModelSourceStatus> previous_model;  // status.model before this reconcile
 };
 
 // What the reconcile decided to write, in the order it is written.
@@ -278,8 +281,47 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
     RETURN_IF_ERROR(WriteInvalidSpecStatus(object, *parsed, features.status(), reason));
     return TerminalError(features.status());
   }
+  // A models:/ URI, resolved through the registry (or its last answer) to the folder the pods
+  // fetch; the revision is built from that.
+  ModelResolutionInput mi;
+  mi.md = &*parsed;
+  mi.now = clock_.WallNow();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = registry_polled_.find(key.String()); it != registry_polled_.end()) {
+      mi.last_poll = it->second.time;
+      mi.last_error_reason = it->second.error_reason;
+      mi.last_error = it->second.error;
+    }
+  }
+  mi.refresh_requested = parsed->Annotation(api::kRegistryRefreshAnnotation).has_value();
+  mi.default_tracking_uri = options_.default_tracking_uri;
+  mi.registry = options_.registry.get();
+  mi.secrets = options_.secrets;
+  Result<ModelResolution> resolution = ResolveModel(mi);
+  if (resolution.ok() && resolution->polled) {
+    std::lock_guard<std::mutex> lock(mu_);
+    registry_polled_[key.String()] = {mi.now, resolution->degraded_reason, resolution->degraded};
+  }
+  if (!resolution.ok()) {
+    const std::string reason = RegistryErrorReason(resolution.status());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      registry_polled_[key.String()] = {mi.now, reason, resolution.status()};
+    }
+    RETURN_IF_ERROR(WriteInvalidSpecStatus(object, *parsed, resolution.status(), reason));
+    // A registry that does not answer is retried with the controller's backoff; a model, alias
+    // or Secret that is missing is asked for again at the poll interval.
+    if (reason == "RegistryUnavailable") return resolution.status();
+    return Action::RequeueAfter(std::chrono::seconds(30));
+  }
+  const std::optional<ModelSourceStatus> previous_model =
+      parsed->status ? parsed->status->model : std::nullopt;
+  parsed->spec.model = resolution->model;
   Observation seen = Observe(key, object, std::move(*parsed), std::move(*policy));
   seen.features = std::move(*features);
+  seen.model = std::move(*resolution);
+  seen.previous_model = previous_model;
   seen.input.desired_revision = RevisionName(seen.md.Name(), seen.md.spec, seen.features.Key());
   ASSIGN_OR_RETURN(Intent intent, DecideWrites(key, seen));
   return Apply(key, object, seen, intent);
@@ -418,6 +460,7 @@ Result<ModelDeploymentReconciler::Intent> ModelDeploymentReconciler::DecideWrite
   }
   status.replicas = total;
   status.ready_replicas = ready;
+  RecordModelSource(seen, out);
 
   // The router, and every revision that grows or keeps its size. These writes are independent
   // of each other, so they go out together: a new ModelDeployment costs one round trip here, not
@@ -504,6 +547,68 @@ Result<ModelDeploymentReconciler::Intent> ModelDeploymentReconciler::DecideWrite
                        service == owned.services.end() ? nullptr : service->second});
   }
   return out;
+}
+
+void ModelDeploymentReconciler::RecordModelSource(const Observation& seen, Intent& out) const {
+  const ModelResolution& r = seen.model;
+  ModelDeploymentStatus& status = out.status;
+  status.model = r.status;
+  if (!status.model) return;
+  ModelSourceStatus& m = *status.model;
+  const std::string uri = m.uri.value_or("");
+  const std::string version = m.version.value_or("");
+  std::vector<Event>& events = out.decision.events;
+  const std::optional<ModelSourceStatus>& before = seen.previous_model;
+  if (!before || before->uri != m.uri) {
+    events.push_back({EventType::kNormal, "RegistryResolved",
+                      uri + " is version " + version + " at " + m.source.value_or("")});
+  } else if (before->version != m.version) {
+    events.push_back({EventType::kNormal, "RegistryVersionChanged",
+                      uri + " moved from version " + before->version.value_or("") + " to " +
+                          version + "; rolling it out"});
+  }
+  const std::string& desired = seen.input.desired_revision;
+  if (status.stable_revision == desired) {
+    m.refused_version.reset();
+    m.refused_reason.reset();
+  } else if (status.phase == Phase::kRolledBack && status.canary_revision == desired &&
+             m.refused_version != m.version) {
+    const Condition* degraded = status.FindCondition("Degraded");
+    m.refused_version = version;
+    m.refused_reason = degraded != nullptr ? degraded->message : "rolled back";
+    events.push_back({EventType::kWarning, "RegistryVersionRefused",
+                      "version " + version + " of " + uri +
+                          " was rolled back; the registry is left as it is and the version is "
+                          "not rolled out again while " + uri + " names it: " +
+                          *m.refused_reason});
+  }
+  if (!r.degraded.ok()) {
+    // The revisions keep serving the last answer; the registry's failure is reported.
+    const Condition* degraded = status.FindCondition("Degraded");
+    if (degraded == nullptr || degraded->status != "True") {
+      const Condition* old = seen.md.status ? seen.md.status->FindCondition("Degraded") : nullptr;
+      const std::string message =
+          r.degraded.message() + "; serving version " + version + " as last resolved";
+      Condition c = MakeCondition("Degraded", "True", r.degraded_reason, message,
+                                  seen.md.Generation(), clock_.WallNow());
+      const bool was_true = old != nullptr && old->status == "True";
+      // The engine reports Degraded False on its own; the time this became True is the old one.
+      if (was_true) c.last_transition_time = old->last_transition_time;
+      const bool reported = was_true && old->reason == r.degraded_reason && old->message == message;
+      SetCondition(status.conditions, std::move(c));
+      if (!reported) {
+        events.push_back({EventType::kWarning, r.degraded_reason, r.degraded.message()});
+      }
+    }
+  }
+  if (r.polled && seen.md.Annotation(api::kRegistryRefreshAnnotation)) {
+    out.decision.consumed_annotations.push_back(api::kRegistryRefreshAnnotation);
+  }
+  if (r.requeue_after) {
+    out.decision.requeue_after = out.decision.requeue_after
+                                     ? std::min(*out.decision.requeue_after, *r.requeue_after)
+                                     : *r.requeue_after;
+  }
 }
 
 Result<Action> ModelDeploymentReconciler::Apply(const ObjectKey& key, const json& object,

@@ -29,7 +29,9 @@
 #include "controllers/analysis/metric_source.h"
 #include "controllers/autoscaler/autoscaler.h"
 #include "controllers/autoscaler/concurrency_source.h"
+#include "controllers/modeldeployment/model_resolution.h"
 #include "controllers/modeldeployment/resources.h"
+#include "controllers/registry/model_registry.h"
 #include "controllers/rollout/policy.h"
 #include "lib/api/model_deployment.h"
 #include "lib/base/clock.h"
@@ -50,6 +52,12 @@ struct ModelDeploymentReconcilerOptions {
   // else changed, so new concurrency samples turn into replicas; zero: only on changes.
   std::chrono::milliseconds autoscale_period{0};
   Clock* clock = nullptr;  // nullptr: Clock::Real()
+  // models:/ URIs: the registry client (nullptr: such ModelDeployments are Degraded with
+  // RegistryNotConfigured), the tracking server when the spec names none, and the reader of
+  // spec.model.credentials' Secret for the registry token.
+  std::shared_ptr<ModelRegistry> registry;
+  std::string default_tracking_uri;
+  SecretReader* secrets = nullptr;
 };
 
 class ModelDeploymentReconciler final : public Reconciler {
@@ -91,6 +99,8 @@ class ModelDeploymentReconciler final : public Reconciler {
   // condition changes.
   Status WriteInvalidSpecStatus(const nlohmann::json& object, const ModelDeployment& md,
                                 const Status& why, const std::string& reason);
+  // status.model, the registry's Events and the refusal of a rolled-back registry version.
+  void RecordModelSource(const Observation& seen, Intent& out) const;
   std::map<std::string, int32_t> Autoscale(const ObjectKey& key, const ModelDeployment& md,
                                            const Owned& owned);
 
@@ -104,6 +114,14 @@ class ModelDeploymentReconciler final : public Reconciler {
   // Autoscaler state per "ns/name" and revision; rebuilt from fresh samples after a restart.
   std::map<std::string, std::map<std::string, AutoscalerState>>
       autoscaler_state_;  // guarded by mu_
+  // When the registry was last asked for a ModelDeployment's models:/ URI, and how that went,
+  // per "ns/name".
+  struct RegistryPoll {
+    WallTime time;
+    std::string error_reason;
+    Status error;
+  };
+  std::map<std::string, RegistryPoll> registry_polled_;  // guarded by mu_
 };
 
 }  // namespace sluice::controllers

@@ -75,6 +75,25 @@ std::string ServerPodSelector(const std::string& md_name) {
          "=server";
 }
 
+bool IsRemoteModel(const ModelSpec& model) {
+  return !model.uri.starts_with("file://") && model.uri.find("://") != std::string::npos;
+}
+
+json ModelCredentialsEnv(const ModelSpec& model) {
+  json env = json::array();
+  if (!model.credentials || !model.credentials->secret_ref) return env;
+  for (const char* key : kModelCredentialKeys) {
+    // Each key optional: a Secret for S3 has no token, one for a registry's proxy no AWS keys.
+    env.push_back({{"name", key},
+                   {"valueFrom",
+                    {{"secretKeyRef",
+                      {{"name", model.credentials->secret_ref->name},
+                       {"key", key},
+                       {"optional", true}}}}}});
+  }
+  return env;
+}
+
 Result<api::ServerCommand> ServerCommandFor(const std::string& md_name,
                                             const ModelDeploymentSpec& spec,
                                             const WorkloadOptions& options) {
@@ -84,6 +103,13 @@ Result<api::ServerCommand> ServerCommandFor(const std::string& md_name,
   c.model_format = spec.model.format;
   c.model_version = spec.model.version;
   c.model_sha256 = spec.model.sha256;
+  if (IsRemoteModel(spec.model)) c.model_dir = std::string(kModelDir);
+  if (const auto& s3 = spec.model.s3) {
+    c.s3_endpoint = s3->endpoint;
+    c.s3_region = s3->region;
+    c.s3_addressing_style = s3->addressing_style;
+  }
+  if (spec.model.registry) c.mlflow_tracking_uri = spec.model.registry->tracking_uri;
   c.http_port = options.server_http_port;
   c.grpc_port = options.server_grpc_port;
   c.log_format = options.log_format;
@@ -236,6 +262,12 @@ Result<json> RevisionDeployment(const ModelDeploymentObject& owner, const std::s
       {"securityContext", RestrictedContainerSecurity()},
       {"volumeMounts", json::array({{{"name", "tmp"}, {"mountPath", "/tmp"}}})},
   };
+  json volumes = json::array({{{"name", "tmp"}, {"emptyDir", json::object()}}});
+  if (IsRemoteModel(revision_spec.model)) {
+    // Fetched once per pod: a restarted container finds the file and loads it at once.
+    container["volumeMounts"].push_back({{"name", "model"}, {"mountPath", std::string(kModelDir)}});
+    volumes.push_back({{"name", "model"}, {"emptyDir", json::object()}});
+  }
   if (revision_spec.runtime && revision_spec.runtime->resources) {
     container["resources"] = *revision_spec.runtime->resources;
   }
@@ -245,6 +277,7 @@ Result<json> RevisionDeployment(const ModelDeploymentObject& owner, const std::s
     env = *revision_spec.runtime->env;
   }
   for (const auto& e : features.env) env.push_back(e);
+  for (const auto& e : ModelCredentialsEnv(revision_spec.model)) env.push_back(e);
   if (!env.empty()) container["env"] = std::move(env);
 
   json pod_labels = labels;
@@ -274,7 +307,7 @@ Result<json> RevisionDeployment(const ModelDeploymentObject& owner, const std::s
             {"terminationGracePeriodSeconds", options.termination_grace_seconds},
             {"securityContext", PodSecurity(options)},
             {"containers", json::array({std::move(container)})},
-            {"volumes", json::array({{{"name", "tmp"}, {"emptyDir", json::object()}}})}}}}}}},
+            {"volumes", std::move(volumes)}}}}}}},
   };
   deployment["metadata"]["annotations"] = {{api::kRevisionSpecAnnotation, pod_spec_source.dump()}};
   return deployment;

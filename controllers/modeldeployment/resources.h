@@ -49,6 +49,20 @@ struct WorkloadOptions {
   std::string log_format = "json";
 };
 
+// Where a serving pod keeps a fetched model: an emptyDir, so a restarted container reuses it.
+inline constexpr std::string_view kModelDir = "/var/lib/sluice/model";
+
+// The keys of spec.model.credentials.secretRef that become the serving container's environment.
+inline constexpr const char* kModelCredentialKeys[] = {
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_TRACKING_TOKEN"};
+
+// A model the server downloads (http(s)://, s3://, a registry's folder), as opposed to a file
+// already in the pod.
+bool IsRemoteModel(const ModelSpec& model);
+
+// The serving container's env entries for spec.model.credentials (secretKeyRef, each optional).
+nlohmann::json ModelCredentialsEnv(const ModelSpec& model);
+
 // RBAC resources (not in the client's well-known list).
 extern const kube::GroupVersionResource kRolesGvr;
 extern const kube::GroupVersionResource kRoleBindingsGvr;

@@ -22,6 +22,23 @@ json PodAffecting(const ModelDeploymentSpec& spec) {
   model["format"] = spec.model.format.value_or("auto");
   if (spec.model.version) model["version"] = *spec.model.version;
   if (spec.model.sha256) model["sha256"] = *spec.model.sha256;
+  // Only when set, so revisions of ModelDeployments without them keep their names.
+  if (spec.model.credentials && spec.model.credentials->secret_ref) {
+    model["credentials"] = spec.model.credentials->secret_ref->name;
+  }
+  if (const auto& s3 = spec.model.s3) {
+    json j = json::object();
+    if (s3->endpoint) j["endpoint"] = *s3->endpoint;
+    if (s3->region) j["region"] = *s3->region;
+    if (s3->addressing_style && *s3->addressing_style != "auto") {
+      j["addressingStyle"] = *s3->addressing_style;
+    }
+    if (!j.empty()) model["s3"] = j;
+  }
+  // A revision resolved from a registry: its tracking server is in the pod's command line.
+  if (spec.model.registry && spec.model.registry->tracking_uri) {
+    model["trackingUri"] = *spec.model.registry->tracking_uri;
+  }
 
   json runtime = json::object();
   if (spec.runtime) {
