@@ -122,4 +122,15 @@ std::string MlflowModelFileUri(const std::string& dir_uri, const std::string& da
   return base + "/" + (escape ? EscapePath(data) : data) + tail;
 }
 
+Result<MlflowModelFile> ResolveMlflowModel(const std::string& dir_uri, const FetchOptions& fetch) {
+  const std::string mlmodel = MlflowModelFileUri(dir_uri, "MLmodel");
+  FetchOptions small = fetch;
+  small.max_bytes = size_t{1} << 20;  // an MLmodel file is a few hundred bytes
+  Result<std::string> text = FetchUri(mlmodel, small);
+  if (!text.ok()) return text.status().Annotate("fetching the MLmodel file");
+  Result<MlflowModelFile> parsed = ParseMlflowModel(*text);
+  if (!parsed.ok()) return parsed.status().Annotate("the MLmodel file of " + dir_uri);
+  return parsed;
+}
+
 }  // namespace sluice::dataplane

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "dataplane/runtime/model_source.h"
 #include "lib/base/status.h"
 
 namespace sluice::dataplane {
@@ -33,5 +34,9 @@ Result<MlflowModelFile> ParseMlflowModel(std::string_view mlmodel_text);
 // (file://, s3://, http(s)://; a trailing slash or none). For http(s) and file:// the file name
 // is percent-encoded; for http(s) a query string of `dir_uri` stays at the end of the result.
 std::string MlflowModelFileUri(const std::string& dir_uri, const std::string& data);
+
+// Fetches `<dir_uri>/MLmodel` (one attempt per FetchUri's retry rules) and parses it: which file
+// of the folder to load, in which format. Errors name the MLmodel URI.
+Result<MlflowModelFile> ResolveMlflowModel(const std::string& dir_uri, const FetchOptions& fetch);
 
 }  // namespace sluice::dataplane

@@ -35,6 +35,7 @@ Result<FaultOptions> FaultOptionsFromEnv(const std::function<const char*(const c
   RETURN_IF_ERROR(ParseEnvInt(kFaultDelayMsEnv, getenv(kFaultDelayMsEnv), 600'000, delay_ms));
   o.error_percent = static_cast<int>(percent);
   o.delay = std::chrono::milliseconds(delay_ms);
+  if (const char* v = getenv(kFaultOnlyVersionEnv); v != nullptr) o.only_version = v;
   return o;
 }
 

@@ -27,19 +27,24 @@ namespace sluice::dataplane {
 
 inline constexpr char kFaultErrorPercentEnv[] = "SLUICE_FAULT_ERROR_PERCENT";
 inline constexpr char kFaultDelayMsEnv[] = "SLUICE_FAULT_DELAY_MS";
+// When set, faults apply only to a server whose model version is this one: every revision of a
+// ModelDeployment gets the same environment, so a chaos experiment on a registry-driven rollout
+// names the version that is to misbehave.
+inline constexpr char kFaultOnlyVersionEnv[] = "SLUICE_FAULT_ONLY_VERSION";
 inline constexpr char kInjectedFaultMessage[] = "injected fault";
 
 struct FaultOptions {
   int error_percent = 0;  // 0..100
   std::chrono::milliseconds delay{0};
+  std::string only_version;  // empty: any version
 
   bool enabled() const { return error_percent > 0 || delay.count() > 0; }
   // "error 20%, delay 5 ms", for the start-up log.
   std::string ToString() const;
 };
 
-// Reads SLUICE_FAULT_ERROR_PERCENT and SLUICE_FAULT_DELAY_MS through `getenv` (unset or empty:
-// off). InvalidArgument names the variable when a value is not an integer in range (0..100, and
+// Reads SLUICE_FAULT_ERROR_PERCENT, SLUICE_FAULT_DELAY_MS and SLUICE_FAULT_ONLY_VERSION through
+// `getenv` (unset or empty: off). InvalidArgument names the variable when a value is not an integer in range (0..100, and
 // 0..600000 ms), so a typo in a chaos experiment fails the start instead of silently testing
 // nothing.
 Result<FaultOptions> FaultOptionsFromEnv(const std::function<const char*(const char*)>& getenv);

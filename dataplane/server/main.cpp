@@ -21,6 +21,7 @@
 #include "dataplane/grpc/grpc_frontend.h"
 #include "dataplane/runtime/model_loader.h"
 #include "dataplane/runtime/model_source.h"
+#include "dataplane/runtime/mlflow_model.h"
 #include "dataplane/runtime/model_store.h"
 #include "dataplane/server/inference_service.h"
 #include "dataplane/server/rest_frontend.h"
@@ -120,6 +121,26 @@ int Run(const ServerFlags& flags, StopSignalWatch& signals) {
   load.fetch.s3.region = flags.s3_region;
   load.fetch.s3.addressing_style = flags.s3_addressing_style;
   ModelSource source{flags.model_uri, flags.model_format, flags.model_sha256, ""};
+  // A registry model: fetches under its tracking server (MLflow's artifact proxy) carry the
+  // pod's token.
+  if (const char* token = std::getenv("MLFLOW_TRACKING_TOKEN");
+      token != nullptr && *token != '\0' && !flags.mlflow_tracking_uri.empty() &&
+      flags.model_uri.starts_with(flags.mlflow_tracking_uri)) {
+    load.fetch.http_headers.push_back(std::string("Authorization: Bearer ") + token);
+  }
+  if (flags.model_format == "mlflow") {
+    // An MLflow model folder: its MLmodel names the file to load and its format.
+    auto resolved = ResolveMlflowModel(flags.model_uri, load.fetch);
+    if (!resolved.ok()) {
+      log->error("cannot read the MLflow model at {}: {}", RedactUri(flags.model_uri),
+                 resolved.status().ToString());
+      return 1;
+    }
+    log->info("MLflow model {}: loading {} (format {})", RedactUri(flags.model_uri),
+              resolved->data, resolved->format);
+    source.uri = MlflowModelFileUri(flags.model_uri, resolved->data);
+    source.format = resolved->format;
+  }
   std::string fetch_note = "fetched into memory";
   if (!flags.model_dir.empty()) {
     FetchOptions fetch = load.fetch;

@@ -29,6 +29,7 @@ api::ServerCommand ServerFlags::ToCommand() const {
   c.s3_region = s3_region;
   c.s3_addressing_style = s3_addressing_style;
   c.model_dir = model_dir;
+  c.mlflow_tracking_uri = mlflow_tracking_uri;
   c.batching = batching;
   c.max_batch_size = max_batch_size;
   c.max_queue_delay = std::chrono::microseconds(max_queue_delay_us);
@@ -63,6 +64,7 @@ Result<ServerFlags> ParseServerFlags(const std::vector<std::string>& args,
     ASSIGN_OR_RETURN(FaultOptions env, FaultOptionsFromEnv(getenv));
     f.fault_error_percent = env.error_percent;
     f.fault_delay_ms = env.delay.count();
+    f.fault_only_version = env.only_version;
   }
   ASSIGN_OR_RETURN(api::ServerCommand c, api::ServerCommand::Parse(args));
   Take(c.help, f.help);
@@ -82,6 +84,7 @@ Result<ServerFlags> ParseServerFlags(const std::vector<std::string>& args,
   Take(c.s3_region, f.s3_region);
   Take(c.s3_addressing_style, f.s3_addressing_style);
   Take(c.model_dir, f.model_dir);
+  Take(c.mlflow_tracking_uri, f.mlflow_tracking_uri);
   Take(c.batching, f.batching);
   Take(c.max_batch_size, f.max_batch_size);
   if (c.max_queue_delay) f.max_queue_delay_us = c.max_queue_delay->count();
@@ -141,6 +144,9 @@ FaultOptions ServerFlags::ToFaultOptions() const {
   FaultOptions o;
   o.error_percent = static_cast<int>(fault_error_percent);
   o.delay = std::chrono::milliseconds(fault_delay_ms);
+  o.only_version = fault_only_version;
+  // Meant for another version of the model: this server injects nothing.
+  if (!o.only_version.empty() && o.only_version != model_version) return FaultOptions{};
   return o;
 }
 

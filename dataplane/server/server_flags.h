@@ -39,6 +39,8 @@ struct ServerFlags {
   std::string s3_region;     // empty: from the environment
   std::string s3_addressing_style = "auto";
   std::string model_dir;     // empty: fetch into memory, every start
+  // A registry model's tracking server: fetches under it carry $MLFLOW_TRACKING_TOKEN.
+  std::string mlflow_tracking_uri;
 
   bool batching = true;
   int64_t max_batch_size = 32;
@@ -73,6 +75,7 @@ struct ServerFlags {
   // SLUICE_FAULT_DELAY_MS) sets the defaults, the flags override them.
   int64_t fault_error_percent = 0;
   int64_t fault_delay_ms = 0;
+  std::string fault_only_version;  // SLUICE_FAULT_ONLY_VERSION: faults only for this version
 
   LogFormat log_format = LogFormat::kText;
   std::string log_level = "info";

@@ -120,6 +120,22 @@ TEST(FaultInjection, FlagsOverrideTheEnvironment) {
   EXPECT_NE(bad_env.status().message().find(kFaultDelayMsEnv), std::string::npos);
 }
 
+TEST(FaultInjection, OnlyTheNamedModelVersionMisbehaves) {
+  auto env = Env({{kFaultErrorPercentEnv, "50"}, {kFaultOnlyVersionEnv, "3"}});
+  auto bad = ParseServerFlags({"--model-uri", "m.json", "--model-version", "3"}, env);
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  EXPECT_EQ(bad->ToFaultOptions().error_percent, 50);
+  EXPECT_TRUE(bad->ToFaultOptions().enabled());
+  auto good = ParseServerFlags({"--model-uri", "m.json", "--model-version", "2"}, env);
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_FALSE(good->ToFaultOptions().enabled());
+  // Without the filter every version gets the faults, as before.
+  auto any = ParseServerFlags({"--model-uri", "m.json", "--model-version", "2"},
+                              Env({{kFaultErrorPercentEnv, "50"}}));
+  ASSERT_TRUE(any.ok());
+  EXPECT_TRUE(any->ToFaultOptions().enabled());
+}
+
 TEST(FaultInjection, DelayedWorkRunsOnlyWhenTheDelayHasPassed) {
   FakeClock clock;
   auto f = FaultInjector::Create(FaultOptions{0, 100ms}, clock);
