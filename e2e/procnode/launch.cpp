@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 namespace sluice::procnode {
 
@@ -101,10 +102,22 @@ Result<Launch> BuildLaunch(const json& pod, const std::string& pod_ip, const std
   for (const auto& e : c.value("env", json::array())) {
     const std::string name = e.value("name", "");
     if (name.empty()) return InvalidArgument("env entry without a name");
-    if (e.contains("valueFrom")) {
+    if (e.contains("valueFrom") && e["valueFrom"].contains("secretKeyRef")) {
+      const json& ref = e["valueFrom"]["secretKeyRef"];
+      if (!options.secret_value) {
+        return Unimplemented("env " + name + ": secretKeyRef needs a Secret reader");
+      }
+      const std::string secret = ref.value("name", ""), key = ref.value("key", "");
+      Result<std::string> value = options.secret_value(secret, key);
+      if (value.ok()) {
+        vars.emplace_back(name, *value);
+      } else if (value.status().code() != StatusCode::kNotFound || !ref.value("optional", false)) {
+        return value.status().Annotate("env " + name + " from Secret " + secret + " key " + key);
+      }
+    } else if (e.contains("valueFrom")) {
       const json& from = e["valueFrom"];
       if (!from.contains("fieldRef")) {
-        return Unimplemented("env " + name + ": only valueFrom.fieldRef is supported");
+        return Unimplemented("env " + name + ": only valueFrom.fieldRef and secretKeyRef are supported");
       }
       ASSIGN_OR_RETURN(
           std::string value,
@@ -118,14 +131,47 @@ Result<Launch> BuildLaunch(const json& pod, const std::string& pod_ip, const std
     return Unimplemented("envFrom is not supported");
   }
 
+  // emptyDir mounts: container path -> the volume's folder on this host.
+  std::vector<std::pair<std::string, std::string>> mounts;
+  if (!options.volumes_dir.empty()) {
+    std::set<std::string> empty_dirs;
+    for (const auto& v : pod["spec"].value("volumes", json::array())) {
+      if (v.contains("emptyDir")) empty_dirs.insert(v.value("name", ""));
+    }
+    for (const auto& m : c.value("volumeMounts", json::array())) {
+      const std::string volume = m.value("name", "");
+      if (!empty_dirs.count(volume)) continue;
+      const std::string dir = options.volumes_dir + "/" + volume;
+      std::error_code ec;
+      std::filesystem::create_directories(dir, ec);
+      if (ec) return Internal("creating " + dir + ": " + ec.message());
+      mounts.emplace_back(m.value("mountPath", ""), dir);
+    }
+  }
+  auto on_host = [&](const std::string& text) {
+    for (const auto& [path, dir] : mounts) {
+      if (path.empty() || path == "/") continue;
+      // "--flag=<path>..." or "<path>...", at a path boundary.
+      for (size_t at : {size_t{0}, text.find('=') == std::string::npos ? std::string::npos
+                                                                       : text.find('=') + 1}) {
+        if (at == std::string::npos || text.compare(at, path.size(), path) != 0) continue;
+        const size_t end = at + path.size();
+        if (end != text.size() && text[end] != '/') continue;
+        return text.substr(0, at) + dir + text.substr(end);
+      }
+    }
+    return text;
+  };
+  for (auto& [k, v] : vars) v = on_host(v);
+
   Launch launch;
   ASSIGN_OR_RETURN(launch.binary, ResolveBinary(command[0], options.bin_dirs));
   launch.argv.push_back(launch.binary);
   for (size_t i = 1; i < command.size(); ++i) {
-    launch.argv.push_back(ExpandReferences(command[i], vars));
+    launch.argv.push_back(on_host(ExpandReferences(command[i], vars)));
   }
   for (const auto& a : c.value("args", json::array())) {
-    launch.argv.push_back(ExpandReferences(a.get<std::string>(), vars));
+    launch.argv.push_back(on_host(ExpandReferences(a.get<std::string>(), vars)));
   }
   launch.argv.push_back("--http-address=" + pod_ip);
 

@@ -1,5 +1,7 @@
 #include "e2e/procnode/pod_worker.h"
 
+#include "lib/base/base64.h"
+
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
@@ -92,7 +94,22 @@ void PodWorker::RunPod() {
   std::error_code ec;
   std::filesystem::create_directories(log_dir_, ec);
 
-  auto launch = BuildLaunch(pod, state_.pod_ip, state_.host_ip, opts_.launch);
+  LaunchOptions launch_options = opts_.launch;
+  launch_options.volumes_dir = log_dir_ + "/volumes";
+  const std::string ns = pod["metadata"].value("namespace", "");
+  launch_options.secret_value = [this, ns](const std::string& name,
+                                           const std::string& key) -> Result<std::string> {
+    ASSIGN_OR_RETURN(kube::Json secret, node_.client().Get(kube::resources::kSecrets, ns, name));
+    auto data = secret.value("data", kube::Json::object());
+    auto it = data.find(key);
+    if (it == data.end() || !it->is_string()) {
+      return NotFound("Secret " + name + " has no key " + key);
+    }
+    std::optional<std::string> value = DecodeBase64(it->get<std::string>());
+    if (!value) return InvalidArgument("Secret " + name + " key " + key + " is not base64");
+    return *value;
+  };
+  auto launch = BuildLaunch(pod, state_.pod_ip, state_.host_ip, launch_options);
   Status probes = ParseProbes(container);
   if (!launch.ok() || !probes.ok()) {
     const Status& why = launch.ok() ? probes : launch.status();

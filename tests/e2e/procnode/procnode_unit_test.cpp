@@ -237,6 +237,46 @@ TEST_F(LaunchTest, RefusesWhatCannotRunHere) {
             StatusCode::kNotFound);
 }
 
+TEST_F(LaunchTest, ReadsSecretKeysAndMapsEmptyDirMounts) {
+  LaunchOptions options;
+  options.bin_dirs = Dirs();
+  options.volumes_dir = (dir_ / "volumes").string();
+  std::vector<std::string> asked;
+  options.secret_value = [&](const std::string& name, const std::string& key) -> Result<std::string> {
+    asked.push_back(name + "/" + key);
+    if (key == "AWS_ACCESS_KEY_ID") return std::string("AKID");
+    return NotFound("Secret " + name + " has no key " + key);
+  };
+  json pod = Pod();
+  json& c = pod["spec"]["containers"][0];
+  c["env"].push_back({{"name", "AWS_ACCESS_KEY_ID"},
+                      {"valueFrom", {{"secretKeyRef", {{"name", "s3"}, {"key", "AWS_ACCESS_KEY_ID"}, {"optional", true}}}}}});
+  c["env"].push_back({{"name", "AWS_SESSION_TOKEN"},
+                      {"valueFrom", {{"secretKeyRef", {{"name", "s3"}, {"key", "AWS_SESSION_TOKEN"}, {"optional", true}}}}}});
+  c["env"].push_back({{"name", "CACHE"}, {"value", "/var/lib/sluice/model/cache"}});
+  c["args"].push_back("--model-dir=/var/lib/sluice/model");
+  c["args"].push_back("--other=/var/lib/sluice/modelx");  // not under the mount
+  c["volumeMounts"] = json::array({{{"name", "model"}, {"mountPath", "/var/lib/sluice/model"}}});
+  pod["spec"]["volumes"] = json::array({{{"name", "model"}, {"emptyDir", json::object()}}});
+  auto launch = BuildLaunch(pod, "10.244.1.7", "10.244.0.1", options);
+  ASSERT_TRUE(launch.ok()) << launch.status();
+  EXPECT_THAT(asked, ElementsAre("s3/AWS_ACCESS_KEY_ID", "s3/AWS_SESSION_TOKEN"));
+  EXPECT_THAT(launch->env, Contains("AWS_ACCESS_KEY_ID=AKID"));
+  for (const auto& e : launch->env) EXPECT_THAT(e, ::testing::Not(HasSubstr("AWS_SESSION_TOKEN")));
+  const std::string volume = (dir_ / "volumes" / "model").string();
+  EXPECT_TRUE(std::filesystem::is_directory(volume));
+  EXPECT_THAT(launch->argv, Contains("--model-dir=" + volume));
+  EXPECT_THAT(launch->argv, Contains("--other=/var/lib/sluice/modelx"));
+  EXPECT_THAT(launch->env, Contains("CACHE=" + volume + "/cache"));
+
+  // A required key that is missing stops the launch, naming it.
+  c["env"].push_back({{"name", "SECRET"},
+                      {"valueFrom", {{"secretKeyRef", {{"name", "s3"}, {"key", "AWS_SECRET_ACCESS_KEY"}}}}}});
+  auto missing = BuildLaunch(pod, "10.244.1.7", "10.244.0.1", options);
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("AWS_SECRET_ACCESS_KEY"));
+}
+
 TEST(PodStatus, ReportsRunningReadyContainer) {
   PodState s;
   s.phase = "Running";
