@@ -43,8 +43,10 @@ void ServerCommand::Bind(FlagSet& f, ServerCommand& c) {
   f.String("model-uri", &c.model_uri,
            "model location: file://, a path, http(s)://, s3://bucket/key (required)");
   f.Add("model-format", &c.model_format,
-        FlagSet::OneOf("auto|xgboost-json|xgboost-ubj", {"auto", "xgboost-json", "xgboost-ubj"}),
-        "the model file's format; auto goes by extension, then content");
+        FlagSet::OneOf("auto|xgboost-json|xgboost-ubj|mlflow",
+                       {"auto", "xgboost-json", "xgboost-ubj", "mlflow"}),
+        "the model file's format; auto goes by extension, then content; mlflow: --model-uri is "
+        "an MLflow model folder whose MLmodel names the file");
   f.Add("model-sha256", &c.model_sha256, Sha256Codec(),
         "the SHA-256 the model bytes must match; the model is refused otherwise");
   f.String("s3-endpoint", &c.s3_endpoint,
@@ -58,6 +60,9 @@ void ServerCommand::Bind(FlagSet& f, ServerCommand& c) {
   f.String("model-dir", &c.model_dir,
            "fetch the model into this directory before loading, once per pod: a restart with the "
            "same URI reuses the complete file; empty: fetch into memory");
+  f.String("mlflow-tracking-uri", &c.mlflow_tracking_uri,
+           "MLflow tracking server of a registry model: fetches under it send "
+           "$MLFLOW_TRACKING_TOKEN as a bearer token");
   f.Bool("batching", &c.batching, "dynamic batching; off evaluates every request on its own");
   f.Int("max-batch-size", &c.max_batch_size, 1, 1 << 20, "rows per batch");
   f.Duration("max-queue-delay", &c.max_queue_delay, 0ns, 10s,

@@ -34,7 +34,7 @@ struct ServerCommand {
   std::optional<std::string> model_name;
   std::optional<std::string> model_version;
   std::optional<std::string> model_uri;
-  std::optional<std::string> model_format;  // auto | xgboost-json | xgboost-ubj
+  std::optional<std::string> model_format;  // auto | xgboost-json | xgboost-ubj | mlflow
   // Lower-case hex SHA-256 of the model file, as spec.model.sha256 writes it; on the command
   // line it is "sha256:<hex>".
   std::optional<std::string> model_sha256;
@@ -46,6 +46,9 @@ struct ServerCommand {
   // A local directory (an emptyDir) the model is fetched into once per pod; a restarted
   // container reuses the complete file there instead of fetching again.
   std::optional<std::string> model_dir;
+  // The MLflow tracking server a registry model was resolved through: http(s) fetches under it
+  // carry the pod's MLFLOW_TRACKING_TOKEN.
+  std::optional<std::string> mlflow_tracking_uri;
 
   // Dynamic batching (spec.runtime.batching).
   std::optional<bool> batching;
