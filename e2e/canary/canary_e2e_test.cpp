@@ -24,6 +24,8 @@
 #include "e2e/canary/load_driver.h"
 #include "tests/dataplane/grpc/grpc_test_client.h"
 #include "tests/e2e/support/local_cluster.h"
+#include "tests/support/mlflow_server.h"
+#include "tests/support/s3_server.h"
 #include "tests/integration/controllers/operator_env.h"
 #include "e2e/procnode/child.h"
 
@@ -543,6 +545,154 @@ TEST_F(CanaryE2E, FaultyCanaryIsRolledBackOnPrometheus) {
   const Json result = Json::parse(*answer, nullptr, false);
   ASSERT_TRUE(result.is_object() && !result["data"]["result"].empty()) << *answer;
   EXPECT_GT(std::stod(result["data"]["result"][0]["value"][1].get<std::string>()), 100.0);
+}
+
+// "Promote in the registry -> safe rollout in the cluster": the ModelDeployment follows
+// models:/fraud@champion in a real MLflow whose artifacts are in a real S3 server (moto, SigV4
+// checked), and its pods fetch each version from S3 with the Secret's keys. Moving the alias to
+// v2 rolls v2 out through the canary; moving it to v3, which fails a share of its requests
+// (SLUICE_FAULT_ONLY_VERSION=3), rolls v3 back, and the registry version is refused in status and
+// an Event while v2 keeps serving. Measured: alias move -> the canary's first step.
+TEST_F(CanaryE2E, RegistryAliasMovesRollOutAndARolledBackVersionIsRefused) {
+  auto s3 = S3Server::Start();
+  ASSERT_TRUE(s3.ok()) << s3.status();
+  ASSERT_TRUE((*s3)->CreateBucket("mlflow").ok());
+  auto python = S3Server::VenvPython();
+  ASSERT_TRUE(python.ok()) << python.status();
+  MlflowServerOptions mo;
+  mo.python = *python;
+  mo.source_dir = kSource;
+  mo.artifacts_destination = "s3://mlflow/artifacts";
+  mo.serve_artifacts = false;  // clients (the pods) read the versions from S3 themselves
+  mo.env = {"MLFLOW_S3_ENDPOINT_URL=" + (*s3)->endpoint(),
+            "AWS_ACCESS_KEY_ID=" + (*s3)->access_key(),
+            "AWS_SECRET_ACCESS_KEY=" + (*s3)->secret_key(), "AWS_DEFAULT_REGION=us-east-1"};
+  auto mlflow = MlflowServer::Start(mo);
+  ASSERT_TRUE(mlflow.ok()) << mlflow.status();
+  const std::string tracking = (*mlflow)->tracking_uri();
+  // Registers bench/fraud/model/fraud.json as the next version and points the alias at it.
+  auto register_version = [&]() -> std::string {
+    std::vector<std::string> env = mo.env;
+    auto r = RunCommand({*python, kSource + "/tests/support/mlflow_register.py", "--tracking-uri",
+                         tracking, "register-file", "--name", "fraud", "--file",
+                         kSource + "/bench/fraud/model/fraud.json", "--alias", "champion"},
+                        std::chrono::seconds(180), env);
+    if (!r.ok() || !r->status.success()) {
+      ADD_FAILURE() << "register-file: " << (r.ok() ? r->output : r.status().ToString());
+      return "";
+    }
+    const std::string last = r->output.substr(r->output.rfind('{'));
+    return Json::parse(last, nullptr, false).value("version", "");
+  };
+  ASSERT_EQ(register_version(), "1");
+
+  Json secret = {{"apiVersion", "v1"},
+                 {"kind", "Secret"},
+                 {"metadata", {{"name", "fraud-models"}}},
+                 {"stringData",
+                  {{"AWS_ACCESS_KEY_ID", (*s3)->access_key()},
+                   {"AWS_SECRET_ACCESS_KEY", (*s3)->secret_key()}}}};
+  ASSERT_TRUE(client().Create(res::kSecrets, ns_, secret).ok());
+  StartOperator({"--analysis-provider=router"});
+  const Json patch = {
+      {"model",
+       {{"uri", "models:/fraud@champion"},
+        {"format", nullptr},
+        {"version", nullptr},
+        {"credentials", {{"secretRef", {{"name", "fraud-models"}}}}},
+        {"s3", {{"endpoint", (*s3)->endpoint()}, {"region", "us-east-1"}}},
+        {"registry", {{"trackingUri", tracking}, {"pollInterval", "5s"}}}}},
+      {"runtime",
+       {{"env", Json::array({{{"name", "SLUICE_FAULT_ERROR_PERCENT"}, {"value", "50"}},
+                             {{"name", "SLUICE_FAULT_ONLY_VERSION"}, {"value", "3"}}})}}}};
+  const Json steps = Json::parse(R"([{"weight": 10, "pause": "10s"}, {"weight": 100, "pause": "0s"}])");
+  // v1 from the registry answers through the router (the served version is the registry's).
+  DeployV1AndStartLoad(steps, {{"spec", patch}});
+  EXPECT_EQ(GetMd()["status"]["model"]["version"], "1");
+  EXPECT_THAT(GetMd()["status"]["model"].value("source", ""), ::testing::StartsWith("s3://mlflow/"));
+
+  // v2: the alias moves, the operator sees it at its next poll and rolls v2 out.
+  ASSERT_EQ(register_version(), "2");
+  const SteadyTime moved = std::chrono::steady_clock::now();
+  Observed seen;
+  std::optional<SteadyTime> first_step;
+  std::string canary;
+  const bool promoted = Watch(
+      seen,
+      [&](const Json& md) {
+        const std::string c = md["status"].value("canaryRevision", "");
+        if (!c.empty()) canary = c;
+        if (!first_step && !canary.empty() && TrafficOf(md)[canary] > 0) {
+          first_step = std::chrono::steady_clock::now();
+        }
+        return !canary.empty() && Phase(md) == "Healthy" &&
+               md["status"].value("stableRevision", "") == canary;
+      },
+      180s);
+  ASSERT_FALSE(OperatorDied()) << OperatorDeath();
+  ASSERT_TRUE(promoted) << seen.last["status"].dump();
+  ASSERT_TRUE(first_step.has_value());
+  EXPECT_EQ(seen.last["status"]["model"]["version"], "2");
+  const std::string v2 = canary;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto s = load_->Summarize(moved, std::chrono::steady_clock::now());
+        return s.by_version["2"] >= 20;
+      },
+      30s))
+      << "no answers from registry version 2 through the router";
+  const auto promotion = load_->Summarize(moved, std::chrono::steady_clock::now());
+  EXPECT_EQ(promotion.failed, 0) << "failed requests while v2 was rolled out";
+
+  // v3 fails half of its requests: rolled back, refused, and v2 keeps serving.
+  ASSERT_EQ(register_version(), "3");
+  const SteadyTime moved_bad = std::chrono::steady_clock::now();
+  Observed bad;
+  const bool rolled_back = Watch(
+      bad,
+      [&](const Json& md) {
+        return Phase(md) == "RolledBack" && TrafficOf(md) == std::map<std::string, int>{{v2, 100}} &&
+               md["status"].value("model", Json::object()).value("refusedVersion", "") == "3";
+      },
+      180s);
+  ASSERT_FALSE(OperatorDied()) << OperatorDeath();
+  ASSERT_TRUE(rolled_back) << bad.last["status"].dump();
+  EXPECT_THAT(bad.last["status"]["model"].value("refusedReason", ""), ::testing::Not(::testing::IsEmpty()));
+  bool refused_event = false;
+  auto events = client().List(res::kEvents, ns_);
+  ASSERT_TRUE(events.ok());
+  for (const auto& e : (*events)["items"]) {
+    if (e.value("reason", "") == "RegistryVersionRefused") {
+      refused_event = e.value("message", "").find("version 3 of models:/fraud@champion") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(refused_event);
+  // The alias still names v3; later polls do not start it again, and v2 answers.
+  const SteadyTime after = std::chrono::steady_clock::now();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto s = load_->Summarize(after, std::chrono::steady_clock::now());
+        return s.by_version["2"] >= 50;
+      },
+      30s));
+  const auto tail = load_->Summarize(after, std::chrono::steady_clock::now());
+  EXPECT_EQ(tail.failed, 0);
+  EXPECT_EQ(Phase(GetMd()), "RolledBack");
+  const auto bad_window = load_->Summarize(moved_bad, after);
+  load_->Stop();
+
+  const double alias_to_step = Seconds(*first_step - moved);
+  std::cout << fmt::format(
+      "CANARY registry: alias_move_to_first_step_s={:.2f} (poll interval 5s) "
+      "promotion_failed_requests={} of {} rollback_failed_requests={} of {}\n",
+      alias_to_step, promotion.failed, promotion.total, bad_window.failed, bad_window.total);
+  (*report_)["scenarios"]["registry"] = {{"alias_move_to_first_step_seconds", alias_to_step},
+                                         {"poll_interval_seconds", 5},
+                                         {"promotion_failed_requests", promotion.failed},
+                                         {"rollback_failed_requests", bad_window.failed},
+                                         {"rollback_requests", bad_window.total}};
+  // The operator polls every 5 s; the canary's pods fetch from S3 and become Ready on top.
+  EXPECT_LE(alias_to_step, 30.0);
 }
 
 // A step in load: 20 -> 100 requests/s on a revision whose answers take 50 ms more (so about 1,

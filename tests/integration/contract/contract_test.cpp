@@ -112,8 +112,8 @@ class Environment {
   std::string error_;
 };
 
-// A ModelDeployment that sets every field admission accepts today (GatewayAPI routing, s3:// and
-// models:/ URIs are refused until they work; spec.features needs FeatureViews and a Redis, and is
+// A ModelDeployment that sets every field admission accepts today (GatewayAPI routing is
+// refused until it works; models:/ URIs are in the samples; spec.features needs FeatureViews and a Redis, and is
 // checked by the feature enrichment tests). The digest is the model's own.
 std::string Sha256Of(const std::string& path) {
   auto r = sluice::testing::RunCommand({"sha256sum", path});
@@ -127,8 +127,10 @@ json EveryField() {
     "kind": "ModelDeployment",
     "metadata": {"name": "every-field"},
     "spec": {
-      "model": {"uri": "https://models.example.com/fraud/3/fraud.json", "format": "xgboost-json",
-                "version": "3"},
+      "model": {"uri": "s3://models/fraud/3/fraud.json", "format": "xgboost-json",
+                "version": "3", "credentials": {"secretRef": {"name": "models-s3"}},
+                "s3": {"endpoint": "http://minio.storage:9000", "region": "eu-west-1",
+                       "addressingStyle": "path"}},
       "runtime": {
         "image": "registry.example.com/sluice:dev",
         "resources": {"requests": {"cpu": "250m", "memory": "128Mi"},
@@ -203,6 +205,12 @@ Launch FromContainer(const json& container, const std::string& binary) {
   for (const json& a : container.value("args", json::array()))
     l.argv.push_back(a.get<std::string>());
   for (const json& e : container.value("env", json::array())) {
+    // A Secret's key reaches the pod by reference; here it is a stand-in value of the same name.
+    if (e.contains("valueFrom") && e["valueFrom"].contains("secretKeyRef")) {
+      l.env.push_back(e["name"].get<std::string>() + "=contract-" +
+                      e["valueFrom"]["secretKeyRef"].value("key", ""));
+      continue;
+    }
     EXPECT_TRUE(e.contains("value")) << "only literal env values can run outside a pod: " << e;
     l.env.push_back(e["name"].get<std::string>() + "=" + e.value("value", ""));
   }
@@ -371,6 +379,12 @@ TEST_P(ContractTest, TheGeneratedServerAndRouterStartAndReportReady) {
   const bool ubj = owner.md.spec.model.format.value_or("auto") == "xgboost-ubj" ||
                    uri.substr(uri.size() - 4) == ".ubj";
   Substitute(server, "--model-uri", "file://" + kModelDir + (ubj ? "/fraud.ubj" : "/fraud.json"));
+  // A remote model is fetched into the pod's emptyDir: here a folder of the test's own.
+  if (IsRemoteModel(owner.md.spec.model)) {
+    const std::string dir = ::testing::TempDir() + "/contract-" + ns_ + "-model";
+    std::filesystem::create_directories(dir);
+    Substitute(server, "--model-dir", dir);
+  }
   const std::string http_port = Port();
   Substitute(server, "--http-port", http_port);
   Substitute(server, "--grpc-port", Port());
