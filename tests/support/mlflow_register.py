@@ -6,6 +6,8 @@ teams do it, and the registry moves (aliases, stages) the operator must follow.
     python mlflow_register.py --tracking-uri URI set-alias --name NAME --alias ALIAS --version V
     python mlflow_register.py --tracking-uri URI transition --name NAME --version V --stage STAGE
     python mlflow_register.py --tracking-uri URI describe --name NAME --version V
+    python mlflow_register.py --tracking-uri URI register-file --name NAME --file MODEL.json
+        [--alias ALIAS]
 
 `register` trains N small XGBoost binary classifiers (10 features, 20 trees, version i from seed
 i, so versions predict differently), logs each with mlflow.xgboost.log_model(...,
@@ -13,6 +15,9 @@ registered_model_name=NAME, model_format="json"), then applies the aliases and s
 line on stdout is one JSON object; everything else goes to stderr. For each version it has what
 MLflow recorded (source, run_id, download_uri) and one input row with the prediction (probability
 of class 1) of the model loaded back from the registry with mlflow.xgboost.load_model.
+`register-file` logs an existing XGBoost model file (JSON or UBJ, loaded as an xgboost.Booster)
+as one new version of NAME, points ALIAS at it if given, and prints {"version", "download_uri",
+"source"} of that version.
 Run with the venv of e2e/scripts/registry-venv.sh.
 """
 import argparse
@@ -83,6 +88,24 @@ def cmd_register(args, client):
     return out
 
 
+def cmd_register_file(args, client):
+    booster = xgb.Booster()
+    booster.load_model(args.file)
+    with mlflow.start_run():
+        info = mlflow.xgboost.log_model(
+            booster, name="model", registered_model_name=args.name, model_format="json",
+            pip_requirements=["xgboost==%s" % xgb.__version__])
+    version = str(info.registered_model_version)
+    if args.alias:
+        client.set_registered_model_alias(args.name, args.alias, version)
+    mv = client.get_model_version(args.name, version)
+    return {
+        "version": mv.version,
+        "download_uri": client.get_model_version_download_uri(args.name, version),
+        "source": mv.source,
+    }
+
+
 def cmd_set_alias(args, client):
     client.set_registered_model_alias(args.name, args.alias, args.version)
     return describe(client, args.name, args.version)
@@ -106,6 +129,10 @@ def main():
     r.add_argument("--versions", type=int, default=1)
     r.add_argument("--alias", action="append", default=[], help="ALIAS=VERSION")
     r.add_argument("--stage", action="append", default=[], help="VERSION=STAGE")
+    f = sub.add_parser("register-file")
+    f.add_argument("--name", required=True)
+    f.add_argument("--file", required=True, help="an XGBoost model file (.json or .ubj)")
+    f.add_argument("--alias")
     a = sub.add_parser("set-alias")
     t = sub.add_parser("transition")
     d = sub.add_parser("describe")
@@ -119,7 +146,8 @@ def main():
     mlflow.set_tracking_uri(args.tracking_uri)
     client = MlflowClient()
     commands = {"register": cmd_register, "set-alias": cmd_set_alias,
-                "transition": cmd_transition, "describe": cmd_describe}
+                "transition": cmd_transition, "describe": cmd_describe,
+                "register-file": cmd_register_file}
     with contextlib.redirect_stdout(sys.stderr):
         result = commands[args.command](args, client)
     sys.stderr.flush()
