@@ -163,7 +163,8 @@ int Run(const ServerFlags& flags, StopSignalWatch& signals) {
           local->attempts, local->path);
     }
     // The local copy is verified already; the reference beside it is found by name.
-    source = ModelSource{local->path, flags.model_format, "", local->reference_path};
+    // The format is the resolved one: for --model-format=mlflow, the MLmodel's (xgboost-json...).
+    source = ModelSource{local->path, source.format, "", local->reference_path};
   }
   const auto parse_start = std::chrono::steady_clock::now();
   auto runtime = LoadModel(source, load);
