@@ -125,7 +125,7 @@ int Run(const ServerFlags& flags, StopSignalWatch& signals) {
   // pod's token.
   if (const char* token = std::getenv("MLFLOW_TRACKING_TOKEN");
       token != nullptr && *token != '\0' && !flags.mlflow_tracking_uri.empty() &&
-      flags.model_uri.starts_with(flags.mlflow_tracking_uri)) {
+      UnderTrackingUri(flags.model_uri, flags.mlflow_tracking_uri)) {
     load.fetch.http_headers.push_back(std::string("Authorization: Bearer ") + token);
   }
   if (flags.model_format == "mlflow") {
