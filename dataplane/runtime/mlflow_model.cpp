@@ -52,6 +52,16 @@ std::string EscapePath(std::string_view s) {
   return out;
 }
 
+// "scheme://authority" in lower case, and the rest (path, query, fragment) as written.
+bool SplitOrigin(std::string_view uri, std::string* origin, std::string_view* rest) {
+  const size_t sep = uri.find("://");
+  if (sep == std::string_view::npos) return false;
+  const size_t end = std::min(uri.find_first_of("/?#", sep + 3), uri.size());
+  *origin = Lower(uri.substr(0, end));
+  *rest = uri.substr(end);
+  return true;
+}
+
 }  // namespace
 
 Result<MlflowModelFile> ParseMlflowModel(std::string_view mlmodel_text) {
@@ -120,6 +130,20 @@ std::string MlflowModelFileUri(const std::string& dir_uri, const std::string& da
   }
   const bool escape = http || scheme == "file";
   return base + "/" + (escape ? EscapePath(data) : data) + tail;
+}
+
+bool UnderTrackingUri(std::string_view uri, std::string_view tracking_uri) {
+  std::string origin, tracking_origin;
+  std::string_view path, tracking_path;
+  if (!SplitOrigin(uri, &origin, &path) ||
+      !SplitOrigin(tracking_uri, &tracking_origin, &tracking_path) || origin != tracking_origin) {
+    return false;
+  }
+  while (!tracking_path.empty() && tracking_path.back() == '/') tracking_path.remove_suffix(1);
+  if (!path.starts_with(tracking_path)) return false;
+  if (path.size() == tracking_path.size()) return true;
+  const char next = path[tracking_path.size()];
+  return next == '/' || next == '?' || next == '#';
 }
 
 Result<MlflowModelFile> ResolveMlflowModel(const std::string& dir_uri, const FetchOptions& fetch) {

@@ -35,6 +35,12 @@ Result<MlflowModelFile> ParseMlflowModel(std::string_view mlmodel_text);
 // is percent-encoded; for http(s) a query string of `dir_uri` stays at the end of the result.
 std::string MlflowModelFileUri(const std::string& dir_uri, const std::string& data);
 
+// True when `uri` belongs to the tracking server at `tracking_uri`: the same scheme, user info,
+// host and port (compared without case) and a path at or below the tracking URI's path (a
+// trailing slash on either is ignored). Only such fetches may carry the tracking server's token;
+// "http://mlflow:5000" does not cover "http://mlflow:50001/..." nor "http://mlflow:5000-x/...".
+bool UnderTrackingUri(std::string_view uri, std::string_view tracking_uri);
+
 // Fetches `<dir_uri>/MLmodel` (one attempt per FetchUri's retry rules) and parses it: which file
 // of the folder to load, in which format. Errors name the MLmodel URI.
 Result<MlflowModelFile> ResolveMlflowModel(const std::string& dir_uri, const FetchOptions& fetch);

@@ -125,7 +125,7 @@ int Run(const ServerFlags& flags, StopSignalWatch& signals) {
   // pod's token.
   if (const char* token = std::getenv("MLFLOW_TRACKING_TOKEN");
       token != nullptr && *token != '\0' && !flags.mlflow_tracking_uri.empty() &&
-      flags.model_uri.starts_with(flags.mlflow_tracking_uri)) {
+      UnderTrackingUri(flags.model_uri, flags.mlflow_tracking_uri)) {
     load.fetch.http_headers.push_back(std::string("Authorization: Bearer ") + token);
   }
   if (flags.model_format == "mlflow") {
@@ -163,7 +163,8 @@ int Run(const ServerFlags& flags, StopSignalWatch& signals) {
           local->attempts, local->path);
     }
     // The local copy is verified already; the reference beside it is found by name.
-    source = ModelSource{local->path, flags.model_format, "", local->reference_path};
+    // The format is the resolved one: for --model-format=mlflow, the MLmodel's (xgboost-json...).
+    source = ModelSource{local->path, source.format, "", local->reference_path};
   }
   const auto parse_start = std::chrono::steady_clock::now();
   auto runtime = LoadModel(source, load);

@@ -98,5 +98,26 @@ TEST(MlflowModelTest, FileUriJoinsEachScheme) {
   }
 }
 
+TEST(MlflowModelTest, OnlyUrisOfTheTrackingServerGetItsToken) {
+  const std::string t = "http://mlflow.ml:5000";
+  const std::string folder = "/api/2.0/mlflow-artifacts/artifacts/0/models/m-1/artifacts";
+  EXPECT_TRUE(UnderTrackingUri(t + folder, t));
+  EXPECT_TRUE(UnderTrackingUri(t + folder, t + "/"));
+  EXPECT_TRUE(UnderTrackingUri("HTTP://MLflow.ML:5000" + folder, t));
+  EXPECT_TRUE(UnderTrackingUri("https://h/prefix/api/x", "https://h/prefix"));
+  EXPECT_TRUE(UnderTrackingUri("https://h/prefix", "https://h/prefix/"));
+  EXPECT_TRUE(UnderTrackingUri("https://h/prefix?x=1", "https://h/prefix"));
+  // Another port, host, scheme or path that merely starts with the same characters.
+  EXPECT_FALSE(UnderTrackingUri("http://mlflow.ml:50001" + folder, t));
+  EXPECT_FALSE(UnderTrackingUri("http://mlflow.ml:5000.evil.example" + folder, t));
+  EXPECT_FALSE(UnderTrackingUri("http://mlflow.ml:5000@evil.example" + folder, t));
+  EXPECT_FALSE(UnderTrackingUri("https://mlflow.ml:5000" + folder, t));
+  EXPECT_FALSE(UnderTrackingUri("https://h/prefix-other/api/x", "https://h/prefix"));
+  EXPECT_FALSE(UnderTrackingUri("https://h/api/x", "https://h/prefix"));
+  EXPECT_FALSE(UnderTrackingUri("s3://bucket/mlflow/0/models/m-1/artifacts", t));
+  EXPECT_FALSE(UnderTrackingUri(t + folder, ""));
+  EXPECT_FALSE(UnderTrackingUri(t + folder, "mlflow.ml:5000"));
+}
+
 }  // namespace
 }  // namespace sluice::dataplane
