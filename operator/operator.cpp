@@ -291,6 +291,18 @@ Status Operator::Build() {
                                                        controllers::MetaString(fv, "name"));
          }});
   }
+  // A serving pod that fails to start is reported in its ModelDeployment's status.
+  md.watches.push_back({kube::resources::kPods, [](const nlohmann::json& pod) {
+                          std::vector<controllers::ObjectKey> keys;
+                          const nlohmann::json* labels = controllers::JsonAt(pod, {"metadata", "labels"});
+                          if (labels == nullptr) return keys;
+                          if (labels->value(api::kLabelComponent, "") != "server") return keys;
+                          const std::string md_name = labels->value(api::kLabelModelDeployment, "");
+                          if (!md_name.empty()) {
+                            keys.push_back({controllers::MetaString(pod, "namespace"), md_name});
+                          }
+                          return keys;
+                        }});
   md.workers = options_.workers;
   md.metrics = p_->metrics.get();
   ASSIGN_OR_RETURN(p_->md_controller, Controller::Create(*p_->cache, *p_->md_reconciler, std::move(md)));

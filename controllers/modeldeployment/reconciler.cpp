@@ -461,6 +461,7 @@ Result<ModelDeploymentReconciler::Intent> ModelDeploymentReconciler::DecideWrite
   status.replicas = total;
   status.ready_replicas = ready;
   RecordModelSource(seen, out);
+  ReportFailingPods(key, seen, out);
 
   // The router, and every revision that grows or keeps its size. These writes are independent
   // of each other, so they go out together: a new ModelDeployment costs one round trip here, not
@@ -608,6 +609,42 @@ void ModelDeploymentReconciler::RecordModelSource(const Observation& seen, Inten
     out.decision.requeue_after = out.decision.requeue_after
                                      ? std::min(*out.decision.requeue_after, *r.requeue_after)
                                      : *r.requeue_after;
+  }
+}
+
+void ModelDeploymentReconciler::ReportFailingPods(const ObjectKey& key, const Observation& seen,
+                                                  Intent& out) const {
+  const std::string& revision = seen.input.desired_revision;
+  auto observed = seen.input.observed.find(revision);
+  if (observed == seen.input.observed.end() ||
+      observed->second.ready_replicas >= observed->second.replicas) {
+    return;
+  }
+  ModelDeploymentStatus& status = out.status;
+  const Condition* degraded = status.FindCondition("Degraded");
+  if (degraded != nullptr && degraded->status == "True") return;  // a cause is reported already
+  std::string trouble;
+  for (const auto& pod : reader_.List(kube::resources::kPods, key.ns)) {
+    if (LabelOf(*pod, api::kLabelRevision) != revision ||
+        LabelOf(*pod, api::kLabelComponent) != "server") {
+      continue;
+    }
+    trouble = PodTrouble(*pod);
+    if (!trouble.empty()) break;
+  }
+  if (trouble.empty()) return;
+  std::string message = "revision " + revision + " does not start: " + trouble;
+  if (status.stable_revision && *status.stable_revision != revision) {
+    message += "; " + *status.stable_revision + " keeps serving";
+  }
+  const Condition* old = seen.md.status ? seen.md.status->FindCondition("Degraded") : nullptr;
+  const bool was = old != nullptr && old->status == "True" && old->reason == "RevisionNotRunning";
+  Condition c = MakeCondition("Degraded", "True", "RevisionNotRunning", message,
+                              seen.md.Generation(), clock_.WallNow());
+  if (was) c.last_transition_time = old->last_transition_time;
+  SetCondition(status.conditions, std::move(c));
+  if (!was || old->message != message) {
+    out.decision.events.push_back({EventType::kWarning, "RevisionNotRunning", message});
   }
 }
 

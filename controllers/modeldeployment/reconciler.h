@@ -101,6 +101,8 @@ class ModelDeploymentReconciler final : public Reconciler {
                                 const Status& why, const std::string& reason);
   // status.model, the registry's Events and the refusal of a rolled-back registry version.
   void RecordModelSource(const Observation& seen, Intent& out) const;
+  // Degraded, naming the cause, while the pods of the revision being rolled out do not run.
+  void ReportFailingPods(const ObjectKey& key, const Observation& seen, Intent& out) const;
   std::map<std::string, int32_t> Autoscale(const ObjectKey& key, const ModelDeployment& md,
                                            const Owned& owned);
 

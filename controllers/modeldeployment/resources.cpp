@@ -75,6 +75,35 @@ std::string ServerPodSelector(const std::string& md_name) {
          "=server";
 }
 
+std::string PodTrouble(const json& pod) {
+  const json* statuses = JsonAt(pod, {"status", "containerStatuses"});
+  if (statuses == nullptr || !statuses->is_array()) return {};
+  for (const auto& c : *statuses) {
+    const std::string waiting = StringAt(c, {"state", "waiting", "reason"});
+    const json* last = JsonAt(c, {"lastState", "terminated"});
+    const bool failed_before = last != nullptr && last->value("exitCode", 0) != 0;
+    if (waiting.empty() || waiting == "ContainerCreating" || waiting == "PodInitializing") {
+      if (!failed_before || c.value("ready", false)) continue;
+    }
+    std::string why = last != nullptr ? last->value("message", "") : "";
+    // The last line of a log tail; a JSON log line's "msg".
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    if (auto nl = why.rfind('\n'); nl != std::string::npos) why = why.substr(nl + 1);
+    if (!why.empty() && why.front() == '{') {
+      json line = json::parse(why, nullptr, false);
+      if (line.is_object() && line.contains("msg") && line["msg"].is_string()) why = line["msg"];
+    }
+    if (why.empty()) why = StringAt(c, {"state", "waiting", "message"});
+    if (why.size() > 512) why = why.substr(0, 509) + "...";
+    std::string out = "pod " + MetaString(pod, "name") + ": " +
+                      (waiting.empty() ? std::string("restarting") : waiting);
+    if (last != nullptr) out += " (exit " + std::to_string(last->value("exitCode", 0)) + ")";
+    if (!why.empty()) out += ": " + why;
+    return out;
+  }
+  return {};
+}
+
 bool IsRemoteModel(const ModelSpec& model) {
   return !model.uri.starts_with("file://") && model.uri.find("://") != std::string::npos;
 }
@@ -261,6 +290,9 @@ Result<json> RevisionDeployment(const ModelDeploymentObject& owner, const std::s
       {"lifecycle", {{"preStop", {{"sleep", {{"seconds", options.drain_seconds}}}}}}},
       {"securityContext", RestrictedContainerSecurity()},
       {"volumeMounts", json::array({{{"name", "tmp"}, {"mountPath", "/tmp"}}})},
+      // A server that cannot start (a model it cannot fetch or load) says why in its last log
+      // line; the operator reports it from the pod's status.
+      {"terminationMessagePolicy", "FallbackToLogsOnError"},
   };
   json volumes = json::array({{{"name", "tmp"}, {"emptyDir", json::object()}}});
   if (IsRemoteModel(revision_spec.model)) {

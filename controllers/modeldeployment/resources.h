@@ -56,6 +56,11 @@ inline constexpr std::string_view kModelDir = "/var/lib/sluice/model";
 inline constexpr const char* kModelCredentialKeys[] = {
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_TRACKING_TOKEN"};
 
+// Why a serving pod does not run, from its status: a container waiting in CrashLoopBackOff,
+// CreateContainerConfigError, ErrImagePull, ... or restarted after a failed run, with the last
+// line of its termination message (the server's fatal error). Empty when nothing is wrong.
+std::string PodTrouble(const nlohmann::json& pod);
+
 // A model the server downloads (http(s)://, s3://, a registry's folder), as opposed to a file
 // already in the pod.
 bool IsRemoteModel(const ModelSpec& model);

@@ -682,6 +682,33 @@ TEST_F(CanaryE2E, RegistryAliasMovesRollOutAndARolledBackVersionIsRefused) {
   const auto bad_window = load_->Summarize(moved_bad, after);
   load_->Stop();
 
+  // Wrong S3 credentials: the pods cannot fetch, and the ModelDeployment says why.
+  Json wrong = secret;
+  wrong["metadata"]["name"] = "fraud-models-wrong";
+  wrong["stringData"]["AWS_SECRET_ACCESS_KEY"] = "not-the-secret";
+  ASSERT_TRUE(client().Create(res::kSecrets, ns_, wrong).ok());
+  Json other = ModelDeployment(steps);
+  other["metadata"]["name"] = "fraud-wrong-keys";
+  other["spec"].merge_patch(patch);
+  other["spec"]["model"]["uri"] = "models:/fraud/2";
+  other["spec"]["model"]["credentials"]["secretRef"]["name"] = "fraud-models-wrong";
+  ASSERT_TRUE(client().Create(kMdGvr, ns_, other).ok());
+  Json degraded;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto md = client().Get(kMdGvr, ns_, "fraud-wrong-keys");
+        if (!md.ok()) return false;
+        for (const auto& c : (*md)["status"].value("conditions", Json::array())) {
+          if (c.value("type", "") == "Degraded" && c.value("status", "") == "True") degraded = c;
+        }
+        return !degraded.is_null();
+      },
+      90s))
+      << "no Degraded condition for pods that cannot fetch the model";
+  EXPECT_EQ(degraded["reason"], "RevisionNotRunning") << degraded.dump();
+  EXPECT_THAT(degraded.value("message", ""), ::testing::HasSubstr("SignatureDoesNotMatch"));
+  EXPECT_THAT(degraded.value("message", ""), ::testing::Not(::testing::HasSubstr("not-the-secret")));
+
   const double alias_to_step = Seconds(*first_step - moved);
   std::cout << fmt::format(
       "CANARY registry: alias_move_to_first_step_s={:.2f} (poll interval 5s) "

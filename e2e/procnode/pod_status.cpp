@@ -32,6 +32,7 @@ json TerminatedJson(const Termination& t, const std::string& container_id) {
               {"finishedAt", FormatTime(t.finished_at)},
               {"containerID", container_id}};
   if (t.signal != 0) out["signal"] = t.signal;
+  if (!t.message.empty()) out["message"] = t.message;
   return out;
 }
 

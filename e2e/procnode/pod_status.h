@@ -18,6 +18,8 @@ struct Termination {
   std::string reason;  // Completed, Error, OOMKilled-like names are not guessed: Completed|Error
   Clock::Wall::time_point started_at;
   Clock::Wall::time_point finished_at;
+  // terminationMessagePolicy FallbackToLogsOnError: the tail of the log of a failed run.
+  std::string message;
 };
 
 // The runtime's view of one single-container pod.

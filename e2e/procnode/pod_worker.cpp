@@ -6,6 +6,8 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 namespace sluice::procnode {
 
@@ -75,6 +77,7 @@ void PodWorker::RunPod() {
   state_.start_time = Clock::Wall::now();
   state_.ready_changed_at = state_.start_time;
   restart_policy_ = pod["spec"].value("restartPolicy", "Always");
+  message_from_logs_ = container.value("terminationMessagePolicy", "") == "FallbackToLogsOnError";
 
   if (Deleting()) {
     // Never started here (e.g. deleted before this node saw it): nothing to drain.
@@ -289,7 +292,21 @@ void PodWorker::OnExit(const ExitInfo& exit, Steady::time_point& next_start) {
   child_.reset();
   SetReady(false);
   state_.started = false;
-  const Termination t = MakeTermination(exit);
+  Termination t = MakeTermination(exit);
+  if (message_from_logs_ && exit.exit_code != 0) {
+    // As the kubelet does: the last 2048 bytes (at most 80 lines) of the container's log.
+    std::ifstream in(log_dir_ + "/" + state_.container_name + ".log", std::ios::binary);
+    std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (log.size() > 2048) log = log.substr(log.size() - 2048);
+    size_t start = 0, lines = 0;
+    for (size_t i = log.size(); i-- > 0;) {
+      if (log[i] == '\n' && i + 1 < log.size() && ++lines == 80) {
+        start = i + 1;
+        break;
+      }
+    }
+    t.message = log.substr(start);
+  }
   const bool restart =
       restart_policy_ == "Always" || (restart_policy_ == "OnFailure" && exit.exit_code != 0);
   if (!restart) {

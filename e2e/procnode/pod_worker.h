@@ -76,6 +76,7 @@ class PodWorker {
   // Owned by the worker thread.
   PodState state_;
   std::string restart_policy_;
+  bool message_from_logs_ = false;  // terminationMessagePolicy: FallbackToLogsOnError
   std::string log_dir_;
   bool ip_allocated_ = false;
   Launch launch_;

@@ -411,6 +411,55 @@ TEST_F(RegistryTest, APinnedVersionIsAskedOnceAndSurvivesAnOperatorRestart) {
   EXPECT_EQ(Status()["stableRevision"], stable);
 }
 
+TEST_F(RegistryTest, PodsThatCannotFetchTheModelAreNamedInDegradedWhileStableServes) {
+  const std::string stable = DeployStable();
+  registry_->version = "4";
+  clock_.Advance(std::chrono::seconds(30));
+  ASSERT_TRUE(Reconcile().ok());
+  const std::string canary = Status().value("canaryRevision", "");
+  ASSERT_FALSE(canary.empty());
+  // The canary's pod: its server exited on a fetch error and waits to be restarted.
+  const std::string log =
+      "{\"level\":\"info\",\"msg\":\"loading s3://mlflow/1/models/m-4/artifacts\"}\n"
+      "{\"level\":\"error\",\"msg\":\"cannot read the MLflow model: Forbidden: s3://mlflow/1/"
+      "models/m-4/artifacts/MLmodel: HTTP 403 SignatureDoesNotMatch\"}\n";
+  objects_.Put(kube::resources::kPods,
+               {{"apiVersion", "v1"},
+                {"kind", "Pod"},
+                {"metadata",
+                 {{"name", canary + "-abc12"},
+                  {"namespace", kNs},
+                  {"labels", {{api::kLabelRevision, canary}, {api::kLabelComponent, "server"}}}}},
+                {"status",
+                 {{"containerStatuses",
+                   json::array({{{"name", "server"},
+                                 {"ready", false},
+                                 {"restartCount", 2},
+                                 {"state", {{"waiting", {{"reason", "CrashLoopBackOff"}}}}},
+                                 {"lastState",
+                                  {{"terminated", {{"exitCode", 1}, {"reason", "Error"}, {"message", log}}}}}}})}}}});
+  ASSERT_TRUE(Reconcile().ok());
+  const json degraded = Condition("Degraded");
+  EXPECT_EQ(degraded["status"], "True");
+  EXPECT_EQ(degraded["reason"], "RevisionNotRunning");
+  const std::string message = degraded["message"];
+  EXPECT_THAT(message, HasSubstr("revision " + canary + " does not start"));
+  EXPECT_THAT(message, HasSubstr("CrashLoopBackOff (exit 1): cannot read the MLflow model"));
+  EXPECT_THAT(message, HasSubstr("SignatureDoesNotMatch"));
+  EXPECT_THAT(message, HasSubstr(stable + " keeps serving"));
+  EXPECT_EQ(Status()["stableRevision"], stable);
+  EXPECT_NE(Status()["phase"], "Degraded");
+  EXPECT_EQ(EventCount("RevisionNotRunning"), 1);
+  Settle();
+  EXPECT_EQ(EventCount("RevisionNotRunning"), 1);
+
+  // Once the pods run, the condition clears.
+  ASSERT_TRUE(objects_.Delete(kube::resources::kPods, kNs, canary + "-abc12", "").ok());
+  MarkServersReady();
+  Settle();
+  EXPECT_EQ(Condition("Degraded")["status"], "False");
+}
+
 TEST_F(RegistryTest, AnS3ModelGetsItsSettingsCredentialsAndAModelDir) {
   json spec = RegistrySpec("s3://models/fraud/v3/model.json");
   spec["model"].erase("registry");

@@ -292,8 +292,11 @@ TEST(PodStatus, ReportsRunningReadyContainer) {
   s.ready = true;
   s.ready_changed_at = s.start_time + 3s;
   s.restart_count = 2;
-  s.last_termination = Termination{137, 9, "Error", s.start_time, s.start_time + 1s};
+  s.last_termination =
+      Termination{137, 9, "Error", s.start_time, s.start_time + 1s, "cannot load the model\n"};
   const json st = BuildPodStatus(s);
+  EXPECT_EQ(st["containerStatuses"][0]["lastState"]["terminated"]["message"],
+            "cannot load the model\n");
   EXPECT_EQ(st["phase"], "Running");
   EXPECT_EQ(st["podIP"], "10.244.1.3");
   EXPECT_EQ(st["podIPs"], json::parse(R"([{"ip":"10.244.1.3"}])"));
