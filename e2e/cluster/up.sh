@@ -33,6 +33,9 @@ fi
 bin="$(sluice_k8s_bin etcd kube-apiserver kubectl)"
 pki="$dir/pki"
 logs="$dir/logs"
+# A new cluster every time: etcd left over from an earlier run in the same DIR would bring back
+# its objects (CRDs of an older schema among them, which helm install does not replace).
+rm -rf "$dir/etcd"
 mkdir -p "$pki" "$logs" "$dir/etcd"
 chmod 700 "$pki" "$dir/etcd"
 
