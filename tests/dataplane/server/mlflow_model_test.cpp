@@ -6,7 +6,7 @@
 //   - MLflow proxying artifacts (mlflow-artifacts:/, fetched over the tracking server's HTTP
 //     proxy) and MLflow storing them in a real S3 (moto with SigV4 checking, fetched directly):
 //     the server predicts like the fraud model loaded from its file, and serves the registry
-//     version it was given.
+//     version it was given; a restart on the same --model-dir fetches nothing.
 //   - The tracking token goes to fetches under --mlflow-tracking-uri only (a scripted loopback
 //     server records the headers).
 //   - A folder without an xgboost flavor, without an MLmodel, or a wrong S3 secret stop the start
@@ -323,10 +323,12 @@ class ServerMlflowModelTest : public ::testing::Test {
 
   // sluice-server as the operator starts it for a registry model.
   std::vector<std::string> Args(const std::string& folder, const std::string& version,
-                                const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {"--model-format=mlflow",     "--model-uri=" + folder,
-                                     "--model-name=fraud",        "--model-version=" + version,
-                                     "--model-dir=" + FreshDir(), "--io-threads=1",
+                                const std::vector<std::string>& extra = {},
+                                std::string model_dir = "") {
+    if (model_dir.empty()) model_dir = FreshDir();
+    std::vector<std::string> args = {"--model-format=mlflow",    "--model-uri=" + folder,
+                                     "--model-name=fraud",       "--model-version=" + version,
+                                     "--model-dir=" + model_dir, "--io-threads=1",
                                      "--drain-grace-ms=0"};
     if (folder.starts_with("s3://")) args.push_back("--s3-endpoint=" + s3_->endpoint());
     args.insert(args.end(), extra.begin(), extra.end());
@@ -407,6 +409,18 @@ TEST_F(ServerMlflowModelTest, FromArtifactsMlflowStoredInS3ItFetchesFromS3Direct
   EXPECT_EQ(p.Log().find(s3_->secret_key()), std::string::npos) << p.Log();
   p.Signal(SIGTERM);
   EXPECT_EQ(p.Wait(30s), 0) << p.Log();
+
+  // A restart in the same pod (same --model-dir) fetches nothing, not even the MLmodel: with a
+  // secret S3 refuses it still gets ready.
+  const std::string dir = dirs_.back().string();
+  ServerProcess again;
+  ASSERT_TRUE(again.Start(SLUICE_SERVER_BIN, Args(s3_model_->folder, s3_model_->version, {}, dir),
+                          S3ClientEnv("wrong-secret-so-any-fetch-would-fail")))
+      << again.Log();
+  ASSERT_TRUE(again.WaitReady()) << again.Log();
+  EXPECT_NE(again.Log().find("MLmodel from an earlier start"), std::string::npos) << again.Log();
+  EXPECT_NE(again.Log().find("nothing fetched"), std::string::npos) << again.Log();
+  ExpectPredictsLikeTheFile(again.port(), s3_model_->version);
 }
 
 TEST_F(ServerMlflowModelTest, AFolderWithoutAnXgboostFlavorStopsTheStartNamingWhatItHas) {
