@@ -1,9 +1,17 @@
 #include "dataplane/runtime/mlflow_model.h"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "dataplane/runtime/model_store.h"
 
 namespace sluice::dataplane {
 namespace {
@@ -146,14 +154,59 @@ bool UnderTrackingUri(std::string_view uri, std::string_view tracking_uri) {
   return next == '/' || next == '?' || next == '#';
 }
 
-Result<MlflowModelFile> ResolveMlflowModel(const std::string& dir_uri, const FetchOptions& fetch) {
+namespace {
+
+// Fetches `<dir_uri>/MLmodel` into `*text` and parses it.
+Result<MlflowModelFile> FetchMlmodel(const std::string& dir_uri, const FetchOptions& fetch,
+                                     std::string* text) {
   const std::string mlmodel = MlflowModelFileUri(dir_uri, "MLmodel");
   FetchOptions small = fetch;
   small.max_bytes = size_t{1} << 20;  // an MLmodel file is a few hundred bytes
-  Result<std::string> text = FetchUri(mlmodel, small);
-  if (!text.ok()) return text.status().Annotate("fetching the MLmodel file");
+  Result<std::string> got = FetchUri(mlmodel, small);
+  if (!got.ok()) return got.status().Annotate("fetching the MLmodel file");
+  *text = std::move(got).value();
   Result<MlflowModelFile> parsed = ParseMlflowModel(*text);
   if (!parsed.ok()) return parsed.status().Annotate("the MLmodel file of " + dir_uri);
+  return parsed;
+}
+
+}  // namespace
+
+Result<MlflowModelFile> ResolveMlflowModel(const std::string& dir_uri, const FetchOptions& fetch) {
+  std::string text;
+  return FetchMlmodel(dir_uri, fetch, &text);
+}
+
+Result<MlflowModelFile> ResolveMlflowModelInDir(const std::string& dir_uri,
+                                                const std::string& model_dir,
+                                                const FetchOptions& fetch, bool* reused) {
+  if (reused != nullptr) *reused = false;
+  const std::string mlmodel = MlflowModelFileUri(dir_uri, "MLmodel");
+  const std::string path = model_dir + "/" + LocalModelName(mlmodel, "");
+  if (std::ifstream in(path, std::ios::binary); in) {
+    const std::string text(std::istreambuf_iterator<char>(in), {});
+    Result<MlflowModelFile> parsed = ParseMlflowModel(text);
+    if (parsed.ok()) {
+      if (reused != nullptr) *reused = true;
+      return parsed;
+    }
+    // Not what was written (only a parsed MLmodel is kept): fetch it again.
+  }
+  std::string text;
+  ASSIGN_OR_RETURN(MlflowModelFile parsed, FetchMlmodel(dir_uri, fetch, &text));
+  if (::mkdir(model_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Unavailable("mkdir " + model_dir + ": " + std::strerror(errno));
+  }
+  // Written whole, then renamed: a file under its final name is complete.
+  const std::string partial = path + ".partial";
+  {
+    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out.flush()) return Unavailable("write " + partial + ": " + std::strerror(errno));
+  }
+  if (std::rename(partial.c_str(), path.c_str()) != 0) {
+    return Unavailable("rename " + partial + ": " + std::strerror(errno));
+  }
   return parsed;
 }
 

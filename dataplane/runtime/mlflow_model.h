@@ -45,4 +45,12 @@ bool UnderTrackingUri(std::string_view uri, std::string_view tracking_uri);
 // of the folder to load, in which format. Errors name the MLmodel URI.
 Result<MlflowModelFile> ResolveMlflowModel(const std::string& dir_uri, const FetchOptions& fetch);
 
+// ResolveMlflowModel with the MLmodel kept in `model_dir` beside the model (model_store.h's
+// naming, `MLmodel-<16 hex>`), so a restart of the pod's server reads it from there and fetches
+// nothing, as it does for the model. Only an MLmodel that parsed is kept. `*reused` (optional)
+// tells whether it came from the directory.
+Result<MlflowModelFile> ResolveMlflowModelInDir(const std::string& dir_uri,
+                                                const std::string& model_dir,
+                                                const FetchOptions& fetch, bool* reused = nullptr);
+
 }  // namespace sluice::dataplane

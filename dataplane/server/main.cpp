@@ -19,9 +19,9 @@
 #include <thread>
 
 #include "dataplane/grpc/grpc_frontend.h"
+#include "dataplane/runtime/mlflow_model.h"
 #include "dataplane/runtime/model_loader.h"
 #include "dataplane/runtime/model_source.h"
-#include "dataplane/runtime/mlflow_model.h"
 #include "dataplane/runtime/model_store.h"
 #include "dataplane/server/inference_service.h"
 #include "dataplane/server/rest_frontend.h"
@@ -130,14 +130,20 @@ int Run(const ServerFlags& flags, StopSignalWatch& signals) {
   }
   if (flags.model_format == "mlflow") {
     // An MLflow model folder: its MLmodel names the file to load and its format.
-    auto resolved = ResolveMlflowModel(flags.model_uri, load.fetch);
+    // With --model-dir the MLmodel is kept there too: a restart fetches nothing.
+    bool mlmodel_reused = false;
+    auto resolved = flags.model_dir.empty()
+                        ? ResolveMlflowModel(flags.model_uri, load.fetch)
+                        : ResolveMlflowModelInDir(flags.model_uri, flags.model_dir, load.fetch,
+                                                  &mlmodel_reused);
     if (!resolved.ok()) {
       log->error("cannot read the MLflow model at {}: {}", RedactUri(flags.model_uri),
                  resolved.status().ToString());
       return 1;
     }
-    log->info("MLflow model {}: loading {} (format {})", RedactUri(flags.model_uri),
-              resolved->data, resolved->format);
+    log->info("MLflow model {}: loading {} (format {}){}", RedactUri(flags.model_uri),
+              resolved->data, resolved->format,
+              mlmodel_reused ? "; MLmodel from an earlier start" : "");
     source.uri = MlflowModelFileUri(flags.model_uri, resolved->data);
     source.format = resolved->format;
   }

@@ -3,7 +3,9 @@
 #include "dataplane/runtime/mlflow_model.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -117,6 +119,41 @@ TEST(MlflowModelTest, OnlyUrisOfTheTrackingServerGetItsToken) {
   EXPECT_FALSE(UnderTrackingUri("s3://bucket/mlflow/0/models/m-1/artifacts", t));
   EXPECT_FALSE(UnderTrackingUri(t + folder, ""));
   EXPECT_FALSE(UnderTrackingUri(t + folder, "mlflow.ml:5000"));
+}
+
+TEST(MlflowModelTest, InADirTheMLmodelIsFetchedOnceAndOnlyWhenItParses) {
+  namespace fs = std::filesystem;
+  const fs::path root =
+      fs::temp_directory_path() / ("sluice-mlmodel-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "folder");
+  const std::string folder = "file://" + (root / "folder").string();
+  const std::string dir = (root / "model-dir").string();
+  std::ofstream(root / "folder" / "MLmodel") << Fixture("sklearn");
+  bool reused = true;
+  auto sklearn = ResolveMlflowModelInDir(folder, dir, {}, &reused);
+  ASSERT_FALSE(sklearn.ok());
+  EXPECT_EQ(sklearn.status().code(), StatusCode::kUnimplemented) << sklearn.status();
+  EXPECT_FALSE(reused);
+  EXPECT_TRUE(!fs::exists(dir) || fs::is_empty(dir));  // an MLmodel that did not parse is not kept
+
+  std::ofstream(root / "folder" / "MLmodel", std::ios::trunc) << Fixture("xgboost_ubj");
+  auto first = ResolveMlflowModelInDir(folder, dir, {}, &reused);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(reused);
+  EXPECT_EQ(first->format, "xgboost-ubj");
+  // The folder is gone (a registry or S3 out of reach): the kept copy answers.
+  fs::remove_all(root / "folder");
+  auto again = ResolveMlflowModelInDir(folder, dir, {}, &reused);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(reused);
+  EXPECT_EQ(again->data, "model.ubj");
+  EXPECT_EQ(again->format, "xgboost-ubj");
+  // Another folder is another file.
+  auto other = ResolveMlflowModelInDir(folder + "-other", dir, {}, &reused);
+  EXPECT_FALSE(other.ok());
+  EXPECT_EQ(other.status().code(), StatusCode::kNotFound) << other.status();
+  fs::remove_all(root);
 }
 
 }  // namespace
