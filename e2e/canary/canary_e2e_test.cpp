@@ -610,7 +610,8 @@ TEST_F(CanaryE2E, RegistryAliasMovesRollOutAndARolledBackVersionIsRefused) {
   DeployV1AndStartLoad(steps, patch);
   if (HasFatalFailure()) return;
   EXPECT_EQ(GetMd()["status"]["model"]["version"], "1");
-  EXPECT_THAT(GetMd()["status"]["model"].value("source", ""), ::testing::StartsWith("s3://mlflow/"));
+  EXPECT_THAT(controllers::it::StatusOf(GetMd()).value("model", Json::object()).value("source", ""),
+              ::testing::StartsWith("s3://mlflow/"));
 
   // v2: the alias moves, the operator sees it at its next poll and rolls v2 out.
   ASSERT_EQ(register_version(), "2");
@@ -658,7 +659,8 @@ TEST_F(CanaryE2E, RegistryAliasMovesRollOutAndARolledBackVersionIsRefused) {
       180s);
   ASSERT_FALSE(OperatorDied()) << OperatorDeath();
   ASSERT_TRUE(rolled_back) << bad.last["status"].dump();
-  EXPECT_THAT(bad.last["status"]["model"].value("refusedReason", ""), ::testing::Not(::testing::IsEmpty()));
+  EXPECT_THAT(controllers::it::StatusOf(bad.last).value("model", Json::object()).value("refusedReason", ""),
+              ::testing::Not(::testing::IsEmpty()));
   bool refused_event = false;
   auto events = client().List(res::kEvents, ns_);
   ASSERT_TRUE(events.ok());
@@ -698,7 +700,8 @@ TEST_F(CanaryE2E, RegistryAliasMovesRollOutAndARolledBackVersionIsRefused) {
       [&] {
         auto md = client().Get(kMdGvr, ns_, "fraud-wrong-keys");
         if (!md.ok()) return false;
-        for (const auto& c : (*md)["status"].value("conditions", Json::array())) {
+        for (const auto& c :
+             controllers::it::StatusOf(*md).value("conditions", Json::array())) {
           if (c.value("type", "") == "Degraded" && c.value("status", "") == "True") degraded = c;
         }
         return !degraded.is_null();
