@@ -64,44 +64,6 @@ Result<std::string> FilePathOf(const std::string& uri) {
   return PercentDecode(rest);
 }
 
-Result<std::string> ReadFile(const std::string& uri, const FetchOptions& options) {
-  ASSIGN_OR_RETURN(std::string path, FilePathOf(uri));
-  if (path.empty()) return InvalidArgument("empty model path in \"" + uri + "\"");
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) {
-    const int err = errno;
-    const std::string msg = "open " + path + ": " + std::strerror(err);
-    if (err == ENOENT || err == ENOTDIR) return NotFound(msg);
-    if (err == EACCES || err == EPERM) return Status(StatusCode::kForbidden, msg);
-    return Unavailable(msg);
-  }
-  struct stat st {};
-  if (fstat(fileno(f.get()), &st) != 0) return Unavailable("stat " + path);
-  if (S_ISDIR(st.st_mode)) return InvalidArgument(path + " is a directory");
-  if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) > options.max_bytes) {
-    return ResourceExhausted(path + " is " + std::to_string(st.st_size) +
-                             " bytes, over the limit of " + std::to_string(options.max_bytes));
-  }
-  std::string out;
-  if (S_ISREG(st.st_mode)) out.reserve(static_cast<size_t>(st.st_size));
-  char buf[1 << 16];
-  for (;;) {
-    const size_t n = std::fread(buf, 1, sizeof(buf), f.get());
-    if (n > 0) {
-      if (out.size() + n > options.max_bytes) {
-        return ResourceExhausted(path + " is over the limit of " +
-                                 std::to_string(options.max_bytes) + " bytes");
-      }
-      out.append(buf, n);
-    }
-    if (n < sizeof(buf)) {
-      if (std::ferror(f.get())) return Unavailable("read " + path + ": I/O error");
-      break;
-    }
-  }
-  return out;
-}
-
 // Opens a model file for reading, with the error codes of the contract.
 Result<std::unique_ptr<FILE, int (*)(FILE*)>> OpenModelFile(const std::string& uri,
                                                             const FetchOptions& options,
@@ -125,6 +87,32 @@ Result<std::unique_ptr<FILE, int (*)(FILE*)>> OpenModelFile(const std::string& u
   }
   *path_out = path;
   return f;
+}
+
+Result<std::string> ReadFile(const std::string& uri, const FetchOptions& options) {
+  std::string path;
+  ASSIGN_OR_RETURN(auto f, OpenModelFile(uri, options, &path));
+  std::string out;
+  struct stat st {};
+  if (fstat(fileno(f.get()), &st) == 0 && S_ISREG(st.st_mode)) {
+    out.reserve(static_cast<size_t>(st.st_size));
+  }
+  char buf[1 << 16];
+  for (;;) {
+    const size_t n = std::fread(buf, 1, sizeof(buf), f.get());
+    if (n > 0) {
+      if (out.size() + n > options.max_bytes) {
+        return ResourceExhausted(path + " is over the limit of " +
+                                 std::to_string(options.max_bytes) + " bytes");
+      }
+      out.append(buf, n);
+    }
+    if (n < sizeof(buf)) {
+      if (std::ferror(f.get())) return Unavailable("read " + path + ": I/O error");
+      break;
+    }
+  }
+  return out;
 }
 
 Status CheckDigestForm(std::string_view expected) {
