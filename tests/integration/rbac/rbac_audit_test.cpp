@@ -53,9 +53,10 @@ std::string Describe(const Access& a) {
 // Each is still enforced here: without it a request of the operator gets a 403, which (a) catches.
 const std::map<Access, std::string> kNotInAuditLog = {
     {{"sluice.dev", "modeldeployments/finalizers", "update"},
-     "the owned objects it creates set blockOwnerDeletion; the OwnerReferencesPermissionEnforcement "
-     "admission plugin (on in this test) allows that only to who may update the owner's "
-     "finalizers: an authorization check inside the create, not a request"},
+     "the owned objects it creates set blockOwnerDeletion, which the "
+     "OwnerReferencesPermissionEnforcement admission plugin (on in this test) allows only to "
+     "who may update the owner's finalizers: an authorization check inside the create, not a "
+     "request"},
     {{"sluice.dev", "featureviews/finalizers", "update"},
      "the same for the materialization CronJob and Jobs a FeatureView owns"},
     {{"discovery.k8s.io", "endpointslices", "list"},
@@ -148,8 +149,8 @@ class RbacAuditTest : public ::testing::Test {
     for (const char* ns : {kReleaseNs, kModelsNs}) ASSERT_TRUE(CreateNamespace(*admin_, ns).ok());
 
     // Rendered exactly as `helm install sluice charts/sluice -n sluice-system` would.
-    std::string cmd = "'" + api_->bin_dir() + "/helm' template sluice '" + kChartDir +
-                      "' -n sluice-system";
+    std::string cmd =
+        "'" + api_->bin_dir() + "/helm' template sluice '" + kChartDir + "' -n sluice-system";
     for (const auto& s : helm_set) cmd += " --set '" + s + "'";
     cmd += " >'" + dir_ + "/rendered.yaml' 2>'" + dir_ + "/helm.err'";
     auto rendered = sluice::testing::RunCommand({"bash", "-c", cmd});
@@ -189,8 +190,8 @@ class RbacAuditTest : public ::testing::Test {
     sa_kubeconfig_ = dir_ + "/operator.kubeconfig";
     std::ofstream(sa_kubeconfig_) << "apiVersion: v1\nkind: Config\n"
                                   << "clusters:\n- name: test\n  cluster:\n    server: "
-                                  << api_->url() << "\n    certificate-authority: "
-                                  << api_->ca_file() << "\n"
+                                  << api_->url()
+                                  << "\n    certificate-authority: " << api_->ca_file() << "\n"
                                   << "users:\n- name: operator\n  user:\n    token: "
                                   << (*token)["status"]["token"].get<std::string>() << "\n"
                                   << "contexts:\n- name: operator\n  context:\n    cluster: test\n"
@@ -255,8 +256,7 @@ class RbacAuditTest : public ::testing::Test {
 
   void AnnotateMd(const std::string& key, const std::string& value) {
     json patch = {{"metadata", {{"annotations", {{key, value}}}}}};
-    auto patched =
-        admin_->Patch(kMdGvr, kModelsNs, "fraud", kube::PatchType::kMerge, patch.dump());
+    auto patched = admin_->Patch(kMdGvr, kModelsNs, "fraud", kube::PatchType::kMerge, patch.dump());
     ASSERT_TRUE(patched.ok()) << patched.status();
   }
 
@@ -316,19 +316,19 @@ class RbacAuditTest : public ::testing::Test {
     hpa_md["spec"].erase("replicas");
     hpa_md["spec"]["autoscaling"] = {{"mode", "HPA"}, {"minReplicas", 1}, {"maxReplicas", 3}};
     ApplyMd(hpa_md);
-    ASSERT_TRUE(Eventually([&] { return !Owned(kube::resources::kHorizontalPodAutoscalers).empty(); },
-                           seconds(60)))
+    ASSERT_TRUE(Eventually(
+        [&] { return !Owned(kube::resources::kHorizontalPodAutoscalers).empty(); }, seconds(60)))
         << Get(kMdGvr, "fraud").dump(2);
     ApplyMd(md);
-    ASSERT_TRUE(Eventually([&] { return Owned(kube::resources::kHorizontalPodAutoscalers).empty(); },
-                           seconds(60)))
+    ASSERT_TRUE(Eventually(
+        [&] { return Owned(kube::resources::kHorizontalPodAutoscalers).empty(); }, seconds(60)))
         << "the HPA outlived HPA mode";
 
     // sluice.dev/promote with no rollout in progress: consumed (a merge patch), and an Event.
     for (int i = 0; i < 2; ++i) {
       AnnotateMd("sluice.dev/promote", "true");
-      ASSERT_TRUE(Eventually([&] { return !HasAnnotation(Get(kMdGvr, "fraud"), "sluice.dev/promote"); },
-                             seconds(60)))
+      ASSERT_TRUE(Eventually(
+          [&] { return !HasAnnotation(Get(kMdGvr, "fraud"), "sluice.dev/promote"); }, seconds(60)))
           << "the promote annotation was not consumed";
     }
     ASSERT_TRUE(Eventually(
@@ -356,7 +356,9 @@ class RbacAuditTest : public ::testing::Test {
     auto applied = admin_->Apply(kFvGvr, kModelsNs, fv, "sluice-it", /*force=*/true);
     ASSERT_TRUE(applied.ok()) << applied.status();
     ASSERT_TRUE(Eventually(
-        [&] { return ConditionReason(Get(kFvGvr, "card-features"), "Degraded").rfind("True/", 0) == 0; },
+        [&] {
+          return ConditionReason(Get(kFvGvr, "card-features"), "Degraded").rfind("True/", 0) == 0;
+        },
         seconds(60)))
         << Get(kFvGvr, "card-features").dump(2);
     json secret = {{"apiVersion", "v1"},
@@ -366,14 +368,17 @@ class RbacAuditTest : public ::testing::Test {
     auto created = admin_->Create(kube::resources::kSecrets, kModelsNs, secret);
     ASSERT_TRUE(created.ok()) << created.status();
     ASSERT_TRUE(Eventually(
-        [&] { return ConditionReason(Get(kFvGvr, "card-features"), "Degraded").rfind("True/", 0) != 0; },
+        [&] {
+          return ConditionReason(Get(kFvGvr, "card-features"), "Degraded").rfind("True/", 0) != 0;
+        },
         seconds(60)))
         << Get(kFvGvr, "card-features").dump(2);
-    ASSERT_TRUE(Eventually([&] { return Exists(kCronJobs, "card-features-materialize"); }, seconds(60)));
+    ASSERT_TRUE(
+        Eventually([&] { return Exists(kCronJobs, "card-features-materialize"); }, seconds(60)));
 
     json annotate = {{"metadata", {{"annotations", {{"sluice.dev/materialize", "now"}}}}}};
-    auto patched = admin_->Patch(kFvGvr, kModelsNs, "card-features", kube::PatchType::kMerge,
-                                 annotate.dump());
+    auto patched =
+        admin_->Patch(kFvGvr, kModelsNs, "card-features", kube::PatchType::kMerge, annotate.dump());
     ASSERT_TRUE(patched.ok()) << patched.status();
     ASSERT_TRUE(Eventually(
         [&] { return !HasAnnotation(Get(kFvGvr, "card-features"), "sluice.dev/materialize"); },
@@ -390,7 +395,8 @@ class RbacAuditTest : public ::testing::Test {
     fv["spec"].erase("materialization");
     applied = admin_->Apply(kFvGvr, kModelsNs, fv, "sluice-it", /*force=*/true);
     ASSERT_TRUE(applied.ok()) << applied.status();
-    ASSERT_TRUE(Eventually([&] { return !Exists(kCronJobs, "card-features-materialize"); }, seconds(60)))
+    ASSERT_TRUE(
+        Eventually([&] { return !Exists(kCronJobs, "card-features-materialize"); }, seconds(60)))
         << "the CronJob outlived the schedule";
 
     auto deleted = admin_->Delete(kFvGvr, kModelsNs, "card-features");
@@ -442,8 +448,7 @@ class RbacAuditTest : public ::testing::Test {
       std::fprintf(stderr, "[audit] %-60s %5d\n", Describe(access).c_str(), n);
     }
     for (const auto& u : uses) {
-      EXPECT_NE(u.code, 403) << "refused: " << Describe(u.access) << " ns=" << u.ns << " "
-                             << u.uri;
+      EXPECT_NE(u.code, 403) << "refused: " << Describe(u.access) << " ns=" << u.ns << " " << u.uri;
     }
     for (const auto& [access, scopes] : grants_) {
       if (kNotInAuditLog.count(access)) continue;
