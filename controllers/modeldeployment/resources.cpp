@@ -456,17 +456,19 @@ json RouterServiceAccount(const ModelDeploymentObject& owner) {
 json RouterRole(const ModelDeploymentObject& owner) {
   const std::string md_name = owner.md.Name();
   // Read access to this one ModelDeployment (the router follows its status.traffic) and to the
-  // EndpointSlices of its namespace (to reach the revisions' pods).
+  // EndpointSlices of its namespace (to reach the revisions' pods). The router only lists and
+  // watches (informers, the ModelDeployment by field selector); the operator's own rules must
+  // hold every verb granted here (charts/sluice/templates/rbac.yaml).
   return {{"apiVersion", "rbac.authorization.k8s.io/v1"},
           {"kind", "Role"},
           {"metadata", Metadata(owner, RouterName(md_name), CommonLabels(md_name, "router"))},
           {"rules", json::array({{{"apiGroups", json::array({"sluice.dev"})},
                                   {"resources", json::array({"modeldeployments"})},
                                   {"resourceNames", json::array({md_name})},
-                                  {"verbs", json::array({"get", "list", "watch"})}},
+                                  {"verbs", json::array({"list", "watch"})}},
                                  {{"apiGroups", json::array({"discovery.k8s.io"})},
                                   {"resources", json::array({"endpointslices"})},
-                                  {"verbs", json::array({"get", "list", "watch"})}}})}};
+                                  {"verbs", json::array({"list", "watch"})}}})}};
 }
 
 json RouterRoleBinding(const ModelDeploymentObject& owner) {

@@ -223,7 +223,7 @@ TEST(ResourcesTest, RouterObjectsBindOnlyItsOwnModelDeployment) {
   const json role = RouterRole(owner);
   EXPECT_EQ(role["rules"][0]["resourceNames"], json::array({"fraud"}));
   EXPECT_THAT(role["rules"][0]["verbs"].get<std::vector<std::string>>(),
-              ElementsAre("get", "list", "watch"));
+              ElementsAre("list", "watch"));
   const json binding = RouterRoleBinding(owner);
   EXPECT_EQ(binding["roleRef"]["name"], "fraud-router");
   EXPECT_EQ(binding["subjects"][0]["name"], "fraud-router");

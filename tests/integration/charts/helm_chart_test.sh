@@ -84,7 +84,8 @@ KUBECONFIG="$sa_kubeconfig" kubectl config set-credentials sa --token="$token" >
 KUBECONFIG="$sa_kubeconfig" kubectl config set-context c --cluster=c --user=sa >/dev/null
 KUBECONFIG="$sa_kubeconfig" kubectl config use-context c >/dev/null
 for verb_resource in "create namespaces" "delete customresourcedefinitions" "create clusterroles" "create pods" \
-    "delete jobs.batch" "update jobs.batch" "delete pods"; do
+    "delete jobs.batch" "update jobs.batch" "delete pods" "list secrets" "watch secrets" \
+    "update deployments.apps" "get pods"; do
   if [[ "$(KUBECONFIG="$sa_kubeconfig" kubectl auth can-i $verb_resource 2>/dev/null)" == yes ]]; then
     fail "the chart's ServiceAccount can $verb_resource: it grants too much"
   fi
