@@ -40,7 +40,8 @@ void Bind(FlagSet& f, OperatorOptions& o) {
   f.Bool("help", &o.help, "print this help");
   f.Bool("version", &o.version, "print the version and revision, then exit");
   f.String("kubeconfig", &o.kubeconfig,
-           "kubeconfig file; default $KUBECONFIG, then in-cluster, then ~/.kube/config");
+           "kubeconfig file; default $KUBECONFIG (':'-separated files, merged as kubectl "
+           "does), then in-cluster, then ~/.kube/config");
   f.String("context", &o.context, "kubeconfig context; default its current-context");
   f.Add("namespaces", &o.namespaces,
         FlagSet::Codec<std::vector<std::string>>{

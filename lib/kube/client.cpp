@@ -66,6 +66,11 @@ Client::Client(Config config, std::unique_ptr<Transport> transport, ClientOption
       clock_(options.clock != nullptr ? *options.clock : Clock::Real()),
       rng_(std::random_device{}()) {}
 
+Status Client::ExplainUnauthorized(const Status& s) const {
+  return s.Annotate("the API server rejected the credentials (" + config_.DescribeCredentials() +
+                    ")");
+}
+
 std::chrono::milliseconds Client::Backoff(int attempt) {
   auto base = options_.initial_backoff;
   for (int i = 0; i < attempt && base < options_.max_backoff; ++i) base *= 2;
@@ -82,6 +87,7 @@ Result<Response> Client::Execute(Request request, bool idempotent) {
     Result<Response> response = transport_->Send(request);
     Status s = response.ok() ? StatusFromResponse(*response) : response.status();
     if (s.ok()) return response;
+    if (response.ok() && s.code() == StatusCode::kUnauthorized) s = ExplainUnauthorized(s);
     if (attempt + 1 >= attempts || !IsRetryableRead(s)) return s;
     std::chrono::milliseconds wait = Backoff(attempt);
     if (auto after = s.retry_after()) {
@@ -238,6 +244,7 @@ Status Client::Watch(const GroupVersionResource& gvr, const std::string& ns,
     response.status = *streamed;
     response.body = std::move(error_body);
     Status s = StatusFromResponse(response);
+    if (s.code() == StatusCode::kUnauthorized) s = ExplainUnauthorized(s);
     return s.ok() ? Internal("watch: unexpected HTTP " + std::to_string(*streamed)) : s;
   }
   RETURN_IF_ERROR(decoder.Finish(sink));

@@ -197,6 +197,8 @@ class Client {
 
  private:
   Client(Config config, std::unique_ptr<Transport> transport, ClientOptions options);
+  // A 401 says which credentials were refused (exec plugin, token file, certificate).
+  Status ExplainUnauthorized(const Status& s) const;
 
   // Sends `request` (with the default timeout when it has none); idempotent requests are
   // retried as the class comment says. Non-2xx answers come back as errors.

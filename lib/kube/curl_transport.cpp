@@ -222,6 +222,15 @@ Status CurlTransport::Init() {
   curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
   curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 
+  if (!config_.proxy_url.empty()) {
+    proxy_ = config_.proxy_url;
+    // client-go's SOCKS5 dialer lets the proxy resolve the host name; so does socks5h.
+    if (proxy_.rfind("socks5://", 0) == 0) proxy_ = "socks5h://" + proxy_.substr(9);
+  }
+  if (config_.exec) {
+    ASSIGN_OR_RETURN(exec_, ExecCredentialProvider::Create(config_, options_.exec));
+  }
+
   std::lock_guard<std::mutex> lock(token_mu_);
   token_ = config_.bearer_token;
   return Status::Ok();
@@ -253,6 +262,24 @@ std::string CurlTransport::CurrentToken(bool force, bool* changed) {
   return token_;
 }
 
+Result<std::shared_ptr<const ExecCredential>> CurlTransport::ExecCredentialForRequest() {
+  if (!exec_) return std::shared_ptr<const ExecCredential>();
+  const bool static_token = !config_.bearer_token.empty() || !config_.token_file.empty();
+  const bool static_cert = !config_.client_cert_pem.empty();
+  if (static_token && static_cert) return std::shared_ptr<const ExecCredential>();
+  return exec_->Get();
+}
+
+bool CurlTransport::RefreshAfterUnauthorized(const ExecCredential* used) {
+  if (!exec_ || used == nullptr) return false;
+  exec_->Invalidate(used);
+  Result<std::shared_ptr<const ExecCredential>> next = exec_->Get();
+  if (!next.ok()) return false;  // the next request reports the plugin's error
+  const ExecCredential& n = **next;
+  return n.token != used->token || n.client_cert_pem != used->client_cert_pem ||
+         n.client_key_pem != used->client_key_pem;
+}
+
 std::unique_ptr<CurlTransport::Handle> CurlTransport::Acquire() {
   {
     std::lock_guard<std::mutex> lock(pool_mu_);
@@ -274,7 +301,8 @@ void CurlTransport::Release(std::unique_ptr<Handle> handle) {
   if (pool_.size() < options_.max_idle_handles) pool_.push_back(std::move(handle));
 }
 
-Status CurlTransport::Perform(Handle& h, const Request& request, Call& call) {
+Status CurlTransport::Perform(Handle& h, const Request& request, Call& call,
+                              const ExecCredential* credential) {
   CURL* easy = h.easy;
   curl_easy_reset(easy);
   char errbuf[CURL_ERROR_SIZE] = {0};
@@ -300,13 +328,25 @@ Status CurlTransport::Perform(Handle& h, const Request& request, Call& call) {
   curl_easy_setopt(easy, CURLOPT_USERAGENT, config_.user_agent.c_str());
   Slist connect_to(connect_to_.empty() ? nullptr : curl_slist_append(nullptr, connect_to_.c_str()));
   if (connect_to) curl_easy_setopt(easy, CURLOPT_CONNECT_TO, connect_to.get());
+  if (!proxy_.empty()) {
+    curl_easy_setopt(easy, CURLOPT_PROXY, proxy_.c_str());
+    curl_easy_setopt(easy, CURLOPT_NOPROXY, "");  // the kubeconfig's proxy, whatever no_proxy says
+    // CONNECT even for http:// servers, so the proxy only ever relays bytes.
+    curl_easy_setopt(easy, CURLOPT_HTTPPROXYTUNNEL, 1L);
+  }
+
+  // Client certificate: the kubeconfig's own, else the exec plugin's.
+  const std::string& cert_pem = !config_.client_cert_pem.empty() || credential == nullptr
+                                    ? config_.client_cert_pem
+                                    : credential->client_cert_pem;
+  const std::string& key_pem = !config_.client_cert_pem.empty() || credential == nullptr
+                                   ? config_.client_key_pem
+                                   : credential->client_key_pem;
 
   // TLS: the kubeconfig's CA only (not the system store) when one is given.
   curl_blob ca{const_cast<char*>(config_.ca_pem.data()), config_.ca_pem.size(), CURL_BLOB_NOCOPY};
-  curl_blob cert{const_cast<char*>(config_.client_cert_pem.data()), config_.client_cert_pem.size(),
-                 CURL_BLOB_NOCOPY};
-  curl_blob key{const_cast<char*>(config_.client_key_pem.data()), config_.client_key_pem.size(),
-                CURL_BLOB_NOCOPY};
+  curl_blob cert{const_cast<char*>(cert_pem.data()), cert_pem.size(), CURL_BLOB_NOCOPY};
+  curl_blob key{const_cast<char*>(key_pem.data()), key_pem.size(), CURL_BLOB_NOCOPY};
   if (config_.insecure_skip_tls_verify) {
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -315,7 +355,7 @@ Status CurlTransport::Perform(Handle& h, const Request& request, Call& call) {
     curl_easy_setopt(easy, CURLOPT_CAPATH, nullptr);
     curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &ca);
   }
-  if (!config_.client_cert_pem.empty()) {
+  if (!cert_pem.empty()) {
     curl_easy_setopt(easy, CURLOPT_SSLCERTTYPE, "PEM");
     curl_easy_setopt(easy, CURLOPT_SSLCERT_BLOB, &cert);
     curl_easy_setopt(easy, CURLOPT_SSLKEYTYPE, "PEM");
@@ -326,7 +366,9 @@ Status CurlTransport::Perform(Handle& h, const Request& request, Call& call) {
   for (const auto& [k, v] : request.headers) {
     raw_headers = curl_slist_append(raw_headers, (k + ": " + v).c_str());
   }
-  const std::string token = CurrentToken(false, nullptr);
+  // A static token (inline or token file) wins over the exec plugin's, as in client-go.
+  std::string token = CurrentToken(false, nullptr);
+  if (token.empty() && credential != nullptr) token = credential->token;
   if (!token.empty()) {
     raw_headers = curl_slist_append(raw_headers, ("Authorization: Bearer " + token).c_str());
   }
@@ -413,18 +455,24 @@ Result<Response> CurlTransport::Send(const Request& request) {
   for (int attempt = 0;; ++attempt) {
     std::unique_ptr<Handle> h = Acquire();
     if (!h) return Internal("curl transport: cannot allocate a handle");
+    Result<std::shared_ptr<const ExecCredential>> credential = ExecCredentialForRequest();
+    if (!credential.ok()) {
+      Release(std::move(h));
+      return credential.status();
+    }
     Response response;
     Call call;
     call.body = &response.body;
     call.max_body = options_.max_response_bytes;
-    Status s = Perform(*h, request, call);
+    Status s = Perform(*h, request, call, credential->get());
     Release(std::move(h));
     if (!s.ok()) return s;
     response.status = call.status;
     response.headers = std::move(call.headers);
-    bool rotated = false;
-    if (response.status == 401 && attempt == 0 && !config_.token_file.empty()) {
-      CurrentToken(true, &rotated);
+    if (response.status == 401 && attempt == 0) {
+      bool rotated = false;
+      if (!config_.token_file.empty()) CurrentToken(true, &rotated);
+      if (!rotated) rotated = RefreshAfterUnauthorized(credential->get());
       if (rotated) continue;
     }
     return response;
@@ -436,15 +484,22 @@ Result<int> CurlTransport::Stream(
     const std::function<bool(std::string_view)>& on_data, const CancelFlag* cancel) {
   std::unique_ptr<Handle> h = Acquire();
   if (!h) return Internal("curl transport: cannot allocate a handle");
+  Result<std::shared_ptr<const ExecCredential>> credential = ExecCredentialForRequest();
+  if (!credential.ok()) {
+    Release(std::move(h));
+    return credential.status();
+  }
   Call call;
   call.cancel = cancel;
   call.idle_timeout = request.idle_timeout;
   call.on_headers = &on_headers;
   call.on_data = &on_data;
-  Status s = Perform(*h, request, call);
+  Status s = Perform(*h, request, call, credential->get());
   Release(std::move(h));
   if (!s.ok()) return s;
+  // Streams are not resent (the caller restarts them); the next one gets the fresh credential.
   if (call.status == 401 && !config_.token_file.empty()) CurrentToken(true, nullptr);
+  if (call.status == 401 && *credential) exec_->Invalidate(credential->get());
   return call.status;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -230,6 +231,22 @@ Status TestApiServer::Prepare() {
   ASSIGN_OR_RETURN(admin_, ca_->Issue(admin));
   RETURN_IF_ERROR(WriteFile(admin_cert_file(), admin_.cert_pem));
   RETURN_IF_ERROR(WriteFile(admin_key_file(), admin_.key_pem, 0600));
+
+  // A static bearer token (--token-auth-file), random per server.
+  std::ifstream urandom("/dev/urandom", std::ios::binary);
+  unsigned char raw[16] = {0};
+  urandom.read(reinterpret_cast<char*>(raw), sizeof raw);
+  if (!urandom) return Internal("cannot read /dev/urandom for the static token");
+  static const char* kHex = "0123456789abcdef";
+  static_token_.clear();
+  for (unsigned char c : raw) {
+    static_token_.push_back(kHex[c >> 4]);
+    static_token_.push_back(kHex[c & 15]);
+  }
+  RETURN_IF_ERROR(WriteFile(
+      pki_dir() + "/tokens.csv",
+      static_token_ + "," + kStaticTokenUser + ",static-token-uid,\"" + kStaticTokenGroup + "\"\n",
+      0600));
   return Status::Ok();
 }
 
@@ -286,6 +303,7 @@ Status TestApiServer::SpawnApiServer(bool append_log) {
       "--tls-cert-file=" + pki + "/apiserver.crt",
       "--tls-private-key-file=" + pki + "/apiserver.key",
       "--client-ca-file=" + ca_file(),
+      "--token-auth-file=" + pki + "/tokens.csv",
       "--authorization-mode=Node,RBAC",
       "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
       "--service-account-key-file=" + pki + "/sa.pub",

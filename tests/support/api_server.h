@@ -34,7 +34,8 @@ struct ApiServerOptions {
 };
 
 // etcd and kube-apiserver on free 127.0.0.1 ports with RBAC on, in a fresh temporary folder.
-// Admin access is a client certificate in group system:masters. Both processes die with the test
+// Admin access is a client certificate in group system:masters; static_token() is a bearer token
+// for an unprivileged user. Both processes die with the test
 // process (see Subprocess); their logs are in temp_dir()/logs and are printed when a test fails.
 // Not thread-safe: tests may use the URLs and files from any thread, but Stop/Start/Compact and
 // KubeconfigForUser belong to one thread at a time.
@@ -59,6 +60,11 @@ class TestApiServer {
   std::string ca_file() const { return pki_dir() + "/ca.crt"; }
   std::string admin_cert_file() const { return pki_dir() + "/admin.crt"; }
   std::string admin_key_file() const { return pki_dir() + "/admin.key"; }
+  // A bearer token kube-apiserver accepts (--token-auth-file) for user kStaticTokenUser in group
+  // kStaticTokenGroup; random per server. Not bound to any role: RBAC allows it nothing.
+  static constexpr const char* kStaticTokenUser = "sluice-static-token";
+  static constexpr const char* kStaticTokenGroup = "sluice:static-token";
+  const std::string& static_token() const { return static_token_; }
   // The key kube-apiserver signs service-account tokens with (PEM, RSA).
   std::string service_account_key_file() const { return pki_dir() + "/sa.key"; }
   // http://127.0.0.1:PORT of etcd (plain HTTP; loopback only).
@@ -114,6 +120,7 @@ class TestApiServer {
   std::unique_ptr<Subprocess> etcd_;
   std::unique_ptr<Subprocess> apiserver_;
   std::string version_json_;
+  std::string static_token_;
   int user_kubeconfigs_ = 0;
 };
 

@@ -226,11 +226,16 @@ TEST_F(ConfigTest, ClearErrorsNamingWhatIsMissing) {
            "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
            "users:\n- name: u\n  user: {client-certificate-data: '***', client-key-data: '***'}\n",
        StatusCode::kInvalidArgument, "client-certificate-data"},
-      {"exec plugin",
+      {"exec plugin without apiVersion",
        "current-context: c\n" + cluster +
            "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
            "users:\n- name: u\n  user: {exec: {command: aws}}\n",
-       StatusCode::kUnimplemented, "exec"},
+       StatusCode::kInvalidArgument, "apiVersion is required"},
+      {"auth-provider",
+       "current-context: c\n" + cluster +
+           "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
+           "users:\n- name: u\n  user: {auth-provider: {name: gcp}}\n",
+       StatusCode::kUnimplemented, "auth-provider"},
       {"insecure with CA",
        "current-context: c\nclusters:\n- name: k\n  cluster: {server: 'https://h', "
        "insecure-skip-tls-verify: true, certificate-authority-data: " +
@@ -253,7 +258,7 @@ TEST_F(ConfigTest, ClearErrorsNamingWhatIsMissing) {
   }
 }
 
-TEST_F(ConfigTest, KubeconfigEnvFirstEntryThenHome) {
+TEST_F(ConfigTest, KubeconfigEnvListThenHome) {
   const std::string first = Write("a/config", InlineKubeconfig());
   std::string second_text = InlineKubeconfig();
   second_text.replace(second_text.find("current-context: admin"), 22, "current-context: robot");

@@ -1,15 +1,18 @@
 #include "lib/kube/curl_transport.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "tests/lib/kube/loopback_server.h"
+#include "tests/support/connect_proxy.h"
 #include "tests/support/pki.h"
 
 namespace sluice::kube {
@@ -453,6 +456,223 @@ TEST_F(TlsTest, ClientCertificateFromMemory) {
   Config without = ConfigFor(*server);
   without.ca_pem = ca_->cert_pem();
   EXPECT_FALSE(Transport(without)->Send(Get("/")).ok());
+}
+
+TEST_F(TlsTest, ClientCertificateFromTheExecPlugin) {
+  LoopbackTls tls{ip_server_.cert_pem, ip_server_.key_pem, ca_->cert_pem()};
+  auto server = Serve(&Echo, &tls);
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("sluice-exec-cert-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "cred.json") << nlohmann::json{
+      {"apiVersion", "client.authentication.k8s.io/v1"},
+      {"kind", "ExecCredential"},
+      {"status",
+       {{"clientCertificateData", client_.cert_pem},
+        {"clientKeyData",
+         client_.key_pem}}}}.dump();
+  const std::string plugin = (dir / "plugin.sh").string();
+  std::ofstream(plugin) << "#!/bin/sh\ncat '" << (dir / "cred.json").string() << "'\n";
+  ::chmod(plugin.c_str(), 0755);
+  Config c = ConfigFor(*server);
+  c.ca_pem = ca_->cert_pem();
+  c.exec =
+      ExecConfig{plugin, {}, {}, "client.authentication.k8s.io/v1", "", false, "Never", "u", ""};
+  auto t = Transport(c);
+  auto r = t->Send(Get("/"));
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NE(r->body.find("CN=alice"), std::string::npos) << r->body;
+  EXPECT_EQ(t->exec_provider()->runs(), 1u);
+}
+
+TEST_F(TlsTest, ThroughAConnectProxyWithTlsServerName) {
+  LoopbackTls tls{dns_server_.cert_pem, dns_server_.key_pem, ""};
+  auto server = Serve(&Echo, &tls);
+  auto proxy = sluice::testing::ConnectProxy::Start();
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  Config c = ConfigFor(*server);
+  c.ca_pem = ca_->cert_pem();
+  c.tls_server_name = "kubernetes.test";
+  c.proxy_url = (*proxy)->url();
+  auto r = Transport(c)->Send(Get("/"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  // The proxy is asked for the real address; TLS inside the tunnel verifies the server name.
+  EXPECT_EQ((*proxy)->targets(),
+            std::vector<std::string>{"127.0.0.1:" + std::to_string(server->port())});
+}
+
+// --- proxy-url ---
+
+TEST(ProxyTest, EveryConnectionGoesThroughTheProxy) {
+  auto server = Serve([](const ServedRequest& r, ServerConnection& c) { c.Respond(200, r.path); });
+  auto proxy = sluice::testing::ConnectProxy::Start();
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  // no_proxy from the environment would send loopback traffic direct; the kubeconfig's proxy
+  // is used regardless.
+  setenv("no_proxy", "127.0.0.1,localhost", 1);
+  Config c = ConfigFor(*server);
+  c.proxy_url = (*proxy)->url();
+  auto t = Transport(c);
+  auto r = t->Send(Get("/api/v1/namespaces"));
+  unsetenv("no_proxy");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "/api/v1/namespaces");
+  const std::string target = "127.0.0.1:" + std::to_string(server->port());
+  EXPECT_EQ((*proxy)->targets(), std::vector<std::string>{target});
+
+  // A proxy that is not there is a transport failure naming the request.
+  auto dead = sluice::testing::ConnectProxy::Start();
+  ASSERT_TRUE(dead.ok());
+  Config via_dead = ConfigFor(*server);
+  via_dead.proxy_url = (*dead)->url();
+  dead->reset();
+  auto failed = Transport(via_dead)->Send(Get("/x"));
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable) << failed.status();
+}
+
+// --- exec credential plugins ---
+
+class ExecTransportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("sluice-exec-transport-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    // Prints tok-<run>, counting runs in a file.
+    plugin_ = (dir_ / "plugin.sh").string();
+    std::ofstream(plugin_)
+        << "#!/bin/sh\nd='" << dir_.string()
+        << "'\nn=$(( $(cat \"$d/count\" 2>/dev/null || echo 0) + 1 ))\necho $n > \"$d/count\"\n"
+           "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":"
+           "\"ExecCredential\",\"status\":{\"token\":\"tok-%s\"}}' \"$n\"\n";
+    ::chmod(plugin_.c_str(), 0755);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  Config WithPlugin(const LoopbackServer& s, const std::string& command) {
+    Config c = ConfigFor(s);
+    c.exec = ExecConfig{command, {},      {}, "client.authentication.k8s.io/v1", "", false,
+                        "Never", "robot", ""};
+    return c;
+  }
+  int Runs() {
+    std::ifstream in(dir_ / "count");
+    int n = 0;
+    in >> n;
+    return n;
+  }
+  std::filesystem::path dir_;
+  std::string plugin_;
+};
+
+// Accepts only `token`; answers with the Authorization header it got.
+LoopbackServer::Handler AcceptOnly(std::string token, std::atomic<int>* requests) {
+  return [token, requests](const ServedRequest& r, ServerConnection& c) {
+    ++*requests;
+    auto it = r.headers.find("authorization");
+    const std::string got = it == r.headers.end() ? "" : it->second;
+    if (got == "Bearer " + token) {
+      c.Respond(200, got);
+    } else {
+      c.Respond(401, R"({"kind":"Status","code":401,"reason":"Unauthorized"})");
+    }
+  };
+}
+
+TEST_F(ExecTransportTest, TokenIsCachedAcrossRequests) {
+  std::atomic<int> requests{0};
+  auto server = Serve(AcceptOnly("tok-1", &requests));
+  auto t = Transport(WithPlugin(*server, plugin_));
+  for (int i = 0; i < 5; ++i) {
+    auto r = t->Send(Get("/"));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->body, "Bearer tok-1");
+  }
+  EXPECT_EQ(Runs(), 1);
+  EXPECT_EQ(requests.load(), 5);
+}
+
+TEST_F(ExecTransportTest, UnauthorizedRunsThePluginAgainAndResendsOnce) {
+  std::atomic<int> requests{0};
+  auto server = Serve(AcceptOnly("tok-2", &requests));
+  auto t = Transport(WithPlugin(*server, plugin_));
+  auto r = t->Send(Get("/"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "Bearer tok-2");
+  EXPECT_EQ(requests.load(), 2);
+  EXPECT_EQ(Runs(), 2);
+  EXPECT_EQ(t->Send(Get("/"))->status, 200);
+  EXPECT_EQ(Runs(), 2);
+
+  // A server that refuses everything: one resend with the fresh token, then the 401 is the
+  // answer (no loop).
+  std::atomic<int> refused{0};
+  auto strict = Serve(AcceptOnly("never", &refused));
+  auto t2 = Transport(WithPlugin(*strict, plugin_));
+  EXPECT_EQ(t2->Send(Get("/"))->status, 401);
+  EXPECT_EQ(refused.load(), 2);
+  EXPECT_EQ(Runs(), 4);
+  // A stream answered 401 drops the credential; the next request runs the plugin.
+  auto status = t2->Stream(
+      Get("/watch"), [](int, const std::vector<Header>&) { return true; },
+      [](std::string_view) { return true; }, nullptr);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, 401);
+  EXPECT_EQ(Runs(), 4);
+  t2->Send(Get("/"));
+  EXPECT_EQ(Runs(), 6);
+}
+
+TEST_F(ExecTransportTest, PluginFailureIsTheRequestsError) {
+  std::atomic<int> requests{0};
+  auto server = Serve(AcceptOnly("x", &requests));
+  auto t = Transport(WithPlugin(*server, (dir_ / "absent-plugin").string()));
+  auto r = t->Send(Get("/"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnauthorized);
+  EXPECT_NE(r.status().message().find("absent-plugin"), std::string::npos) << r.status();
+  auto s = t->Stream(
+      Get("/watch"), [](int, const std::vector<Header>&) { return true; },
+      [](std::string_view) { return true; }, nullptr);
+  EXPECT_EQ(s.status().code(), StatusCode::kUnauthorized);
+  EXPECT_EQ(requests.load(), 0);
+}
+
+TEST_F(ExecTransportTest, StaticTokenWinsOverThePlugin) {
+  std::atomic<int> requests{0};
+  auto server = Serve(AcceptOnly("static", &requests));
+  Config c = WithPlugin(*server, plugin_);
+  c.bearer_token = "static";
+  c.client_cert_pem = "unused";  // with both a token and a certificate the plugin is not needed
+  c.client_key_pem = "unused";
+  // (plain http: the certificate is never presented)
+  auto t = Transport(c);
+  EXPECT_EQ(t->Send(Get("/"))->body, "Bearer static");
+  EXPECT_EQ(Runs(), 0);
+}
+
+TEST_F(ExecTransportTest, ConcurrentRequestsRunThePluginOnce) {
+  std::atomic<int> requests{0};
+  auto server = Serve(AcceptOnly("tok-1", &requests));
+  auto t = Transport(WithPlugin(*server, plugin_));
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 6; ++i) {
+    threads.emplace_back([&] {
+      for (int k = 0; k < 5; ++k) {
+        auto r = t->Send(Get("/"));
+        if (r.ok() && r->status == 200) ++ok;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 30);
+  EXPECT_EQ(Runs(), 1);
 }
 
 }  // namespace
