@@ -16,8 +16,8 @@ void RouterCommand::Bind(FlagSet& f, RouterCommand& c) {
            "the ModelDeployment whose status.traffic is followed (required)");
   f.String("namespace", &c.ns, "its namespace (required)");
   f.String("kubeconfig", &c.kubeconfig,
-           "kubeconfig file; default $KUBECONFIG, else the in-cluster service account, else "
-           "~/.kube/config");
+           "kubeconfig file; default $KUBECONFIG (':'-separated files, merged as kubectl "
+           "does), else the in-cluster service account, else ~/.kube/config");
   f.String("context", &c.context, "kubeconfig context (default: current-context)");
   f.String("static-traffic", &c.static_traffic,
            "route by this fixed table instead of a ModelDeployment (local runs, benchmarks): "
