@@ -227,7 +227,7 @@ Status Operator::Build() {
   mo.autoscale_period = options_.autoscaler_scrape_period;
   if (options_.analysis_provider == OperatorOptions::AnalysisProvider::kRouter) {
     controllers::RouterMetricsScraperOptions rmo;
-    rmo.default_port = options_.workload.router_http_port;
+    rmo.default_port = options_.workload.router_admin_port;
     rmo.scrape_period = options_.autoscaler_scrape_period;
     p_->router_metrics = std::make_unique<controllers::RouterMetricsScraper>(
         *p_->cache, *p_->pod_finder, *p_->fetcher, rmo);
