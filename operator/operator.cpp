@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "controllers/analysis/prometheus_metric_source.h"
+#include "controllers/modeldeployment/status_metrics.h"
 #include "controllers/analysis/router_metric_source.h"
 #include "controllers/autoscaler/concurrency_scraper.h"
 #include "lib/controller/cache.h"
@@ -360,15 +361,23 @@ Status Operator::Build() {
   {
     auto registry = p_->registry;
     Parts* parts = p_.get();
-    metrics_router->Handle(HttpVerb::get, "/metrics",
-                           [registry, parts](const HttpRequest&, Responder responder) {
-                             const ProcessStats stats = ReadProcessStats();
-                             parts->rss->Set(stats.rss_bytes);
-                             parts->cpu->Set(stats.cpu_seconds);
-                             parts->cached->Set(static_cast<double>(parts->cache->Size()));
-                             responder.SendBody(HttpStatus::ok, kPrometheusContentType,
-                                                RenderPrometheusText(*registry));
-                           });
+    metrics_router->Handle(
+        HttpVerb::get, "/metrics", [this, registry, parts](const HttpRequest&, Responder responder) {
+          const ProcessStats stats = ReadProcessStats();
+          parts->rss->Set(stats.rss_bytes);
+          parts->cpu->Set(stats.cpu_seconds);
+          parts->cached->Set(static_cast<double>(parts->cache->Size()));
+          std::string page = RenderPrometheusText(*registry);
+          // The ModelDeployments' own series come from the leader only (it writes their status),
+          // so replicas never export the same series twice.
+          bool leading = false;
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            leading = leading_;
+          }
+          if (leading && synced_.load()) page += controllers::RenderModelDeploymentMetrics(*parts->cache);
+          responder.SendBody(HttpStatus::ok, kPrometheusContentType, std::move(page));
+        });
   }
   const bool shared = options_.metrics_addr.port != 0 &&
                       options_.metrics_addr.port == options_.health_addr.port &&
