@@ -6,6 +6,7 @@
 #include <fstream>
 #include <random>
 
+#include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
@@ -99,7 +100,7 @@ struct Operator::Parts {
   std::shared_ptr<prometheus::Registry> registry;
   std::unique_ptr<controllers::PrometheusControllerMetrics> metrics;
   prometheus::Gauge* rss = nullptr;
-  prometheus::Gauge* cpu = nullptr;
+  prometheus::Counter* cpu = nullptr;  // set from /proc at each scrape (one metrics io thread)
   prometheus::Gauge* cached = nullptr;
   std::unique_ptr<InformerCache> cache;
   std::unique_ptr<controllers::KubeObjectWriter> writer;
@@ -170,7 +171,8 @@ Status Operator::Build() {
                  .Help("Resident memory size in bytes.")
                  .Register(*p_->registry)
                  .Add({});
-  p_->cpu = &prometheus::BuildGauge()
+  // A counter, as Prometheus' process collectors export it (rate() and promtool expect one).
+  p_->cpu = &prometheus::BuildCounter()
                  .Name("process_cpu_seconds_total")
                  .Help("Total user and system CPU time spent in seconds.")
                  .Register(*p_->registry)
@@ -365,7 +367,9 @@ Status Operator::Build() {
         HttpVerb::get, "/metrics", [this, registry, parts](const HttpRequest&, Responder responder) {
           const ProcessStats stats = ReadProcessStats();
           parts->rss->Set(stats.rss_bytes);
-          parts->cpu->Set(stats.cpu_seconds);
+          if (stats.cpu_seconds > parts->cpu->Value()) {
+            parts->cpu->Increment(stats.cpu_seconds - parts->cpu->Value());
+          }
           parts->cached->Set(static_cast<double>(parts->cache->Size()));
           std::string page = RenderPrometheusText(*registry);
           // The ModelDeployments' own series come from the leader only (it writes their status),
