@@ -363,25 +363,28 @@ Status Operator::Build() {
   {
     auto registry = p_->registry;
     Parts* parts = p_.get();
-    metrics_router->Handle(
-        HttpVerb::get, "/metrics", [this, registry, parts](const HttpRequest&, Responder responder) {
-          const ProcessStats stats = ReadProcessStats();
-          parts->rss->Set(stats.rss_bytes);
-          if (stats.cpu_seconds > parts->cpu->Value()) {
-            parts->cpu->Increment(stats.cpu_seconds - parts->cpu->Value());
-          }
-          parts->cached->Set(static_cast<double>(parts->cache->Size()));
-          std::string page = RenderPrometheusText(*registry);
-          // The ModelDeployments' own series come from the leader only (it writes their status),
-          // so replicas never export the same series twice.
-          bool leading = false;
-          {
-            std::lock_guard<std::mutex> lock(mu_);
-            leading = leading_;
-          }
-          if (leading && synced_.load()) page += controllers::RenderModelDeploymentMetrics(*parts->cache);
-          responder.SendBody(HttpStatus::ok, kPrometheusContentType, std::move(page));
-        });
+    metrics_router->Handle(HttpVerb::get, "/metrics",
+                           [this, registry, parts](const HttpRequest&, Responder responder) {
+                             const ProcessStats stats = ReadProcessStats();
+                             parts->rss->Set(stats.rss_bytes);
+                             if (stats.cpu_seconds > parts->cpu->Value()) {
+                               parts->cpu->Increment(stats.cpu_seconds - parts->cpu->Value());
+                             }
+                             parts->cached->Set(static_cast<double>(parts->cache->Size()));
+                             std::string page = RenderPrometheusText(*registry);
+                             // The ModelDeployments' own series come from the leader only (it
+                             // writes their status), so replicas never export the same series
+                             // twice.
+                             bool leading = false;
+                             {
+                               std::lock_guard<std::mutex> lock(mu_);
+                               leading = leading_;
+                             }
+                             if (leading && synced_.load())
+                               page += controllers::RenderModelDeploymentMetrics(*parts->cache);
+                             responder.SendBody(HttpStatus::ok, kPrometheusContentType,
+                                                std::move(page));
+                           });
   }
   const bool shared = options_.metrics_addr.port != 0 &&
                       options_.metrics_addr.port == options_.health_addr.port &&

@@ -1,9 +1,9 @@
 #include "controllers/modeldeployment/status_metrics.h"
 
+#include <prometheus/text_serializer.h>
+
 #include <chrono>
 #include <utility>
-
-#include <prometheus/text_serializer.h>
 
 #include "lib/api/object_labels.h"
 
@@ -13,8 +13,8 @@ namespace {
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 
-constexpr Phase kPhases[] = {Phase::kProgressing, Phase::kHealthy, Phase::kPaused,
-                             Phase::kDegraded, Phase::kRolledBack};
+constexpr Phase kPhases[] = {Phase::kProgressing, Phase::kHealthy, Phase::kPaused, Phase::kDegraded,
+                             Phase::kRolledBack};
 constexpr const char* kVerdicts[] = {"Pass", "Fail", "NoData"};
 
 MetricFamily Gauge(std::string name, std::string help) {
@@ -89,8 +89,7 @@ std::vector<MetricFamily> ModelDeploymentFamilies(const std::vector<ModelDeploym
       }
       if (a.consecutive_failures) Add(failures, md, {}, *a.consecutive_failures);
       if (a.time) {
-        Add(analysed, md, {},
-            std::chrono::duration<double>(a.time->time_since_epoch()).count());
+        Add(analysed, md, {}, std::chrono::duration<double>(a.time->time_since_epoch()).count());
       }
     }
     for (const RevisionStatus& r : s.revisions) {
@@ -99,9 +98,8 @@ std::vector<MetricFamily> ModelDeploymentFamilies(const std::vector<ModelDeploym
     }
   }
   std::vector<MetricFamily> out;
-  for (MetricFamily* f :
-       {&phase, &condition, &weight, &step, &verdict, &value, &failures, &analysed, &replicas,
-        &ready}) {
+  for (MetricFamily* f : {&phase, &condition, &weight, &step, &verdict, &value, &failures,
+                          &analysed, &replicas, &ready}) {
     out.push_back(std::move(*f));
   }
   return out;

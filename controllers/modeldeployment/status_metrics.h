@@ -19,10 +19,10 @@
 //                                                                (autoscaler or spec.replicas)
 //   sluice_operator_modeldeployment_revision_ready_replicas{revision}
 
+#include <prometheus/metric_family.h>
+
 #include <string>
 #include <vector>
-
-#include <prometheus/metric_family.h>
 
 #include "lib/api/model_deployment.h"
 #include "lib/controller/object_io.h"

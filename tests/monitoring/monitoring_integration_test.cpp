@@ -25,13 +25,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "e2e/procnode/pod_network.h"
 #include "lib/api/feature_view.h"
@@ -76,11 +75,11 @@ HttpAnswer Http(const std::string& url, const std::string& post_body = "",
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION,
-                   +[](char* p, size_t size, size_t n, void* body) -> size_t {
-                     static_cast<std::string*>(body)->append(p, size * n);
-                     return size * n;
-                   });
+  curl_easy_setopt(
+      curl, CURLOPT_WRITEFUNCTION, +[](char* p, size_t size, size_t n, void* body) -> size_t {
+        static_cast<std::string*>(body)->append(p, size * n);
+        return size * n;
+      });
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &out.body);
   curl_slist* headers = nullptr;
   if (!post_body.empty()) {
@@ -143,8 +142,7 @@ std::string EnrichedRequest() {
                 col("amount", "FP32", {204.79}), col("transaction_hour", "INT32", {18}),
                 col("foreign_transaction", "FP32", {0}), col("location_mismatch", "FP64", {0}),
                 col("device_trust_score", "FP32", {0.73}),
-                col("distance_from_home_km", "FP32", {12.4}),
-                col("card_present", "BOOL", {true})}}}
+                col("distance_from_home_km", "FP32", {12.4}), col("card_present", "BOOL", {true})}}}
       .dump();
 }
 
@@ -192,8 +190,8 @@ class Environment {
   std::string stable() const { return stable_; }
   // The /metrics pages, by the component that serves them.
   std::map<std::string, std::string> MetricsUrls() const {
-    return {{"sluice-server", "http://" + servers_[0].address + ":" +
-                                  std::to_string(servers_[0].port) + "/metrics"},
+    return {{"sluice-server",
+             "http://" + servers_[0].address + ":" + std::to_string(servers_[0].port) + "/metrics"},
             {"sluice-router (admin port)",
              "http://127.0.0.1:" + std::to_string(router_.admin_port) + "/metrics"},
             {"sluice-operator", "http://127.0.0.1:" + std::to_string(operator_.port) + "/metrics"}};
@@ -339,9 +337,9 @@ class Environment {
     const bool ready = Eventually(
         [&] {
           if (p.port == 0) p.port = ReadPort(port_file);
-          return p.port > 0 && Http("http://" + p.address + ":" + std::to_string(p.port) +
-                                    "/v2/health/ready")
-                                       .status == 200;
+          return p.port > 0 &&
+                 Http("http://" + p.address + ":" + std::to_string(p.port) + "/v2/health/ready")
+                         .status == 200;
         },
         120s, 100ms);
     if (!ready) return "sluice-server did not get ready: " + TailFile(o.log_path);
@@ -426,18 +424,18 @@ class Environment {
   }
 
   std::string CreateSlice(const std::string& revision, const Proc& server) {
-    json slice = {{"apiVersion", "discovery.k8s.io/v1"},
-                  {"kind", "EndpointSlice"},
-                  {"metadata",
-                   {{"name", revision + "-monitoring"},
-                    {"namespace", kNs},
-                    {"labels",
-                     {{"kubernetes.io/service-name", revision},
-                      {"endpointslice.kubernetes.io/managed-by", "monitoring-tests"}}}}},
-                  {"addressType", "IPv4"},
-                  {"ports", {{{"name", "http"}, {"port", server.port}, {"protocol", "TCP"}}}},
-                  {"endpoints",
-                   {{{"addresses", {server.address}}, {"conditions", {{"ready", true}}}}}}};
+    json slice = {
+        {"apiVersion", "discovery.k8s.io/v1"},
+        {"kind", "EndpointSlice"},
+        {"metadata",
+         {{"name", revision + "-monitoring"},
+          {"namespace", kNs},
+          {"labels",
+           {{"kubernetes.io/service-name", revision},
+            {"endpointslice.kubernetes.io/managed-by", "monitoring-tests"}}}}},
+        {"addressType", "IPv4"},
+        {"ports", {{{"name", "http"}, {"port", server.port}, {"protocol", "TCP"}}}},
+        {"endpoints", {{{"addresses", {server.address}}, {"conditions", {{"ready", true}}}}}}};
     auto created = client_->Create(kSlicesGvr, kNs, slice);
     return created.ok() ? "" : "EndpointSlice " + revision + ": " + created.status().ToString();
   }
@@ -446,11 +444,16 @@ class Environment {
     const std::string port_file = dir_ + "/router.port";
     const std::string admin_file = dir_ + "/router.admin-port";
     testing::SpawnOptions o;
-    o.argv = {SLUICE_ROUTER_BIN,         "--kubeconfig=" + kubeconfig_,
-              "--namespace=" + std::string(kNs), "--model-deployment=" + std::string(kMd),
-              "--http-address=127.0.0.1", "--http-port=0",
-              "--port-file=" + port_file, "--admin-port=0",
-              "--admin-port-file=" + admin_file, "--io-threads=1",
+    o.argv = {SLUICE_ROUTER_BIN,
+              "--kubeconfig=" + kubeconfig_,
+              "--namespace=" + std::string(kNs),
+              "--model-deployment=" + std::string(kMd),
+              "--http-address=127.0.0.1",
+              "--http-port=0",
+              "--port-file=" + port_file,
+              "--admin-port=0",
+              "--admin-port-file=" + admin_file,
+              "--io-threads=1",
               "--drain-grace-ms=0"};
     o.log_path = dir_ + "/router.log";
     logs_.emplace_back("sluice-router", o.log_path);
@@ -474,26 +477,29 @@ class Environment {
   // Rewrites the file_sd targets (through a rename: Prometheus never reads half a file).
   void WriteTargets() {
     json workloads = json::array();
-    workloads.push_back(
-        {{"targets", {"127.0.0.1:" + std::to_string(router_.admin_port)}},
-         {"labels",
-          {{"namespace", kNs}, {"pod", "fraud-router-0"}, {"modeldeployment", kMd},
-           {"component", "router"}}}});
+    workloads.push_back({{"targets", {"127.0.0.1:" + std::to_string(router_.admin_port)}},
+                         {"labels",
+                          {{"namespace", kNs},
+                           {"pod", "fraud-router-0"},
+                           {"modeldeployment", kMd},
+                           {"component", "router"}}}});
     for (size_t i = 0; i < servers_.size(); ++i) {
       if (server_revision_[i].empty()) continue;
-      workloads.push_back({{"targets", {servers_[i].address + ":" + std::to_string(servers_[i].port)}},
-                           {"labels",
-                            {{"namespace", kNs},
-                             {"pod", server_revision_[i] + "-0"},
-                             {"modeldeployment", kMd},
-                             {"revision", server_revision_[i]},
-                             {"component", "server"}}}});
+      workloads.push_back(
+          {{"targets", {servers_[i].address + ":" + std::to_string(servers_[i].port)}},
+           {"labels",
+            {{"namespace", kNs},
+             {"pod", server_revision_[i] + "-0"},
+             {"modeldeployment", kMd},
+             {"revision", server_revision_[i]},
+             {"component", "server"}}}});
     }
-    const json op = json::array(
-        {{{"targets", {"127.0.0.1:" + std::to_string(operator_.port)}},
-          {"labels", {{"namespace", "sluice-system"}, {"pod", "sluice-operator-0"}}}}});
+    const json op =
+        json::array({{{"targets", {"127.0.0.1:" + std::to_string(operator_.port)}},
+                      {"labels", {{"namespace", "sluice-system"}, {"pod", "sluice-operator-0"}}}}});
     const std::string d = dir_ + "/prometheus/";
-    for (const auto& [name, content] : {std::pair{"targets.json", workloads}, {"operator.json", op}}) {
+    for (const auto& [name, content] :
+         {std::pair{"targets.json", workloads}, {"operator.json", op}}) {
       std::ofstream(d + name + ".tmp") << content.dump() << "\n";
       std::filesystem::rename(d + name + ".tmp", d + name);
     }
@@ -501,8 +507,8 @@ class Environment {
 
   // Steady traffic through the router until the process exits: about 25 requests a second.
   void Load() {
-    const std::string url = "http://127.0.0.1:" + std::to_string(router_.port) +
-                            "/v2/models/fraud/infer";
+    const std::string url =
+        "http://127.0.0.1:" + std::to_string(router_.port) + "/v2/models/fraud/infer";
     const std::string body = EnrichedRequest();
     auto next = std::chrono::steady_clock::now();
     while (!stop_.load()) {
@@ -569,7 +575,8 @@ TEST_F(MonitoringTest, EveryMetricsEndpointPassesPromtoolCheckMetrics) {
     ASSERT_EQ(page.status, 200) << name << " " << url;
     // Traffic went through every part, so the labelled series and histograms are there to lint.
     EXPECT_NE(page.body.find("_bucket{"), std::string::npos) << name << ":\n" << page.body;
-    const std::string file = ::testing::TempDir() + "/monitoring-page-" + std::to_string(::getpid());
+    const std::string file =
+        ::testing::TempDir() + "/monitoring-page-" + std::to_string(::getpid());
     std::ofstream(file) << page.body;
     auto checked =
         testing::RunCommand({"sh", "-c", "promtool check metrics < '" + file + "'"}, 60s);
@@ -644,8 +651,9 @@ TEST_F(MonitoringTest, EveryDashboardQueryReturnsData) {
                    << " dashboard queries return no data:" << why;
 
   // The panels about a canary show both revisions.
-  auto split = Query("max by (revision) (sluice_operator_modeldeployment_traffic_weight{namespace=\"" +
-                     std::string(kNs) + "\", modeldeployment=\"" + kMd + "\"})");
+  auto split =
+      Query("max by (revision) (sluice_operator_modeldeployment_traffic_weight{namespace=\"" +
+            std::string(kNs) + "\", modeldeployment=\"" + kMd + "\"})");
   ASSERT_TRUE(split.ok()) << split.status();
   EXPECT_EQ(split->size(), 2u) << split->dump();
 
@@ -659,8 +667,8 @@ TEST_F(MonitoringTest, EveryDashboardQueryReturnsData) {
     }
     std::smatch m;
     ASSERT_TRUE(std::regex_match(q, m, label_values)) << q;
-    const HttpAnswer a = Http(Environment::Get().prometheus_url() + "/api/v1/label/" +
-                              m[2].str() + "/values?match[]=" + UrlEncode(m[1].str()));
+    const HttpAnswer a = Http(Environment::Get().prometheus_url() + "/api/v1/label/" + m[2].str() +
+                              "/values?match[]=" + UrlEncode(m[1].str()));
     ASSERT_EQ(a.status, 200) << a.body;
     const json values = json::parse(a.body)["data"];
     const std::string want = v.value("name", "") == "namespace" ? kNs : kMd;

@@ -19,31 +19,30 @@ ModelDeployment Parsed(const json& j) {
 }
 
 ModelDeployment RollingBack() {
-  return Parsed({{"apiVersion", "sluice.dev/v1alpha1"},
-                 {"kind", "ModelDeployment"},
-                 {"metadata", {{"name", "fraud"}, {"namespace", "ml"}}},
-                 {"spec", {{"model", {{"uri", "file:///m/fraud.json"}}}}},
-                 {"status",
-                  {{"phase", "RolledBack"},
-                   {"stableRevision", "fraud-a"},
-                   {"canaryRevision", "fraud-b"},
-                   {"currentStep", 1},
-                   {"traffic", json::array({{{"revision", "fraud-a"}, {"weight", 100}},
-                                            {{"revision", "fraud-b"}, {"weight", 0}}})},
-                   {"revisions", json::array({{{"name", "fraud-a"},
-                                               {"replicas", 3},
-                                               {"readyReplicas", 2}},
-                                              {{"name", "fraud-b"}, {"replicas", 1}}})},
-                   {"lastAnalysis",
-                    {{"time", "2026-12-07T00:00:10Z"},
-                     {"verdict", "Fail"},
-                     {"values", {{"errorRate", 0.25}, {"latencyP99Seconds", 0.04}}},
-                     {"consecutiveFailures", 2}}},
-                   {"conditions", json::array({{{"type", "Progressing"},
-                                                {"status", "False"},
-                                                {"lastTransitionTime", "2026-12-07T00:00:10Z"},
-                                                {"reason", "RolledBack"},
-                                                {"message", "error rate 25%"}}})}}}});
+  return Parsed(
+      {{"apiVersion", "sluice.dev/v1alpha1"},
+       {"kind", "ModelDeployment"},
+       {"metadata", {{"name", "fraud"}, {"namespace", "ml"}}},
+       {"spec", {{"model", {{"uri", "file:///m/fraud.json"}}}}},
+       {"status",
+        {{"phase", "RolledBack"},
+         {"stableRevision", "fraud-a"},
+         {"canaryRevision", "fraud-b"},
+         {"currentStep", 1},
+         {"traffic", json::array({{{"revision", "fraud-a"}, {"weight", 100}},
+                                  {{"revision", "fraud-b"}, {"weight", 0}}})},
+         {"revisions", json::array({{{"name", "fraud-a"}, {"replicas", 3}, {"readyReplicas", 2}},
+                                    {{"name", "fraud-b"}, {"replicas", 1}}})},
+         {"lastAnalysis",
+          {{"time", "2026-12-07T00:00:10Z"},
+           {"verdict", "Fail"},
+           {"values", {{"errorRate", 0.25}, {"latencyP99Seconds", 0.04}}},
+           {"consecutiveFailures", 2}}},
+         {"conditions", json::array({{{"type", "Progressing"},
+                                      {"status", "False"},
+                                      {"lastTransitionTime", "2026-12-07T00:00:10Z"},
+                                      {"reason", "RolledBack"},
+                                      {"message", "error rate 25%"}}})}}}});
 }
 
 // family name -> "label=value,..." -> value, for the samples of `families`.
@@ -85,14 +84,14 @@ TEST(StatusMetricsTest, EveryStatusFieldADashboardReadsBecomesASeries) {
   EXPECT_EQ(got.at("sluice_operator_modeldeployment_analysis_consecutive_failures").at(md), 2);
   EXPECT_EQ(got.at("sluice_operator_modeldeployment_analysis_timestamp_seconds").at(md),
             1796601610);
-  EXPECT_EQ(got.at("sluice_operator_modeldeployment_revision_replicas").at(md + ",revision=fraud-a"),
-            3);
   EXPECT_EQ(
-      got.at("sluice_operator_modeldeployment_revision_ready_replicas").at(md + ",revision=fraud-a"),
-      2);
+      got.at("sluice_operator_modeldeployment_revision_replicas").at(md + ",revision=fraud-a"), 3);
+  EXPECT_EQ(got.at("sluice_operator_modeldeployment_revision_ready_replicas")
+                .at(md + ",revision=fraud-a"),
+            2);
   // No readyReplicas for fraud-b in the status: no made-up zero.
-  EXPECT_EQ(got.at("sluice_operator_modeldeployment_revision_ready_replicas").count(
-                md + ",revision=fraud-b"),
+  EXPECT_EQ(got.at("sluice_operator_modeldeployment_revision_ready_replicas")
+                .count(md + ",revision=fraud-b"),
             0u);
 }
 

@@ -134,7 +134,8 @@ TEST_F(ScrapeLoopTest, FetchesThePortNamedInTheOptionsNotTheTrafficPort) {
   o.default_port = 9090;
   o.port_name = "admin";
   ScrapeLoop loop(finder_, fetcher_, o, [] {});
-  const PodPage named = loop.Fetch(PodTarget{"p1", "10.0.0.1", {}, {{"http", 8080}, {"admin", 9191}}});
+  const PodPage named =
+      loop.Fetch(PodTarget{"p1", "10.0.0.1", {}, {{"http", 8080}, {"admin", 9191}}});
   EXPECT_EQ(named.url, "http://10.0.0.1:9191/metrics");
   ASSERT_TRUE(named.page.ok()) << named.page.status();
   EXPECT_EQ(named.page->samples.at(0).name, "sluice_router_endpoints");

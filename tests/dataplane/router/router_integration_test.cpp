@@ -645,9 +645,8 @@ TEST_F(RouterIntegrationTest, NotReadyUntilTheApiServerAnswers) {
     out << kubeconfig;
   }
   ServerProcess router;
-  ASSERT_TRUE(router.Start(SLUICE_ROUTER_BIN,
-                           {"--kubeconfig", path, "--namespace", ns_, "--model-deployment", kMd,
-                            "--admin-port", "0"}))
+  ASSERT_TRUE(router.Start(SLUICE_ROUTER_BIN, {"--kubeconfig", path, "--namespace", ns_,
+                                               "--model-deployment", kMd, "--admin-port", "0"}))
       << router.Log();
   HttpTestClient c(router.port());
   ASSERT_TRUE(Eventually([&] {
