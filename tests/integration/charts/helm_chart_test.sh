@@ -105,6 +105,10 @@ got=$(helm template t "$chart" "${crds[@]}" | kinds)
 [[ "$got" != *PodMonitor* && "$got" != *PrometheusRule* && "$got" != *ConfigMap* ]] \
   || fail "disabled by default: $got"
 refuse podMonitor --set metrics.podMonitor.enabeld=true
+# The operator's per-ModelDeployment series keep the ModelDeployment's namespace label.
+helm template t "$chart" --set metrics.serviceMonitor.enabled=true \
+  --api-versions monitoring.coreos.com/v1/ServiceMonitor | contains "honorLabels: true" \
+  || fail "the ServiceMonitor does not keep the operator's labels"
 
 echo "== install into a real kube-apiserver"
 bash "$root/e2e/cluster/up.sh" "$work/cluster" >"$work/up.log"
