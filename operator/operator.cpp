@@ -6,11 +6,13 @@
 #include <fstream>
 #include <random>
 
+#include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
 #include "controllers/analysis/prometheus_metric_source.h"
+#include "controllers/modeldeployment/status_metrics.h"
 #include "controllers/analysis/router_metric_source.h"
 #include "controllers/autoscaler/concurrency_scraper.h"
 #include "lib/controller/cache.h"
@@ -98,7 +100,7 @@ struct Operator::Parts {
   std::shared_ptr<prometheus::Registry> registry;
   std::unique_ptr<controllers::PrometheusControllerMetrics> metrics;
   prometheus::Gauge* rss = nullptr;
-  prometheus::Gauge* cpu = nullptr;
+  prometheus::Counter* cpu = nullptr;  // set from /proc at each scrape (one metrics io thread)
   prometheus::Gauge* cached = nullptr;
   std::unique_ptr<InformerCache> cache;
   std::unique_ptr<controllers::KubeObjectWriter> writer;
@@ -169,7 +171,8 @@ Status Operator::Build() {
                  .Help("Resident memory size in bytes.")
                  .Register(*p_->registry)
                  .Add({});
-  p_->cpu = &prometheus::BuildGauge()
+  // A counter, as Prometheus' process collectors export it (rate() and promtool expect one).
+  p_->cpu = &prometheus::BuildCounter()
                  .Name("process_cpu_seconds_total")
                  .Help("Total user and system CPU time spent in seconds.")
                  .Register(*p_->registry)
@@ -227,7 +230,7 @@ Status Operator::Build() {
   mo.autoscale_period = options_.autoscaler_scrape_period;
   if (options_.analysis_provider == OperatorOptions::AnalysisProvider::kRouter) {
     controllers::RouterMetricsScraperOptions rmo;
-    rmo.default_port = options_.workload.router_http_port;
+    rmo.default_port = options_.workload.router_admin_port;
     rmo.scrape_period = options_.autoscaler_scrape_period;
     p_->router_metrics = std::make_unique<controllers::RouterMetricsScraper>(
         *p_->cache, *p_->pod_finder, *p_->fetcher, rmo);
@@ -361,13 +364,26 @@ Status Operator::Build() {
     auto registry = p_->registry;
     Parts* parts = p_.get();
     metrics_router->Handle(HttpVerb::get, "/metrics",
-                           [registry, parts](const HttpRequest&, Responder responder) {
+                           [this, registry, parts](const HttpRequest&, Responder responder) {
                              const ProcessStats stats = ReadProcessStats();
                              parts->rss->Set(stats.rss_bytes);
-                             parts->cpu->Set(stats.cpu_seconds);
+                             if (stats.cpu_seconds > parts->cpu->Value()) {
+                               parts->cpu->Increment(stats.cpu_seconds - parts->cpu->Value());
+                             }
                              parts->cached->Set(static_cast<double>(parts->cache->Size()));
+                             std::string page = RenderPrometheusText(*registry);
+                             // The ModelDeployments' own series come from the leader only (it
+                             // writes their status), so replicas never export the same series
+                             // twice.
+                             bool leading = false;
+                             {
+                               std::lock_guard<std::mutex> lock(mu_);
+                               leading = leading_;
+                             }
+                             if (leading && synced_.load())
+                               page += controllers::RenderModelDeploymentMetrics(*parts->cache);
                              responder.SendBody(HttpStatus::ok, kPrometheusContentType,
-                                                RenderPrometheusText(*registry));
+                                                std::move(page));
                            });
   }
   const bool shared = options_.metrics_addr.port != 0 &&

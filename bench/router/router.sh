@@ -74,7 +74,7 @@ wait_ready "http://127.0.0.1:$server_port/v2/health/ready" 60 ||
 
 router_port=$(free_port)
 "$router_bin" --static-traffic "fraud-v1=100@127.0.0.1:$server_port" --http-address 127.0.0.1 \
-  --http-port "$router_port" --io-threads "$io_threads" --log-level warn --drain-grace-ms 0 \
+  --http-port "$router_port" --admin-port 0 --io-threads "$io_threads" --log-level warn --drain-grace-ms 0 \
   >"$work/router-bench-router.log" 2>&1 &
 pids+=($!)
 wait_ready "http://127.0.0.1:$router_port/readyz" 30 || { cat "$work/router-bench-router.log"; exit 1; }

@@ -193,7 +193,7 @@ RouterMetricsScraper::RouterMetricsScraper(const ObjectReader& reader, PodFinder
       clock_(options.clock != nullptr ? *options.clock : Clock::Real()),
       loop_(pods, fetcher,
             ScrapeLoopOptions{options.default_port, options.scrape_period, options.scrape_timeout,
-                              &clock_},
+                              &clock_, api::kAdminPortName},
             [this] { ScrapeOnce(); }) {}
 
 RouterMetricsScraper::~RouterMetricsScraper() {

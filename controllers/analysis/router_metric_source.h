@@ -40,8 +40,9 @@
 namespace sluice::controllers {
 
 struct RouterMetricsScraperOptions {
-  // Used when a router pod declares no container port named "http".
-  int32_t default_port = 8080;
+  // The router's admin port (/metrics), used when a router pod declares no container port named
+  // "admin" (api::kAdminPortName).
+  int32_t default_port = 9090;
   std::chrono::milliseconds scrape_period{1000};
   std::chrono::milliseconds scrape_timeout{500};
   // How long snapshots are kept; a window reaches back at most two analysis intervals.

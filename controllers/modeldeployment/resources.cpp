@@ -379,6 +379,7 @@ api::RouterCommand RouterCommandFor(const ModelDeploymentObject& owner,
   c.ns = owner.md.Namespace();
   c.http_port = options.router_http_port;
   c.grpc_port = options.router_grpc_port;
+  c.admin_port = options.router_admin_port;
   c.upstream_port = options.server_http_port;
   c.upstream_grpc_port = options.server_grpc_port;
   c.log_format = options.log_format;
@@ -398,7 +399,11 @@ json RouterDeployment(const ModelDeploymentObject& owner, const WorkloadOptions&
       {"ports",
        json::array(
            {{{"name", "http"}, {"containerPort", options.router_http_port}, {"protocol", "TCP"}},
-            {{"name", "grpc"}, {"containerPort", options.router_grpc_port}, {"protocol", "TCP"}}})},
+            {{"name", "grpc"}, {"containerPort", options.router_grpc_port}, {"protocol", "TCP"}},
+            {{"name", api::kAdminPortName},
+             {"containerPort", options.router_admin_port},
+             {"protocol", "TCP"}}})},
+      // Probes go to the traffic port: ready means the port clients use accepts and answers.
       {"readinessProbe",
        {{"httpGet", {{"path", "/readyz"}, {"port", "http"}}}, {"periodSeconds", 2}}},
       {"livenessProbe",
@@ -417,7 +422,13 @@ json RouterDeployment(const ModelDeploymentObject& owner, const WorkloadOptions&
          {{"matchLabels",
            {{api::kLabelModelDeployment, md_name}, {api::kLabelComponent, "router"}}}}},
         {"template",
-         {{"metadata", {{"labels", labels}}},
+         {{"metadata",
+           {{"labels", labels},
+            // Metrics on the admin port, never the traffic port.
+            {"annotations",
+             {{"prometheus.io/scrape", "true"},
+              {"prometheus.io/port", std::to_string(options.router_admin_port)},
+              {"prometheus.io/path", "/metrics"}}}}},
           {"spec",
            {{"serviceAccountName", name},
             {"enableServiceLinks", false},

@@ -41,6 +41,7 @@ struct WorkloadOptions {
   int32_t server_grpc_port = 8081;
   int32_t router_http_port = 8080;
   int32_t router_grpc_port = 8081;
+  int32_t router_admin_port = 9090;  // /metrics, /healthz, /readyz (container port "admin")
   // preStop sleep: the pod keeps serving while endpoints are removed from every node, before
   // SIGTERM starts sluice-server's own drain.
   int32_t drain_seconds = 5;

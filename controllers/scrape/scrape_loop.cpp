@@ -50,7 +50,7 @@ Result<std::vector<PodTarget>> ScrapeLoop::Pods(const std::string& ns,
 }
 
 PodPage ScrapeLoop::Fetch(const PodTarget& pod) {
-  auto port = pod.ports.find("http");
+  auto port = pod.ports.find(options_.port_name);
   const int32_t p = port != pod.ports.end() ? port->second : options_.default_port;
   PodPage out{"http://" + pod.ip + ":" + std::to_string(p) + "/metrics",
               Unavailable("not fetched")};

@@ -25,10 +25,12 @@
 namespace sluice::controllers {
 
 struct ScrapeLoopOptions {
-  int32_t default_port = 8080;  // when a pod declares no container port named "http"
+  int32_t default_port = 8080;  // when a pod declares no container port named `port_name`
   std::chrono::milliseconds period{1000};
   std::chrono::milliseconds timeout{500};  // per GET
   Clock* clock = nullptr;                  // nullptr: Clock::Real(); must outlive the loop
+  // The container port serving /metrics: "http" on sluice-server, "admin" on sluice-router.
+  std::string port_name = "http";
 };
 
 // One pod's /metrics page. `page` is the parsed exposition, or why there is none: the pod did
@@ -60,7 +62,8 @@ class ScrapeLoop {
   // The pods of `ns` carrying every label of `match` that can answer a scrape (PodFinder).
   Result<std::vector<PodTarget>> Pods(const std::string& ns,
                                       const std::map<std::string, std::string>& match);
-  // One GET of `pod`'s /metrics on its "http" container port (or the default port), parsed.
+  // One GET of `pod`'s /metrics on its container port named port_name (or the default port),
+  // parsed.
   PodPage Fetch(const PodTarget& pod);
 
   Clock& clock() const { return clock_; }

@@ -2,6 +2,9 @@
 // the weights in status.traffic, mirrors and pins callers as the ModelDeployment asks, and
 // measures each revision (see router/router_metrics.h for the metrics the analysis reads).
 //
+// Ports: traffic (--http-port, and --grpc-port), and admin (--admin-port: /metrics, /healthz,
+// /readyz; the traffic port answers the health paths too but forwards /metrics).
+//
 // Start-up: listen first (/healthz answers, /readyz is 503), list and watch the ModelDeployment
 // and EndpointSlices, then report ready. SIGTERM or SIGINT: report not ready, keep routing for
 // --drain-grace-ms while the router's endpoint is taken out of rotation, stop accepting, let
@@ -78,22 +81,35 @@ int Run(const RouterFlags& flags, StopSignalWatch& signals) {
   Proxy proxy(flags.ToProxyOptions(), state, metrics);
   std::atomic<bool> draining{false};
 
+  // The health endpoints answer on both ports; /metrics only on the admin port, so scrapes and
+  // probes never queue behind traffic and the traffic port forwards /metrics like any path.
+  auto add_health = [&](HttpRouter& r) {
+    r.Handle(HttpVerb::get, "/healthz", [](const HttpRequest&, Responder out) {
+      out.SendJson(HttpStatus::ok, R"({"status":"ok"})");
+    });
+    r.Handle(HttpVerb::get, "/readyz", [&](const HttpRequest&, Responder out) {
+      if (draining.load()) {
+        out.SendError(HttpStatus::service_unavailable, "draining");
+      } else if (!synced()) {
+        out.SendError(HttpStatus::service_unavailable,
+                      "the ModelDeployment and its EndpointSlices are not listed yet");
+      } else {
+        out.SendJson(HttpStatus::ok, R"({"status":"ready"})");
+      }
+    });
+  };
   auto router = std::make_shared<HttpRouter>();
-  router->Handle(HttpVerb::get, "/healthz", [](const HttpRequest&, Responder r) {
-    r.SendJson(HttpStatus::ok, R"({"status":"ok"})");
-  });
-  router->Handle(HttpVerb::get, "/readyz", [&](const HttpRequest&, Responder r) {
-    if (draining.load()) {
-      r.SendError(HttpStatus::service_unavailable, "draining");
-    } else if (!synced()) {
-      r.SendError(HttpStatus::service_unavailable,
-                  "the ModelDeployment and its EndpointSlices are not listed yet");
-    } else {
-      r.SendJson(HttpStatus::ok, R"({"status":"ready"})");
-    }
-  });
-  AddMetricsRoute(*router, registry);
+  add_health(*router);
   proxy.Register(*router);
+  auto admin_router = std::make_shared<HttpRouter>();
+  add_health(*admin_router);
+  AddMetricsRoute(*admin_router, registry);
+  auto admin_or = HttpServer::Create(flags.ToAdminHttpOptions(), admin_router);
+  if (!admin_or.ok()) {
+    spdlog::error("md={} admin port: {}", md_key, admin_or.status().ToString());
+    return 1;
+  }
+  std::unique_ptr<HttpServer> admin = std::move(admin_or).value();
 
   HttpServerOptions http_options = flags.ToHttpOptions();
   http_options.on_io_thread_stop = [&proxy] { proxy.OnIoThreadStop(); };
@@ -103,11 +119,11 @@ int Run(const RouterFlags& flags, StopSignalWatch& signals) {
     return 1;
   }
   std::unique_ptr<HttpServer> server = std::move(server_or).value();
-  spdlog::info("md={} listening on {}:{} ({} io threads), API server {}", md_key,
+  spdlog::info("md={} listening on {}:{} ({} io threads), admin on {}:{}, API server {}", md_key,
                flags.http_address, server->port(),
                flags.io_threads > 0 ? flags.io_threads
                                     : static_cast<int>(std::thread::hardware_concurrency()),
-               api_server);
+               flags.http_address, admin->port(), api_server);
   std::unique_ptr<GrpcProxy> grpc;
   if (flags.grpc_port != 0) {
     auto grpc_or = GrpcProxy::Create(flags.ToGrpcProxyOptions(), state, metrics);
@@ -117,6 +133,12 @@ int Run(const RouterFlags& flags, StopSignalWatch& signals) {
     }
     grpc = std::move(grpc_or).value();
     spdlog::info("md={} listening on {}:{} (gRPC)", md_key, flags.http_address, grpc->port());
+  }
+  if (!flags.admin_port_file.empty()) {
+    if (Status s = WritePortFile(flags.admin_port_file, admin->port()); !s.ok()) {
+      spdlog::error("{}", s.ToString());
+      return 1;
+    }
   }
   if (!flags.port_file.empty()) {
     if (Status s = WritePortFile(flags.port_file, server->port()); !s.ok()) {
@@ -163,6 +185,7 @@ int Run(const RouterFlags& flags, StopSignalWatch& signals) {
   clean = clean && grpc_clean;
   grpc.reset();
   server.reset();
+  admin.reset();  // last: /readyz said 503 and /metrics counted every request until here
   if (source) source->Stop();
   if (clean) {
     spdlog::info("md={} drained; every in-flight request answered", md_key);

@@ -31,6 +31,8 @@ api::RouterCommand RouterFlags::ToCommand() const {
   c.port_file = port_file;
   c.grpc_port = grpc_port;
   c.io_threads = io_threads;
+  c.admin_port = admin_port;
+  c.admin_port_file = admin_port_file;
   c.upstream_port = upstream_port;
   c.upstream_grpc_port = upstream_grpc_port;
   c.upstream_timeout_ms = upstream_timeout_ms;
@@ -65,6 +67,22 @@ HttpServerOptions RouterFlags::ToHttpOptions() const {
   o.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
   // An answer from a slow backend is written to the client within the usual write budget.
   o.write_timeout = std::chrono::milliseconds(std::max<int64_t>(body_timeout_ms, 30'000));
+  o.drain_idle_timeout = std::chrono::milliseconds(drain_idle_timeout_ms);
+  o.server_name = "sluice-router";
+  return o;
+}
+
+HttpServerOptions RouterFlags::ToAdminHttpOptions() const {
+  HttpServerOptions o;
+  o.address = http_address;
+  o.port = static_cast<uint16_t>(admin_port);
+  // Scrapes and probes only: one thread, small requests, no drain grace (it serves until exit).
+  o.io_threads = 1;
+  o.max_body_bytes = 64 * 1024;
+  o.max_header_bytes = static_cast<size_t>(max_header_bytes);
+  o.header_timeout = std::chrono::milliseconds(header_timeout_ms);
+  o.body_timeout = std::chrono::milliseconds(body_timeout_ms);
+  o.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
   o.drain_idle_timeout = std::chrono::milliseconds(drain_idle_timeout_ms);
   o.server_name = "sluice-router";
   return o;
@@ -112,6 +130,8 @@ Result<RouterFlags> ParseRouterFlags(const std::vector<std::string>& args) {
   Take(c.port_file, f.port_file);
   Take(c.grpc_port, f.grpc_port);
   Take(c.io_threads, f.io_threads);
+  Take(c.admin_port, f.admin_port);
+  Take(c.admin_port_file, f.admin_port_file);
   Take(c.upstream_port, f.upstream_port);
   Take(c.upstream_grpc_port, f.upstream_grpc_port);
   Take(c.upstream_timeout_ms, f.upstream_timeout_ms);
@@ -158,7 +178,9 @@ std::string RouterUsage() {
          "target's mirrorPercent asks for, and keeping callers on one revision when\n"
          "spec.traffic.sticky.header is set. Forwards every path except its own:\n"
          "  /healthz  liveness     /readyz  200 once the ModelDeployment and EndpointSlices\n"
-         "  /metrics  Prometheus            are listed, 503 before and while draining\n"
+         "                                  are listed, 503 before and while draining\n"
+         "The admin port (--admin-port) serves /healthz, /readyz and /metrics (Prometheus);\n"
+         "the traffic port forwards /metrics like any other path.\n"
          "Errors answered by the router: 503 no ready endpoint, 502 backend unreachable or\n"
          "connection lost, 504 timeout; JSON {\"error\": \"...\"}. Requests are not retried.\n"
          "With --grpc-port, unary gRPC calls (the V2 inference.GRPCInferenceService) are split\n"

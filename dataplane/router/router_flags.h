@@ -33,6 +33,9 @@ struct RouterFlags {
   std::string port_file;  // the bound HTTP port is written here once listening
   int io_threads = 0;     // 0: one per core
   int grpc_port = 0;      // gRPC listener on http_address; 0: none
+  // /metrics, /healthz and /readyz on http_address, apart from the traffic.
+  int admin_port = 9090;        // 0 picks a free port; see admin_port_file
+  std::string admin_port_file;  // the bound admin port is written here once listening
 
   int upstream_port = 8080;    // for EndpointSlices without a port named "http"
   int upstream_grpc_port = 0;  // for EndpointSlices without a port named "grpc"; 0: none
@@ -66,6 +69,7 @@ struct RouterFlags {
   api::RouterCommand ToCommand() const;
 
   HttpServerOptions ToHttpOptions() const;
+  HttpServerOptions ToAdminHttpOptions() const;
   ProxyOptions ToProxyOptions() const;
   GrpcProxyOptions ToGrpcProxyOptions() const;
 };

@@ -120,7 +120,7 @@ class CanaryE2E : public ::testing::Test {
     const std::string dir = cluster_->work_dir() + "/prometheus";
     std::filesystem::create_directories(dir + "/data");
     // Debian's prometheus is built without kubernetes_sd_configs, so the router pods reach it
-    // through file_sd: the test writes each router pod it finds (pod IP, port http) with the
+    // through file_sd: the test writes each router pod it finds (pod IP, port admin) with the
     // labels the Kubernetes discovery would have given, and Prometheus rereads the file.
     targets_file_ = new std::string(dir + "/routers.json");
     std::ofstream(*targets_file_) << "[]\n";
@@ -295,7 +295,8 @@ scrape_configs:
     stable_ = GetMd()["status"].value("stableRevision", "");
     // Written to a temporary file and renamed, so Prometheus never reads half a file.
     const Json targets = Json::array(
-        {{{"targets", Json::array({router_ip + ":8080"})},
+        // The router's admin port, the one the operator's pod template names "admin".
+        {{{"targets", Json::array({router_ip + ":9090"})},
           {"labels", {{"namespace", ns_}, {"modeldeployment", "fraud"}, {"pod_ip", router_ip}}}}});
     std::ofstream(*targets_file_ + ".tmp") << targets.dump() << "\n";
     std::filesystem::rename(*targets_file_ + ".tmp", *targets_file_);

@@ -54,5 +54,8 @@ inline constexpr char kMaterializeTriggerAnnotation[] = "sluice.dev/materialize-
 inline constexpr char kServiceNameLabel[] = "kubernetes.io/service-name";
 inline constexpr char kHttpPortName[] = "http";
 inline constexpr char kGrpcPortName[] = "grpc";
+// sluice-router's admin port (/metrics, /healthz, /readyz), apart from its traffic ports: what
+// the operator's scrapers, Prometheus (pod annotations, the chart's PodMonitor) and probes use.
+inline constexpr char kAdminPortName[] = "admin";
 
 }  // namespace sluice::api

@@ -31,6 +31,11 @@ void RouterCommand::Bind(FlagSet& f, RouterCommand& c) {
         "gRPC port (unary calls forwarded to the revisions' gRPC ports); 0 = no gRPC");
   f.Int("io-threads", &c.io_threads, 0, 1024,
         "io threads (each with its own backend connection pool); 0 = one per core");
+  f.Int("admin-port", &c.admin_port, 0, 65535,
+        "admin port on --http-address: /metrics, /healthz and /readyz (the traffic port keeps "
+        "/healthz and /readyz but not /metrics); 0 picks a free one");
+  f.String("admin-port-file", &c.admin_port_file,
+           "write the bound admin port to this file once listening");
   f.Int("upstream-port", &c.upstream_port, 1, 65535,
         "backend port for EndpointSlices without a port named http");
   f.Int("upstream-grpc-port", &c.upstream_grpc_port, 0, 65535,

@@ -36,6 +36,10 @@ struct RouterCommand {
   std::optional<std::string> port_file;
   std::optional<int32_t> grpc_port;   // 0: no gRPC
   std::optional<int32_t> io_threads;  // 0: one per core
+  // The admin listener (on http_address): /metrics, /healthz, /readyz. The traffic port does not
+  // serve /metrics.
+  std::optional<int32_t> admin_port;  // 0 picks a free port; see admin_port_file
+  std::optional<std::string> admin_port_file;
 
   // Backends.
   std::optional<int32_t> upstream_port;       // for EndpointSlices without a port named http

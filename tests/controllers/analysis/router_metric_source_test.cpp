@@ -82,9 +82,10 @@ class RouterMetricsTest : public ::testing::Test {
     objects_.Put(api::kModelDeploymentsGvr, md);
   }
 
-  // A Ready router pod of `md` at `ip`, listening on container port `port` named http.
+  // A Ready router pod of `md` at `ip`: traffic on container port 8080 named http, /metrics on
+  // `port` named admin.
   void AddRouterPod(const std::string& md, const std::string& pod, const std::string& ip,
-                    int port = 8080) {
+                    int port = 9090) {
     objects_.Put(
         kube::resources::kPods,
         {{"apiVersion", "v1"},
@@ -97,16 +98,18 @@ class RouterMetricsTest : public ::testing::Test {
              {api::kLabelModelDeployment, md},
              {api::kLabelManagedBy, api::kManagedByValue}}}}},
          {"spec",
-          {{"containers", json::array({{{"name", "router"},
-                                        {"ports", json::array({{{"name", "http"},
-                                                                {"containerPort", port}}})}}})}}},
+          {{"containers",
+            json::array(
+                {{{"name", "router"},
+                  {"ports", json::array({{{"name", "http"}, {"containerPort", 8080}},
+                                         {{"name", "admin"}, {"containerPort", port}}})}}})}}},
          {"status",
           {{"phase", "Running"},
            {"podIP", ip},
            {"conditions", json::array({{{"type", "Ready"}, {"status", "True"}}})}}}});
   }
 
-  void SetCounts(const std::string& ip, const std::map<std::string, Counts>& c, int port = 8080) {
+  void SetCounts(const std::string& ip, const std::map<std::string, Counts>& c, int port = 9090) {
     fetcher_.Serve("http://" + ip + ":" + std::to_string(port) + "/metrics", Page(c));
   }
 
@@ -125,15 +128,15 @@ class RouterMetricsTest : public ::testing::Test {
 TEST_F(RouterMetricsTest, AWindowIsTheDifferenceOfTheScrapesBoundingItSummedOverPods) {
   AddModelDeployment("fraud", true);
   AddRouterPod("fraud", "router-1", "10.0.0.1");
-  AddRouterPod("fraud", "router-2", "10.0.0.2", 9090);
+  AddRouterPod("fraud", "router-2", "10.0.0.2", 9191);
   SetCounts("10.0.0.1", {{"fraud-b", {100, 1, 0, 101, 0}}, {"fraud-a", {900, 0, 0, 900, 0}}});
-  SetCounts("10.0.0.2", {{"fraud-b", {50, 0, 0, 50, 0}}}, 9090);
+  SetCounts("10.0.0.2", {{"fraud-b", {50, 0, 0, 50, 0}}}, 9191);
   metrics_->ScrapeOnce();
   clock_.Advance(5s);
   // Over the window: pod 1 served 40 more (2 of them 5xx, 1 no answer) and pod 2 another 60;
   // 3 of the 100 were slow.
   SetCounts("10.0.0.1", {{"fraud-b", {137, 3, 1, 138, 3}}, {"fraud-a", {2000, 0, 0, 2000, 0}}});
-  SetCounts("10.0.0.2", {{"fraud-b", {110, 0, 0, 110, 0}}}, 9090);
+  SetCounts("10.0.0.2", {{"fraud-b", {110, 0, 0, 110, 0}}}, 9191);
 
   auto t = metrics_->Traffic("ml", "fraud", "fraud-b", Last(5s));
   ASSERT_TRUE(t.ok()) << t.status();
@@ -206,7 +209,7 @@ TEST_F(RouterMetricsTest, AFailedScrapeAtABoundIsAnErrorNeverAZero) {
   SetCounts("10.0.0.1", {{"fraud-b", {10, 0, 0, 10, 0}}});
   metrics_->ScrapeOnce();
   clock_.Advance(5s);
-  fetcher_.Fail("http://10.0.0.1:8080/metrics", Timeout("no answer within 500ms"));
+  fetcher_.Fail("http://10.0.0.1:9090/metrics", Timeout("no answer within 500ms"));
   auto t = metrics_->Traffic("ml", "fraud", "fraud-b", Last(5s));
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.status().message().find("router-1"), std::string::npos) << t.status();
@@ -219,7 +222,7 @@ TEST_F(RouterMetricsTest, AFailedScrapeAtABoundIsAnErrorNeverAZero) {
     SetCounts("10.0.0.1", {{"fraud-b", {10, 0, 0, 10, 0}}});
     metrics_->ScrapeOnce();
     clock_.Advance(5s);
-    fetcher_.Serve("http://10.0.0.1:8080/metrics", body, status);
+    fetcher_.Serve("http://10.0.0.1:9090/metrics", body, status);
     t = metrics_->Traffic("ml", "fraud", "fraud-b", Last(5s));
     EXPECT_FALSE(t.ok()) << body;
     // A failed scrape inside a window whose bounds are good is passed over.
@@ -267,8 +270,8 @@ TEST_F(RouterMetricsTest, OnlyModelDeploymentsUnderACanaryAreScrapedInTheBackgro
     metrics_->ScrapeOnce();
     clock_.Advance(1s);
   }
-  EXPECT_EQ(fetcher_.calls("http://10.0.0.1:8080/metrics"), 3);
-  EXPECT_EQ(fetcher_.calls("http://10.0.0.9:8080/metrics"), 0);
+  EXPECT_EQ(fetcher_.calls("http://10.0.0.1:9090/metrics"), 3);
+  EXPECT_EQ(fetcher_.calls("http://10.0.0.9:9090/metrics"), 0);
   EXPECT_EQ(metrics_->SnapshotCount("ml", "fraud"), 3u);
   // Past the retention only what is still needed is kept.
   for (int i = 0; i < 70; ++i) {

@@ -214,6 +214,15 @@ TEST(ResourcesTest, RouterObjectsBindOnlyItsOwnModelDeployment) {
   EXPECT_EQ(router->grpc_port, WorkloadOptions{}.router_grpc_port);
   EXPECT_EQ(router->upstream_grpc_port, WorkloadOptions{}.server_grpc_port);
   EXPECT_EQ(Container(d)["ports"][1]["name"], "grpc");
+  // Metrics on the admin port, named and annotated for Prometheus; the traffic port has none.
+  EXPECT_EQ(router->admin_port, WorkloadOptions{}.router_admin_port);
+  EXPECT_EQ(Container(d)["ports"][2]["name"], api::kAdminPortName);
+  EXPECT_EQ(Container(d)["ports"][2]["containerPort"], WorkloadOptions{}.router_admin_port);
+  const json& pod_annotations = d["spec"]["template"]["metadata"]["annotations"];
+  EXPECT_EQ(pod_annotations["prometheus.io/scrape"], "true");
+  EXPECT_EQ(pod_annotations["prometheus.io/port"],
+            std::to_string(WorkloadOptions{}.router_admin_port));
+  EXPECT_EQ(pod_annotations["prometheus.io/path"], "/metrics");
   const json svc = RouterService(owner, {});
   EXPECT_EQ(svc["metadata"]["name"], "fraud");
   EXPECT_EQ(svc["spec"]["selector"][api::kLabelComponent], "router");

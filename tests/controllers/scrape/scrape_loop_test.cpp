@@ -125,6 +125,27 @@ TEST_F(ScrapeLoopTest, FetchesTheHttpPortOrTheDefaultAndParsesThePage) {
   EXPECT_EQ(p2.page->samples[0].value, 5);
 }
 
+TEST_F(ScrapeLoopTest, FetchesThePortNamedInTheOptionsNotTheTrafficPort) {
+  // sluice-router serves /metrics on its admin port only; its traffic port forwards the path.
+  fetcher_.Serve("http://10.0.0.1:9191/metrics", "sluice_router_endpoints 1\n");
+  fetcher_.Serve("http://10.0.0.1:8080/metrics", "not_the_router 1\n");
+  fetcher_.Serve("http://10.0.0.2:9090/metrics", "sluice_router_endpoints 2\n");
+  ScrapeLoopOptions o;
+  o.default_port = 9090;
+  o.port_name = "admin";
+  ScrapeLoop loop(finder_, fetcher_, o, [] {});
+  const PodPage named =
+      loop.Fetch(PodTarget{"p1", "10.0.0.1", {}, {{"http", 8080}, {"admin", 9191}}});
+  EXPECT_EQ(named.url, "http://10.0.0.1:9191/metrics");
+  ASSERT_TRUE(named.page.ok()) << named.page.status();
+  EXPECT_EQ(named.page->samples.at(0).name, "sluice_router_endpoints");
+  // No port of that name: the default, never the http port.
+  const PodPage fallback = loop.Fetch(PodTarget{"p2", "10.0.0.2", {}, {{"http", 8080}}});
+  EXPECT_EQ(fallback.url, "http://10.0.0.2:9090/metrics");
+  ASSERT_TRUE(fallback.page.ok()) << fallback.page.status();
+  EXPECT_EQ(fallback.page->samples.at(0).value, 2);
+}
+
 TEST_F(ScrapeLoopTest, APodThatFailsGivesItsReasonNeverAnEmptyPage) {
   PodTarget pod{"p", "10.0.0.9", {}, {{"http", 8080}}};
   const std::string url = "http://10.0.0.9:8080/metrics";

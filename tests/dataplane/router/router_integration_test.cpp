@@ -291,13 +291,24 @@ class RouterIntegrationTest : public ::testing::Test {
 
   void StartRouter(std::vector<std::string> extra = {}) {
     router_ = std::make_unique<ServerProcess>();
+    // The admin port file is written before the traffic one, so it is there once Start returns.
+    const std::string admin_file = ::testing::TempDir() + "/router-it-" +
+                                   std::to_string(::getpid()) + "-" +
+                                   std::to_string(++routers_started_) + ".admin-port";
+    std::remove(admin_file.c_str());
     std::vector<std::string> args = {"--kubeconfig",       Environment::Get().kubeconfig(),
                                      "--namespace",        ns_,
                                      "--model-deployment", kMd,
                                      "--revision-header",  kRevisionHeader,
-                                     "--io-threads",       "2"};
+                                     "--io-threads",       "2",
+                                     "--admin-port",       "0",
+                                     "--admin-port-file",  admin_file};
     args.insert(args.end(), extra.begin(), extra.end());
     ASSERT_TRUE(router_->Start(SLUICE_ROUTER_BIN, args)) << router_->Log();
+    int admin = 0;
+    std::ifstream(admin_file) >> admin;
+    ASSERT_GT(admin, 0) << router_->Log();
+    admin_port_ = static_cast<uint16_t>(admin);
     ASSERT_TRUE(Eventually([&] {
       HttpTestClient c(router_->port(), std::chrono::seconds(2));
       auto r = c.Get("/readyz");
@@ -326,8 +337,9 @@ class RouterIntegrationTest : public ::testing::Test {
     return out;
   }
 
+  // The router's own metrics, from its admin port.
   std::string Metrics() {
-    HttpTestClient c(router_->port());
+    HttpTestClient c(admin_port_);
     auto r = c.Get("/metrics");
     return r ? r->body : "";
   }
@@ -337,6 +349,8 @@ class RouterIntegrationTest : public ::testing::Test {
 
   std::string ns_;
   std::unique_ptr<ServerProcess> router_;
+  uint16_t admin_port_ = 0;
+  static inline int routers_started_ = 0;
   const std::string sample_ = ReadFile(kModelDir + "/sample_request.json");
 };
 
@@ -367,6 +381,16 @@ TEST_F(RouterIntegrationTest, SplitsByTheStatusWeightsExactly) {
   EXPECT_TRUE(Has(m, R"(sluice_router_traffic_weight{revision="fraud-v1"} 90)")) << m;
   EXPECT_TRUE(Has(m, R"(sluice_router_request_duration_seconds_count{revision="fraud-v1"} 99)"))
       << m;
+  // The traffic port keeps no /metrics of its own: the path goes to a revision like any other.
+  auto forwarded = c.Get("/metrics");
+  ASSERT_TRUE(forwarded.has_value());
+  EXPECT_EQ(forwarded->body.find("sluice_router_"), std::string::npos) << forwarded->body;
+  EXPECT_NE(forwarded->body.find("sluice_server_"), std::string::npos) << forwarded->body;
+  // Both ports answer the health checks.
+  HttpTestClient admin(admin_port_);
+  auto ready = admin.Get("/readyz");
+  ASSERT_TRUE(ready.has_value());
+  EXPECT_EQ(ready->status, 200);
 }
 
 TEST_F(RouterIntegrationTest, ForwardsGrpcByTheSameWeightsAndMetrics) {
@@ -621,8 +645,8 @@ TEST_F(RouterIntegrationTest, NotReadyUntilTheApiServerAnswers) {
     out << kubeconfig;
   }
   ServerProcess router;
-  ASSERT_TRUE(router.Start(SLUICE_ROUTER_BIN,
-                           {"--kubeconfig", path, "--namespace", ns_, "--model-deployment", kMd}))
+  ASSERT_TRUE(router.Start(SLUICE_ROUTER_BIN, {"--kubeconfig", path, "--namespace", ns_,
+                                               "--model-deployment", kMd, "--admin-port", "0"}))
       << router.Log();
   HttpTestClient c(router.port());
   ASSERT_TRUE(Eventually([&] {
@@ -648,7 +672,7 @@ TEST_F(RouterIntegrationTest, HelpDocumentsEveryFlagAndBadFlagsFail) {
   for (const char* flag :
        {"--model-deployment", "--namespace", "--http-port", "--http-address", "--upstream-port",
         "--kubeconfig", "--log-format", "--upstream-timeout-ms", "--connect-timeout-ms",
-        "--max-idle-per-endpoint", "--drain-grace-ms"}) {
+        "--max-idle-per-endpoint", "--drain-grace-ms", "--admin-port", "--admin-port-file"}) {
     EXPECT_NE(help->output.find(flag), std::string::npos) << flag;
   }
   auto missing = sluice::testing::RunCommand({SLUICE_ROUTER_BIN, "--namespace=x"});

@@ -62,6 +62,54 @@ grep -q "image: ghcr.io/sluice-dev/sluice-operator:9.9.9" "$work/rendered.yaml" 
 grep -q -- "--server-image=ghcr.io/sluice-dev/sluice-dataplane:9.9.9" "$work/rendered.yaml" \
   || fail "the workloads do not default to the data-plane image of the same tag"
 
+echo "== monitoring: PodMonitor, PrometheusRule and the Grafana dashboard"
+monitoring=(--set metrics.podMonitor.enabled=true --set metrics.prometheusRule.enabled=true
+  --set metrics.grafanaDashboard.enabled=true)
+crds=(--api-versions monitoring.coreos.com/v1/PodMonitor --api-versions monitoring.coreos.com/v1/PrometheusRule)
+kinds() { python3 -c 'import sys, yaml; print(" ".join(sorted(d["kind"] for d in yaml.safe_load_all(sys.stdin) if d)))'; }
+# Enabled and the Prometheus Operator's CRDs served: all three, from the chart's own files.
+helm template t "$chart" -n sluice-system "${monitoring[@]}" "${crds[@]}" \
+  --set metrics.prometheusRule.labels.release=kps >"$work/monitoring.yaml"
+python3 - "$work/monitoring.yaml" "$chart" <<'PY' || fail "monitoring objects"
+import json, sys, yaml
+docs = {d["kind"]: d for d in yaml.safe_load_all(open(sys.argv[1])) if d}
+chart = sys.argv[2]
+rule = docs["PrometheusRule"]
+# The PrometheusRule is the rule file, byte for byte as YAML: the two cannot drift.
+assert rule["spec"] == yaml.safe_load(open(chart + "/rules/sluice-alerts.yaml")), "rule spec differs"
+assert rule["metadata"]["labels"]["release"] == "kps", rule["metadata"]["labels"]
+alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
+assert len(alerts) >= 7, alerts
+pm = docs["PodMonitor"]["spec"]
+assert pm["namespaceSelector"] == {"any": True}, pm["namespaceSelector"]
+ports = sorted(e["port"] for e in pm["podMetricsEndpoints"])
+assert ports == ["admin", "http"], ports  # the router's admin port, never its traffic port
+for e in pm["podMetricsEndpoints"]:
+    keep = [r for r in e["relabelings"] if r.get("action") == "keep"]
+    assert keep and keep[0]["regex"] == {"http": "server", "admin": "router"}[e["port"]], e
+cm = docs["ConfigMap"]
+assert cm["metadata"]["labels"]["grafana_dashboard"] == "1", cm["metadata"]["labels"]
+assert json.loads(cm["data"]["sluice.json"]) == json.load(open(chart + "/dashboards/sluice.json"))
+print("PodMonitor ports", ports, "| PrometheusRule alerts", len(alerts), "| dashboard ConfigMap")
+PY
+# watchNamespaces narrows the PodMonitor to them.
+helm template t "$chart" "${monitoring[@]}" "${crds[@]}" --set 'operator.watchNamespaces={ml,ads}' \
+  | contains "matchNames" || fail "PodMonitor ignores watchNamespaces"
+# Enabled, but no Prometheus Operator CRDs: no PodMonitor, no PrometheusRule (the dashboard
+# ConfigMap needs none).
+got=$(helm template t "$chart" "${monitoring[@]}" | kinds)
+[[ "$got" != *PodMonitor* && "$got" != *PrometheusRule* && "$got" == *ConfigMap* ]] \
+  || fail "without the CRDs: $got"
+# Disabled (the default), CRDs or not: none of the three.
+got=$(helm template t "$chart" "${crds[@]}" | kinds)
+[[ "$got" != *PodMonitor* && "$got" != *PrometheusRule* && "$got" != *ConfigMap* ]] \
+  || fail "disabled by default: $got"
+refuse podMonitor --set metrics.podMonitor.enabeld=true
+# The operator's per-ModelDeployment series keep the ModelDeployment's namespace label.
+helm template t "$chart" --set metrics.serviceMonitor.enabled=true \
+  --api-versions monitoring.coreos.com/v1/ServiceMonitor | contains "honorLabels: true" \
+  || fail "the ServiceMonitor does not keep the operator's labels"
+
 echo "== install into a real kube-apiserver"
 bash "$root/e2e/cluster/up.sh" "$work/cluster" >"$work/up.log"
 export KUBECONFIG="$work/cluster/kubeconfig"

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
@@ -412,11 +413,26 @@ TEST_P(ContractTest, TheGeneratedServerAndRouterStartAndReportReady) {
   const std::string router_port = Port();
   Substitute(router, "--http-port", router_port);
   Substitute(router, "--grpc-port", Port());
+  const std::string admin_port = Port();
+  Substitute(router, "--admin-port", admin_port);
   const std::string kubeconfig = RouterKubeconfig(owner);
   ASSERT_FALSE(kubeconfig.empty());
   router.env.push_back("KUBECONFIG=" + kubeconfig);
   Running router_process(router, ns_ + "-router", std::stoi(router_port), "/readyz");
   ASSERT_EQ(router_process.failure(), "");
+  // Its metrics on the admin port the pod template names (and Prometheus is told to scrape).
+  {
+    const json& ports = router_deployment["spec"]["template"]["spec"]["containers"][0]["ports"];
+    EXPECT_TRUE(std::any_of(ports.begin(), ports.end(), [](const json& p) {
+      return p.value("name", "") == api::kAdminPortName;
+    })) << ports;
+    sluice::testing::HttpTestClient c(static_cast<uint16_t>(std::stoi(admin_port)));
+    auto metrics = c.Get("/metrics");
+    ASSERT_TRUE(metrics.has_value());
+    EXPECT_EQ(metrics->status, 200);
+    EXPECT_NE(metrics->body.find("sluice_router_routing_updates_total"), std::string::npos)
+        << metrics->body;
+  }
 
   router_process.StopCleanly();
   server_process.StopCleanly();

@@ -118,6 +118,8 @@ TEST(RouterCommandTest, ParseReadsBackWhatToArgsWrites) {
   c.port_file = "/tmp/p";
   c.grpc_port = 8081;
   c.io_threads = 1;
+  c.admin_port = 9090;
+  c.admin_port_file = "/tmp/admin";
   c.upstream_port = 9000;
   c.upstream_grpc_port = 9001;
   c.upstream_timeout_ms = 10;
@@ -138,11 +140,12 @@ TEST(RouterCommandTest, ParseReadsBackWhatToArgsWrites) {
   c.log_format = "text";
   c.log_level = "warn";
   const auto args = c.ToArgs();
-  EXPECT_EQ(args.size(), 32u);  // one per field
+  EXPECT_EQ(args.size(), 34u);  // one per field
   auto back = RouterCommand::Parse(args);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, c);
   EXPECT_FALSE(RouterCommand::Parse({"--upstream-port=0"}).ok());
+  EXPECT_FALSE(RouterCommand::Parse({"--admin-port=65536"}).ok());
   auto bad = RouterCommand::Parse({"--bogus"});
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().message(), "unknown flag --bogus");
