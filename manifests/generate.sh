@@ -2,7 +2,7 @@
 # generate.sh [OUT] — renders the kustomize manifests from the Helm chart, so the two installs
 # cannot differ: OUT/base (what `helm install sluice charts/sluice -n sluice-system` installs with
 # default values, CRDs included, plus the Namespace) and the rendered parts of the overlays
-# (OUT/overlays/namespaced/rbac.yaml, OUT/overlays/monitoring/servicemonitor.yaml). OUT defaults
+# (OUT/overlays/namespaced/rbac.yaml, OUT/overlays/monitoring/*.yaml). OUT defaults
 # to this folder; run it after every chart change and commit the result
 # (ctest -R kustomize_manifests_test fails while they differ).
 # Uses the pinned helm of the test cluster (e2e/cluster, `make deps`), or $HELM.
@@ -88,8 +88,16 @@ files="$(render --include-crds | relabel | split "$out/base")"
       END { flush() }'
 } >"$out/overlays/namespaced/rbac.yaml"
 
-{
-  echo "$header"
-  render --show-only templates/servicemonitor.yaml --set metrics.serviceMonitor.enabled=true \
-    --api-versions monitoring.coreos.com/v1/ServiceMonitor | relabel
-} >"$out/overlays/monitoring/servicemonitor.yaml"
+# The monitoring overlay: each monitoring object the chart renders with its value on (and the
+# Prometheus Operator's CRDs present), one file each.
+monitoring_values=(--set metrics.serviceMonitor.enabled=true --set metrics.podMonitor.enabled=true
+  --set metrics.prometheusRule.enabled=true --set metrics.grafanaDashboard.enabled=true
+  --api-versions monitoring.coreos.com/v1/ServiceMonitor
+  --api-versions monitoring.coreos.com/v1/PodMonitor
+  --api-versions monitoring.coreos.com/v1/PrometheusRule)
+for t in servicemonitor podmonitor prometheusrule dashboard; do
+  {
+    echo "$header"
+    render --show-only "templates/$t.yaml" "${monitoring_values[@]}" | relabel
+  } >"$out/overlays/monitoring/$t.yaml"
+done

@@ -22,7 +22,7 @@ m="$root/manifests"
 echo "== generated files match the chart"
 HELM="$bin/helm" bash "$m/generate.sh" "$work/gen"
 diff -r "$m/base" "$work/gen/base" || fail "manifests/base differs from the chart: run manifests/generate.sh"
-for f in overlays/namespaced/rbac.yaml overlays/monitoring/servicemonitor.yaml; do
+for f in overlays/namespaced/rbac.yaml overlays/monitoring/{servicemonitor,podmonitor,prometheusrule,dashboard}.yaml; do
   diff "$m/$f" "$work/gen/$f" || fail "manifests/$f differs from the chart: run manifests/generate.sh"
 done
 
@@ -76,7 +76,11 @@ PY
 same base
 same overlays/namespaced --set 'operator.watchNamespaces={models}'
 same overlays/monitoring --set metrics.serviceMonitor.enabled=true \
-  --api-versions monitoring.coreos.com/v1/ServiceMonitor
+  --set metrics.podMonitor.enabled=true --set metrics.prometheusRule.enabled=true \
+  --set metrics.grafanaDashboard.enabled=true \
+  --api-versions monitoring.coreos.com/v1/ServiceMonitor \
+  --api-versions monitoring.coreos.com/v1/PodMonitor \
+  --api-versions monitoring.coreos.com/v1/PrometheusRule
 
 echo "== applied to a real kube-apiserver"
 bash "$root/e2e/cluster/up.sh" "$work/cluster" >"$work/up.log"
@@ -111,15 +115,17 @@ kubectl -n sluice-system get deployment sluice-sluice-operator \
   || fail "overlays/namespaced: the operator does not watch models"
 
 applying=overlays/monitoring
-# The Prometheus Operator is not installed here: its ServiceMonitor kind only, schema left open.
-kubectl apply --server-side -f - <<'CRD'
+# The Prometheus Operator is not installed here: its kinds only, schemas left open.
+for kind in ServiceMonitor PodMonitor PrometheusRule; do
+  plural="$(tr '[:upper:]' '[:lower:]' <<<"$kind")s"
+  kubectl apply --server-side -f - <<CRD
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
-  name: servicemonitors.monitoring.coreos.com
+  name: $plural.monitoring.coreos.com
 spec:
   group: monitoring.coreos.com
-  names: {kind: ServiceMonitor, listKind: ServiceMonitorList, plural: servicemonitors, singular: servicemonitor}
+  names: {kind: $kind, listKind: ${kind}List, plural: $plural, singular: ${plural%s}}
   scope: Namespaced
   versions:
     - name: v1
@@ -128,7 +134,11 @@ spec:
       schema:
         openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
 CRD
-kubectl wait --for=condition=Established --timeout=60s crd/servicemonitors.monitoring.coreos.com
+  kubectl wait --for=condition=Established --timeout=60s "crd/$plural.monitoring.coreos.com"
+done
 kubectl apply --server-side -k "$m/overlays/monitoring"
 exists servicemonitor/sluice-sluice-operator sluice-system
+exists podmonitor/sluice-sluice-operator-workloads sluice-system
+exists prometheusrule/sluice-sluice-operator-alerts sluice-system
+exists configmap/sluice-sluice-operator-dashboard sluice-system
 echo "PASS"
