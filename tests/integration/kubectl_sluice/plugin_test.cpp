@@ -96,9 +96,9 @@ class PluginTest : public ::testing::Test {
   json Spec(const std::string& name = "fraud") {
     json md = LoadSample(kCrdDir + "/samples/fraud-modeldeployment.yaml", ns_);
     md["metadata"]["name"] = name;
-    md["spec"]["rollout"]["canary"]["steps"] =
-        json::array({{{"weight", 10}, {"pause", "1h"}}, {{"weight", 50}, {"pause", "1h"}},
-                     {{"weight", 100}, {"pause", "0s"}}});
+    md["spec"]["rollout"]["canary"]["steps"] = json::array({{{"weight", 10}, {"pause", "1h"}},
+                                                            {{"weight", 50}, {"pause", "1h"}},
+                                                            {{"weight", 100}, {"pause", "0s"}}});
     md["spec"]["rollout"]["canary"]["analysis"]["interval"] = "1s";
     md["spec"]["rollout"]["canary"]["analysis"]["noDataPolicy"] = "Pass";
     md["spec"]["rollout"]["scaleDownDelay"] = "1s";
@@ -123,10 +123,10 @@ class PluginTest : public ::testing::Test {
   std::string ProgressingReason() { return ConditionReason(Md(), "Progressing"); }
 
   void SetModelVersion(const std::string& version) {
-    json patch = {{"spec",
-                   {{"model",
-                     {{"version", version},
-                      {"uri", "file:///models/fraud/fraud-v" + version + ".json"}}}}}};
+    json patch = {
+        {"spec",
+         {{"model",
+           {{"version", version}, {"uri", "file:///models/fraud/fraud-v" + version + ".json"}}}}}};
     auto patched = client_->Patch(kMdGvr, ns_, "fraud", kube::PatchType::kMerge, patch.dump());
     ASSERT_TRUE(patched.ok()) << patched.status();
   }
@@ -161,10 +161,13 @@ TEST_F(PluginTest, RolloutDrivenThroughThePlugin) {
 
   // A new model version: the canary holds at 10% for its hour.
   SetModelVersion("2");
-  ASSERT_TRUE(Eventually([&] {
-    const json md = Md();
-    return Phase(md) == "Progressing" && TrafficOf(md).size() == 2;
-  }, seconds(120))) << Md().dump(2);
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const json md = Md();
+        return Phase(md) == "Progressing" && TrafficOf(md).size() == 2;
+      },
+      seconds(120)))
+      << Md().dump(2);
   const std::string v2 = Md()["status"].value("canaryRevision", "");
   r = Plugin({"status", "fraud"});
   ASSERT_EQ(r.code, 0) << r.output;
@@ -206,8 +209,7 @@ TEST_F(PluginTest, RolloutDrivenThroughThePlugin) {
   // abort: rolled back; --wait says so with its code.
   r = Plugin({"abort", "fraud"});
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("canary " + v2 + " rolls back to " + v1), std::string::npos)
-      << r.output;
+  EXPECT_NE(r.output.find("canary " + v2 + " rolls back to " + v1), std::string::npos) << r.output;
   r = Plugin({"status", "fraud", "--wait", "--timeout=120s"});
   EXPECT_EQ(r.code, 5) << r.output;
   EXPECT_NE(r.output.find("was rolled back"), std::string::npos) << r.output;
@@ -226,8 +228,7 @@ TEST_F(PluginTest, RolloutDrivenThroughThePlugin) {
   ASSERT_EQ(r.code, 0) << r.output;
   ASSERT_TRUE(Eventually([&] { return Phase(Md()) == "Progressing"; }, seconds(60)))
       << Md().dump(2);
-  ASSERT_TRUE(Eventually([&] { return TrafficOf(Md()).size() == 2; }, seconds(60)))
-      << Md().dump(2);
+  ASSERT_TRUE(Eventually([&] { return TrafficOf(Md()).size() == 2; }, seconds(60))) << Md().dump(2);
   r = Plugin({"promote", "fraud", "--full"});
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("(sluice.dev/promote=full)"), std::string::npos) << r.output;
@@ -268,7 +269,12 @@ TEST_F(PluginTest, WatchRendersAgainWhenTheModelDeploymentChanges) {
   ASSERT_TRUE(Eventually([&] { return Phase(Md()) == "Healthy"; }, seconds(120))) << Md().dump(2);
   const std::string log = ::testing::TempDir() + "/plugin-watch-" + ns_ + ".log";
   sluice::testing::SpawnOptions so;
-  so.argv = {kPlugin, "status", "fraud", "--watch", "-n", ns_,
+  so.argv = {kPlugin,
+             "status",
+             "fraud",
+             "--watch",
+             "-n",
+             ns_,
              "--kubeconfig=" + sluice::testing::SharedApiServer().kubeconfig_path()};
   so.log_path = log;
   auto watcher = sluice::testing::Subprocess::Spawn(so);
@@ -279,8 +285,8 @@ TEST_F(PluginTest, WatchRendersAgainWhenTheModelDeploymentChanges) {
     s << in.rdbuf();
     return s.str();
   };
-  ASSERT_TRUE(Eventually([&] { return log_text().find("Phase:       Healthy") != std::string::npos; },
-                         seconds(60)))
+  ASSERT_TRUE(Eventually(
+      [&] { return log_text().find("Phase:       Healthy") != std::string::npos; }, seconds(60)))
       << log_text();
   SetModelVersion("2");
   ASSERT_TRUE(Eventually([&] { return log_text().find("Step:        1/3") != std::string::npos; },
@@ -321,8 +327,8 @@ TEST_F(PluginTest, MissingObjectsAndBadUsageHaveTheirOwnExitCodes) {
            "users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context:\n"
            "    cluster: c\n    user: u\ncurrent-context: x\n";
   }
-  auto run = sluice::testing::RunCommand({kPlugin, "get", "--kubeconfig", bad},
-                                         std::chrono::minutes(2));
+  auto run =
+      sluice::testing::RunCommand({kPlugin, "get", "--kubeconfig", bad}, std::chrono::minutes(2));
   ASSERT_TRUE(run.ok()) << run.status();
   EXPECT_EQ(run->status.code, 1) << run->output;
   // KUBECONFIG is honoured when --kubeconfig is not given.
@@ -331,6 +337,23 @@ TEST_F(PluginTest, MissingObjectsAndBadUsageHaveTheirOwnExitCodes) {
       {"KUBECONFIG=" + sluice::testing::SharedApiServer().kubeconfig_path()});
   ASSERT_TRUE(run.ok()) << run.status();
   EXPECT_EQ(run->status.code, 0) << run->output;
+}
+
+// Installed on PATH, kubectl finds the binary as the `sluice` plugin and passes its arguments on.
+TEST_F(PluginTest, KubectlRunsItAsAPlugin) {
+  ApplyMd(Spec());
+  ASSERT_TRUE(Eventually([&] { return Phase(Md()) == "Healthy"; }, seconds(120))) << Md().dump(2);
+  const char* bin = std::getenv("SLUICE_K8S_BIN");  // NOLINT(concurrency-mt-unsafe)
+  ASSERT_NE(bin, nullptr);
+  const std::string plugin_dir = kPlugin.substr(0, kPlugin.rfind('/'));
+  const char* path = std::getenv("PATH");  // NOLINT(concurrency-mt-unsafe)
+  auto run = sluice::testing::RunCommand(
+      {std::string(bin) + "/kubectl", "sluice", "get", "-n", ns_,
+       "--kubeconfig=" + sluice::testing::SharedApiServer().kubeconfig_path()},
+      std::chrono::minutes(2), {"PATH=" + plugin_dir + ":" + (path ? path : "/usr/bin:/bin")});
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->status.code, 0) << run->output;
+  EXPECT_NE(run->output.find("fraud   Healthy"), std::string::npos) << run->output;
 }
 
 }  // namespace
