@@ -142,9 +142,8 @@ void Engine::AtStable() {
                " is dropped");
     } else {
       Retire(canary_, now_ + policy_.scale_down_delay);
-      const std::string message = "spec matches stable revision " + stable_ +
-                                  " again: canary " + canary_ +
-                                  " is rolled back and all traffic returns to " + stable_;
+      const std::string message = "spec matches stable revision " + stable_ + " again: canary " +
+                                  canary_ + " is rolled back and all traffic returns to " + stable_;
       Emit(EventType::kNormal, "Reverted", message);
       Record(canary_, "Reverted", "SpecReverted", message);
     }

@@ -182,8 +182,7 @@ class Engine {
   }
   // Appends the end of `rev`'s rollout to status.history (the oldest entries go past
   // kMaxHistory).
-  void Record(const std::string& rev, std::string result, std::string reason,
-              std::string message) {
+  void Record(const std::string& rev, std::string result, std::string reason, std::string message) {
     HistoryEntry e;
     e.revision = rev;
     e.model_version = ModelVersionOf(rev);

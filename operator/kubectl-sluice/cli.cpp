@@ -45,8 +45,7 @@ const std::vector<CommandInfo>& Commands() {
        "\n"
        "Sets the annotation sluice.dev/promote=true (or =full); the operator acts on it once\n"
        "and removes it.\n"},
-      {Command::kAbort, "abort", true,
-       "Roll the canary back to the stable revision now.",
+      {Command::kAbort, "abort", true, "Roll the canary back to the stable revision now.",
        "Usage: kubectl sluice abort NAME [-n NAMESPACE]\n"
        "\n"
        "Sets sluice.dev/abort=true; the operator moves all traffic to the stable revision,\n"
@@ -61,8 +60,7 @@ const std::vector<CommandInfo>& Commands() {
        "Usage: kubectl sluice resume NAME [-n NAMESPACE]\n"
        "\n"
        "Removes sluice.dev/pause.\n"},
-      {Command::kRetry, "retry", true,
-       "Roll a rolled-back revision out again from the first step.",
+      {Command::kRetry, "retry", true, "Roll a rolled-back revision out again from the first step.",
        "Usage: kubectl sluice retry NAME [-n NAMESPACE]\n"
        "\n"
        "Sets sluice.dev/retry=true; the operator acts on it once and removes it.\n"},
@@ -148,12 +146,12 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& args) {
   bool flags_done = false;
   // Flags that take a value, by every spelling.
   enum class Valued { kKubeconfig, kContext, kNamespace, kTimeout };
-  const std::map<std::string, Valued> valued = {
-      {"--kubeconfig", Valued::kKubeconfig}, {"--context", Valued::kContext},
-      {"--namespace", Valued::kNamespace},   {"-n", Valued::kNamespace},
-      {"--timeout", Valued::kTimeout}};
-  bool saw_full = false, saw_watch = false, saw_wait = false, saw_timeout = false,
-       saw_all = false;
+  const std::map<std::string, Valued> valued = {{"--kubeconfig", Valued::kKubeconfig},
+                                                {"--context", Valued::kContext},
+                                                {"--namespace", Valued::kNamespace},
+                                                {"-n", Valued::kNamespace},
+                                                {"--timeout", Valued::kTimeout}};
+  bool saw_full = false, saw_watch = false, saw_wait = false, saw_timeout = false, saw_all = false;
 
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];

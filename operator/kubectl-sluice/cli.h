@@ -26,8 +26,18 @@ enum ExitCode : int {
   kExitTimeout = 6,     // `status --wait`: --timeout passed first
 };
 
-enum class Command { kNone, kGet, kStatus, kPromote, kAbort, kPause, kResume, kRetry, kHistory,
-                     kVersion };
+enum class Command {
+  kNone,
+  kGet,
+  kStatus,
+  kPromote,
+  kAbort,
+  kPause,
+  kResume,
+  kRetry,
+  kHistory,
+  kVersion
+};
 
 struct Invocation {
   Command command = Command::kNone;

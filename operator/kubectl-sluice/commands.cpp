@@ -40,7 +40,8 @@ std::vector<json> Items(const json& list) {
 }
 
 std::string AnnotationOf(const json& md, const char* key) {
-  const json annotations = md.value("metadata", json::object()).value("annotations", json::object());
+  const json annotations =
+      md.value("metadata", json::object()).value("annotations", json::object());
   auto it = annotations.find(key);
   return it != annotations.end() && it->is_string() ? it->get<std::string>() : "";
 }
@@ -116,8 +117,7 @@ std::optional<int> WaitExit(const json& md, RunContext& ctx) {
       ctx.err << "modeldeployment \"" << md["metadata"].value("name", "") << "\" is Degraded\n";
       return kExitDegraded;
     case WaitState::kRolledBack:
-      ctx.err << "modeldeployment \"" << md["metadata"].value("name", "")
-              << "\" was rolled back\n";
+      ctx.err << "modeldeployment \"" << md["metadata"].value("name", "") << "\" was rolled back\n";
       return kExitRolledBack;
     case WaitState::kPending:
       return std::nullopt;
@@ -251,16 +251,19 @@ int RunControl(const Invocation& inv, RunContext& ctx) {
     case Command::kPromote:
       key = api::kPromoteAnnotation;
       value = inv.full ? "full" : "true";
-      done = inv.full ? "canary " + canary + " goes to 100% now, skipping the remaining steps and "
-                                            "analysis"
+      done = inv.full ? "canary " + canary +
+                            " goes to 100% now, skipping the remaining steps and "
+                            "analysis"
                       : "the current step of canary " + canary + " ends now";
-      if (!rollout_running) note = "no rollout is in progress (phase " + phase + "); the operator will ignore it";
+      if (!rollout_running)
+        note = "no rollout is in progress (phase " + phase + "); the operator will ignore it";
       break;
     case Command::kAbort:
       key = api::kAbortAnnotation;
       value = "true";
       done = "canary " + canary + " rolls back to " + stable;
-      if (!rollout_running) note = "no rollout is in progress (phase " + phase + "); the operator will ignore it";
+      if (!rollout_running)
+        note = "no rollout is in progress (phase " + phase + "); the operator will ignore it";
       break;
     case Command::kPause:
       key = api::kPauseAnnotation;
@@ -286,19 +289,21 @@ int RunControl(const Invocation& inv, RunContext& ctx) {
       key = api::kRetryAnnotation;
       value = "true";
       done = "revision " + canary + " rolls out again from the first step";
-      if (phase != "RolledBack") note = "nothing was rolled back (phase " + phase + "); the operator will ignore it";
+      if (phase != "RolledBack")
+        note = "nothing was rolled back (phase " + phase + "); the operator will ignore it";
       break;
     default:
       return kExitUsage;
   }
   const json patch = {{"metadata", {{"annotations", {{key, value}}}}}};
-  auto patched = ctx.client.Patch(api::kModelDeploymentsGvr, ns, inv.name,
-                                  kube::PatchType::kMerge, patch.dump());
+  auto patched = ctx.client.Patch(api::kModelDeploymentsGvr, ns, inv.name, kube::PatchType::kMerge,
+                                  patch.dump());
   if (!patched.ok()) return Fail(ctx, patched.status(), Describe(inv, ns));
-  static const std::map<Command, const char*> kVerb = {
-      {Command::kPromote, "promoted"}, {Command::kAbort, "aborted"},
-      {Command::kPause, "paused"},     {Command::kResume, "resumed"},
-      {Command::kRetry, "retried"}};
+  static const std::map<Command, const char*> kVerb = {{Command::kPromote, "promoted"},
+                                                       {Command::kAbort, "aborted"},
+                                                       {Command::kPause, "paused"},
+                                                       {Command::kResume, "resumed"},
+                                                       {Command::kRetry, "retried"}};
   ctx.out << "modeldeployment \"" << inv.name << "\" " << kVerb.at(inv.command) << ": ";
   if (note.empty()) {
     ctx.out << done;

@@ -1,12 +1,11 @@
 // kubectl-sluice: `kubectl sluice COMMAND`, the rollout control of Sluice ModelDeployments.
 // Installed on PATH as kubectl-sluice, kubectl finds it as a plugin.
 
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <iostream>
-
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "lib/base/version.h"
 #include "lib/kube/client.h"

@@ -67,7 +67,9 @@ std::string Ago(std::optional<WallClock> t, WallClock now) {
   return ShortAge(std::chrono::duration_cast<seconds>(now - *t));
 }
 
-std::string Percent(int64_t v) { return std::to_string(v) + "%"; }
+std::string Percent(int64_t v) {
+  return std::to_string(v) + "%";
+}
 
 std::string FormatNumber(double v) {
   char buf[32];
@@ -207,9 +209,8 @@ void DrawTree(const std::vector<Node>& nodes, const std::string& prefix, std::st
 }
 
 Node DeploymentNode(const json& deployment, const StatusInputs& in) {
-  Node node{"Deployment " + Str(deployment, {"metadata", "name"}) + "  ready " +
-                ReadyOf(deployment),
-            {}};
+  Node node{
+      "Deployment " + Str(deployment, {"metadata", "name"}) + "  ready " + ReadyOf(deployment), {}};
   const std::string uid = Str(deployment, {"metadata", "uid"});
   for (const json& rs : in.replica_sets) {
     if (!OwnedBy(rs, uid)) continue;
@@ -332,20 +333,19 @@ std::string ShortAge(seconds age) {
 std::string RenderGetTable(const std::vector<json>& mds, bool all_namespaces, WallClock now) {
   if (mds.empty()) return "No resources found.\n";
   std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> header = {"NAME",  "PHASE", "STABLE",   "CANARY",
-                                     "TRAFFIC", "STEP", "ANALYSIS", "AGE"};
+  std::vector<std::string> header = {"NAME",    "PHASE", "STABLE",   "CANARY",
+                                     "TRAFFIC", "STEP",  "ANALYSIS", "AGE"};
   if (all_namespaces) header.insert(header.begin(), "NAMESPACE");
   rows.push_back(header);
   for (const json& md : mds) {
-    std::vector<std::string> row = {
-        Str(md, {"metadata", "name"}),
-        Str(md, {"status", "phase"}, "-"),
-        RevisionWithVersion(md, Str(md, {"status", "stableRevision"})),
-        RevisionWithVersion(md, Str(md, {"status", "canaryRevision"})),
-        TrafficCell(md),
-        StepCell(md),
-        Str(md, {"status", "lastAnalysis", "verdict"}, "-"),
-        Ago(Time(md, {"metadata", "creationTimestamp"}), now)};
+    std::vector<std::string> row = {Str(md, {"metadata", "name"}),
+                                    Str(md, {"status", "phase"}, "-"),
+                                    RevisionWithVersion(md, Str(md, {"status", "stableRevision"})),
+                                    RevisionWithVersion(md, Str(md, {"status", "canaryRevision"})),
+                                    TrafficCell(md),
+                                    StepCell(md),
+                                    Str(md, {"status", "lastAnalysis", "verdict"}, "-"),
+                                    Ago(Time(md, {"metadata", "creationTimestamp"}), now)};
     if (all_namespaces) row.insert(row.begin(), Str(md, {"metadata", "namespace"}));
     rows.push_back(std::move(row));
   }
@@ -394,8 +394,8 @@ std::string RenderStatus(const StatusInputs& in, WallClock now) {
                Percent(Int(t, {"weight"}).value_or(0));
     if (auto m = Int(t, {"mirrorPercent"})) traffic += " (+" + Percent(*m) + " mirrored)";
   }
-  out += "Traffic:     " + (traffic.empty() ? std::string("- (no revision has Ready pods)") : traffic) +
-         "\n";
+  out += "Traffic:     " +
+         (traffic.empty() ? std::string("- (no revision has Ready pods)") : traffic) + "\n";
   out += AnalysisBlock(md, now);
 
   // Revisions, then the router, each with its Deployment → ReplicaSets → Pods.
@@ -420,11 +420,12 @@ std::string RenderStatus(const StatusInputs& in, WallClock now) {
     auto w = weights.find(name);
     text += "  weight " + Percent(w == weights.end() ? 0 : w->second);
     if (status_entry != nullptr) {
-      text += "  ready " + std::to_string(Int(*status_entry, {"readyReplicas"}).value_or(0)) +
-              "/" + std::to_string(Int(*status_entry, {"replicas"}).value_or(0));
+      text += "  ready " + std::to_string(Int(*status_entry, {"readyReplicas"}).value_or(0)) + "/" +
+              std::to_string(Int(*status_entry, {"replicas"}).value_or(0));
       if (auto t = Time(*status_entry, {"scaleDownTime"})) {
-        text += t > now ? "  scales down in " + ShortAge(std::chrono::duration_cast<seconds>(*t - now))
-                        : "  scaling down";
+        text += t > now
+                    ? "  scales down in " + ShortAge(std::chrono::duration_cast<seconds>(*t - now))
+                    : "  scaling down";
       }
     }
     Node node{text, {}};
@@ -502,8 +503,8 @@ std::string RenderHistory(const json& md, WallClock now) {
   int n = 0;
   for (const json& e : history) {
     rows.push_back({std::to_string(++n), Str(e, {"revision"}), Str(e, {"modelVersion"}, "-"),
-                    Str(e, {"result"}), Str(e, {"reason"}, "-"), Ago(Time(e, {"time"}), now) + " ago",
-                    Str(e, {"message"})});
+                    Str(e, {"result"}), Str(e, {"reason"}, "-"),
+                    Ago(Time(e, {"time"}), now) + " ago", Str(e, {"message"})});
   }
   return Table(rows);
 }

@@ -5,10 +5,9 @@
 // have yet (a ModelDeployment the operator has not seen) print as "-", never fail.
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace sluice::kubectl_sluice {
 

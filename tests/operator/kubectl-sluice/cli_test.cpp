@@ -31,8 +31,8 @@ TEST(CliTest, CommandsAndNames) {
 }
 
 TEST(CliTest, KubectlFlagsInEveryPositionAndSpelling) {
-  Invocation inv = Parse({"-n", "ml", "promote", "--kubeconfig=/k", "fraud", "--context", "c1",
-                          "--full"});
+  Invocation inv =
+      Parse({"-n", "ml", "promote", "--kubeconfig=/k", "fraud", "--context", "c1", "--full"});
   EXPECT_EQ(inv.command, Command::kPromote);
   EXPECT_EQ(inv.name, "fraud");
   EXPECT_EQ(inv.namespace_, "ml");

@@ -14,7 +14,9 @@ namespace {
 
 using nlohmann::json;
 
-WallClock At(const char* text) { return *controllers::ParseTime(text); }
+WallClock At(const char* text) {
+  return *controllers::ParseTime(text);
+}
 
 const WallClock kNow = At("2026-01-01T12:00:00Z");
 
@@ -36,7 +38,9 @@ StatusInputs Inputs(const json& f) {
 
 json Healthy() {
   return {{"metadata",
-           {{"name", "churn"}, {"namespace", "team-b"}, {"generation", 2},
+           {{"name", "churn"},
+            {"namespace", "team-b"},
+            {"generation", 2},
             {"creationTimestamp", "2025-12-29T12:00:00Z"}}},
           {"status",
            {{"observedGeneration", 2},
@@ -49,24 +53,28 @@ json Healthy() {
 // Created, not yet seen by the operator.
 json Fresh() {
   return {{"metadata",
-           {{"name", "new"}, {"namespace", "ml"}, {"generation", 1},
+           {{"name", "new"},
+            {"namespace", "ml"},
+            {"generation", 1},
             {"creationTimestamp", "2026-01-01T11:59:50Z"}}},
           {"spec", {{"model", {{"uri", "file:///m.json"}}}}}};
 }
 
 TEST(GetTableTest, OneRowPerModelDeploymentWithItsRolloutState) {
   const json canary = Fixture("canary.json")["modelDeployment"];
-  EXPECT_EQ(RenderGetTable({canary, Fresh()}, false, kNow),
-            "NAME    PHASE         STABLE          CANARY          TRAFFIC   STEP   ANALYSIS   AGE\n"
-            "fraud   Progressing   fraud-aaa (1)   fraud-bbb (2)   50/50     2/3    Fail       3h\n"
-            "new     -             -               -               -         -      -          10s\n");
+  EXPECT_EQ(
+      RenderGetTable({canary, Fresh()}, false, kNow),
+      "NAME    PHASE         STABLE          CANARY          TRAFFIC   STEP   ANALYSIS   AGE\n"
+      "fraud   Progressing   fraud-aaa (1)   fraud-bbb (2)   50/50     2/3    Fail       3h\n"
+      "new     -             -               -               -         -      -          10s\n");
 }
 
 TEST(GetTableTest, AllNamespacesAddsTheNamespaceColumn) {
   const std::string out = RenderGetTable({Healthy()}, true, kNow);
-  EXPECT_EQ(out,
-            "NAMESPACE   NAME    PHASE     STABLE          CANARY   TRAFFIC   STEP   ANALYSIS   AGE\n"
-            "team-b      churn   Healthy   churn-111 (7)   -        100       -      -          3d\n");
+  EXPECT_EQ(
+      out,
+      "NAMESPACE   NAME    PHASE     STABLE          CANARY   TRAFFIC   STEP   ANALYSIS   AGE\n"
+      "team-b      churn   Healthy   churn-111 (7)   -        100       -      -          3d\n");
 }
 
 TEST(GetTableTest, EmptyListSaysSo) {
@@ -144,17 +152,25 @@ TEST(StatusTreeTest, AStepWithoutPauseWaitsForPromote) {
 
 TEST(HistoryTest, ListsEntriesOldestFirst) {
   json md = Healthy();
-  md["status"]["history"] = {
-      {{"revision", "churn-000"}, {"modelVersion", "6"}, {"result", "Deployed"},
-       {"reason", "RolloutComplete"}, {"time", "2026-01-01T10:00:00Z"},
-       {"message", "first revision churn-000 is Ready"}},
-      {{"revision", "churn-0ab"}, {"result", "Aborted"}, {"reason", "Aborted"},
-       {"time", "2026-01-01T11:00:00Z"}},
-      {{"revision", "churn-111"}, {"modelVersion", "7"}, {"result", "Promoted"},
-       {"reason", "RolloutComplete"}, {"time", "2026-01-01T11:59:00Z"}}};
+  md["status"]["history"] = {{{"revision", "churn-000"},
+                              {"modelVersion", "6"},
+                              {"result", "Deployed"},
+                              {"reason", "RolloutComplete"},
+                              {"time", "2026-01-01T10:00:00Z"},
+                              {"message", "first revision churn-000 is Ready"}},
+                             {{"revision", "churn-0ab"},
+                              {"result", "Aborted"},
+                              {"reason", "Aborted"},
+                              {"time", "2026-01-01T11:00:00Z"}},
+                             {{"revision", "churn-111"},
+                              {"modelVersion", "7"},
+                              {"result", "Promoted"},
+                              {"reason", "RolloutComplete"},
+                              {"time", "2026-01-01T11:59:00Z"}}};
   EXPECT_EQ(RenderHistory(md, kNow),
             "#   REVISION    MODEL   RESULT     REASON            FINISHED   MESSAGE\n"
-            "1   churn-000   6       Deployed   RolloutComplete   2h ago     first revision churn-000 is Ready\n"
+            "1   churn-000   6       Deployed   RolloutComplete   2h ago     first revision "
+            "churn-000 is Ready\n"
             "2   churn-0ab   -       Aborted    Aborted           60m ago\n"
             "3   churn-111   7       Promoted   RolloutComplete   60s ago\n");
   EXPECT_EQ(RenderHistory(Fresh(), kNow), "No finished rollouts recorded for new.\n");
