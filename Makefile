@@ -57,9 +57,10 @@ test-tsan: deps
 	  ctest --test-dir $(BUILD_TSAN) --output-on-failure -L tsan --timeout 1200
 
 # Container images as OCI archives in $(BUILD)/images (buildah, no daemon; e2e/images/README.md):
-# sluice-operator and sluice-dataplane from the host build's binaries, and the node's pause image.
+# sluice-operator (with kubectl-sluice) and sluice-dataplane from the host build's binaries, and
+# the node's pause image.
 images: deps-cluster $(BUILD)/build.ninja
-	cmake --build $(BUILD) -j $(JOBS) --target sluice-operator sluice-server sluice-router
+	cmake --build $(BUILD) -j $(JOBS) --target sluice-operator kubectl-sluice sluice-server sluice-router
 	BUILD=$(BUILD) bash e2e/images/build.sh
 
 # The same images compiled by the Dockerfiles' build stage, as `docker build` does elsewhere.

@@ -46,6 +46,7 @@ void Engine::Rollback(const std::string& reason, const std::string& detail) {
   rollback_reason_ = reason;
   rollback_message_ = "canary " + canary_ + " rolled back to " + stable_ + ": " + detail;
   Emit(EventType::kWarning, reason, rollback_message_);
+  Record(canary_, reason == "Aborted" ? "Aborted" : "RolledBack", reason, rollback_message_);
   progressing_reason_ = kReasonRolledBack;
   progressing_message_ = rollback_message_;
   replicas_[stable_] = StableSize(0);
@@ -190,9 +191,11 @@ void Engine::FinishPromotion() {
   full_ = FullSize();
   replicas_[stable_] = StableSize(0);
   planned_ = {{stable_, 100}};
-  Emit(EventType::kNormal, kReasonComplete,
-       "revision " + Describe(stable_) + " is stable and takes all traffic; previous stable " +
-           old + " keeps its pods until " + FormatTime(when));
+  const std::string message = "revision " + Describe(stable_) +
+                              " is stable and takes all traffic; previous stable " + old +
+                              " keeps its pods until " + FormatTime(when);
+  Emit(EventType::kNormal, kReasonComplete, message);
+  Record(stable_, "Promoted", kReasonComplete, message);
 }
 
 }  // namespace sluice::controllers::engine_internal

@@ -36,6 +36,7 @@ RolloutDecision Engine::Run() {
   step_start_ = prev_.current_step_start_time;
   progress_ = prev_.last_progress_time;
   analysis_ = prev_.last_analysis;
+  history_ = prev_.history;
   for (const RevisionStatus& r : prev_.revisions) {
     if (r.name == stable_) continue;
     if (r.name == canary_) {
@@ -74,8 +75,10 @@ void Engine::ScaleToZeroSwitch() {
   const std::string& rev = in_.desired_revision;
   if (stable_ != rev) {
     Retire(stable_, now_);
-    Emit(EventType::kNormal, kReasonComplete,
-         "revision " + Describe(rev) + " is stable; the ModelDeployment is scaled to zero");
+    const std::string message =
+        "revision " + Describe(rev) + " is stable; the ModelDeployment is scaled to zero";
+    Emit(EventType::kNormal, kReasonComplete, message);
+    Record(rev, stable_.empty() ? "Deployed" : "Promoted", "ScaledToZero", message);
   }
   if (!canary_.empty() && canary_ != rev) Retire(canary_, now_);
   retired_.erase(rev);
@@ -108,8 +111,10 @@ void Engine::FirstDeploy() {
     phase_ = Phase::kHealthy;
     progressing_reason_ = kReasonComplete;
     progressing_message_ = "revision " + rev + " is stable";
-    Emit(EventType::kNormal, kReasonComplete,
-         "first revision " + Describe(rev) + " is Ready and takes all traffic");
+    const std::string message =
+        "first revision " + Describe(rev) + " is Ready and takes all traffic";
+    Emit(EventType::kNormal, kReasonComplete, message);
+    Record(rev, "Deployed", kReasonComplete, message);
     return;
   }
   const std::string ready =
@@ -137,9 +142,10 @@ void Engine::AtStable() {
                " is dropped");
     } else {
       Retire(canary_, now_ + policy_.scale_down_delay);
-      Emit(EventType::kNormal, "Reverted",
-           "spec matches stable revision " + stable_ + " again: canary " + canary_ +
-               " is rolled back and all traffic returns to " + stable_);
+      const std::string message = "spec matches stable revision " + stable_ + " again: canary " +
+                                  canary_ + " is rolled back and all traffic returns to " + stable_;
+      Emit(EventType::kNormal, "Reverted", message);
+      Record(canary_, "Reverted", "SpecReverted", message);
     }
     canary_.clear();
     ClearRolloutState();
@@ -168,10 +174,12 @@ void Engine::Rollout() {
   } else if (canary_ != rev) {
     if (!canary_.empty()) {
       Retire(canary_, now_);
-      Emit(EventType::kNormal, "Superseded",
-           "revision " + Describe(rev) + " replaces canary " + canary_ +
-               (phase_ == Phase::kRolledBack ? " (rolled back)" : "") +
-               "; the rollout starts over from stable " + stable_);
+      const std::string message = "revision " + Describe(rev) + " replaces canary " + canary_ +
+                                  (phase_ == Phase::kRolledBack ? " (rolled back)" : "") +
+                                  "; the rollout starts over from stable " + stable_;
+      Emit(EventType::kNormal, "Superseded", message);
+      // A rolled-back canary's rollout already ended, and history says how.
+      if (phase_ != Phase::kRolledBack) Record(canary_, "Superseded", "SpecChanged", message);
     } else {
       Emit(EventType::kNormal, "RolloutStarted",
            "rolling out " + Describe(rev) + " by " +

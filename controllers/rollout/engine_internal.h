@@ -34,6 +34,9 @@ inline constexpr char kReasonDeadline[] = "ProgressDeadlineExceeded";
 inline constexpr char kReasonComplete[] = "RolloutComplete";
 inline constexpr char kReasonRolledBack[] = "RolledBack";
 
+// status.history[].message's maxLength in the CRD.
+inline constexpr size_t kMaxHistoryMessage = 1024;
+
 // How soon a rolling update that holds for a status to catch up looks again, should the
 // status's watch event not come first.
 inline constexpr milliseconds kStatusRecheck{2000};
@@ -171,6 +174,30 @@ class Engine {
     return rev;
   }
 
+  // The model version a revision serves, when known.
+  std::optional<std::string> ModelVersionOf(const std::string& rev) const {
+    if (rev == in_.desired_revision && in_.desired_model_version) return in_.desired_model_version;
+    const RevisionStatus* r = prev_.FindRevision(rev);
+    return r ? r->model_version : std::nullopt;
+  }
+  // Appends the end of `rev`'s rollout to status.history (the oldest entries go past
+  // kMaxHistory).
+  void Record(const std::string& rev, std::string result, std::string reason, std::string message) {
+    HistoryEntry e;
+    e.revision = rev;
+    e.model_version = ModelVersionOf(rev);
+    e.result = std::move(result);
+    if (!reason.empty()) e.reason = std::move(reason);
+    // The schema bounds the message; an analysis message can be long.
+    if (message.size() > kMaxHistoryMessage) message.resize(kMaxHistoryMessage);
+    if (!message.empty()) e.message = std::move(message);
+    e.time = TruncateToSeconds(now_);
+    history_.push_back(std::move(e));
+    if (history_.size() > kMaxHistory) {
+      history_.erase(history_.begin(), history_.end() - kMaxHistory);
+    }
+  }
+
   void FirstDeploy();
   void AtStable();
   void Rollout();
@@ -213,6 +240,7 @@ class Engine {
   std::string progressing_message_;
   std::string rollback_reason_;
   std::string rollback_message_;
+  std::vector<HistoryEntry> history_;
 
   bool used_promote_ = false;
   bool used_abort_ = false;

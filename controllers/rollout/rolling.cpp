@@ -103,8 +103,10 @@ void Engine::RollingProgress() {
     progressing_reason_ = kReasonComplete;
     progressing_message_ = "revision " + stable_ + " is stable";
     planned_ = {{stable_, 100}};
-    Emit(EventType::kNormal, kReasonComplete,
-         "revision " + Describe(stable_) + " replaced " + old + " and takes all traffic");
+    const std::string message =
+        "revision " + Describe(stable_) + " replaced " + old + " and takes all traffic";
+    Emit(EventType::kNormal, kReasonComplete, message);
+    Record(stable_, "Promoted", kReasonComplete, message);
     return;
   }
 

@@ -129,6 +129,7 @@ void Engine::Finalize() {
   st.current_step_start_time = st.current_step ? step_start_ : std::nullopt;
   st.last_progress_time = progress_;
   st.last_analysis = analysis_;
+  st.history = history_;
 
   // Revisions: stable, canary, then retired ones until their pods are gone.
   std::vector<std::pair<std::string, RevisionRole>> order;

@@ -150,7 +150,7 @@ if ((!from_source)); then
   rm -rf "$ctx_host"
   mkdir -p "$ctx_host"
   cp "$SLUICE_REPO_ROOT/LICENSE" "$ctx_host/"
-  for b in operator/sluice-operator dataplane/server/sluice-server dataplane/router/sluice-router \
+  for b in operator/sluice-operator operator/kubectl-sluice/kubectl-sluice dataplane/server/sluice-server dataplane/router/sluice-router \
            dataplane/materializer/sluice-materialize; do
     if [[ ! -x "$host_build/$b" ]]; then
       echo "e2e/images: $host_build/$b is missing; build it first (make build) or use --from-source" >&2

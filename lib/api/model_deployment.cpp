@@ -578,6 +578,26 @@ void from_json(const json& j, AnalysisStatus& v) {
   Optional(j, "message", v.message);
 }
 
+void to_json(json& j, const HistoryEntry& v) {
+  j = json::object();
+  j["revision"] = v.revision;
+  Put(j, "modelVersion", v.model_version);
+  j["result"] = v.result;
+  Put(j, "reason", v.reason);
+  Put(j, "message", v.message);
+  j["time"] = FormatTime(v.time);
+}
+void from_json(const json& j, HistoryEntry& v) {
+  Required(j, "revision", v.revision);
+  Optional(j, "modelVersion", v.model_version);
+  Required(j, "result", v.result);
+  Optional(j, "reason", v.reason);
+  Optional(j, "message", v.message);
+  std::optional<WallTime> t;
+  GetTime(j, "time", t);
+  v.time = t.value_or(WallTime{});
+}
+
 void to_json(json& j, const ModelDeploymentStatus& v) {
   j = json::object();
   Put(j, "observedGeneration", v.observed_generation);
@@ -596,6 +616,7 @@ void to_json(json& j, const ModelDeploymentStatus& v) {
   Put(j, "selector", v.selector);
   Put(j, "model", v.model);
   if (!v.conditions.empty()) j["conditions"] = v.conditions;
+  if (!v.history.empty()) j["history"] = v.history;
 }
 void from_json(const json& j, ModelDeploymentStatus& v) {
   Optional(j, "observedGeneration", v.observed_generation);
@@ -614,6 +635,7 @@ void from_json(const json& j, ModelDeploymentStatus& v) {
   Optional(j, "selector", v.selector);
   Optional(j, "model", v.model);
   List(j, "conditions", v.conditions);
+  List(j, "history", v.history);
 }
 
 void to_json(json& j, const ModelDeployment& v) {

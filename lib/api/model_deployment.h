@@ -231,6 +231,22 @@ struct ModelSourceStatus {
   std::optional<std::string> refused_reason;
 };
 
+// One finished rollout in status.history: how a revision's rollout ended.
+struct HistoryEntry {
+  std::string revision;
+  std::optional<std::string> model_version;
+  // Deployed (a first revision became stable), Promoted, RolledBack (analysis failed), Aborted
+  // (sluice.dev/abort), Superseded (a newer spec replaced the canary) or Reverted (the spec went
+  // back to the stable revision).
+  std::string result;
+  std::optional<std::string> reason;   // the machine-readable cause, e.g. AnalysisFailed
+  std::optional<std::string> message;  // what a person reads
+  WallTime time;                       // when the rollout ended
+};
+
+// status.history keeps this many entries, the oldest dropped first.
+inline constexpr size_t kMaxHistory = 10;
+
 struct ModelDeploymentStatus {
   std::optional<int64_t> observed_generation;
   std::optional<Phase> phase;
@@ -250,6 +266,8 @@ struct ModelDeploymentStatus {
   std::optional<std::string> selector;
   std::optional<ModelSourceStatus> model;
   std::vector<Condition> conditions;
+  // Finished rollouts, oldest first, at most kMaxHistory.
+  std::vector<HistoryEntry> history;
 
   const Condition* FindCondition(std::string_view type) const;
   const RevisionStatus* FindRevision(std::string_view name) const;
@@ -338,6 +356,8 @@ void to_json(nlohmann::json& j, const TrafficTarget& v);
 void from_json(const nlohmann::json& j, TrafficTarget& v);
 void to_json(nlohmann::json& j, const AnalysisStatus& v);
 void from_json(const nlohmann::json& j, AnalysisStatus& v);
+void to_json(nlohmann::json& j, const HistoryEntry& v);
+void from_json(const nlohmann::json& j, HistoryEntry& v);
 void to_json(nlohmann::json& j, const ModelDeploymentStatus& v);
 void from_json(const nlohmann::json& j, ModelDeploymentStatus& v);
 void to_json(nlohmann::json& j, const ModelDeployment& v);

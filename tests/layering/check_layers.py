@@ -39,7 +39,7 @@ LINKS = {
 # The library whose generated source changes with every commit, and the programs that may link it.
 VERSION_LIB = "libsluice_version.a"
 VERSION_LINKERS = ("sluice-operator", "sluice-server", "sluice-router", "sluice-load",
-                   "sluice-materialize")
+                   "sluice-materialize", "kubectl-sluice")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 

@@ -409,6 +409,14 @@ TEST_F(ModelDeploymentReconcilerTest, NewVersionWalksTheCanaryStepsAndScalesTheO
   EXPECT_EQ(Status()["stableRevision"], canary);
   EXPECT_EQ(Status()["phase"], "Healthy");
   EXPECT_EQ(Traffic(), (std::map<std::string, int>{{canary, 100}}));
+  // The written status keeps how each rollout ended: the first deploy, then this promotion.
+  const json history = Status().value("history", json::array());
+  ASSERT_EQ(history.size(), 2u) << history.dump(2);
+  EXPECT_EQ(history[0]["revision"], stable);
+  EXPECT_EQ(history[0]["result"], "Deployed");
+  EXPECT_EQ(history[1]["revision"], canary);
+  EXPECT_EQ(history[1]["result"], "Promoted");
+  EXPECT_EQ(history[1]["modelVersion"], "2");
   // The old stable keeps its pods for scaleDownDelay (30s), then goes.
   EXPECT_TRUE(objects_.Find(kube::resources::kDeployments, kNs, stable));
   clock_.Advance(std::chrono::seconds(31));
@@ -437,9 +445,16 @@ TEST_F(ModelDeploymentReconcilerTest, AbortAnnotationSendsTrafficBackAndIsConsum
   }
   EXPECT_TRUE(warned);
   EXPECT_TRUE(events_.Has("PhaseRolledBack"));
-  // Stays rolled back: the same spec is not retried without sluice.dev/retry.
+  json history = Status().value("history", json::array());
+  ASSERT_EQ(history.size(), 2u) << history.dump(2);
+  EXPECT_EQ(history[1]["revision"], canary);
+  EXPECT_EQ(history[1]["result"], "Aborted");
+  EXPECT_EQ(history[1]["reason"], "Aborted");
+  // Stays rolled back: the same spec is not retried without sluice.dev/retry, and history does
+  // not grow while it waits.
   Settle();
   EXPECT_EQ(Status()["phase"], "RolledBack");
+  EXPECT_EQ(Status().value("history", json::array()).size(), 2u);
 }
 
 TEST_F(ModelDeploymentReconcilerTest, WithoutAnAnalysisProviderPauseHoldsTheCanary) {

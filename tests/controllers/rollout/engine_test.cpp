@@ -637,5 +637,142 @@ TEST(ControlsTest, FromAnnotations) {
   EXPECT_FALSE(c.abort);
 }
 
+
+// --- status.history: how each rollout ended ---
+
+TEST(HistoryTest, AFirstRevisionBecomingStableIsDeployed) {
+  RolloutInput in = Input(v1);
+  RolloutDecision d = Decide(in);
+  EXPECT_TRUE(d.status.history.empty());  // still rolling out
+  in.status = d.status;
+  in.observed[v1] = {4, 4};
+  in.now = kT0 + milliseconds(1500);
+  d = Decide(in);
+  ASSERT_EQ(d.status.history.size(), 1u);
+  const HistoryEntry& e = d.status.history[0];
+  EXPECT_EQ(e.revision, v1);
+  EXPECT_EQ(e.model_version, "v1");  // Input() names the desired model version after the revision
+  EXPECT_EQ(e.result, "Deployed");
+  EXPECT_EQ(e.reason, "RolloutComplete");
+  EXPECT_EQ(e.time, kT0 + seconds(1));  // whole seconds, as status keeps them
+
+  // At rest nothing is added: the decision is a fixed point.
+  in.status = d.status;
+  EXPECT_EQ(Decide(in).status.history.size(), 1u);
+}
+
+TEST(HistoryTest, APromotionIsRecordedOnceWithTheModelVersion) {
+  RolloutInput in = Input(v2);
+  in.status = CanaryStatus(1, kT0 - seconds(10), 50);
+  in.observed = {{v1, {4, 4}}, {v2, {4, 4}}};
+  in.controls.promote_full = true;
+  RolloutDecision d = Decide(in);
+  ASSERT_EQ(d.status.phase, Phase::kHealthy);
+  ASSERT_EQ(d.status.history.size(), 1u);
+  EXPECT_EQ(d.status.history[0].revision, v2);
+  EXPECT_EQ(d.status.history[0].model_version, "v2");
+  EXPECT_EQ(d.status.history[0].result, "Promoted");
+  EXPECT_NE(d.status.history[0].message->find("previous stable " + v1), std::string::npos);
+
+  in.status = d.status;
+  in.controls = {};
+  EXPECT_EQ(Decide(in).status.history.size(), 1u);
+}
+
+TEST(HistoryTest, AbortAndFailedAnalysisKeepTheirReason) {
+  RolloutInput in = Input(v2);
+  in.status = CanaryStatus(1, kT0 - seconds(10), 50);
+  in.observed = {{v1, {4, 4}}, {v2, {2, 2}}};
+  in.controls.abort = true;
+  RolloutDecision d = Decide(in);
+  ASSERT_EQ(d.status.history.size(), 1u);
+  EXPECT_EQ(d.status.history[0].result, "Aborted");
+  EXPECT_EQ(d.status.history[0].reason, "Aborted");
+  // Held rolled back: no second entry.
+  in.status = d.status;
+  in.controls = {};
+  in.now = kT0 + seconds(1);
+  d = Decide(in);
+  EXPECT_EQ(d.status.history.size(), 1u);
+
+  in = Input(v2);
+  in.status = CanaryStatus(1, kT0 - seconds(10), 50);
+  in.observed = {{v1, {4, 4}}, {v2, {2, 2}}};
+  Verdict v = PassFor(v2, kT0);
+  v.outcome = Outcome::kFail;
+  v.failed = true;
+  v.message = "error-rate 0.2 > max 0.01";
+  in.verdict = v;
+  d = Decide(in);
+  ASSERT_EQ(d.status.history.size(), 1u);
+  EXPECT_EQ(d.status.history[0].result, "RolledBack");
+  EXPECT_EQ(d.status.history[0].reason, "AnalysisFailed");
+  EXPECT_NE(d.status.history[0].message->find("error-rate 0.2 > max 0.01"), std::string::npos);
+}
+
+TEST(HistoryTest, ASupersededCanaryIsRecordedButARolledBackOneOnlyOnce) {
+  RolloutInput in = Input(v3);
+  in.status = CanaryStatus(1, kT0 - seconds(10), 50);
+  in.observed = {{v1, {4, 4}}, {v2, {2, 2}}};
+  RolloutDecision d = Decide(in);
+  ASSERT_EQ(d.status.history.size(), 1u);
+  EXPECT_EQ(d.status.history[0].revision, v2);
+  EXPECT_EQ(d.status.history[0].result, "Superseded");
+
+  in = Input(v2);
+  in.status = CanaryStatus(1, kT0 - seconds(10), 50);
+  in.observed = {{v1, {4, 4}}, {v2, {2, 2}}};
+  in.controls.abort = true;
+  d = Decide(in);
+  in = Input(v3);
+  in.status = d.status;
+  in.observed = {{v1, {4, 4}}, {v2, {2, 2}}};
+  in.now = kT0 + seconds(1);
+  d = Decide(in);
+  ASSERT_EQ(d.status.history.size(), 1u);
+  EXPECT_EQ(d.status.history[0].result, "Aborted");
+}
+
+TEST(HistoryTest, ASpecBackOnTheStableRevisionIsReverted) {
+  RolloutInput in = Input(v1);
+  in.status = CanaryStatus(1, kT0 - seconds(10), 50);
+  in.observed = {{v1, {4, 4}}, {v2, {2, 2}}};
+  RolloutDecision d = Decide(in);
+  ASSERT_EQ(d.status.history.size(), 1u);
+  EXPECT_EQ(d.status.history[0].revision, v2);
+  EXPECT_EQ(d.status.history[0].model_version, "2");
+  EXPECT_EQ(d.status.history[0].result, "Reverted");
+}
+
+TEST(HistoryTest, KeepsTheNewestTenEntries) {
+  RolloutInput in = Input(v2);
+  in.status = CanaryStatus(1, kT0 - seconds(10), 50);
+  for (int i = 0; i < 10; ++i) {
+    in.status.history.push_back(
+        {"old-" + std::to_string(i), std::nullopt, "Promoted", std::nullopt, std::nullopt,
+         kT0 - std::chrono::hours(10 - i)});
+  }
+  in.observed = {{v1, {4, 4}}, {v2, {4, 4}}};
+  in.controls.promote_full = true;
+  RolloutDecision d = Decide(in);
+  ASSERT_EQ(d.status.history.size(), kMaxHistory);
+  EXPECT_EQ(d.status.history.front().revision, "old-1");
+  EXPECT_EQ(d.status.history.back().revision, v2);
+}
+
+TEST(HistoryTest, ALongMessageIsCutToTheSchemaBound) {
+  RolloutInput in = Input(v2);
+  in.status = CanaryStatus(1, kT0 - seconds(10), 50);
+  in.observed = {{v1, {4, 4}}, {v2, {2, 2}}};
+  Verdict v = PassFor(v2, kT0);
+  v.outcome = Outcome::kFail;
+  v.failed = true;
+  v.message = std::string(5000, 'x');
+  in.verdict = v;
+  RolloutDecision d = Decide(in);
+  ASSERT_EQ(d.status.history.size(), 1u);
+  EXPECT_EQ(d.status.history[0].message->size(), 1024u);
+}
+
 }  // namespace
 }  // namespace sluice::controllers

@@ -130,6 +130,9 @@ TEST(ModelDeploymentTest, EveryStatusFieldTheOperatorWritesIsDeclared) {
   s.ready_replicas = 5;
   s.selector = "app.kubernetes.io/instance=fraud";
   s.conditions = {{"Ready", "True", 4, t, "StableAvailable", "2/2 pods Ready"}};
+  s.history = {{"fraud-aaaaaaaaaa", "0", "Deployed", "RolloutComplete", "first revision", t},
+               {"fraud-eeeeeeeeee", std::nullopt, "RolledBack", "AnalysisFailed",
+                "error-rate 0.2 > max 0.01", t}};
   std::vector<std::string> undeclared;
   ExpectDeclared(schema.at("properties").at("status"), json(s), "status", &undeclared);
   EXPECT_TRUE(undeclared.empty()) << "not in the CRD's status schema: " << json(undeclared).dump();
