@@ -60,7 +60,7 @@ test-tsan: deps
 # sluice-operator (with kubectl-sluice) and sluice-dataplane from the host build's binaries, and
 # the node's pause image.
 images: deps-cluster $(BUILD)/build.ninja
-	cmake --build $(BUILD) -j $(JOBS) --target sluice-operator kubectl-sluice sluice-server sluice-router
+	cmake --build $(BUILD) -j $(JOBS) --target sluice-operator kubectl-sluice sluice-server sluice-router sluice-materialize
 	BUILD=$(BUILD) bash e2e/images/build.sh
 
 # The same images compiled by the Dockerfiles' build stage, as `docker build` does elsewhere.
