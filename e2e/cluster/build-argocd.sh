@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds Argo CD from the module pinned in go/argocd into $SLUICE_CACHE/argocd-<key>/bin: argocd
 # (go/argocd/main.go: the application controller and the repo server, picked by argv[0]) and
-# links to it named argocd-application-controller and argocd-repo-server; and the release's
+# links to it named argocd-application-controller and argocd-repo-server, with the release's
+# git-verify-wrapper.sh and gpg-wrapper.sh that the repo server runs by name; and the release's
 # Application and AppProject CRDs into crds/.
 # Its own key and folder, apart from the cluster binaries', so an Argo CD bump never rebuilds
 # those. Does nothing when that folder is complete; one build per key at a time (flock), and the
@@ -54,11 +55,16 @@ ld+=" -X $pkg.gitTag=$aver -X $pkg.gitTreeState=clean -X $pkg.kubectlVersion=$kv
 echo "building argocd $aver with $GOTOOLCHAIN ..."
 (cd "$m" && nice -n 10 "$GO_BIN" build -trimpath -buildvcs=false -ldflags "$ld" \
   -o "$tmp/bin/argocd" .)
-for c in "${SLUICE_ARGOCD_COMMANDS[@]}"; do
+for c in "${SLUICE_ARGOCD_LINKS[@]}"; do
   ln -s argocd "$tmp/bin/$c"
 done
-# The CRDs of the release (Application, AppProject), which the tests install.
 adir="$(mod_field github.com/argoproj/argo-cd/v3 '{{.Dir}}')"
+# The repo server runs these of the release's scripts by name (its image puts them on PATH):
+# git-verify-wrapper.sh on every revision it renders, gpg-wrapper.sh with GnuPG enabled.
+for f in "${SLUICE_ARGOCD_SCRIPTS[@]}"; do
+  install -m 0755 "$adir/hack/$f" "$tmp/bin/$f"
+done
+# The CRDs of the release (Application, AppProject), which the tests install.
 mkdir -p "$tmp/crds"
 cp "$adir/manifests/crds/application-crd.yaml" "$adir/manifests/crds/appproject-crd.yaml" "$tmp/crds/"
 chmod 0644 "$tmp/crds/"*

@@ -155,8 +155,10 @@ sluice_stop_pid() {
 # build-argocd.sh builds $SLUICE_CACHE/argocd-<key>/bin/argocd; build.sh runs it.
 SLUICE_ARGOCD_TOOLCHAIN=go1.27.3
 SLUICE_ARGOCD_FILES=(go.mod go.sum main.go)
-# The names the binary answers to (argv[0]); build-argocd.sh links each to argocd.
-SLUICE_ARGOCD_COMMANDS=(argocd-application-controller argocd-repo-server)
+# What bin/ holds besides argocd: links to it named for the commands it runs (it reads argv[0]),
+# and the release's scripts the repo server runs by name.
+SLUICE_ARGOCD_LINKS=(argocd-application-controller argocd-repo-server)
+SLUICE_ARGOCD_SCRIPTS=(git-verify-wrapper.sh gpg-wrapper.sh)
 
 sluice_argocd_key() {
   local go f
@@ -180,7 +182,7 @@ sluice_argocd_dir() {
 sluice_argocd_complete() {
   local c
   [[ -f "$1/$SLUICE_CLUSTER_STAMP" && -x "$1/bin/argocd" && -f "$1/crds/application-crd.yaml" ]] || return 1
-  for c in "${SLUICE_ARGOCD_COMMANDS[@]}"; do
+  for c in "${SLUICE_ARGOCD_LINKS[@]}" "${SLUICE_ARGOCD_SCRIPTS[@]}"; do
     [[ -x "$1/bin/$c" ]] || return 1
   done
 }
@@ -192,7 +194,7 @@ sluice_argocd_bin() {
   if [[ -z "$bin" ]]; then
     bin="$(sluice_argocd_dir)/bin" || return 1
   fi
-  for c in argocd "${SLUICE_ARGOCD_COMMANDS[@]}"; do
+  for c in argocd "${SLUICE_ARGOCD_LINKS[@]}" "${SLUICE_ARGOCD_SCRIPTS[@]}"; do
     if [[ ! -x "$bin/$c" ]]; then
       echo "e2e/cluster: $bin/$c is missing; run 'make deps' (or bash e2e/cluster/build-argocd.sh)" >&2
       return 1
