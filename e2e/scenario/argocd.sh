@@ -90,8 +90,9 @@ spec:
   clusterResourceWhitelist: [{group: "*", kind: "*"}]
 YAML
 
+  # TMPDIR: the repo server clones into $TMPDIR/_argocd-repo and leaves the clones there.
   mkdir -p "$GITOPS_WORK/argocd/tls" "$GITOPS_WORK/argocd/ssh" "$GITOPS_WORK/argocd/gpg" \
-    "$GITOPS_WORK/argocd/home"
+    "$GITOPS_WORK/argocd/home" "$GITOPS_WORK/argocd/tmp"
   sluice_free_port redis_port || return 1
   sluice_free_port repo_port || return 1
   sluice_free_port repo_metrics || return 1
@@ -101,7 +102,8 @@ YAML
   GITOPS_PIDS+=($!)
   # The repo server runs git, Argo CD's git-verify-wrapper.sh, and the cluster's helm (the one
   # the chart is tested with).
-  HOME="$GITOPS_WORK/argocd/home" PATH="$argocd:$k8s_bin:$PATH" ARGOCD_GPG_ENABLED=false \
+  HOME="$GITOPS_WORK/argocd/home" TMPDIR="$GITOPS_WORK/argocd/tmp" PATH="$argocd:$k8s_bin:$PATH" \
+    ARGOCD_GPG_ENABLED=false \
     ARGOCD_TLS_DATA_PATH="$GITOPS_WORK/argocd/tls" ARGOCD_SSH_DATA_PATH="$GITOPS_WORK/argocd/ssh" \
     ARGOCD_GNUPGHOME="$GITOPS_WORK/argocd/gpg" \
     "$argocd/argocd-repo-server" --address 127.0.0.1 --port "$repo_port" \
@@ -117,7 +119,7 @@ YAML
   # --persist-resource-health: each resource's health in the Application's status.resources, as
   # before v3 (since then it is kept in the resource tree that argocd-server serves, which these
   # tests do not run); the Application's own health is in its status either way.
-  HOME="$GITOPS_WORK/argocd/home" ARGOCD_FAKE_IN_CLUSTER=true \
+  HOME="$GITOPS_WORK/argocd/home" TMPDIR="$GITOPS_WORK/argocd/tmp" ARGOCD_FAKE_IN_CLUSTER=true \
     ARGOCD_TLS_DATA_PATH="$GITOPS_WORK/argocd/tls" ARGOCD_SSH_DATA_PATH="$GITOPS_WORK/argocd/ssh" \
     "$argocd/argocd-application-controller" --kubeconfig "$KUBECONFIG" --namespace argocd \
     --redis "127.0.0.1:$redis_port" --repo-server "127.0.0.1:$repo_port" --repo-server-plaintext \
