@@ -4,7 +4,8 @@
 # static binary) from the Go modules pinned under go/ into
 # $SLUICE_CACHE/cluster-<key>/bin. Does nothing when that folder is already complete. Safe to run
 # concurrently: one build per key at a time (flock), and the folder appears only when whole.
-# Then build-coredns.sh: CoreDNS, the real node's cluster DNS, in its own folder with its own key.
+# Then build-coredns.sh (CoreDNS, the real node's cluster DNS) and build-argocd.sh (Argo CD, for
+# the GitOps tests), each in its own folder with its own key.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -17,11 +18,12 @@ if [[ -z "$go_minor" || "$go_minor" -lt 21 ]]; then
   exit 1
 fi
 
-# CoreDNS comes after the cluster binaries, also when those are up to date, and outside their lock;
-# its key is not part of theirs, so a change to it never rebuilds them.
+# CoreDNS and Argo CD come after the cluster binaries, also when those are up to date, and outside
+# their lock; their keys are not part of theirs, so a change to either never rebuilds them.
 build_coredns() {
   exec 9>&-
   bash "$SLUICE_CLUSTER_ROOT/build-coredns.sh"
+  bash "$SLUICE_CLUSTER_ROOT/build-argocd.sh"
 }
 
 dir="$(sluice_cluster_dir)"

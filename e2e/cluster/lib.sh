@@ -148,3 +148,57 @@ sluice_stop_pid() {
   echo "e2e/cluster: $name (pid $pid) ignored SIGTERM for 15s; killing" >&2
   kill -KILL "$pid" 2>/dev/null || true
 }
+
+# Argo CD (application controller, repo server: one binary, go/argocd/main.go) for the GitOps
+# tests, in its own folder with its own key like CoreDNS. Argo CD v3.6 needs Go 1.27: its
+# build runs under this toolchain, which the go command takes from the module proxy.
+# build-argocd.sh builds $SLUICE_CACHE/argocd-<key>/bin/argocd; build.sh runs it.
+SLUICE_ARGOCD_TOOLCHAIN=go1.27.3
+SLUICE_ARGOCD_FILES=(go.mod go.sum main.go)
+# What bin/ holds besides argocd: links to it named for the commands it runs (it reads argv[0]),
+# and the release's scripts the repo server runs by name.
+SLUICE_ARGOCD_LINKS=(argocd-application-controller argocd-repo-server)
+SLUICE_ARGOCD_SCRIPTS=(git-verify-wrapper.sh gpg-wrapper.sh)
+
+sluice_argocd_key() {
+  local go f
+  go="$(sluice_go)" || return 1
+  {
+    for f in "${SLUICE_ARGOCD_FILES[@]}"; do
+      echo "file $f"
+      cat "$SLUICE_CLUSTER_ROOT/go/argocd/$f"
+    done
+    echo "toolchain $SLUICE_ARGOCD_TOOLCHAIN"
+    GOTOOLCHAIN=local "$go" env GOOS GOARCH
+  } | sha256sum | cut -c1-16
+}
+
+sluice_argocd_dir() {
+  local key
+  key="$(sluice_argocd_key)" || return 1
+  echo "$(sluice_cache_root)/argocd-$key"
+}
+
+sluice_argocd_complete() {
+  local c
+  [[ -f "$1/$SLUICE_CLUSTER_STAMP" && -x "$1/bin/argocd" && -f "$1/crds/application-crd.yaml" ]] || return 1
+  for c in "${SLUICE_ARGOCD_LINKS[@]}" "${SLUICE_ARGOCD_SCRIPTS[@]}"; do
+    [[ -x "$1/bin/$c" ]] || return 1
+  done
+}
+
+# The folder with argocd and its command links: $SLUICE_ARGOCD_BIN when set, else the cache
+# folder for the pinned module. Fails with the fix in the message when it is incomplete.
+sluice_argocd_bin() {
+  local bin="${SLUICE_ARGOCD_BIN:-}" c
+  if [[ -z "$bin" ]]; then
+    bin="$(sluice_argocd_dir)/bin" || return 1
+  fi
+  for c in argocd "${SLUICE_ARGOCD_LINKS[@]}" "${SLUICE_ARGOCD_SCRIPTS[@]}"; do
+    if [[ ! -x "$bin/$c" ]]; then
+      echo "e2e/cluster: $bin/$c is missing; run 'make deps' (or bash e2e/cluster/build-argocd.sh)" >&2
+      return 1
+    fi
+  done
+  echo "$bin"
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # on-node.sh [--demo] [OUT]: the fraud scenario (fraud.sh) on a local cluster with a real node.
+# SLUICE_SCENARIO=gitops runs gitops.sh instead (Sluice installed and rolled out by Argo CD from Git).
 # Brings the node up with e2e/cluster/node-up.sh (the images of `make images` imported into its
 # containerd), runs the scenario with the host reaching Service IPs through kube-proxy, tears the
 # node down whatever happened, and checks the host is as it was. One real node per machine: a
@@ -57,7 +58,11 @@ export KUBECONFIG="$node/kubeconfig"
 export KUBECTL="$SLUICE_K8S_BIN/kubectl" HELM="$SLUICE_K8S_BIN/helm" SLUICE_REACH=clusterip
 "$KUBECTL" get nodes -o wide
 
-bash "$here/fraud.sh" "${demo[@]}" "$dir/scenario"
+case "${SLUICE_SCENARIO:-fraud}" in
+  fraud) bash "$here/fraud.sh" "${demo[@]}" "$dir/scenario" ;;
+  gitops) bash "$here/gitops.sh" "$dir/scenario" ;;
+  *) echo "e2e/scenario: SLUICE_SCENARIO is fraud or gitops, not '$SLUICE_SCENARIO'" >&2; exit 2 ;;
+esac
 echo "node up ${up_s}s" >>"$dir/scenario/report.txt"
 echo
 echo "== figures ($dir/scenario/report.txt)"
