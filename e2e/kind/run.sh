@@ -3,8 +3,8 @@
 # engine. Builds the images with `docker build` (the Dockerfiles' default stages, which
 # compile from source), creates a kind cluster, `kind load`s the images into it, runs
 # e2e/scenario/fraud.sh with the host reaching Services through `kubectl port-forward`, and deletes
-# the cluster on exit. Needs docker, kind, kubectl, helm, python3 and a build of sluice-load
-# (cmake --build build --target sluice-load). OUT (default e2e/.work/kind) keeps logs and figures.
+# the cluster on exit. Needs docker, kind, kubectl, helm, python3 and builds of sluice-load and
+# kubectl-sluice (cmake --build build --target sluice-load kubectl-sluice). OUT (default e2e/.work/kind) keeps logs and figures.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"

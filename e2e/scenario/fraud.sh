@@ -47,6 +47,7 @@ k8s_bin="$(sluice_k8s_bin kubectl helm 2>/dev/null || true)"
 KUBECTL="${KUBECTL:-$([[ -n "$k8s_bin" ]] && echo "$k8s_bin/kubectl" || echo kubectl)}"
 HELM="${HELM:-$([[ -n "$k8s_bin" ]] && echo "$k8s_bin/helm" || echo helm)}"
 SLUICE_LOAD="${SLUICE_LOAD:-$SLUICE_REPO_ROOT/${BUILD:-build}/e2e/canary/sluice-load}"
+KUBECTL_SLUICE="${KUBECTL_SLUICE:-$SLUICE_REPO_ROOT/${BUILD:-build}/operator/kubectl-sluice/kubectl-sluice}"
 reach="${SLUICE_REACH:-clusterip}"
 [[ -x "$SLUICE_LOAD" ]] || { echo "e2e/scenario: $SLUICE_LOAD is missing (cmake --build build --target sluice-load)" >&2; exit 1; }
 version="$(sluice_version)"
@@ -299,8 +300,17 @@ while :; do
     [[ "$(kubectl get md fraud -n "$ns" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]] &&
     python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(0 if list(s["recent"]["by_version"]) == ["2"] else 1)' \
       "$out/load-canary.json" && break
+  # Once, at the 50 % step: the rollout as `kubectl sluice status` shows it, with live analysis.
+  if [[ -z "${status_shown:-}" && -n "$c" &&
+        "$(kubectl get md fraud -n "$ns" -o jsonpath='{.status.canaryWeight}')" == 50 ]]; then
+    "$KUBECTL_SLUICE" status fraud -n "$ns" | tee "$out/kubectl-sluice-status.txt"
+    grep -q "$c  canary  model 2  weight 50%" "$out/kubectl-sluice-status.txt" ||
+      fail "kubectl sluice status does not show canary $c at 50 %"
+    status_shown=1
+  fi
   if ((demo)); then load_field "$out/load-canary.json" '"  load: last 2 s by version " + str(s["recent"]["by_version"]) + ", failed " + str(s["failed"])'; sleep 2; else sleep 0.5; fi
 done
+[[ -n "${status_shown:-}" ]] || fail "the canary was never seen at 50 % by kubectl sluice status"
 promotion_s="$(since "$t0")"
 weights="$(awk -v t="$t0" '$1 >= t && $3 ~ /^[0-9]+$/ && $3 > 0 {print $3}' "$out/md-fraud.watch" | uniq | paste -sd' ')"
 echo "canary weights seen in status: $weights"
@@ -348,6 +358,13 @@ measure "rollback: first failed answer -> status 100 % on version 2 ${rollback_s
 python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= 30 else 1)' "$rollback_s" ||
   fail "the rollback took ${rollback_s}s (more than 30 s)"
 kubectl get md fraud -n "$ns" -o wide
+# What a deploy pipeline sees: `status --wait` exits 5 on a rollback, and the history says why.
+rc=0
+"$KUBECTL_SLUICE" status fraud -n "$ns" --wait --timeout 30s >"$out/kubectl-sluice-wait.txt" || rc=$?
+[[ "$rc" == 5 ]] || fail "kubectl sluice status --wait exited $rc after the rollback, not 5 (RolledBack)"
+"$KUBECTL_SLUICE" history fraud -n "$ns" | tee "$out/kubectl-sluice-history.txt"
+grep -E "^[0-9]+ +[a-z0-9-]+ +3 +RolledBack +AnalysisFailed" "$out/kubectl-sluice-history.txt" >/dev/null ||
+  fail "kubectl sluice history does not show version 3 rolled back on the analysis"
 if ((demo)); then
   step "Events of md/fraud"
   kubectl get events -n "$ns" --field-selector involvedObject.kind=ModelDeployment,involvedObject.name=fraud \
