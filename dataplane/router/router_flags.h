@@ -33,6 +33,10 @@ struct RouterFlags {
   std::string port_file;  // the bound HTTP port is written here once listening
   int io_threads = 0;     // 0: one per core
   int grpc_port = 0;      // gRPC listener on http_address; 0: none
+  // TLS for callers when both are set; see api::RouterCommand.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
 
   int upstream_port = 8080;    // for EndpointSlices without a port named "http"
   int upstream_grpc_port = 0;  // for EndpointSlices without a port named "grpc"; 0: none
@@ -42,6 +46,9 @@ struct RouterFlags {
   int64_t upstream_idle_timeout_ms = 60'000;
   int64_t max_mirror_inflight = 256;
   std::string revision_header;
+  bool upstream_tls = false;
+  std::string upstream_ca_file;  // empty: the system store
+  std::string upstream_server_name;
 
   int64_t max_body_bytes = int64_t{64} << 20;
   int64_t max_header_bytes = 16 * 1024;
@@ -65,6 +72,7 @@ struct RouterFlags {
   // The command line that gives these settings (every field set), e.g. to show the defaults.
   api::RouterCommand ToCommand() const;
 
+  bool tls() const { return !tls_cert_file.empty(); }
   HttpServerOptions ToHttpOptions() const;
   ProxyOptions ToProxyOptions() const;
   GrpcProxyOptions ToGrpcProxyOptions() const;
