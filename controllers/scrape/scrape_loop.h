@@ -60,7 +60,8 @@ class ScrapeLoop {
   // The pods of `ns` carrying every label of `match` that can answer a scrape (PodFinder).
   Result<std::vector<PodTarget>> Pods(const std::string& ns,
                                       const std::map<std::string, std::string>& match);
-  // One GET of `pod`'s /metrics on its "http" container port (or the default port), parsed.
+  // One GET of `pod`'s /metrics on its "admin" container port, else its "http" one (else the
+  // default port), parsed.
   PodPage Fetch(const PodTarget& pod);
 
   Clock& clock() const { return clock_; }
