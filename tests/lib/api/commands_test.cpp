@@ -63,7 +63,7 @@ ServerCommand EveryServerField() {
 TEST(ServerCommandTest, ParseReadsBackWhatToArgsWrites) {
   const ServerCommand c = EveryServerField();
   const std::vector<std::string> args = c.ToArgs();
-  EXPECT_EQ(args.size(), 38u);  // one per field
+  EXPECT_EQ(args.size(), 42u);  // one per field
   auto back = ServerCommand::Parse(args);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, c);
@@ -148,7 +148,7 @@ TEST(RouterCommandTest, ParseReadsBackWhatToArgsWrites) {
   c.log_format = "text";
   c.log_level = "warn";
   const auto args = c.ToArgs();
-  EXPECT_EQ(args.size(), 32u);  // one per field
+  EXPECT_EQ(args.size(), 38u);  // one per field
   auto back = RouterCommand::Parse(args);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, c);
