@@ -1,19 +1,17 @@
 #include "lib/http/tls.h"
 
-#include <sys/stat.h>
-
-#include <cstdio>
-
+#include <fmt/format.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-
-#include <fmt/format.h>
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <cstdio>
 
 namespace sluice {
 
@@ -37,8 +35,8 @@ std::string FileIdentity(const std::string& path) {
   if (path.empty()) return "-";
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return path + ":missing";
-  return fmt::format("{}:{}:{}:{}:{}.{}", path, st.st_dev, st.st_ino, st.st_size,
-                     st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+  return fmt::format("{}:{}:{}:{}:{}.{}", path, st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec,
+                     st.st_mtim.tv_nsec);
 }
 
 }  // namespace
@@ -51,8 +49,8 @@ Result<std::shared_ptr<ssl::context>> MakeServerTlsContext(const TlsServerFiles&
   SSL_CTX* native = ctx->native_handle();
   ERR_clear_error();
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                  SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_options(
+      native, SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
   // No TLS 1.3 session tickets: they arrive after the handshake, as unasked bytes that an idle
   // keep-alive client (the router's pool) would read as the peer talking out of turn.
   SSL_CTX_set_num_tickets(native, 0);
@@ -97,8 +95,8 @@ Result<std::shared_ptr<ssl::context>> MakeClientTlsContext(const std::string& ca
 }
 
 Result<std::string> CertificateFingerprint(const std::string& pem) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
-                                                &BIO_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
   if (!bio) return Internal("tls: out of memory");
   std::unique_ptr<X509, decltype(&X509_free)> cert(
       PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), &X509_free);
@@ -190,8 +188,9 @@ Result<std::shared_ptr<ReloadingTlsContext>> StartServingTls(const TlsServerFile
                                                              const std::string& identity) {
   auto& family = prometheus::BuildCounter()
                      .Name(metric_name)
-                     .Help("Reloads of the serving certificate after its files changed, by result "
-                           "(error: the new files did not load, the previous certificate stays).")
+                     .Help(
+                         "Reloads of the serving certificate after its files changed, by result "
+                         "(error: the new files did not load, the previous certificate stays).")
                      .Register(registry);
   prometheus::Counter* reloaded = &family.Add({{"result", "reloaded"}});
   prometheus::Counter* failed = &family.Add({{"result", "error"}});
@@ -213,9 +212,10 @@ Result<std::shared_ptr<ReloadingTlsContext>> StartServingTls(const TlsServerFile
       spdlog::info("{} serving a new TLS certificate from {} (sha256 {})", identity, cert, fp);
     } else {
       failed->Increment();
-      spdlog::error("{} the changed TLS certificate does not load; still serving the previous "
-                    "one: {}",
-                    identity, s.ToString());
+      spdlog::error(
+          "{} the changed TLS certificate does not load; still serving the previous "
+          "one: {}",
+          identity, s.ToString());
     }
   };
   ASSIGN_OR_RETURN(std::unique_ptr<ReloadingTlsContext> tls,

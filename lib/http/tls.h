@@ -10,6 +10,7 @@
 // in place and is reported, never served half-made.
 
 #include <atomic>
+#include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -18,8 +19,6 @@
 #include <mutex>
 #include <string>
 #include <thread>
-
-#include <boost/asio/ssl/context.hpp>
 
 #include "lib/base/status.h"
 
@@ -37,7 +36,8 @@ struct TlsServerFiles {
 
 // Builds a server context: TLS 1.2 or later, the chain and key (checked to match), and client
 // verification when client_ca_file is set. InvalidArgument naming the file that failed.
-Result<std::shared_ptr<boost::asio::ssl::context>> MakeServerTlsContext(const TlsServerFiles& files);
+Result<std::shared_ptr<boost::asio::ssl::context>> MakeServerTlsContext(
+    const TlsServerFiles& files);
 
 // Builds a client context that verifies the peer's chain against `ca_file` (empty: the system
 // store). The host name is checked per connection by whoever knows it
@@ -90,8 +90,8 @@ class ReloadingTlsContext final : public TlsContextSource {
   const ReloadingTlsOptions options_;
   mutable std::mutex mu_;
   std::shared_ptr<boost::asio::ssl::context> current_;  // guarded by mu_
-  std::string fingerprint_;                              // guarded by check_mu_
-  std::mutex check_mu_;                                  // one check at a time
+  std::string fingerprint_;                             // guarded by check_mu_
+  std::mutex check_mu_;                                 // one check at a time
   std::atomic<uint64_t> reloads_{0};
   std::atomic<uint64_t> failures_{0};
 

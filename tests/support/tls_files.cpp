@@ -1,12 +1,11 @@
 #include "tests/support/tls_files.h"
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
-
-#include <cstdio>
-#include <filesystem>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read.hpp>
@@ -15,8 +14,8 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <openssl/evp.h>
-#include <openssl/x509.h>
+#include <cstdio>
+#include <filesystem>
 
 namespace sluice::testing {
 
@@ -92,8 +91,7 @@ Result<std::unique_ptr<TlsTestClient>> TlsTestClient::Connect(uint16_t port,
 }
 
 Result<TlsAnswer> TlsTestClient::Request(http::verb method, const std::string& target,
-                                         const std::string& body,
-                                         const std::string& content_type) {
+                                         const std::string& body, const std::string& content_type) {
   http::request<http::string_body> req{method, target, 11};
   req.set(http::field::host, "127.0.0.1");
   if (!body.empty()) {

@@ -130,15 +130,15 @@ TEST_F(TlsReconcileTest, AMissingSecretIsNamedInDegradedAndNothingIsCreated) {
   const json& pod = servers[0]["spec"]["template"]["spec"];
   EXPECT_EQ(pod["volumes"].back()["secret"]["secretName"], "fraud-tls");
   EXPECT_EQ(pod["containers"][0]["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
-  auto server = api::ServerCommand::Parse(
-      pod["containers"][0]["args"].get<std::vector<std::string>>());
+  auto server =
+      api::ServerCommand::Parse(pod["containers"][0]["args"].get<std::vector<std::string>>());
   ASSERT_TRUE(server.ok()) << server.status();
   EXPECT_TRUE(server->tls_cert_file.has_value());
   auto routers = Deployments("router");
   ASSERT_EQ(routers.size(), 1u);
-  auto router = api::RouterCommand::Parse(
-      routers[0]["spec"]["template"]["spec"]["containers"][0]["args"]
-          .get<std::vector<std::string>>());
+  auto router =
+      api::RouterCommand::Parse(routers[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+                                    .get<std::vector<std::string>>());
   ASSERT_TRUE(router.ok()) << router.status();
   EXPECT_EQ(router->upstream_ca_file, std::string(kTlsDir) + "/ca.crt");
   auto service = objects_.Find(kube::resources::kServices, kNs, MetaString(servers[0], "name"));

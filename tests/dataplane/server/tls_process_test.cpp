@@ -119,11 +119,11 @@ class TlsProcessTest : public ::testing::Test {
   void StartServer() {
     grpc_port_ = FreePort();
     admin_port_ = FreePort();
-    ASSERT_TRUE(server_.Start(SLUICE_SERVER_BIN,
-                              {"--model-uri", "file://" + kModelDir + "/fraud.json",
-                               "--io-threads", "1", "--grpc-port", std::to_string(grpc_port_),
-                               "--admin-port", std::to_string(admin_port_), "--tls-cert-file",
-                               secret_->cert_file(), "--tls-key-file", secret_->key_file()}))
+    ASSERT_TRUE(server_.Start(
+        SLUICE_SERVER_BIN,
+        {"--model-uri", "file://" + kModelDir + "/fraud.json", "--io-threads", "1", "--grpc-port",
+         std::to_string(grpc_port_), "--admin-port", std::to_string(admin_port_), "--tls-cert-file",
+         secret_->cert_file(), "--tls-key-file", secret_->key_file()}))
         << server_.Log();
     ASSERT_TRUE(Eventually([&] { return HttpsGet(server_.port(), "/v2/health/ready") == 200; }))
         << server_.Log();
@@ -210,12 +210,12 @@ TEST_F(TlsProcessTest, ServerFollowsTheSecretAndKeepsTheOldCertificateWhenTheNew
   ASSERT_TRUE(secret_->Write(second, ca_->cert_pem()).ok());
   EXPECT_TRUE(Eventually([&] { return ServedFingerprint(server_.port()) == Fingerprint(second); }))
       << server_.Log();
-  EXPECT_EQ(MetricValue(AdminMetrics(), R"(sluice_server_tls_reloads_total{result="reloaded"})"), 1);
+  EXPECT_EQ(MetricValue(AdminMetrics(), R"(sluice_server_tls_reloads_total{result="reloaded"})"),
+            1);
   // gRPC follows the same files.
   inference::ModelMetadataResponse md;
-  EXPECT_TRUE(Eventually([&] {
-    return ModelMetadata(TlsChannel(grpc_port_, ca_->cert_pem()), &md).ok();
-  }));
+  EXPECT_TRUE(
+      Eventually([&] { return ModelMetadata(TlsChannel(grpc_port_, ca_->cert_pem()), &md).ok(); }));
   // A connection made before the swap keeps working.
   auto r = (*kept)->Request(http::verb::get, "/v2/health/live");
   ASSERT_TRUE(r.ok()) << r.status();
@@ -237,13 +237,13 @@ TEST_F(TlsProcessTest, RouterTerminatesTlsAndSpeaksTlsToTheServer) {
   StartServer();
   ServerProcess router;
   const uint16_t router_grpc = FreePort();
-  const std::string table = "tls-rev=100@127.0.0.1:" + std::to_string(server_.port()) + "+" +
-                            std::to_string(grpc_port_);
-  ASSERT_TRUE(router.Start(SLUICE_ROUTER_BIN,
-                           {"--static-traffic", table, "--io-threads", "1", "--grpc-port",
-                            std::to_string(router_grpc), "--tls-cert-file", secret_->cert_file(),
-                            "--tls-key-file", secret_->key_file(), "--upstream-tls",
-                            "--upstream-ca-file", secret_->ca_file()}))
+  const std::string table =
+      "tls-rev=100@127.0.0.1:" + std::to_string(server_.port()) + "+" + std::to_string(grpc_port_);
+  ASSERT_TRUE(router.Start(
+      SLUICE_ROUTER_BIN,
+      {"--static-traffic", table, "--io-threads", "1", "--grpc-port", std::to_string(router_grpc),
+       "--tls-cert-file", secret_->cert_file(), "--tls-key-file", secret_->key_file(),
+       "--upstream-tls", "--upstream-ca-file", secret_->ca_file()}))
       << router.Log();
   ASSERT_TRUE(Eventually([&] { return HttpsGet(router.port(), "/readyz") == 200; }))
       << router.Log();
@@ -267,9 +267,9 @@ TEST_F(TlsProcessTest, RouterTerminatesTlsAndSpeaksTlsToTheServer) {
   const std::string other_ca = (dir_ / "other-ca.crt").string();
   ASSERT_TRUE(WriteFile(other_ca, (*other)->cert_pem()).ok());
   ServerProcess distrustful;
-  ASSERT_TRUE(distrustful.Start(SLUICE_ROUTER_BIN, {"--static-traffic", table, "--io-threads", "1",
-                                                    "--upstream-tls", "--upstream-ca-file",
-                                                    other_ca}))
+  ASSERT_TRUE(
+      distrustful.Start(SLUICE_ROUTER_BIN, {"--static-traffic", table, "--io-threads", "1",
+                                            "--upstream-tls", "--upstream-ca-file", other_ca}))
       << distrustful.Log();
   HttpTestClient plain(distrustful.port(), std::chrono::seconds(10));
   std::optional<HttpReply> refused;

@@ -1,13 +1,12 @@
 #include "lib/http/tls.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "lib/http/http_server.h"
 #include "tests/support/pki.h"
@@ -136,7 +135,8 @@ TEST_F(TlsTest, ServesHttpsAndRefusesPlainHttp) {
   ASSERT_TRUE(testing::WriteFile(other_ca_file, (*other_ca)->cert_pem()).ok());
   EXPECT_FALSE(TlsTestClient::Connect(server->port(), other_ca_file).ok());
   // Wrong name.
-  EXPECT_FALSE(TlsTestClient::Connect(server->port(), secret_->ca_file(), "elsewhere.example").ok());
+  EXPECT_FALSE(
+      TlsTestClient::Connect(server->port(), secret_->ca_file(), "elsewhere.example").ok());
 }
 
 TEST_F(TlsTest, SymlinkSwapServesTheNewCertificateToNewConnections) {
