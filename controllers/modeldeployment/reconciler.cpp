@@ -246,6 +246,7 @@ struct ModelDeploymentReconciler::Observation {
   RevisionFeatures features;  // the current spec's, resolved from its FeatureViews
   ModelResolution model;      // spec.model as resolved (md.spec.model is its .model)
   std::optional<ModelSourceStatus> previous_model;  // status.model before this reconcile
+  std::optional<TlsSecretInfo> tls;                 // spec.tls, its Secret checked
 };
 
 // What the reconcile decided to write, in the order it is written.
@@ -280,6 +281,22 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
                                                                             : "InvalidFeatureRef";
     RETURN_IF_ERROR(WriteInvalidSpecStatus(object, *parsed, features.status(), reason));
     return TerminalError(features.status());
+  }
+  // spec.tls: the Secret must be there before pods mount it (a pod that cannot would only sit in
+  // ContainerCreating); until it is, nothing rolls out and the revisions that exist keep serving.
+  std::optional<TlsSecretInfo> tls;
+  if (parsed->spec.tls) {
+    Result<TlsSecretInfo> checked =
+        options_.secrets != nullptr
+            ? CheckTlsSecret(*options_.secrets, key.ns, parsed->spec.tls->secret_name)
+            : Result<TlsSecretInfo>(FailedPrecondition("spec.tls: the operator reads no Secrets"));
+    if (!checked.ok()) {
+      const char* reason = checked.status().code() == StatusCode::kNotFound ? "TLSSecretNotFound"
+                                                                            : "TLSSecretInvalid";
+      RETURN_IF_ERROR(WriteInvalidSpecStatus(object, *parsed, checked.status(), reason));
+      return Action::RequeueAfter(std::chrono::seconds(30));
+    }
+    tls = std::move(checked).value();
   }
   // A models:/ URI, resolved through the registry (or its last answer) to the folder the pods
   // fetch; the revision is built from that.
@@ -322,6 +339,7 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
   seen.features = std::move(*features);
   seen.model = std::move(*resolution);
   seen.previous_model = previous_model;
+  seen.tls = std::move(tls);
   seen.input.desired_revision = RevisionName(seen.md.Name(), seen.md.spec, seen.features.Key());
   ASSIGN_OR_RETURN(Intent intent, DecideWrites(key, seen));
   return Apply(key, object, seen, intent);
@@ -470,8 +488,8 @@ Result<ModelDeploymentReconciler::Intent> ModelDeploymentReconciler::DecideWrite
       {&kube::resources::kServiceAccounts, RouterServiceAccount(owner)},
       {&kRolesGvr, RouterRole(owner)},
       {&kRoleBindingsGvr, RouterRoleBinding(owner)},
-      {&kube::resources::kDeployments, RouterDeployment(owner, options_.workload)},
-      {&kube::resources::kServices, RouterService(owner, options_.workload)},
+      {&kube::resources::kDeployments, RouterDeployment(owner, options_.workload, seen.tls)},
+      {&kube::resources::kServices, RouterService(owner, options_.workload, seen.tls)},
   };
   for (const auto& [gvr, intent] : router) {
     ObjectPtr live;
@@ -544,7 +562,8 @@ Result<ModelDeploymentReconciler::Intent> ModelDeploymentReconciler::DecideWrite
     }
     auto service = owned.services.find(desired.name);
     out.now.push_back({&kube::resources::kServices,
-                       RevisionService(owner, desired.name, options_.workload),
+                       RevisionService(owner, desired.name, options_.workload,
+                                       revision_spec.tls.has_value()),
                        service == owned.services.end() ? nullptr : service->second});
   }
   return out;

@@ -123,6 +123,44 @@ json ModelCredentialsEnv(const ModelSpec& model) {
   return env;
 }
 
+namespace {
+
+std::string TlsPath(const char* file) {
+  return std::string(kTlsDir) + "/" + file;
+}
+
+// The Secret of spec.tls, read-only; group-readable by the pod's fsGroup only.
+json TlsVolume(const std::string& secret_name) {
+  return {{"name", "tls"}, {"secret", {{"secretName", secret_name}, {"defaultMode", 0440}}}};
+}
+json TlsVolumeMount() {
+  return {{"name", "tls"}, {"mountPath", std::string(kTlsDir)}, {"readOnly", true}};
+}
+
+// Kubelet probes over HTTPS do not verify the certificate; they only need the scheme.
+void UseHttpsProbes(json& container) {
+  for (const char* probe : {"readinessProbe", "livenessProbe", "startupProbe"}) {
+    if (container.contains(probe)) container[probe]["httpGet"]["scheme"] = "HTTPS";
+  }
+}
+
+}  // namespace
+
+Result<TlsSecretInfo> CheckTlsSecret(SecretReader& secrets, const std::string& ns,
+                                     const std::string& name) {
+  auto secret = secrets.GetSecret(ns, name);
+  if (!secret.ok()) {
+    return Status(secret.status().code(), "spec.tls.secretName: Secret " + ns + "/" + name + ": " +
+                                              secret.status().message());
+  }
+  for (const char* key : {"tls.crt", "tls.key"}) {
+    if (!SecretValue(*secret, key).ok()) {
+      return InvalidArgument("spec.tls.secretName: Secret " + ns + "/" + name + " has no " + key);
+    }
+  }
+  return TlsSecretInfo{name, SecretValue(*secret, "ca.crt").ok()};
+}
+
 Result<api::ServerCommand> ServerCommandFor(const std::string& md_name,
                                             const ModelDeploymentSpec& spec,
                                             const WorkloadOptions& options) {
@@ -142,6 +180,11 @@ Result<api::ServerCommand> ServerCommandFor(const std::string& md_name,
   c.http_port = options.server_http_port;
   c.grpc_port = options.server_grpc_port;
   c.log_format = options.log_format;
+  if (spec.tls) {
+    c.tls_cert_file = TlsPath("tls.crt");
+    c.tls_key_file = TlsPath("tls.key");
+    c.admin_port = options.server_admin_port;
+  }
   const RuntimeSpec runtime = spec.runtime.value_or(RuntimeSpec{});
   // The CRD: absent batching evaluates every request on its own; absent cache means no cache.
   c.batching = runtime.batching.has_value();
@@ -260,6 +303,7 @@ Result<json> RevisionDeployment(const ModelDeploymentObject& owner, const std::s
   // Under a key of its own: the FeatureViews as they were resolved for this revision, which a
   // later change of a FeatureView must not alter.
   if (!features.feature_views.empty()) pod_spec_source["resolvedFeatures"] = features.ToJson();
+  if (revision_spec.tls) pod_spec_source["tls"] = *revision_spec.tls;
 
   json container = {
       {"name", "server"},
@@ -300,6 +344,18 @@ Result<json> RevisionDeployment(const ModelDeploymentObject& owner, const std::s
     container["volumeMounts"].push_back({{"name", "model"}, {"mountPath", std::string(kModelDir)}});
     volumes.push_back({{"name", "model"}, {"emptyDir", json::object()}});
   }
+  int32_t metrics_port = options.server_http_port;
+  if (revision_spec.tls) {
+    // Traffic and probes over TLS; /metrics (the autoscaler's scrape, Prometheus) in plain HTTP
+    // on the admin port.
+    UseHttpsProbes(container);
+    container["ports"].push_back({{"name", kAdminPortName},
+                                  {"containerPort", options.server_admin_port},
+                                  {"protocol", "TCP"}});
+    container["volumeMounts"].push_back(TlsVolumeMount());
+    volumes.push_back(TlsVolume(revision_spec.tls->secret_name));
+    metrics_port = options.server_admin_port;
+  }
   if (revision_spec.runtime && revision_spec.runtime->resources) {
     container["resources"] = *revision_spec.runtime->resources;
   }
@@ -331,7 +387,7 @@ Result<json> RevisionDeployment(const ModelDeploymentObject& owner, const std::s
            {{"labels", pod_labels},
             {"annotations",
              {{"prometheus.io/scrape", "true"},
-              {"prometheus.io/port", std::to_string(options.server_http_port)},
+              {"prometheus.io/port", std::to_string(metrics_port)},
               {"prometheus.io/path", "/metrics"}}}}},
           {"spec",
            {{"automountServiceAccountToken", false},
@@ -346,11 +402,11 @@ Result<json> RevisionDeployment(const ModelDeploymentObject& owner, const std::s
 }
 
 json RevisionService(const ModelDeploymentObject& owner, const std::string& revision,
-                     const WorkloadOptions& options) {
+                     const WorkloadOptions& options, bool tls) {
   const std::string md_name = owner.md.Name();
   json labels = CommonLabels(md_name, "server");
   labels[api::kLabelRevision] = revision;
-  return {
+  json service = {
       {"apiVersion", "v1"},
       {"kind", "Service"},
       {"metadata", Metadata(owner, revision, labels)},
@@ -366,6 +422,8 @@ json RevisionService(const ModelDeploymentObject& owner, const std::string& revi
                                 {"targetPort", "grpc"},
                                 {"protocol", "TCP"}}})}}},
   };
+  if (tls) service["spec"]["ports"][0]["appProtocol"] = "https";
+  return service;
 }
 
 std::string RouterName(const std::string& md_name) {
@@ -373,7 +431,8 @@ std::string RouterName(const std::string& md_name) {
 }
 
 api::RouterCommand RouterCommandFor(const ModelDeploymentObject& owner,
-                                    const WorkloadOptions& options) {
+                                    const WorkloadOptions& options,
+                                    const std::optional<TlsSecretInfo>& tls) {
   api::RouterCommand c;
   c.model_deployment = owner.md.Name();
   c.ns = owner.md.Namespace();
@@ -383,10 +442,18 @@ api::RouterCommand RouterCommandFor(const ModelDeploymentObject& owner,
   c.upstream_port = options.server_http_port;
   c.upstream_grpc_port = options.server_grpc_port;
   c.log_format = options.log_format;
+  if (tls) {
+    c.tls_cert_file = TlsPath("tls.crt");
+    c.tls_key_file = TlsPath("tls.key");
+    // Revisions that serve TLS say so in their EndpointSlices; their certificates chain to the
+    // Secret's CA, else to a public one.
+    if (tls->has_ca) c.upstream_ca_file = TlsPath("ca.crt");
+  }
   return c;
 }
 
-json RouterDeployment(const ModelDeploymentObject& owner, const WorkloadOptions& options) {
+json RouterDeployment(const ModelDeploymentObject& owner, const WorkloadOptions& options,
+                      const std::optional<TlsSecretInfo>& tls) {
   const std::string md_name = owner.md.Name();
   const std::string name = RouterName(md_name);
   json labels = CommonLabels(md_name, "router");
@@ -395,7 +462,7 @@ json RouterDeployment(const ModelDeploymentObject& owner, const WorkloadOptions&
       {"image", options.router_image.empty() ? options.server_image : options.router_image},
       {"imagePullPolicy", options.image_pull_policy},
       {"command", json::array({"sluice-router"})},
-      {"args", RouterCommandFor(owner, options).ToArgs()},
+      {"args", RouterCommandFor(owner, options, tls).ToArgs()},
       {"ports",
        json::array(
            {{{"name", "http"}, {"containerPort", options.router_http_port}, {"protocol", "TCP"}},
@@ -411,6 +478,16 @@ json RouterDeployment(const ModelDeploymentObject& owner, const WorkloadOptions&
       {"lifecycle", {{"preStop", {{"sleep", {{"seconds", options.drain_seconds}}}}}}},
       {"securityContext", RestrictedContainerSecurity()},
   };
+  json pod_spec = {{"serviceAccountName", name},
+                   {"enableServiceLinks", false},
+                   {"terminationGracePeriodSeconds", options.termination_grace_seconds},
+                   {"securityContext", PodSecurity(options)}};
+  if (tls) {
+    UseHttpsProbes(container);
+    container["volumeMounts"] = json::array({TlsVolumeMount()});
+    pod_spec["volumes"] = json::array({TlsVolume(tls->secret_name)});
+  }
+  pod_spec["containers"] = json::array({std::move(container)});
   return {
       {"apiVersion", "apps/v1"},
       {"kind", "Deployment"},
@@ -429,18 +506,14 @@ json RouterDeployment(const ModelDeploymentObject& owner, const WorkloadOptions&
              {{"prometheus.io/scrape", "true"},
               {"prometheus.io/port", std::to_string(options.router_admin_port)},
               {"prometheus.io/path", "/metrics"}}}}},
-          {"spec",
-           {{"serviceAccountName", name},
-            {"enableServiceLinks", false},
-            {"terminationGracePeriodSeconds", options.termination_grace_seconds},
-            {"securityContext", PodSecurity(options)},
-            {"containers", json::array({std::move(container)})}}}}}}},
+          {"spec", std::move(pod_spec)}}}}},
   };
 }
 
-json RouterService(const ModelDeploymentObject& owner, const WorkloadOptions& options) {
+json RouterService(const ModelDeploymentObject& owner, const WorkloadOptions& options,
+                   const std::optional<TlsSecretInfo>& tls) {
   const std::string md_name = owner.md.Name();
-  return {
+  json service = {
       {"apiVersion", "v1"},
       {"kind", "Service"},
       {"metadata", Metadata(owner, md_name, CommonLabels(md_name, "router"))},
@@ -455,6 +528,11 @@ json RouterService(const ModelDeploymentObject& owner, const WorkloadOptions& op
                        {"protocol", "TCP"},
                        {"appProtocol", "kubernetes.io/h2c"}}})}}},
   };
+  if (tls) {
+    service["spec"]["ports"][0]["appProtocol"] = "https";
+    service["spec"]["ports"][1]["appProtocol"] = "grpc";  // HTTP/2 over TLS, not h2c
+  }
+  return service;
 }
 
 json RouterServiceAccount(const ModelDeploymentObject& owner) {

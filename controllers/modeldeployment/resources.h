@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -22,6 +23,7 @@
 #include "lib/api/router_command.h"
 #include "lib/api/server_command.h"
 #include "lib/controller/object_io.h"
+#include "lib/controller/secret_reader.h"
 #include "lib/controller/reconciler.h"
 #include "lib/kube/client.h"
 
@@ -42,6 +44,8 @@ struct WorkloadOptions {
   int32_t router_http_port = 8080;
   int32_t router_grpc_port = 8081;
   int32_t router_admin_port = 9090;  // /metrics, /healthz, /readyz (container port "admin")
+  // With spec.tls: the server's plain-HTTP port for /metrics and health (scrapers, no TLS).
+  int32_t server_admin_port = 9090;
   // preStop sleep: the pod keeps serving while endpoints are removed from every node, before
   // SIGTERM starts sluice-server's own drain.
   int32_t drain_seconds = 5;
@@ -49,6 +53,22 @@ struct WorkloadOptions {
   int64_t run_as_user = 65532;
   std::string log_format = "json";
 };
+
+// spec.tls in the pods: the Secret is mounted read-only here (tls.crt, tls.key, ca.crt).
+inline constexpr std::string_view kTlsDir = "/etc/sluice/tls";
+inline constexpr char kAdminPortName[] = "admin";
+
+// The Secret of spec.tls as the reconciler found it.
+struct TlsSecretInfo {
+  std::string secret_name;
+  bool has_ca = false;  // it has a ca.crt: the router verifies the servers against it
+};
+
+// Checks that the kubernetes.io/tls Secret `name` exists in `ns` with tls.crt and tls.key:
+// NotFound when it is absent, InvalidArgument when a key is missing, the reader's error
+// otherwise.
+Result<TlsSecretInfo> CheckTlsSecret(SecretReader& secrets, const std::string& ns,
+                                     const std::string& name);
 
 // Where a serving pod keeps a fetched model: an emptyDir, so a restarted container reuses it.
 inline constexpr std::string_view kModelDir = "/var/lib/sluice/model";
@@ -123,16 +143,23 @@ Result<nlohmann::json> RevisionDeployment(const ModelDeploymentObject& owner,
                                           const ModelDeploymentSpec& revision_spec,
                                           int32_t replicas, const WorkloadOptions& options,
                                           const RevisionFeatures& features = {});
+// With `tls` (the revision's spec.tls) the http port says appProtocol https, which the router
+// reads from the EndpointSlices to speak TLS to this revision.
 nlohmann::json RevisionService(const ModelDeploymentObject& owner, const std::string& revision,
-                               const WorkloadOptions& options);
+                               const WorkloadOptions& options, bool tls = false);
 
 std::string RouterName(const std::string& md_name);  // <md>-router
 // sluice-router's command line: the ModelDeployment to follow and the operator's ports. API access
 // is the pod's service account (RouterServiceAccount), found in-cluster.
+// With `tls` (spec.tls, checked): the router serves TLS from the mounted Secret, verifies TLS
+// revisions against its ca.crt when it has one, probes use HTTPS, the Service says https.
 api::RouterCommand RouterCommandFor(const ModelDeploymentObject& owner,
-                                    const WorkloadOptions& options);
-nlohmann::json RouterDeployment(const ModelDeploymentObject& owner, const WorkloadOptions& options);
-nlohmann::json RouterService(const ModelDeploymentObject& owner, const WorkloadOptions& options);
+                                    const WorkloadOptions& options,
+                                    const std::optional<TlsSecretInfo>& tls = std::nullopt);
+nlohmann::json RouterDeployment(const ModelDeploymentObject& owner, const WorkloadOptions& options,
+                                const std::optional<TlsSecretInfo>& tls = std::nullopt);
+nlohmann::json RouterService(const ModelDeploymentObject& owner, const WorkloadOptions& options,
+                             const std::optional<TlsSecretInfo>& tls = std::nullopt);
 nlohmann::json RouterServiceAccount(const ModelDeploymentObject& owner);
 nlohmann::json RouterRole(const ModelDeploymentObject& owner);
 nlohmann::json RouterRoleBinding(const ModelDeploymentObject& owner);

@@ -64,7 +64,10 @@ json PodAffecting(const ModelDeploymentSpec& spec) {
     // Only when set, so revisions of ModelDeployments without it keep their names.
     if (rt.feature_budget) runtime["featureBudget"] = CanonicalDuration(rt.feature_budget, "2ms");
   }
-  return json{{"model", model}, {"runtime", runtime}};
+  json out = {{"model", model}, {"runtime", runtime}};
+  // Only when set, so revisions of ModelDeployments without it keep their names.
+  if (spec.tls) out["tls"] = spec.tls->secret_name;
+  return out;
 }
 
 uint64_t Fnv1a64(std::string_view data) {

@@ -2,7 +2,7 @@
 
 // Revision identity. A revision is everything that changes what a serving pod does: the model
 // (uri, format, version, sha256), the runtime (image, resources, batching, cache, env, args) and
-// the online features it reads (the referenced FeatureViews as resolved, so a change of a
+// spec.tls (the Secret the pods mount), the online features it reads (the referenced FeatureViews as resolved, so a change of a
 // FeatureView's spec makes a new revision and rolls out like any other change).
 // Replicas, autoscaling, rollout and traffic settings are not part of it, so changing them never
 // starts a rollout.

@@ -50,7 +50,9 @@ Result<std::vector<PodTarget>> ScrapeLoop::Pods(const std::string& ns,
 }
 
 PodPage ScrapeLoop::Fetch(const PodTarget& pod) {
-  auto port = pod.ports.find(options_.port_name);
+  // A pod that serves TLS keeps /metrics on a plain port named admin.
+  auto port = pod.ports.find(std::string(api::kAdminPortName));
+  if (port == pod.ports.end()) port = pod.ports.find(options_.port_name);
   const int32_t p = port != pod.ports.end() ? port->second : options_.default_port;
   PodPage out{"http://" + pod.ip + ":" + std::to_string(p) + "/metrics",
               Unavailable("not fetched")};

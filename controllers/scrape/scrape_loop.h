@@ -62,8 +62,8 @@ class ScrapeLoop {
   // The pods of `ns` carrying every label of `match` that can answer a scrape (PodFinder).
   Result<std::vector<PodTarget>> Pods(const std::string& ns,
                                       const std::map<std::string, std::string>& match);
-  // One GET of `pod`'s /metrics on its container port named port_name (or the default port),
-  // parsed.
+  // One GET of `pod`'s /metrics on its container port named "admin" (plain HTTP even when the
+  // pod serves TLS), else the one named port_name (else the default port), parsed.
   PodPage Fetch(const PodTarget& pod);
 
   Clock& clock() const { return clock_; }

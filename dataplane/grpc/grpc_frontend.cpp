@@ -142,7 +142,8 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Create(const GrpcFrontendOpt
                    StartGrpcListener(options.address, options.port, options.max_message_bytes,
                                      [&](grpc::ServerBuilder& builder) {
                                        builder.RegisterService(frontend->grpc_service_.get());
-                                     }));
+                                     },
+                                     options.credentials));
   frontend->server_ = std::move(listener.server);
   frontend->port_ = listener.port;
   return frontend;

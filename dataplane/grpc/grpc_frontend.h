@@ -22,6 +22,7 @@
 // sluice_server_* series as REST requests (code label: the HTTP status of the same outcome), so
 // the error rate and in-flight gauge cover both protocols.
 
+#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 
 #include <chrono>
@@ -52,6 +53,8 @@ struct GrpcFrontendOptions {
   // only then does the gRPC server shut down. A call that reaches gRPC while it shuts down fails
   // with CANCELLED, which clients must not retry; UNAVAILABLE they may retry elsewhere.
   std::chrono::milliseconds refuse_period{500};
+  // TLS (MakeGrpcServerCredentials); nullptr: plain text.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
 };
 
 // Thread-safe. `service` must outlive the frontend; the frontend never calls Stop on it.

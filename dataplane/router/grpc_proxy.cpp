@@ -281,7 +281,8 @@ Result<std::unique_ptr<GrpcProxy>> GrpcProxy::Create(GrpcProxyOptions options,
                                      [&](grpc::ServerBuilder& builder) {
                                        builder.RegisterCallbackGenericService(
                                            proxy->service_.get());
-                                     }));
+                                     },
+                                     o.credentials));
   proxy->server_ = std::move(listener.server);
   proxy->port_ = listener.port;
   return proxy;
@@ -370,8 +371,13 @@ std::shared_ptr<grpc::Channel> GrpcProxy::ChannelFor(const Endpoint& endpoint) {
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, connect_ms);
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::min(connect_ms, 100));
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, std::max(connect_ms, 1000));
-    channel = grpc::CreateCustomChannel(endpoint.grpc_target, grpc::InsecureChannelCredentials(),
-                                        args);
+    const bool tls = options_.upstream_credentials && (endpoint.tls || options_.upstream_tls_all);
+    if (tls && !options_.upstream_server_name.empty()) {
+      args.SetSslTargetNameOverride(options_.upstream_server_name);
+    }
+    channel = grpc::CreateCustomChannel(
+        endpoint.grpc_target,
+        tls ? options_.upstream_credentials : grpc::InsecureChannelCredentials(), args);
   }
   return channel;
 }

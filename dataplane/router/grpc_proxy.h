@@ -24,6 +24,8 @@
 // Threading: calls run on gRPC's callback threads; the proxy is thread-safe.
 
 #include <grpcpp/channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <grpcpp/support/status.h>
 
@@ -54,6 +56,14 @@ struct GrpcProxyOptions {
   // revision that served them.
   std::string revision_header;
   std::string model_deployment;  // "namespace/name", for error messages
+  // TLS for callers (MakeGrpcServerCredentials); nullptr: plain text.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  // TLS to backends (MakeGrpcClientCredentials); nullptr: plain text. With upstream_server_name
+  // the backends' certificates must name it.
+  // Used for endpoints that say tls, or all with upstream_tls_all.
+  std::shared_ptr<grpc::ChannelCredentials> upstream_credentials;
+  bool upstream_tls_all = false;
+  std::string upstream_server_name;
 };
 
 // The HTTP class a gRPC status counts as, by the HTTP status gRPC's own mapping gives it: OK is

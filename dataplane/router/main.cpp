@@ -19,18 +19,21 @@
 #include <iostream>
 #include <thread>
 
+#include "dataplane/grpc/grpc_address.h"
 #include "dataplane/router/grpc_proxy.h"
 #include "dataplane/router/proxy.h"
 #include "dataplane/router/router_flags.h"
 #include "dataplane/router/router_metrics.h"
 #include "dataplane/router/routing_table.h"
 #include "dataplane/router/traffic_source.h"
+#include "lib/api/metric_names.h"
 #include "lib/base/logging.h"
 #include "lib/base/port_file.h"
 #include "lib/base/signals.h"
 #include "lib/base/version.h"
 #include "lib/http/http_server.h"
 #include "lib/http/metrics_exposition.h"
+#include "lib/http/tls.h"
 #include "lib/kube/client.h"
 #include "lib/kube/config.h"
 
@@ -78,7 +81,46 @@ int Run(const RouterFlags& flags, StopSignalWatch& signals) {
     state.Publish(std::move(table));
   }
   auto synced = [&source] { return source == nullptr || source->HasSynced(); };
-  Proxy proxy(flags.ToProxyOptions(), state, metrics);
+  ProxyOptions proxy_options = flags.ToProxyOptions();
+  GrpcProxyOptions grpc_options = flags.ToGrpcProxyOptions();
+  // Ready for backends that serve TLS (all with --upstream-tls, else those whose EndpointSlice
+  // says https); used by no plain connection.
+  {
+    const bool asked = flags.upstream_tls || !flags.upstream_ca_file.empty();
+    auto ctx = MakeClientTlsContext(flags.upstream_ca_file);
+    auto creds = MakeGrpcClientCredentials(flags.upstream_ca_file, flags.upstream_server_name);
+    for (const Status& s : {ctx.status(), creds.status()}) {
+      if (s.ok()) continue;
+      if (asked) {
+        spdlog::error("md={} upstream TLS: {}", md_key, s.ToString());
+        return 1;
+      }
+      spdlog::warn("md={} upstream TLS with the system store is unavailable: {}", md_key,
+                   s.ToString());
+    }
+    if (ctx.ok()) proxy_options.upstream.tls = std::move(ctx).value();
+    proxy_options.upstream.tls_all = flags.upstream_tls;
+    proxy_options.upstream.tls_server_name = flags.upstream_server_name;
+    if (creds.ok()) grpc_options.upstream_credentials = std::move(creds).value();
+    grpc_options.upstream_tls_all = flags.upstream_tls;
+    grpc_options.upstream_server_name = flags.upstream_server_name;
+  }
+  std::shared_ptr<ReloadingTlsContext> tls;
+  if (flags.tls()) {
+    auto tls_or = StartServingTls({flags.tls_cert_file, flags.tls_key_file, flags.tls_client_ca_file},
+                                  std::chrono::seconds(2), *registry, api::kRouterTlsReloadsTotal,
+                                  "md=" + md_key);
+    auto creds = MakeGrpcServerCredentials(
+        {flags.tls_cert_file, flags.tls_key_file, flags.tls_client_ca_file, 2});
+    if (!tls_or.ok() || !creds.ok()) {
+      spdlog::error("md={} {}", md_key,
+                    (!tls_or.ok() ? tls_or.status() : creds.status()).ToString());
+      return 1;
+    }
+    tls = std::move(tls_or).value();
+    grpc_options.credentials = std::move(creds).value();
+  }
+  Proxy proxy(proxy_options, state, metrics);
   std::atomic<bool> draining{false};
 
   // The health endpoints answer on both ports; /metrics only on the admin port, so scrapes and
@@ -113,6 +155,7 @@ int Run(const RouterFlags& flags, StopSignalWatch& signals) {
 
   HttpServerOptions http_options = flags.ToHttpOptions();
   http_options.on_io_thread_stop = [&proxy] { proxy.OnIoThreadStop(); };
+  http_options.tls = tls;
   auto server_or = HttpServer::Create(http_options, router);
   if (!server_or.ok()) {
     spdlog::error("{}", server_or.status().ToString());
@@ -126,7 +169,7 @@ int Run(const RouterFlags& flags, StopSignalWatch& signals) {
                flags.http_address, admin->port(), api_server);
   std::unique_ptr<GrpcProxy> grpc;
   if (flags.grpc_port != 0) {
-    auto grpc_or = GrpcProxy::Create(flags.ToGrpcProxyOptions(), state, metrics);
+    auto grpc_or = GrpcProxy::Create(grpc_options, state, metrics);
     if (!grpc_or.ok()) {
       spdlog::error("md={} {}", md_key, grpc_or.status().ToString());
       return 1;

@@ -33,6 +33,9 @@ api::RouterCommand RouterFlags::ToCommand() const {
   c.io_threads = io_threads;
   c.admin_port = admin_port;
   c.admin_port_file = admin_port_file;
+  c.tls_cert_file = tls_cert_file;
+  c.tls_key_file = tls_key_file;
+  c.tls_client_ca_file = tls_client_ca_file;
   c.upstream_port = upstream_port;
   c.upstream_grpc_port = upstream_grpc_port;
   c.upstream_timeout_ms = upstream_timeout_ms;
@@ -41,6 +44,9 @@ api::RouterCommand RouterFlags::ToCommand() const {
   c.upstream_idle_timeout_ms = upstream_idle_timeout_ms;
   c.max_mirror_inflight = max_mirror_inflight;
   c.revision_header = revision_header;
+  c.upstream_tls = upstream_tls;
+  c.upstream_ca_file = upstream_ca_file;
+  c.upstream_server_name = upstream_server_name;
   c.max_body_bytes = max_body_bytes;
   c.max_header_bytes = max_header_bytes;
   c.header_timeout_ms = header_timeout_ms;
@@ -132,6 +138,9 @@ Result<RouterFlags> ParseRouterFlags(const std::vector<std::string>& args) {
   Take(c.io_threads, f.io_threads);
   Take(c.admin_port, f.admin_port);
   Take(c.admin_port_file, f.admin_port_file);
+  Take(c.tls_cert_file, f.tls_cert_file);
+  Take(c.tls_key_file, f.tls_key_file);
+  Take(c.tls_client_ca_file, f.tls_client_ca_file);
   Take(c.upstream_port, f.upstream_port);
   Take(c.upstream_grpc_port, f.upstream_grpc_port);
   Take(c.upstream_timeout_ms, f.upstream_timeout_ms);
@@ -140,6 +149,9 @@ Result<RouterFlags> ParseRouterFlags(const std::vector<std::string>& args) {
   Take(c.upstream_idle_timeout_ms, f.upstream_idle_timeout_ms);
   Take(c.max_mirror_inflight, f.max_mirror_inflight);
   Take(c.revision_header, f.revision_header);
+  Take(c.upstream_tls, f.upstream_tls);
+  Take(c.upstream_ca_file, f.upstream_ca_file);
+  Take(c.upstream_server_name, f.upstream_server_name);
   Take(c.max_body_bytes, f.max_body_bytes);
   Take(c.max_header_bytes, f.max_header_bytes);
   Take(c.header_timeout_ms, f.header_timeout_ms);
@@ -154,6 +166,12 @@ Result<RouterFlags> ParseRouterFlags(const std::vector<std::string>& args) {
   }
   Take(c.log_level, f.log_level);
   if (f.help || f.version) return f;
+  if (f.tls_cert_file.empty() != f.tls_key_file.empty()) {
+    return InvalidArgument("--tls-cert-file and --tls-key-file go together");
+  }
+  if (!f.tls_client_ca_file.empty() && f.tls_cert_file.empty()) {
+    return InvalidArgument("--tls-client-ca-file needs --tls-cert-file and --tls-key-file");
+  }
   if (!f.static_traffic.empty()) {
     RETURN_IF_ERROR(ParseStaticTraffic(f.static_traffic).status());
     if (f.model_deployment.empty()) f.model_deployment = "static";

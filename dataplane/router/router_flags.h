@@ -36,6 +36,10 @@ struct RouterFlags {
   // /metrics, /healthz and /readyz on http_address, apart from the traffic.
   int admin_port = 9090;        // 0 picks a free port; see admin_port_file
   std::string admin_port_file;  // the bound admin port is written here once listening
+  // TLS for callers when both are set; see api::RouterCommand.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
 
   int upstream_port = 8080;    // for EndpointSlices without a port named "http"
   int upstream_grpc_port = 0;  // for EndpointSlices without a port named "grpc"; 0: none
@@ -45,6 +49,9 @@ struct RouterFlags {
   int64_t upstream_idle_timeout_ms = 60'000;
   int64_t max_mirror_inflight = 256;
   std::string revision_header;
+  bool upstream_tls = false;
+  std::string upstream_ca_file;  // empty: the system store
+  std::string upstream_server_name;
 
   int64_t max_body_bytes = int64_t{64} << 20;
   int64_t max_header_bytes = 16 * 1024;
@@ -68,6 +75,7 @@ struct RouterFlags {
   // The command line that gives these settings (every field set), e.g. to show the defaults.
   api::RouterCommand ToCommand() const;
 
+  bool tls() const { return !tls_cert_file.empty(); }
   HttpServerOptions ToHttpOptions() const;
   HttpServerOptions ToAdminHttpOptions() const;
   ProxyOptions ToProxyOptions() const;

@@ -71,6 +71,17 @@ void Add(std::set<Endpoint>& endpoints, Endpoint e) {
   }
 }
 
+bool HttpPortIsTls(const json& slice) {
+  auto ports = slice.find("ports");
+  if (ports == slice.end() || !ports->is_array()) return false;
+  for (const auto& p : *ports) {
+    if (p.is_object() && p.value("name", "") == "http") {
+      return p.value("appProtocol", "") == "https";
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 std::vector<Endpoint> EndpointsFromSlices(const std::vector<const json*>& slices,
@@ -86,6 +97,7 @@ std::vector<Endpoint> EndpointsFromSlices(const std::vector<const json*>& slices
     if (port <= 0 || port > 65535) continue;
     int grpc_port = NamedPort(slice, "grpc", fallback_grpc_port);
     if (grpc_port < 0 || grpc_port > 65535) grpc_port = 0;
+    const bool tls = HttpPortIsTls(slice);
     auto eps = slice.find("endpoints");
     if (eps == slice.end() || !eps->is_array()) continue;
     for (const auto& ep : *eps) {
@@ -97,6 +109,7 @@ std::vector<Endpoint> EndpointsFromSlices(const std::vector<const json*>& slices
       Endpoint e = MakeEndpoint((*addrs)[0].get<std::string>(), static_cast<uint16_t>(port),
                                 static_cast<uint16_t>(grpc_port));
       if (e.key.empty()) continue;
+      e.tls = tls;
       static const json kNoConditions = json::object();
       auto cit = ep.find("conditions");
       const json& conditions = cit != ep.end() && cit->is_object() ? *cit : kNoConditions;

@@ -29,6 +29,8 @@ struct Endpoint {
   std::string key;          // "ip:port" ("[ip]:port" for IPv6), for logs and pooling
   uint16_t grpc_port = 0;   // 0: the revision's gRPC port is unknown
   std::string grpc_target;  // "ipv4:ip:port" / "ipv6:[ip]:port" for a gRPC channel; empty if none
+  // The backend serves TLS on both ports: its slice's http port says appProtocol https.
+  bool tls = false;
 
   // By address and HTTP port only: one backend is one endpoint.
   friend bool operator==(const Endpoint& a, const Endpoint& b) { return a.key == b.key; }
@@ -42,7 +44,8 @@ Endpoint MakeEndpoint(const std::string& ip, uint16_t port, uint16_t grpc_port =
 // - Address types IPv4 and IPv6 only (FQDN slices are skipped); the first address of each endpoint.
 // - Port: the slice's port named "http"; else its only port when that one is unnamed; else
 //   `fallback_port`. gRPC port: the slice's port named "grpc", else `fallback_grpc_port` (0: the
-//   endpoint takes no gRPC calls).
+//   endpoint takes no gRPC calls). TLS: when that http port has appProtocol "https" (a revision
+//   of a ModelDeployment with spec.tls), so a canary between a plain and a TLS revision works.
 // - Endpoints with conditions.ready (absent means ready, as the API says). When a revision has no
 //   ready endpoint at all, its endpoints that are serving and terminating are used instead: a pod
 //   that is shutting down still answers, which beats refusing every request of the revision.

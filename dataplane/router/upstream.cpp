@@ -3,6 +3,8 @@
 #include <sys/socket.h>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
@@ -30,7 +32,15 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
         options_(pool->options()),
         endpoint_(endpoint),
         socket_(pool->executor()),
-        timer_(pool->executor()) {}
+        timer_(pool->executor()) {
+    if (options_.tls && (endpoint.tls || options_.tls_all)) {
+      tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(socket_), *options_.tls);
+      if (!options_.tls_server_name.empty()) {
+        tls_->set_verify_callback(asio::ssl::host_name_verification(options_.tls_server_name));
+        SSL_set_tlsext_host_name(tls_->native_handle(), options_.tls_server_name.c_str());
+      }
+    }
+  }
 
   const std::string& key() const { return endpoint_.key; }
   SteadyTime idle_since() const { return idle_since_; }
@@ -39,9 +49,9 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   // Whether an idle connection can carry another request: the peer has neither closed it nor
   // sent anything unasked. A non-blocking peek, so no read needs to stay pending while idle.
   bool Alive() {
-    if (!socket_.is_open()) return false;
+    if (!sock().is_open()) return false;
     char c;
-    const ssize_t n = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    const ssize_t n = ::recv(sock().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
@@ -51,7 +61,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
     request_ = std::move(request);
     head_ = head;
     callback_ = std::move(callback);
-    reused_ = socket_.is_open();
+    reused_ = sock().is_open();
     const auto now = std::chrono::steady_clock::now();
     deadline_ = now + options_.request_timeout;
     if (reused_) {
@@ -62,12 +72,12 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
     ArmTimer(std::min(deadline_, now + options_.connect_timeout),
              std::min(options_.connect_timeout, options_.request_timeout), "connecting");
     beast::error_code ec;
-    socket_.open(endpoint_.address.protocol(), ec);
+    sock().open(endpoint_.address.protocol(), ec);
     if (ec) {
       Finish(UpstreamFailure::kConnect, "socket: " + ec.message());
       return;
     }
-    socket_.async_connect(
+    sock().async_connect(
         endpoint_.address, [self = shared_from_this(), id = exchange_](beast::error_code ec) {
           if (!self->Current(id)) return;
           if (ec) {
@@ -75,7 +85,11 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
             return;
           }
           beast::error_code ignored;
-          self->socket_.set_option(tcp::no_delay(true), ignored);
+          self->sock().set_option(tcp::no_delay(true), ignored);
+          if (self->tls_) {
+            self->Handshake();
+            return;
+          }
           self->ArmTimer(self->deadline_, self->options_.request_timeout, "waiting for the answer");
           self->Write();
         });
@@ -90,10 +104,38 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   void Close() {
     beast::error_code ec;
     timer_.cancel();
-    socket_.close(ec);
+    sock().close(ec);
   }
 
  private:
+  tcp::socket& sock() { return tls_ ? tls_->next_layer() : socket_; }
+
+  // Runs `f` with the stream the HTTP bytes go through: the TLS stream or the plain socket.
+  template <typename F>
+  void Io(F&& f) {
+    if (tls_) {
+      f(*tls_);
+    } else {
+      f(socket_);
+    }
+  }
+
+  // Still under the connect timer: a backend that accepts but never finishes the handshake
+  // counts as one that cannot be connected to.
+  void Handshake() {
+    tls_->async_handshake(asio::ssl::stream_base::client,
+                          [self = shared_from_this(), id = exchange_](beast::error_code ec) {
+                            if (!self->Current(id)) return;
+                            if (ec) {
+                              self->Finish(UpstreamFailure::kConnect,
+                                           "TLS handshake: " + ec.message());
+                              return;
+                            }
+                            self->ArmTimer(self->deadline_, self->options_.request_timeout,
+                                           "waiting for the answer");
+                            self->Write();
+                          });
+  }
   bool Current(uint64_t id) const { return id == exchange_ && callback_ != nullptr; }
 
   // One timer per exchange: first the connect budget, then the rest of the request budget.
@@ -108,16 +150,18 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   }
 
   void Write() {
-    http::async_write(socket_, *request_,
-                      [self = shared_from_this(), id = exchange_](beast::error_code ec, size_t) {
-                        if (!self->Current(id)) return;
-                        if (ec) {
-                          self->Finish(UpstreamFailure::kConnection,
-                                       "writing the request: " + ec.message());
-                          return;
-                        }
-                        self->Read();
-                      });
+    Io([this](auto& stream) {
+      http::async_write(stream, *request_,
+                        [self = shared_from_this(), id = exchange_](beast::error_code ec, size_t) {
+                          if (!self->Current(id)) return;
+                          if (ec) {
+                            self->Finish(UpstreamFailure::kConnection,
+                                         "writing the request: " + ec.message());
+                            return;
+                          }
+                          self->Read();
+                        });
+    });
   }
 
   void Read() {
@@ -125,7 +169,8 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
     parser_->header_limit(static_cast<std::uint32_t>(options_.max_response_header_bytes));
     parser_->body_limit(options_.max_response_body_bytes);
     if (head_) parser_->skip(true);
-    http::async_read(socket_, buffer_, *parser_,
+    Io([this](auto& stream) {
+    http::async_read(stream, buffer_, *parser_,
                      [self = shared_from_this(), id = exchange_](beast::error_code ec, size_t) {
                        if (!self->Current(id)) return;
                        if (ec) {
@@ -140,6 +185,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
                        }
                        self->Complete();
                      });
+    });
   }
 
   void Complete() {
@@ -174,7 +220,8 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   std::weak_ptr<UpstreamPool> pool_;
   const UpstreamOptions options_;
   const Endpoint endpoint_;
-  tcp::socket socket_;
+  tcp::socket socket_;  // moved into tls_ when the backends speak TLS
+  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
   asio::steady_timer timer_;
   beast::flat_buffer buffer_;
   std::optional<http::response_parser<http::string_body>> parser_;

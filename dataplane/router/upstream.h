@@ -14,10 +14,11 @@
 //   has not closed it (checked without blocking just before reuse); otherwise a new one is
 //   opened. The race in which a backend closes an idle connection exactly while a request is
 //   written to it remains (as in every HTTP/1.1 client) and surfaces as kConnection.
-// - Timeouts: connect_timeout for the TCP connect, request_timeout for the whole exchange
+// - Timeouts: connect_timeout for the TCP connect (and TLS handshake), request_timeout for the whole exchange
 //   (connect, write, the complete answer).
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -41,6 +42,13 @@ struct UpstreamOptions {
   std::chrono::milliseconds idle_timeout{60'000};
   size_t max_response_header_bytes = 64 * 1024;
   uint64_t max_response_body_bytes = uint64_t{64} << 20;
+  // TLS to the backends whose Endpoint says tls, or to all with tls_all (MakeClientTlsContext:
+  // the chain is verified); nullptr: plain HTTP to all. The handshake counts against
+  // connect_timeout. With tls_server_name the certificate must also name it (and it is sent as
+  // SNI); without, backends dialled by pod address are not checked by name.
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  bool tls_all = false;
+  std::string tls_server_name;
 };
 
 enum class UpstreamFailure {

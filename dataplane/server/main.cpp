@@ -18,6 +18,7 @@
 #include <iostream>
 #include <thread>
 
+#include "dataplane/grpc/grpc_address.h"
 #include "dataplane/grpc/grpc_frontend.h"
 #include "dataplane/runtime/mlflow_model.h"
 #include "dataplane/runtime/model_loader.h"
@@ -33,6 +34,7 @@
 #include "lib/base/version.h"
 #include "lib/http/http_server.h"
 #include "lib/http/metrics_exposition.h"
+#include "lib/http/tls.h"
 
 namespace sluice::dataplane {
 namespace {
@@ -68,15 +70,48 @@ int Run(const ServerFlags& flags, StopSignalWatch& signals) {
   auto router = std::make_shared<HttpRouter>();
   RegisterV2Routes(*router, *service);
   AddMetricsRoute(*router, registry);
-  auto server_or = HttpServer::Create(flags.ToHttpOptions(), router);
+  HttpServerOptions http_options = flags.ToHttpOptions();
+  std::shared_ptr<ReloadingTlsContext> tls;
+  if (flags.tls()) {
+    auto tls_or = StartServingTls(
+        {flags.tls_cert_file, flags.tls_key_file, flags.tls_client_ca_file},
+        std::chrono::seconds(2), *registry, api::kServerTlsReloadsTotal,
+        "model=" + model.name() + " version=" + model.version());
+    if (!tls_or.ok()) {
+      spdlog::error("{}", tls_or.status().ToString());
+      return 1;
+    }
+    tls = std::move(tls_or).value();
+    http_options.tls = tls;
+  }
+  auto server_or = HttpServer::Create(http_options, router);
   if (!server_or.ok()) {
     spdlog::error("{}", server_or.status().ToString());
     return 1;
   }
   std::unique_ptr<HttpServer> server = std::move(server_or).value();
-  spdlog::info("listening on {}:{} (HTTP, {} io threads)", flags.http_address, server->port(),
+  spdlog::info("listening on {}:{} ({}, {} io threads)", flags.http_address, server->port(),
+               flags.tls() ? "HTTPS" : "HTTP",
                flags.io_threads > 0 ? flags.io_threads
                                     : static_cast<int>(std::thread::hardware_concurrency()));
+  // Metrics and health in plain HTTP for scrapers that speak no TLS; one io thread is plenty.
+  std::unique_ptr<HttpServer> admin;
+  if (flags.admin_port != 0) {
+    auto admin_router = std::make_shared<HttpRouter>();
+    RegisterHealthRoutes(*admin_router, *service);
+    AddMetricsRoute(*admin_router, registry);
+    HttpServerOptions admin_options = flags.ToHttpOptions();
+    admin_options.port = static_cast<uint16_t>(flags.admin_port);
+    admin_options.io_threads = 1;
+    auto admin_or = HttpServer::Create(admin_options, admin_router);
+    if (!admin_or.ok()) {
+      spdlog::error("admin port: {}", admin_or.status().ToString());
+      return 1;
+    }
+    admin = std::move(admin_or).value();
+    spdlog::info("listening on {}:{} (HTTP: /metrics and health only)", flags.http_address,
+                 admin->port());
+  }
   std::unique_ptr<GrpcFrontend> grpc;
   if (flags.grpc_port != 0) {
     GrpcFrontendOptions grpc_options;
@@ -85,13 +120,23 @@ int Run(const ServerFlags& flags, StopSignalWatch& signals) {
     grpc_options.max_message_bytes = std::min<int64_t>(flags.max_body_bytes, INT32_MAX);
     // As long as an idle HTTP connection may still send one last request while draining.
     grpc_options.refuse_period = std::chrono::milliseconds(flags.drain_idle_timeout_ms);
+    if (flags.tls()) {
+      auto creds = MakeGrpcServerCredentials(
+          {flags.tls_cert_file, flags.tls_key_file, flags.tls_client_ca_file, 2});
+      if (!creds.ok()) {
+        spdlog::error("{}", creds.status().ToString());
+        return 1;
+      }
+      grpc_options.credentials = std::move(creds).value();
+    }
     auto grpc_or = GrpcFrontend::Create(grpc_options, *service);
     if (!grpc_or.ok()) {
       spdlog::error("{}", grpc_or.status().ToString());
       return 1;
     }
     grpc = std::move(grpc_or).value();
-    spdlog::info("listening on {}:{} (gRPC)", flags.http_address, grpc->port());
+    spdlog::info("listening on {}:{} (gRPC{})", flags.http_address, grpc->port(),
+                 flags.tls() ? " over TLS" : "");
   }
   if (!flags.port_file.empty()) {
     if (Status s = WritePortFile(flags.port_file, server->port()); !s.ok()) {
@@ -219,6 +264,7 @@ int Run(const ServerFlags& flags, StopSignalWatch& signals) {
   if (grpc && !grpc->WaitShutdown()) clean = false;
   service->Stop();
   server.reset();
+  if (admin) admin->Shutdown();
   if (clean) {
     spdlog::info("drained; every in-flight request answered");
   } else {

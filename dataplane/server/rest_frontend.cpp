@@ -168,7 +168,7 @@ bool ParseModelPath(std::string_view path, ModelPath& out) {
   return false;
 }
 
-void RegisterV2Routes(HttpRouter& router, InferenceService& service) {
+void RegisterHealthRoutes(HttpRouter& router, InferenceService& service) {
   router.Handle(HttpVerb::get, "/v2/health/live", [](const HttpRequest&, Responder r) {
     r.SendBody(HttpStatus::ok, "application/json", "");
   });
@@ -180,6 +180,10 @@ void RegisterV2Routes(HttpRouter& router, InferenceService& service) {
                   service.draining() ? "server is draining" : "models are not ready");
     }
   });
+}
+
+void RegisterV2Routes(HttpRouter& router, InferenceService& service) {
+  RegisterHealthRoutes(router, service);
   router.Handle(HttpVerb::get, "/v2", [&service](const HttpRequest&, Responder r) {
     r.SendJson(HttpStatus::ok,
                EncodeServerMetadata(service.options().server_name,

@@ -16,6 +16,8 @@ namespace sluice::dataplane {
 
 // Registers the routes on `router`. The service must outlive every request the router handles.
 void RegisterV2Routes(HttpRouter& router, InferenceService& service);
+// Only /v2/health/live and /v2/health/ready (part of RegisterV2Routes): for the plain admin port.
+void RegisterHealthRoutes(HttpRouter& router, InferenceService& service);
 
 // Splits "/v2/models/{m}[/versions/{v}][/ready|/infer]" (segments percent-decoded). Returns
 // false when the path has another form.

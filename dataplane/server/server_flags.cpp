@@ -21,6 +21,10 @@ api::ServerCommand ServerFlags::ToCommand() const {
   c.port_file = port_file;
   c.grpc_port = grpc_port;
   c.io_threads = io_threads;
+  c.tls_cert_file = tls_cert_file;
+  c.tls_key_file = tls_key_file;
+  c.tls_client_ca_file = tls_client_ca_file;
+  c.admin_port = admin_port;
   c.model_name = model_name;
   c.model_version = model_version;
   c.model_uri = model_uri;
@@ -74,6 +78,10 @@ Result<ServerFlags> ParseServerFlags(const std::vector<std::string>& args,
   Take(c.port_file, f.port_file);
   Take(c.grpc_port, f.grpc_port);
   Take(c.io_threads, f.io_threads);
+  Take(c.tls_cert_file, f.tls_cert_file);
+  Take(c.tls_key_file, f.tls_key_file);
+  Take(c.tls_client_ca_file, f.tls_client_ca_file);
+  Take(c.admin_port, f.admin_port);
   Take(c.model_name, f.model_name);
   Take(c.model_version, f.model_version);
   Take(c.model_uri, f.model_uri);
@@ -116,6 +124,12 @@ Result<ServerFlags> ParseServerFlags(const std::vector<std::string>& args,
   }
   Take(c.log_level, f.log_level);
   if (!f.help && !f.version && f.model_uri.empty()) return InvalidArgument("--model-uri is required");
+  if (f.tls_cert_file.empty() != f.tls_key_file.empty()) {
+    return InvalidArgument("--tls-cert-file and --tls-key-file go together");
+  }
+  if (!f.tls_client_ca_file.empty() && f.tls_cert_file.empty()) {
+    return InvalidArgument("--tls-client-ca-file needs --tls-cert-file and --tls-key-file");
+  }
   return f;
 }
 

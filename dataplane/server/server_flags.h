@@ -29,6 +29,11 @@ struct ServerFlags {
   std::string port_file;  // the bound HTTP port is written here once listening
   int grpc_port = 0;      // gRPC (Open Inference Protocol) on http_address; 0: no gRPC
   int io_threads = 0;     // 0: one per core
+  // TLS on the HTTP and gRPC ports when both are set; see api::ServerCommand.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  int admin_port = 0;  // plain HTTP, /metrics and health only; 0: none
 
   std::string model_name;
   std::string model_version = "1";
@@ -84,6 +89,7 @@ struct ServerFlags {
   // the defaults.
   api::ServerCommand ToCommand() const;
 
+  bool tls() const { return !tls_cert_file.empty(); }
   HttpServerOptions ToHttpOptions() const;
   ModelOptions ToModelOptions() const;
   FaultOptions ToFaultOptions() const;

@@ -29,4 +29,10 @@ inline constexpr char kServerModelFetchSeconds[] = "sluice_server_model_fetch_se
 inline constexpr char kServerModelLoadSeconds[] = "sluice_server_model_load_seconds";
 inline constexpr char kServerModelBytes[] = "sluice_server_model_bytes";
 
+// Reloads of the serving certificate (--tls-cert-file), by result: "reloaded" when a changed
+// certificate is served, "error" when it did not load and the previous one stays.
+inline constexpr char kServerTlsReloadsTotal[] = "sluice_server_tls_reloads_total";
+inline constexpr char kRouterTlsReloadsTotal[] = "sluice_router_tls_reloads_total";
+inline constexpr char kTlsReloadResultLabel[] = "result";
+
 }  // namespace sluice::api

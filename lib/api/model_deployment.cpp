@@ -470,6 +470,13 @@ void from_json(const json& j, TrafficSpec& v) {
   Optional(j, "sticky", v.sticky);
 }
 
+void to_json(json& j, const TlsSpec& v) {
+  j = json{{"secretName", v.secret_name}};
+}
+void from_json(const json& j, TlsSpec& v) {
+  Required(j, "secretName", v.secret_name);
+}
+
 void to_json(json& j, const ModelDeploymentSpec& v) {
   j = json::object();
   j["model"] = v.model;
@@ -479,6 +486,7 @@ void to_json(json& j, const ModelDeploymentSpec& v) {
   Put(j, "autoscaling", v.autoscaling);
   Put(j, "rollout", v.rollout);
   Put(j, "traffic", v.traffic);
+  Put(j, "tls", v.tls);
 }
 void from_json(const json& j, ModelDeploymentSpec& v) {
   Required(j, "model", v.model);
@@ -488,6 +496,7 @@ void from_json(const json& j, ModelDeploymentSpec& v) {
   Optional(j, "autoscaling", v.autoscaling);
   Optional(j, "rollout", v.rollout);
   Optional(j, "traffic", v.traffic);
+  Optional(j, "tls", v.tls);
 }
 
 // --- status ---

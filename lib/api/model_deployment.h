@@ -168,6 +168,13 @@ struct TrafficSpec {
   std::optional<StickySpec> sticky;
 };
 
+// spec.tls: the data plane serves TLS with the certificate of a kubernetes.io/tls Secret (tls.crt,
+// tls.key, optional ca.crt) in the ModelDeployment's namespace, mounted into the server and router
+// pods and followed when it changes.
+struct TlsSpec {
+  std::string secret_name;
+};
+
 struct ModelDeploymentSpec {
   ModelSpec model;
   std::optional<RuntimeSpec> runtime;
@@ -176,6 +183,7 @@ struct ModelDeploymentSpec {
   std::optional<AutoscalingSpec> autoscaling;
   std::optional<RolloutSpec> rollout;
   std::optional<TrafficSpec> traffic;
+  std::optional<TlsSpec> tls;
 };
 
 // --- status ---
@@ -344,6 +352,8 @@ void to_json(nlohmann::json& j, const StickySpec& v);
 void from_json(const nlohmann::json& j, StickySpec& v);
 void to_json(nlohmann::json& j, const TrafficSpec& v);
 void from_json(const nlohmann::json& j, TrafficSpec& v);
+void to_json(nlohmann::json& j, const TlsSpec& v);
+void from_json(const nlohmann::json& j, TlsSpec& v);
 void to_json(nlohmann::json& j, const ModelDeploymentSpec& v);
 void from_json(const nlohmann::json& j, ModelDeploymentSpec& v);
 void to_json(nlohmann::json& j, const Phase& v);

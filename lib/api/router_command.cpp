@@ -36,6 +36,12 @@ void RouterCommand::Bind(FlagSet& f, RouterCommand& c) {
         "/healthz and /readyz but not /metrics); 0 picks a free one");
   f.String("admin-port-file", &c.admin_port_file,
            "write the bound admin port to this file once listening");
+  f.String("tls-cert-file", &c.tls_cert_file,
+           "PEM certificate chain: the HTTP and gRPC ports serve TLS only (needs --tls-key-file); "
+           "re-read when the file changes");
+  f.String("tls-key-file", &c.tls_key_file, "PEM private key of --tls-cert-file");
+  f.String("tls-client-ca-file", &c.tls_client_ca_file,
+           "with TLS: require client certificates issued by this CA (mTLS)");
   f.Int("upstream-port", &c.upstream_port, 1, 65535,
         "backend port for EndpointSlices without a port named http");
   f.Int("upstream-grpc-port", &c.upstream_grpc_port, 0, 65535,
@@ -54,6 +60,14 @@ void RouterCommand::Bind(FlagSet& f, RouterCommand& c) {
   f.String("revision-header", &c.revision_header,
            "answer header (gRPC: initial metadata, lowercased) naming the revision that served "
            "the request; empty = none");
+  f.Bool("upstream-tls", &c.upstream_tls,
+         "speak TLS to every backend (HTTP and gRPC); without it, only to backends whose "
+         "EndpointSlice http port has appProtocol https");
+  f.String("upstream-ca-file", &c.upstream_ca_file,
+           "the CA TLS backends' certificates must chain to; empty = the system store");
+  f.String("upstream-server-name", &c.upstream_server_name,
+           "the name TLS backends' certificates must carry (and SNI); empty = the chain is "
+           "verified, the name is not (backends are dialled by pod address)");
   f.Int("max-body-bytes", &c.max_body_bytes, 1, kMax, "largest request and answer body");
   f.Int("max-header-bytes", &c.max_header_bytes, 1024, kMax, "largest request header");
   f.Int("header-timeout-ms", &c.header_timeout_ms, 1, kMax, "reading a request header; then 408");

@@ -40,6 +40,11 @@ struct RouterCommand {
   // serve /metrics.
   std::optional<int32_t> admin_port;  // 0 picks a free port; see admin_port_file
   std::optional<std::string> admin_port_file;
+  // TLS for callers (HTTP and gRPC ports), from a mounted kubernetes.io/tls Secret; re-read when
+  // the files change. A client CA requires client certificates (mTLS).
+  std::optional<std::string> tls_cert_file;
+  std::optional<std::string> tls_key_file;
+  std::optional<std::string> tls_client_ca_file;
 
   // Backends.
   std::optional<int32_t> upstream_port;       // for EndpointSlices without a port named http
@@ -50,6 +55,12 @@ struct RouterCommand {
   std::optional<int64_t> upstream_idle_timeout_ms;
   std::optional<int64_t> max_mirror_inflight;
   std::optional<std::string> revision_header;
+  // TLS to the backends (sluice-server with --tls-cert-file): to all with upstream_tls, else to
+  // those whose EndpointSlice port says appProtocol https; verified against this CA, else the
+  // system store; by name only when upstream_server_name is set.
+  std::optional<bool> upstream_tls;
+  std::optional<std::string> upstream_ca_file;
+  std::optional<std::string> upstream_server_name;
 
   // HTTP limits and timeouts.
   std::optional<int64_t> max_body_bytes;

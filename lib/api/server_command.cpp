@@ -38,6 +38,14 @@ void ServerCommand::Bind(FlagSet& f, ServerCommand& c) {
   f.Int("grpc-port", &c.grpc_port, 0, 65535,
         "gRPC port on --http-address; 0 = no gRPC; --max-body-bytes bounds messages");
   f.Int("io-threads", &c.io_threads, 0, 1024, "HTTP io threads; 0 = one per core");
+  f.String("tls-cert-file", &c.tls_cert_file,
+           "PEM certificate chain: the HTTP and gRPC ports serve TLS only (needs --tls-key-file); "
+           "re-read when the file changes");
+  f.String("tls-key-file", &c.tls_key_file, "PEM private key of --tls-cert-file");
+  f.String("tls-client-ca-file", &c.tls_client_ca_file,
+           "with TLS: require client certificates issued by this CA (mTLS)");
+  f.Int("admin-port", &c.admin_port, 0, 65535,
+        "plain-HTTP port for /metrics and /v2/health/* only (scrapers without TLS); 0 = none");
   f.String("model-name", &c.model_name, "model name (default: the model file name)");
   f.String("model-version", &c.model_version, "model version");
   f.String("model-uri", &c.model_uri,

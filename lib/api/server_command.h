@@ -30,6 +30,16 @@ struct ServerCommand {
   std::optional<int32_t> grpc_port;   // 0: no gRPC
   std::optional<int32_t> io_threads;  // 0: one per core
 
+  // TLS (spec.tls: a mounted kubernetes.io/tls Secret): with a certificate and key, the HTTP and
+  // gRPC ports serve TLS only, and the files are re-read when they change. A client CA asks
+  // clients for certificates it issued (mTLS).
+  std::optional<std::string> tls_cert_file;
+  std::optional<std::string> tls_key_file;
+  std::optional<std::string> tls_client_ca_file;
+  // A plain-HTTP port on --http-address for /metrics and the health endpoints only, so scrapers
+  // need no TLS; 0: none.
+  std::optional<int32_t> admin_port;
+
   // The model (spec.model).
   std::optional<std::string> model_name;
   std::optional<std::string> model_version;

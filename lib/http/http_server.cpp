@@ -7,6 +7,7 @@
 #include <optional>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
@@ -27,9 +28,14 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 // Deliver (posts to that thread).
 class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
  public:
-  HttpConnection(HttpServer& server, HttpServer::IoThread& thread, tcp::socket socket)
+  HttpConnection(HttpServer& server, HttpServer::IoThread& thread, tcp::socket socket,
+                 std::shared_ptr<asio::ssl::context> tls_context)
       : server_(server), thread_(thread), socket_(std::move(socket)) {
     thread_.connections.insert(this);
+    if (tls_context) {
+      tls_context_ = std::move(tls_context);
+      tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(socket_), *tls_context_);
+    }
   }
   ~HttpConnection() {
     thread_.connections.erase(this);
@@ -38,7 +44,11 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
   void Start() {
     beast::error_code ec;
-    socket_.set_option(tcp::no_delay(true), ec);
+    sock().set_option(tcp::no_delay(true), ec);
+    if (tls_) {
+      Handshake();
+      return;
+    }
     ReadNext();
   }
 
@@ -62,8 +72,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       case Phase::kBody:
         // The pending read ends with operation_aborted; its handler answers 408.
         timed_out_ = true;
-        socket_.cancel();
+        sock().cancel();
         break;
+      case Phase::kHandshake:
       case Phase::kIdle:
       case Phase::kWriting:
       case Phase::kLingering:
@@ -89,13 +100,44 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     closed_ = true;
     deadline_ = SteadyTime::max();
     beast::error_code ec;
-    socket_.close(ec);
+    sock().close(ec);
   }
 
  private:
-  enum class Phase { kIdle, kHeader, kBody, kHandling, kWriting, kLingering };
+  enum class Phase { kHandshake, kIdle, kHeader, kBody, kHandling, kWriting, kLingering };
 
   const HttpServerOptions& opts() const { return server_.options_; }
+
+  // The TCP socket, under TLS or not.
+  tcp::socket& sock() { return tls_ ? tls_->next_layer() : socket_; }
+
+  // Runs `f` with the stream the HTTP bytes go through: the TLS stream or the plain socket.
+  template <typename F>
+  void Io(F&& f) {
+    if (tls_) {
+      f(*tls_);
+    } else {
+      f(socket_);
+    }
+  }
+
+  // A client that never finishes the handshake (or speaks plain HTTP to this port) is closed.
+  void Handshake() {
+    phase_ = Phase::kHandshake;
+    deadline_ = std::chrono::steady_clock::now() + opts().header_timeout;
+    tls_->async_handshake(asio::ssl::stream_base::server,
+                          [self = shared_from_this()](beast::error_code ec) {
+                            if (ec || self->closed_) {
+                              if (!self->closed_ && spdlog::should_log(spdlog::level::debug)) {
+                                spdlog::debug("http server: TLS handshake failed: {}",
+                                              ec.message());
+                              }
+                              self->Close();
+                              return;
+                            }
+                            self->ReadNext();
+                          });
+  }
 
   void ReadNext() {
     if (closed_) return;
@@ -113,24 +155,28 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     deadline_ = now + (server_.draining_.load(std::memory_order_relaxed)
                            ? opts().drain_idle_timeout
                            : opts().idle_timeout);
-    socket_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](
-                                                       beast::error_code ec, size_t n) {
-      if (ec || self->closed_) {
-        self->Close();
-        return;
-      }
-      self->buffer_.commit(n);
-      self->ReadHeader();
+    Io([this](auto& stream) {
+      stream.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](
+                                                        beast::error_code ec, size_t n) {
+        if (ec || self->closed_) {
+          self->Close();
+          return;
+        }
+        self->buffer_.commit(n);
+        self->ReadHeader();
+      });
     });
   }
 
   void ReadHeader() {
     phase_ = Phase::kHeader;
     deadline_ = std::chrono::steady_clock::now() + opts().header_timeout;
-    http::async_read_header(socket_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              self->OnHeader(ec);
-                            });
+    Io([this](auto& stream) {
+      http::async_read_header(stream, buffer_, *parser_,
+                              [self = shared_from_this()](beast::error_code ec, size_t) {
+                                self->OnHeader(ec);
+                              });
+    });
   }
 
   void OnHeader(beast::error_code ec) {
@@ -154,28 +200,32 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     }
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      asio::async_write(socket_, asio::buffer(kContinue.data(), kContinue.size()),
-                        [self = shared_from_this()](beast::error_code ec, size_t) {
-                          if (ec || self->closed_) {
-                            self->Close();
-                            return;
-                          }
-                          self->ReadBody();
-                        });
+      Io([this](auto& stream) {
+        asio::async_write(stream, asio::buffer(kContinue.data(), kContinue.size()),
+                          [self = shared_from_this()](beast::error_code ec, size_t) {
+                            if (ec || self->closed_) {
+                              self->Close();
+                              return;
+                            }
+                            self->ReadBody();
+                          });
+      });
       return;
     }
     ReadBody();
   }
 
   void ReadBody() {
-    http::async_read(socket_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       if (ec) {
-                         self->OnReadError(ec, "body");
-                         return;
-                       }
-                       self->OnRequest();
-                     });
+    Io([this](auto& stream) {
+      http::async_read(stream, buffer_, *parser_,
+                       [self = shared_from_this()](beast::error_code ec, size_t) {
+                         if (ec) {
+                           self->OnReadError(ec, "body");
+                           return;
+                         }
+                         self->OnRequest();
+                       });
+    });
   }
 
   void OnReadError(beast::error_code ec, const char* what) {
@@ -234,26 +284,29 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     response_.prepare_payload();
     phase_ = Phase::kWriting;
     deadline_ = std::chrono::steady_clock::now() + opts().write_timeout;
-    http::async_write(socket_, response_,
-                      [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
-                        self->response_ = {};
-                        if (ec) {
-                          self->Close();
-                        } else if (keep_alive) {
-                          self->ReadNext();
-                        } else {
-                          self->Linger();
-                        }
-                      });
+    Io([this, keep_alive](auto& stream) {
+      http::async_write(stream, response_,
+                        [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                          self->response_ = {};
+                          if (ec) {
+                            self->Close();
+                          } else if (keep_alive) {
+                            self->ReadNext();
+                          } else {
+                            self->Linger();
+                          }
+                        });
+    });
   }
 
   // Closing with unread input makes the kernel send RST, which can destroy the answer just sent
   // before the client reads it (a 413 while the client is still uploading). So: half-close, read
-  // and discard until the client closes or a short deadline, then close.
+  // and discard until the client closes or a short deadline, then close. Under TLS the discarding
+  // reads the raw socket: what arrives is not needed, decrypted or not.
   void Linger() {
     if (closed_) return;
     beast::error_code ec;
-    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    sock().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) {
       Close();
       return;
@@ -265,7 +318,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   }
 
   void DiscardInput(size_t discarded) {
-    socket_.async_read_some(buffer_.prepare(16384), [self = shared_from_this(), discarded](
+    sock().async_read_some(buffer_.prepare(16384), [self = shared_from_this(), discarded](
                                                         beast::error_code ec, size_t n) {
       constexpr size_t kMaxDiscard = 4 * 1024 * 1024;
       if (ec || self->closed_ || discarded + n > kMaxDiscard) {
@@ -278,7 +331,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
   HttpServer& server_;
   HttpServer::IoThread& thread_;
-  tcp::socket socket_;
+  tcp::socket socket_;  // moved into tls_ when the connection is TLS
+  std::shared_ptr<asio::ssl::context> tls_context_;  // outlives tls_
+  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpResponse response_;
@@ -458,7 +513,8 @@ void HttpServer::DoAccept() {
         OnConnectionClosed();
         return;
       }
-      auto conn = std::make_shared<HttpConnection>(*this, target, std::move(s));
+      auto conn = std::make_shared<HttpConnection>(
+          *this, target, std::move(s), options_.tls ? options_.tls->Current() : nullptr);
       if (draining_.load()) conn->BeginDrain(std::chrono::steady_clock::now());
       conn->Start();
     });

@@ -37,6 +37,7 @@
 
 #include "lib/base/status.h"
 #include "lib/base/json_escape.h"
+#include "lib/http/tls.h"
 
 namespace sluice {
 
@@ -133,6 +134,10 @@ struct HttpServerOptions {
   // Handlers that started their own I/O on a connection's executor (see Responder::executor)
   // cancel it here; a thread ends only once nothing is pending on it.
   std::function<void()> on_io_thread_stop;
+  // When set, every connection is TLS (HTTPS) with the source's current context at accept time;
+  // a client that does not complete the handshake within header_timeout is closed. Unset: plain
+  // HTTP, with no TLS code on the path.
+  std::shared_ptr<const TlsContextSource> tls;
 };
 
 // Owns the listening socket, the io threads and every connection. Create binds and starts

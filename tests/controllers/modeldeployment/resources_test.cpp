@@ -239,6 +239,79 @@ TEST(ResourcesTest, RouterObjectsBindOnlyItsOwnModelDeployment) {
   EXPECT_EQ(binding["subjects"][0]["namespace"], "ml");
 }
 
+// spec.tls: the Secret mounted read-only, the TLS flags, HTTPS probes, metrics on a plain admin
+// port, https in the Services; and a revision of a spec without tls keeps its name.
+TEST(ResourcesTest, TlsMountsTheSecretAndSwitchesProbesAndPorts) {
+  auto owner = Owner();
+  const std::string plain_hash = RevisionHash(owner.md.spec);
+  const json plain = Revision(owner, owner.md.spec, 1);
+  EXPECT_FALSE(Container(plain)["readinessProbe"]["httpGet"].contains("scheme"));
+  EXPECT_EQ(Container(plain)["ports"].size(), 2u);
+  EXPECT_FALSE(RevisionService(owner, "fraud-abcdefghjk", {})["spec"]["ports"][0].contains(
+      "appProtocol"));
+
+  owner.md.spec.tls = TlsSpec{"fraud-tls"};
+  EXPECT_NE(RevisionHash(owner.md.spec), plain_hash);
+  const json d = Revision(owner, owner.md.spec, 1);
+  const json& c = Container(d);
+  for (const char* probe : {"readinessProbe", "livenessProbe", "startupProbe"}) {
+    EXPECT_EQ(c[probe]["httpGet"]["scheme"], "HTTPS") << probe;
+    EXPECT_EQ(c[probe]["httpGet"]["port"], "http") << probe;
+  }
+  EXPECT_THAT(c["volumeMounts"], Contains(json{{"name", "tls"},
+                                               {"mountPath", std::string(kTlsDir)},
+                                               {"readOnly", true}}));
+  EXPECT_THAT(d["spec"]["template"]["spec"]["volumes"],
+              Contains(json{{"name", "tls"},
+                            {"secret", {{"secretName", "fraud-tls"}, {"defaultMode", 0440}}}}));
+  auto server = api::ServerCommand::Parse(c["args"].get<std::vector<std::string>>());
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_EQ(server->tls_cert_file, std::string(kTlsDir) + "/tls.crt");
+  EXPECT_EQ(server->tls_key_file, std::string(kTlsDir) + "/tls.key");
+  EXPECT_EQ(server->admin_port, WorkloadOptions{}.server_admin_port);
+  EXPECT_THAT(c["ports"], Contains(json{{"name", "admin"},
+                                        {"containerPort", WorkloadOptions{}.server_admin_port},
+                                        {"protocol", "TCP"}}));
+  EXPECT_EQ(d["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"],
+            std::to_string(WorkloadOptions{}.server_admin_port));
+  // The revision keeps its tls when re-applied from its annotation.
+  auto spec = RevisionSpecFromDeployment(d);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_TRUE(spec->tls.has_value());
+  EXPECT_EQ(spec->tls->secret_name, "fraud-tls");
+  EXPECT_EQ(RevisionHash(*spec), RevisionHash(owner.md.spec));
+  EXPECT_EQ(RevisionService(owner, "fraud-abcdefghjk", {}, true)["spec"]["ports"][0]["appProtocol"],
+            "https");
+
+  // The router: TLS listener from the Secret, the servers verified against its ca.crt.
+  const TlsSecretInfo info{"fraud-tls", true};
+  const json r = RouterDeployment(owner, {}, info);
+  const json& rc = Container(r);
+  EXPECT_EQ(rc["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
+  EXPECT_EQ(rc["livenessProbe"]["httpGet"]["scheme"], "HTTPS");
+  EXPECT_THAT(rc["volumeMounts"], Contains(json{{"name", "tls"},
+                                                {"mountPath", std::string(kTlsDir)},
+                                                {"readOnly", true}}));
+  EXPECT_EQ(r["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"], "fraud-tls");
+  auto router = api::RouterCommand::Parse(rc["args"].get<std::vector<std::string>>());
+  ASSERT_TRUE(router.ok()) << router.status();
+  EXPECT_EQ(router->tls_cert_file, std::string(kTlsDir) + "/tls.crt");
+  EXPECT_EQ(router->tls_key_file, std::string(kTlsDir) + "/tls.key");
+  EXPECT_EQ(router->upstream_ca_file, std::string(kTlsDir) + "/ca.crt");
+  EXPECT_FALSE(router->upstream_tls.has_value());  // per revision, from its EndpointSlices
+  auto no_ca = api::RouterCommand::Parse(
+      Container(RouterDeployment(owner, {}, TlsSecretInfo{"fraud-tls", false}))["args"]
+          .get<std::vector<std::string>>());
+  ASSERT_TRUE(no_ca.ok());
+  EXPECT_FALSE(no_ca->upstream_ca_file.has_value());
+  const json svc = RouterService(owner, {}, info);
+  EXPECT_EQ(svc["spec"]["ports"][0]["appProtocol"], "https");
+  EXPECT_EQ(svc["spec"]["ports"][1]["appProtocol"], "grpc");
+  // Without tls the router is as it was.
+  EXPECT_EQ(RouterDeployment(owner, {}, std::nullopt), RouterDeployment(owner, {}));
+  EXPECT_FALSE(Container(RouterDeployment(owner, {})).contains("volumeMounts"));
+}
+
 TEST(ResourcesTest, RevisionSpecSurvivesTheRoundTripThroughItsDeployment) {
   const auto owner = Owner();
   const json d = Revision(owner, owner.md.spec, 1);

@@ -146,6 +146,22 @@ TEST_F(ScrapeLoopTest, FetchesThePortNamedInTheOptionsNotTheTrafficPort) {
   EXPECT_EQ(fallback.page->samples.at(0).value, 2);
 }
 
+// A pod that serves TLS on its http port keeps /metrics in plain HTTP on a port named admin.
+TEST_F(ScrapeLoopTest, PrefersThePlainAdminPort) {
+  fetcher_.Serve("http://10.0.0.5:9090/metrics", "c 7\n");
+  json pod = Pod("tls", "10.0.0.5", "server", 8080);
+  pod["spec"]["containers"][0]["ports"].push_back({{"name", "admin"}, {"containerPort", 9090}});
+  objects_.Put(kube::resources::kPods, pod);
+  auto pods = Loop().Pods("ml", {{api::kLabelComponent, "server"}});
+  ASSERT_TRUE(pods.ok()) << pods.status();
+  ASSERT_EQ(pods->size(), 1u);
+  const PodPage page = Loop().Fetch((*pods)[0]);
+  EXPECT_EQ(page.url, "http://10.0.0.5:9090/metrics");
+  ASSERT_TRUE(page.page.ok()) << page.page.status();
+  ASSERT_EQ(page.page->samples.size(), 1u);
+  EXPECT_EQ(page.page->samples[0].value, 7);
+}
+
 TEST_F(ScrapeLoopTest, APodThatFailsGivesItsReasonNeverAnEmptyPage) {
   PodTarget pod{"p", "10.0.0.9", {}, {{"http", 8080}}};
   const std::string url = "http://10.0.0.9:8080/metrics";

@@ -65,6 +65,29 @@ TEST(RouterFlagsTest, RejectsWhatItCannotUse) {
   EXPECT_TRUE(version->version);
 }
 
+TEST(RouterFlagsTest, TlsFlagsGoTogether) {
+  auto f = ParseRouterFlags({"--model-deployment=a", "--namespace=b", "--tls-cert-file=/t/tls.crt",
+                             "--tls-key-file=/t/tls.key", "--upstream-tls",
+                             "--upstream-ca-file=/t/ca.crt", "--upstream-server-name=fraud.ml"});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_TRUE(f->tls());
+  EXPECT_TRUE(f->upstream_tls);
+  EXPECT_EQ(f->upstream_ca_file, "/t/ca.crt");
+  EXPECT_EQ(f->upstream_server_name, "fraud.ml");
+  // Round trip through the one definition of the command line.
+  EXPECT_EQ(api::RouterCommand::Parse(f->ToCommand().ToArgs())->tls_key_file, "/t/tls.key");
+  EXPECT_FALSE(f->ToHttpOptions().tls);  // the context is built (and reloaded) by main
+  EXPECT_FALSE(
+      ParseRouterFlags({"--model-deployment=a", "--namespace=b", "--tls-cert-file=/t/c"}).ok());
+  EXPECT_FALSE(
+      ParseRouterFlags({"--model-deployment=a", "--namespace=b", "--tls-client-ca-file=/t/ca"})
+          .ok());
+  auto plain = ParseRouterFlags({"--model-deployment=a", "--namespace=b"});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->tls());
+  EXPECT_FALSE(plain->upstream_tls);
+}
+
 TEST(RouterFlagsTest, StaticTrafficNeedsNoModelDeployment) {
   auto f = ParseRouterFlags({"--static-traffic=v1=100@127.0.0.1:8081", "--sticky-header=x-user"});
   ASSERT_TRUE(f.ok()) << f.status();
@@ -77,7 +100,9 @@ TEST(RouterFlagsTest, UsageListsEveryFlag) {
        {"--model-deployment", "--namespace", "--kubeconfig", "--http-address", "--http-port",
         "--upstream-port", "--upstream-timeout-ms", "--connect-timeout-ms",
         "--max-idle-per-endpoint", "--log-format", "--drain-grace-ms", "--static-traffic",
-        "--grpc-port", "--upstream-grpc-port"}) {
+        "--grpc-port", "--upstream-grpc-port", "--tls-cert-file", "--tls-key-file",
+        "--tls-client-ca-file", "--upstream-tls", "--upstream-ca-file",
+        "--upstream-server-name"}) {
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   }
 }

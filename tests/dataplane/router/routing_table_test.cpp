@@ -243,6 +243,20 @@ TEST(EndpointsFromSlicesTest, TheGrpcPortIsThePortNamedGrpcElseTheFallback) {
   EXPECT_TRUE(http_only[0].grpc_target.empty());
 }
 
+// A revision with spec.tls says so on its Service's http port; the router then speaks TLS to it.
+TEST(EndpointsFromSlicesTest, AnHttpsPortMakesTlsEndpoints) {
+  json tls = Slice("IPv4",
+                   {{{"name", "http"}, {"port", 8080}, {"appProtocol", "https"}},
+                    {{"name", "grpc"}, {"port", 8081}}},
+                   {{{"addresses", {"10.0.0.1"}}}});
+  json plain = Slice("IPv4", {{{"name", "http"}, {"port", 8080}}, {{"name", "grpc"}, {"port", 8081}}},
+                     {{{"addresses", {"10.0.0.2"}}}});
+  auto eps = EndpointsFromSlices({&tls, &plain}, 8080);
+  ASSERT_EQ(eps.size(), 2u);
+  EXPECT_TRUE(eps[0].tls);
+  EXPECT_FALSE(eps[1].tls);
+}
+
 TEST(EndpointsFromSlicesTest, PortFallbacks) {
   json unnamed = Slice("IPv4", {{{"port", 7000}}}, {{{"addresses", {"10.1.0.1"}}}});
   json other =

@@ -4,9 +4,10 @@
 // and router Deployments from what comes back, and the exact command, args and env of each
 // container are run with the real sluice-server and sluice-router binaries until they report
 // ready. Substituted, and nothing else: the model URI's value (a local copy of the model, same
-// format), port values (free ports), and for the router its API access (a kubeconfig holding a
-// token of the router's own ServiceAccount, bound by the operator's own Role; in a pod the
-// service account is found in-cluster).
+// format), port values (free ports), the files of a spec.tls Secret (a local kubelet-style mount
+// of test certificates), and for the router its API access (a kubeconfig holding a token of the
+// router's own ServiceAccount, bound by the operator's own Role; in a pod the service account is
+// found in-cluster).
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -30,7 +31,9 @@
 #include "tests/lib/api/yaml_json.h"
 #include "tests/lib/http/http_test_client.h"
 #include "tests/support/api_server.h"
+#include "tests/support/pki.h"
 #include "tests/support/process.h"
+#include "tests/support/tls_files.h"
 
 namespace sluice::controllers {
 namespace {
@@ -164,7 +167,8 @@ json EveryField() {
         "scaleDownDelay": "1m"
       },
       "traffic": {"router": "Builtin", "mirror": {"percent": 10},
-                  "sticky": {"header": "x-user-id"}}
+                  "sticky": {"header": "x-user-id"}},
+      "tls": {"secretName": "every-field-tls"}
     }
   })json");
   md["spec"]["model"]["sha256"] = Sha256Of(kModelDir + "/fraud.json");
@@ -244,11 +248,27 @@ std::string Output(const std::string& path) {
   return text.substr(0, 2000) + "\n[...]\n" + sluice::testing::TailFile(path, 30);
 }
 
-// Runs `l` and waits until GET `path` on `port` answers 200; the failure carries the process's
-// output and how it ended.
+// GET `path` on 127.0.0.1:`port`: plain HTTP, or HTTPS verified against `ca_file` when set.
+std::optional<int> GetStatus(int port, const std::string& path, const std::string& ca_file) {
+  if (ca_file.empty()) {
+    sluice::testing::HttpTestClient c(static_cast<uint16_t>(port), 2s);
+    auto r = c.Request(boost::beast::http::verb::get, path);
+    if (!r) return std::nullopt;
+    return r->status;
+  }
+  auto c = sluice::testing::TlsTestClient::Connect(static_cast<uint16_t>(port), ca_file);
+  if (!c.ok()) return std::nullopt;
+  auto r = (*c)->Request(boost::beast::http::verb::get, path);
+  if (!r.ok()) return std::nullopt;
+  return r->status;
+}
+
+// Runs `l` and waits until GET `path` on `port` answers 200 (over HTTPS with `ca_file`); the
+// failure carries the process's output and how it ended.
 class Running {
  public:
-  Running(const Launch& l, const std::string& name, int port, const std::string& path) {
+  Running(const Launch& l, const std::string& name, int port, const std::string& path,
+          const std::string& ca_file = "") {
     sluice::testing::SpawnOptions o;
     o.argv = l.argv;
     o.env = l.env;
@@ -263,9 +283,7 @@ class Running {
     const bool ready = Eventually(
         [&] {
           if (!process_->Running()) return true;  // no point in waiting
-          sluice::testing::HttpTestClient c(static_cast<uint16_t>(port), 2s);
-          auto r = c.Request(boost::beast::http::verb::get, path);
-          return r && r->status == 200;
+          return GetStatus(port, path, ca_file) == 200;
         },
         std::chrono::duration_cast<std::chrono::seconds>(kReadyBound));
     if (!ready || !process_->Running()) {
@@ -386,28 +404,70 @@ TEST_P(ContractTest, TheGeneratedServerAndRouterStartAndReportReady) {
     std::filesystem::create_directories(dir);
     Substitute(server, "--model-dir", dir);
   }
+  // spec.tls: the Secret's files as the kubelet mounts them, with certificates of a test CA.
+  std::unique_ptr<sluice::testing::MountedTlsSecret> secret;
+  std::string ca_file;
+  if (owner.md.spec.tls) {
+    auto ca = sluice::testing::CertificateAuthority::Create("contract CA");
+    ASSERT_TRUE(ca.ok()) << ca.status();
+    sluice::testing::CertificateRequest req;
+    req.common_name = owner.md.Name();
+    req.ip_addresses = {"127.0.0.1"};
+    req.server_auth = true;
+    auto leaf = (*ca)->Issue(req);
+    ASSERT_TRUE(leaf.ok()) << leaf.status();
+    secret = std::make_unique<sluice::testing::MountedTlsSecret>(::testing::TempDir() +
+                                                                 "/contract-" + ns_ + "-tls");
+    ASSERT_TRUE(secret->Write(*leaf, (*ca)->cert_pem()).ok());
+    ca_file = secret->ca_file();
+    Substitute(server, "--tls-cert-file", secret->cert_file());
+    Substitute(server, "--tls-key-file", secret->key_file());
+  }
   const std::string http_port = Port();
   Substitute(server, "--http-port", http_port);
   Substitute(server, "--grpc-port", Port());
-  Running server_process(server, ns_ + "-server", std::stoi(http_port), "/v2/health/ready");
+  std::string admin_port;
+  if (owner.md.spec.tls) {
+    admin_port = Port();
+    Substitute(server, "--admin-port", admin_port);
+  }
+  Running server_process(server, ns_ + "-server", std::stoi(http_port), "/v2/health/ready",
+                         ca_file);
   ASSERT_EQ(server_process.failure(), "");
+  // With TLS, metrics and health stay reachable in plain HTTP on the admin port.
+  if (!admin_port.empty()) {
+    EXPECT_EQ(GetStatus(std::stoi(admin_port), "/metrics", ""), 200);
+    EXPECT_EQ(GetStatus(std::stoi(admin_port), "/v2/health/ready", ""), 200);
+    EXPECT_EQ(GetStatus(std::stoi(http_port), "/v2/health/ready", ""), std::nullopt);
+  }
 
   // It serves the model under the name and version the spec gives.
   {
-    sluice::testing::HttpTestClient c(static_cast<uint16_t>(std::stoi(http_port)));
     const std::string path =
         "/v2/models/" + owner.md.Name() +
         (owner.md.spec.model.version ? "/versions/" + *owner.md.spec.model.version
                                      : std::string()) +
         "/infer";
-    auto answer = c.Request(boost::beast::http::verb::post, path,
-                            ReadFile(kModelDir + "/sample_request.json"));
-    ASSERT_TRUE(answer.has_value());
-    EXPECT_EQ(answer->status, 200) << path << ": " << answer->body;
+    const std::string body = ReadFile(kModelDir + "/sample_request.json");
+    if (ca_file.empty()) {
+      sluice::testing::HttpTestClient c(static_cast<uint16_t>(std::stoi(http_port)));
+      auto answer = c.Request(boost::beast::http::verb::post, path, body);
+      ASSERT_TRUE(answer.has_value());
+      EXPECT_EQ(answer->status, 200) << path << ": " << answer->body;
+    } else {
+      auto c = sluice::testing::TlsTestClient::Connect(
+          static_cast<uint16_t>(std::stoi(http_port)), ca_file);
+      ASSERT_TRUE(c.ok()) << c.status();
+      auto answer = (*c)->Request(boost::beast::http::verb::post, path, body);
+      ASSERT_TRUE(answer.ok()) << answer.status();
+      EXPECT_EQ(answer->status, 200) << path << ": " << answer->body;
+    }
   }
 
   // sluice-router, as the router Deployment runs it.
-  const json router_deployment = RouterDeployment(owner, options);
+  std::optional<TlsSecretInfo> tls;
+  if (owner.md.spec.tls) tls = TlsSecretInfo{owner.md.spec.tls->secret_name, true};
+  const json router_deployment = RouterDeployment(owner, options, tls);
   Launch router = FromContainer(router_deployment["spec"]["template"]["spec"]["containers"][0],
                                 SLUICE_ROUTER_BIN);
   const std::string router_port = Port();
@@ -415,10 +475,15 @@ TEST_P(ContractTest, TheGeneratedServerAndRouterStartAndReportReady) {
   Substitute(router, "--grpc-port", Port());
   const std::string admin_port = Port();
   Substitute(router, "--admin-port", admin_port);
+  if (secret) {
+    Substitute(router, "--tls-cert-file", secret->cert_file());
+    Substitute(router, "--tls-key-file", secret->key_file());
+    Substitute(router, "--upstream-ca-file", secret->ca_file());
+  }
   const std::string kubeconfig = RouterKubeconfig(owner);
   ASSERT_FALSE(kubeconfig.empty());
   router.env.push_back("KUBECONFIG=" + kubeconfig);
-  Running router_process(router, ns_ + "-router", std::stoi(router_port), "/readyz");
+  Running router_process(router, ns_ + "-router", std::stoi(router_port), "/readyz", ca_file);
   ASSERT_EQ(router_process.failure(), "");
   // Its metrics on the admin port the pod template names (and Prometheus is told to scrape).
   {

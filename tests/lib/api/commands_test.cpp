@@ -22,6 +22,10 @@ ServerCommand EveryServerField() {
   c.port_file = "/tmp/port";
   c.grpc_port = 8081;
   c.io_threads = 2;
+  c.tls_cert_file = "/etc/sluice/tls/tls.crt";
+  c.tls_key_file = "/etc/sluice/tls/tls.key";
+  c.tls_client_ca_file = "/etc/sluice/tls/ca.crt";
+  c.admin_port = 9090;
   c.model_name = "fraud";
   c.model_version = "2";
   c.model_uri = "file:///models/fraud.json";
@@ -59,7 +63,7 @@ ServerCommand EveryServerField() {
 TEST(ServerCommandTest, ParseReadsBackWhatToArgsWrites) {
   const ServerCommand c = EveryServerField();
   const std::vector<std::string> args = c.ToArgs();
-  EXPECT_EQ(args.size(), 38u);  // one per field
+  EXPECT_EQ(args.size(), 42u);  // one per field
   auto back = ServerCommand::Parse(args);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, c);
@@ -120,6 +124,9 @@ TEST(RouterCommandTest, ParseReadsBackWhatToArgsWrites) {
   c.io_threads = 1;
   c.admin_port = 9090;
   c.admin_port_file = "/tmp/admin";
+  c.tls_cert_file = "/t/tls.crt";
+  c.tls_key_file = "/t/tls.key";
+  c.tls_client_ca_file = "/t/client-ca.crt";
   c.upstream_port = 9000;
   c.upstream_grpc_port = 9001;
   c.upstream_timeout_ms = 10;
@@ -128,6 +135,9 @@ TEST(RouterCommandTest, ParseReadsBackWhatToArgsWrites) {
   c.upstream_idle_timeout_ms = 13;
   c.max_mirror_inflight = 14;
   c.revision_header = "x-rev";
+  c.upstream_tls = true;
+  c.upstream_ca_file = "/t/ca.crt";
+  c.upstream_server_name = "fraud.ml.svc";
   c.max_body_bytes = 15;
   c.max_header_bytes = 2048;
   c.header_timeout_ms = 16;
@@ -140,7 +150,7 @@ TEST(RouterCommandTest, ParseReadsBackWhatToArgsWrites) {
   c.log_format = "text";
   c.log_level = "warn";
   const auto args = c.ToArgs();
-  EXPECT_EQ(args.size(), 34u);  // one per field
+  EXPECT_EQ(args.size(), 40u);  // one per field
   auto back = RouterCommand::Parse(args);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*back, c);
