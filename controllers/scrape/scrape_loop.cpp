@@ -51,7 +51,7 @@ Result<std::vector<PodTarget>> ScrapeLoop::Pods(const std::string& ns,
 
 PodPage ScrapeLoop::Fetch(const PodTarget& pod) {
   // A pod that serves TLS keeps /metrics on a plain port named admin.
-  auto port = pod.ports.find(std::string(api::kAdminPortName));
+  auto port = pod.ports.find("admin");
   if (port == pod.ports.end()) port = pod.ports.find(options_.port_name);
   const int32_t p = port != pod.ports.end() ? port->second : options_.default_port;
   PodPage out{"http://" + pod.ip + ":" + std::to_string(p) + "/metrics",

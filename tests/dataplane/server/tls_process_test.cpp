@@ -241,7 +241,8 @@ TEST_F(TlsProcessTest, RouterTerminatesTlsAndSpeaksTlsToTheServer) {
       "tls-rev=100@127.0.0.1:" + std::to_string(server_.port()) + "+" + std::to_string(grpc_port_);
   ASSERT_TRUE(router.Start(
       SLUICE_ROUTER_BIN,
-      {"--static-traffic", table, "--io-threads", "1", "--grpc-port", std::to_string(router_grpc),
+      {"--static-traffic", table, "--io-threads", "1", "--admin-port", "0", "--grpc-port",
+       std::to_string(router_grpc),
        "--tls-cert-file", secret_->cert_file(), "--tls-key-file", secret_->key_file(),
        "--upstream-tls", "--upstream-ca-file", secret_->ca_file()}))
       << router.Log();
@@ -269,7 +270,8 @@ TEST_F(TlsProcessTest, RouterTerminatesTlsAndSpeaksTlsToTheServer) {
   ServerProcess distrustful;
   ASSERT_TRUE(
       distrustful.Start(SLUICE_ROUTER_BIN, {"--static-traffic", table, "--io-threads", "1",
-                                            "--upstream-tls", "--upstream-ca-file", other_ca}))
+                                            "--admin-port", "0", "--upstream-tls",
+                                            "--upstream-ca-file", other_ca}))
       << distrustful.Log();
   HttpTestClient plain(distrustful.port(), std::chrono::seconds(10));
   std::optional<HttpReply> refused;

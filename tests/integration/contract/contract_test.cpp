@@ -473,8 +473,8 @@ TEST_P(ContractTest, TheGeneratedServerAndRouterStartAndReportReady) {
   const std::string router_port = Port();
   Substitute(router, "--http-port", router_port);
   Substitute(router, "--grpc-port", Port());
-  const std::string admin_port = Port();
-  Substitute(router, "--admin-port", admin_port);
+  const std::string router_admin_port = Port();
+  Substitute(router, "--admin-port", router_admin_port);
   if (secret) {
     Substitute(router, "--tls-cert-file", secret->cert_file());
     Substitute(router, "--tls-key-file", secret->key_file());
@@ -491,7 +491,7 @@ TEST_P(ContractTest, TheGeneratedServerAndRouterStartAndReportReady) {
     EXPECT_TRUE(std::any_of(ports.begin(), ports.end(), [](const json& p) {
       return p.value("name", "") == api::kAdminPortName;
     })) << ports;
-    sluice::testing::HttpTestClient c(static_cast<uint16_t>(std::stoi(admin_port)));
+    sluice::testing::HttpTestClient c(static_cast<uint16_t>(std::stoi(router_admin_port)));
     auto metrics = c.Get("/metrics");
     ASSERT_TRUE(metrics.has_value());
     EXPECT_EQ(metrics->status, 200);
