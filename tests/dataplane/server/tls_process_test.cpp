@@ -242,9 +242,8 @@ TEST_F(TlsProcessTest, RouterTerminatesTlsAndSpeaksTlsToTheServer) {
   ASSERT_TRUE(router.Start(
       SLUICE_ROUTER_BIN,
       {"--static-traffic", table, "--io-threads", "1", "--admin-port", "0", "--grpc-port",
-       std::to_string(router_grpc),
-       "--tls-cert-file", secret_->cert_file(), "--tls-key-file", secret_->key_file(),
-       "--upstream-tls", "--upstream-ca-file", secret_->ca_file()}))
+       std::to_string(router_grpc), "--tls-cert-file", secret_->cert_file(), "--tls-key-file",
+       secret_->key_file(), "--upstream-tls", "--upstream-ca-file", secret_->ca_file()}))
       << router.Log();
   ASSERT_TRUE(Eventually([&] { return HttpsGet(router.port(), "/readyz") == 200; }))
       << router.Log();
@@ -268,10 +267,9 @@ TEST_F(TlsProcessTest, RouterTerminatesTlsAndSpeaksTlsToTheServer) {
   const std::string other_ca = (dir_ / "other-ca.crt").string();
   ASSERT_TRUE(WriteFile(other_ca, (*other)->cert_pem()).ok());
   ServerProcess distrustful;
-  ASSERT_TRUE(
-      distrustful.Start(SLUICE_ROUTER_BIN, {"--static-traffic", table, "--io-threads", "1",
-                                            "--admin-port", "0", "--upstream-tls",
-                                            "--upstream-ca-file", other_ca}))
+  ASSERT_TRUE(distrustful.Start(
+      SLUICE_ROUTER_BIN, {"--static-traffic", table, "--io-threads", "1", "--admin-port", "0",
+                          "--upstream-tls", "--upstream-ca-file", other_ca}))
       << distrustful.Log();
   HttpTestClient plain(distrustful.port(), std::chrono::seconds(10));
   std::optional<HttpReply> refused;
