@@ -445,6 +445,12 @@ Status CurlTransport::Perform(Handle& h, const Request& request, Call& call,
   if (mc != CURLM_OK) return Internal(std::string("curl: ") + curl_multi_strerror(mc));
   if (!finished) return Unavailable("transfer ended without a result: " + what);
   if (rc == CURLE_OK) return Status::Ok();
+  // The API server may answer an error (a 401 to a POST, say) before it has read the request
+  // body and then reset the stream; the status line already arrived, and it is the answer.
+  if (call.status >= 400 && (rc == CURLE_PARTIAL_FILE || rc == CURLE_RECV_ERROR ||
+                             rc == CURLE_SEND_ERROR || rc == CURLE_HTTP2_STREAM)) {
+    return Status::Ok();
+  }
   std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(rc);
   if (rc == CURLE_OPERATION_TIMEDOUT) return Timeout(what + ": " + detail);
   if (IsTlsVerificationError(rc)) return FailedPrecondition("TLS: " + what + ": " + detail);
