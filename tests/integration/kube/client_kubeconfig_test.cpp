@@ -13,6 +13,7 @@
 
 #include "tests/integration/kube/client_it_util.h"
 #include "tests/support/connect_proxy.h"
+#include "tests/support/scoped_env.h"
 
 namespace sluice::kube::it {
 namespace {
@@ -46,24 +47,7 @@ std::string Rfc3339(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      setenv(name_, old_->c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using sluice::testing::ScopedEnv;
 
 class KubeconfigTest : public ::testing::Test {
  protected:

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <optional>
 
+#include "tests/support/scoped_env.h"
+
 namespace sluice::kube {
 namespace {
 
@@ -36,28 +38,7 @@ const std::string kCert = "-----BEGIN CERTIFICATE-----\nCLIENT\n-----END CERTIFI
 const std::string kKey = "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n";
 
 // Sets or clears an environment variable for the scope of a test.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value) {
-      setenv(name, value->c_str(), 1);
-    } else {
-      unsetenv(name);
-    }
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      setenv(name_, old_->c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using sluice::testing::ScopedEnv;
 
 class ConfigTest : public ::testing::Test {
  protected:

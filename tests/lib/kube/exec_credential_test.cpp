@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "tests/lib/base/fake_clock.h"
+#include "tests/support/scoped_env.h"
 
 namespace sluice::kube {
 namespace {
@@ -25,28 +26,7 @@ using Json = nlohmann::json;
 constexpr const char* kV1 = "client.authentication.k8s.io/v1";
 constexpr const char* kV1beta1 = "client.authentication.k8s.io/v1beta1";
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value) {
-      setenv(name, value->c_str(), 1);
-    } else {
-      unsetenv(name);
-    }
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      setenv(name_, old_->c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using sluice::testing::ScopedEnv;
 
 std::string ReadAll(const fs::path& p) {
   std::ifstream in(p);
