@@ -1,14 +1,41 @@
 #!/usr/bin/env bash
-# Native XGBoost evaluator against libxgboost's XGBoosterPredictFromDense on the committed fraud
-# model: nanoseconds per row for single rows and batches of 32, and how many times faster the
-# native one is. Both run on one core (libxgboost with nthread=1); the binary refuses to time
-# anything unless both give the same outputs (within 1e-6) on 4,096 rows.
+# The model evaluator on its own, on the committed fraud model (150 trees, depth 6, 12 features):
+# nanoseconds per row at batches of 1, 8, 64 and 1,024 rows for
+#   sluice     the native evaluator (dataplane/runtime/forest.*), through XGBoostRuntime::Predict;
+#   tl2cgen    the same trees compiled to C by treelite 4.8.1 + tl2cgen 1.0.0
+#              (PyPI), built with `gcc -O3 -march=native` into a shared object and called in
+#              process through the `predict` function tl2cgen generates, one call per row;
+#   libxgboost Debian's libxgboost, XGBoosterPredictFromDense, nthread=1.
+# All three run in one process (bench/evaluator/evaluator_bench.cpp) pinned to one CPU (taskset),
+# on the same rows, and the binary refuses to time anything unless every output agrees with
+# sluice's within 1e-6 on 4,096 rows (it prints the largest difference and how many are bitwise
+# equal). Repetitions are interleaved at random so that the three see the same machine.
 #
-#   bench/evaluator.sh [google-benchmark flags]     BUILD=<build dir> REPS=<repetitions>
+# The venv (treelite, tl2cgen) is built once under $SLUICE_CACHE (~/.cache/sluice), keyed by
+# their versions; the generated C is cached there by the model's sha256 and the versions; the
+# shared object is built into bench/.work/tl2cgen/ (-march=native is this machine's). Nothing of
+# this is needed at serving time or by the tests.
+#
+# Results: bench/.work/evaluator.txt (also printed), one line per batch size:
+#   batch  sluice ns/row  tl2cgen ns/row  libxgboost ns/row  tl2cgen/sluice  libxgboost/sluice
+# each figure the median of REPS repetitions (CPU time), with [min-max] over the repetitions;
+# the ratios are of the medians (above 1 means sluice is faster). Raw: bench/.work/evaluator.json.
+#
+#   bench/evaluator.sh [google-benchmark flags]
+#   BUILD=<build dir> REPS=<repetitions, 5> EVALUATOR_CPU=<cpu, the last one> BENCH_PIN=0
+#   BENCH_SKIP_TL2CGEN=1 (sluice and libxgboost only)
+# Run heavy measurements under the shared lock: flock /tmp/sluice-heavy.lock bench/evaluator.sh
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${BUILD:-build}"
 [[ "$build" = /* ]] || build="$root/$build"
+work="$root/bench/.work"
+model="$root/bench/fraud/model/fraud.json"
+treelite_version=4.8.1
+tl2cgen_version=1.0.0
+cache="${SLUICE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sluice}"
+mkdir -p "$work"
+
 if [ ! -f "$build/build.ninja" ] && [ ! -f "$build/Makefile" ]; then
   generator=()
   command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
@@ -18,18 +45,79 @@ cmake --build "$build" --target sluice-bench-evaluator -j "${JOBS:-2}"
 bin="$(find "$build" -name sluice-bench-evaluator -type f -perm -u+x | head -n 1)"
 [ -n "$bin" ] || { echo "evaluator.sh: sluice-bench-evaluator was not built" >&2; exit 1; }
 
-mkdir -p "$root/bench/.work"
-out="$root/bench/.work/evaluator.json"
-"$bin" --benchmark_repetitions="${REPS:-5}" --benchmark_report_aggregates_only=true \
+tl_lib=""
+if [ "${BENCH_SKIP_TL2CGEN:-0}" != 1 ]; then
+  py="py$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+  # A venv is not relocatable, so it is built in place; the marker says the install finished.
+  venv="$cache/tl2cgen-$tl2cgen_version-treelite-$treelite_version-$py"
+  if [ ! -f "$venv/.installed" ]; then
+    echo "== installing treelite 4.8.1 + tl2cgen 1.0.0 into $venv (first run only)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "treelite==$treelite_version" "tl2cgen==$tl2cgen_version"
+    touch "$venv/.installed"
+  fi
+  key="$(sha256sum "$model" | cut -c1-16)-tl2cgen-$tl2cgen_version-treelite-$treelite_version"
+  src="$cache/tl2cgen-c/$key"
+  if [ ! -f "$src/.generated" ]; then
+    echo "== generating C from $model with tl2cgen"
+    rm -rf "$src"
+    mkdir -p "$src"
+    "$venv/bin/python" - "$model" "$src" <<'PY'
+import sys
+import tl2cgen
+import treelite
+
+model = treelite.frontend.load_xgboost_model(sys.argv[1])
+tl2cgen.generate_c_code(model, dirpath=sys.argv[2], params={})
+PY
+    touch "$src/.generated"
+  fi
+  tl_lib="$work/tl2cgen/$key/libfraud.so"
+  if [ ! -f "$tl_lib" ] || [ "$src/main.c" -nt "$tl_lib" ]; then
+    echo "== gcc -O3 -march=native: tl2cgen's C for the fraud model"
+    mkdir -p "$(dirname "$tl_lib")"
+    gcc -O3 -march=native -fPIC -shared -o "$tl_lib.tmp" "$src"/*.c -lm
+    mv "$tl_lib.tmp" "$tl_lib"
+  fi
+fi
+
+pin=()
+if [ "${BENCH_PIN:-1}" != 0 ]; then
+  pin=(taskset -c "${EVALUATOR_CPU:-$(($(nproc) - 1))}")
+fi
+out="$work/evaluator.json"
+echo "== sluice-bench-evaluator (${pin[*]:-unpinned}), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+SLUICE_TL2CGEN_LIB="$tl_lib" "${pin[@]}" "$bin" --benchmark_repetitions="${REPS:-5}" \
+  --benchmark_enable_random_interleaving=true --benchmark_display_aggregates_only=true \
   --benchmark_out="$out" --benchmark_out_format=json "$@"
 
-python3 - "$out" <<'PY'
-import json, sys
+python3 - "$out" "$work/evaluator.txt" <<'PY'
+import collections, json, statistics, sys
+
 runs = json.load(open(sys.argv[1]))["benchmarks"]
-med = {r["run_name"]: r["ns_per_row"] for r in runs if r.get("aggregate_name") == "median"}
+rows = collections.defaultdict(list)
+for r in runs:
+    if r.get("run_type") == "iteration" and not r.get("error_occurred"):
+        rows[r["run_name"]].append(r["ns_per_row"])
+
+def cell(name, batch):
+    v = rows.get("BM_%s/%d" % (name, batch))
+    if not v:
+        return None, "%24s" % "-"
+    med = statistics.median(v)
+    return med, "%8.0f [%6.0f-%6.0f]" % (med, min(v), max(v))
+
+lines = ["%-6s %24s %24s %24s %9s %9s" % ("batch", "sluice ns/row", "tl2cgen ns/row",
+         "libxgboost ns/row", "tl2c/sl", "xgb/sl")]
+for batch in (1, 8, 64, 1024):
+    s, sc = cell("Sluice", batch)
+    t, tc = cell("Tl2cgen", batch)
+    x, xc = cell("Libxgboost", batch)
+    ratio = lambda o: "%8.2fx" % (o / s) if o and s else "%9s" % "-"
+    lines.append("%-6d %s %s %s %s %s" % (batch, sc, tc, xc, ratio(t), ratio(x)))
+text = "\n".join(lines) + "\n"
+open(sys.argv[2], "w").write(text)
 print()
-print("%-14s %16s %16s %8s" % ("", "native ns/row", "libxgboost ns/row", "speed-up"))
-for label, suffix in (("single row", "SingleRow"), ("batch of 32", "Batch32")):
-    n, x = med["BM_Native" + suffix], med["BM_Libxgboost" + suffix]
-    print("%-14s %16.0f %16.0f %7.1fx" % (label, n, x, x / n))
+print(text, end="")
 PY

@@ -7,7 +7,8 @@
 #  3. latency: sluice-loadgen, open loop at half of each server's own saturation (and sluice at
 #     MLServer's half-saturation rate too), p50/p99 measured from the scheduled send time;
 #  4. MLServer (PyPI) in a venv cached by version under $SLUICE_CACHE (~/.cache/sluice), same steps;
-#  5. bench/evaluator.sh (the model evaluator on its own, same Release build);
+#  5. bench/evaluator.sh (the model evaluator on its own against tl2cgen's compiled C and
+#     libxgboost, same Release build);
 #  6. bench/features/run.sh: online features against Feast (materialization, the feature server);
 #  7. bench/models/s3_fetch.sh: a 200 MB model object from S3 (moto) by sluice's fetch and by
 #     curl --aws-sigv4, and the fraud model from S3 to ready with --model-dir.
@@ -274,8 +275,8 @@ if [ "${BENCH_SKIP_EVALUATOR:-0}" != 1 ]; then
   echo "== bench/evaluator.sh"
   BUILD="$build" bash "$repo/bench/evaluator.sh" >"$work/evaluator.log" 2>&1 ||
     { tail -40 "$work/evaluator.log" >&2; exit 1; }
-  say "evaluator (bench/evaluator.sh, median of 5, one core, outputs checked equal first):"
-  tail -n 3 "$work/evaluator.log" | tee -a "$results"
+  say "evaluator (bench/evaluator.sh: ns/row, median [min-max] of 5, one pinned core, outputs checked equal first):"
+  tee -a "$results" <"$work/evaluator.txt"
 fi
 [ "${BENCH_SKIP_ROUTER:-0}" = 1 ] || BUILD="$build" bash "$repo/bench/router/router.sh" | tee -a "$results"
 [ "${BENCH_SKIP_FEATURES:-0}" = 1 ] || bash "$repo/bench/features/run.sh" "$build" "$results"

@@ -1,12 +1,23 @@
-// ns per row: the native evaluator against libxgboost's XGBoosterPredictFromDense (Debian 1.7,
-// nthread=1, the same single core), single rows and batches of 32, on the fraud model.
+// ns per row on the fraud model, one process, one core: sluice's evaluator, the same trees
+// compiled to C by tl2cgen (treelite's code generator, `gcc -O3 -march=native`, called through
+// the `predict` entry point it generates), and libxgboost's XGBoosterPredictFromDense (Debian
+// 1.7, nthread=1). Batches of 1, 8, 64 and 1,024 rows from one pool of 4,096 rows: the model's
+// reference rows, then perturbed copies with extra missing values.
 //
-// Before timing, both predict the same 4,096 rows and the run stops unless every output agrees
-// within 1e-6, so the figures compare identical work.
+// Before timing, every evaluator predicts the whole pool and the run stops unless each output
+// (probabilities) agrees with sluice's within 1e-6; the largest difference is printed. tl2cgen
+// adds base_score after the trees rather than before, so its sums may differ in the last bits.
 //
-// Model directory: $SLUICE_FRAUD_MODEL_DIR, else the committed bench/fraud/model.
+// tl2cgen's rows are converted to its `union Entry` form (NaN = missing) once, before timing:
+// only its predict calls are timed. Each of its calls writes one row; the caller zeroes the
+// output first, as tl2cgen's own runtime does.
+//
+// Environment: $SLUICE_FRAUD_MODEL_DIR (default the committed bench/fraud/model);
+// $SLUICE_TL2CGEN_LIB, the shared object built from tl2cgen's C for this model (bench/
+// evaluator.sh builds it); without it the tl2cgen benchmarks are skipped.
 
 #include <benchmark/benchmark.h>
+#include <dlfcn.h>
 #include <unistd.h>
 #include <xgboost/c_api.h>
 
@@ -27,7 +38,17 @@ namespace sluice::dataplane {
 namespace {
 
 constexpr size_t kPoolRows = 4096;
-constexpr size_t kBatch = 32;
+constexpr size_t kMaxBatch = 1024;
+constexpr double kTolerance = 1e-6;
+
+// tl2cgen's generated header, as it writes it.
+union Tl2cgenEntry {
+  int missing;  // -1 when the feature is missing
+  float fvalue;
+  int qvalue;
+};
+using Tl2cgenPredict = void (*)(Tl2cgenEntry* data, int pred_margin, float* result);
+using Tl2cgenNumFeature = int32_t (*)();
 
 std::string ModelDir() {
   const char* env = std::getenv("SLUICE_FRAUD_MODEL_DIR");
@@ -46,11 +67,17 @@ class Fixture {
     return f;
   }
 
-  const XGBoostRuntime& native() const { return *native_; }
-  BoosterHandle booster() const { return booster_; }
+  const XGBoostRuntime& sluice() const { return *sluice_; }
   size_t features() const { return nf_; }
-  // Row i of the pool, cycling.
-  const float* Row(size_t i) const { return &pool_[(i % kPoolRows) * nf_]; }
+  bool has_tl2cgen() const { return tl_predict_ != nullptr; }
+  // Start of the next batch of `n` rows in the pool, cycling.
+  size_t Next(size_t& cursor, size_t n) const {
+    if (cursor + n > kPoolRows) cursor = 0;
+    const size_t at = cursor;
+    cursor += n;
+    return at;
+  }
+  const float* Row(size_t i) const { return &pool_[i * nf_]; }
   std::vector<float> out;
 
   // One XGBoosterPredictFromDense call over `n` rows starting at `rows`.
@@ -68,6 +95,15 @@ class Fixture {
     return result;
   }
 
+  // tl2cgen's predict over `n` rows starting at pool row `first`.
+  void Tl2cgen(size_t first, size_t n, float* result) {
+    Tl2cgenEntry* row = &entries_[first * nf_];
+    for (size_t r = 0; r < n; ++r, row += nf_) {
+      result[r] = 0.0f;
+      tl_predict_(row, 0, &result[r]);
+    }
+  }
+
  private:
   static constexpr const char* kConfig =
       R"({"type": 0, "training": false, "iteration_begin": 0, "iteration_end": 0,)"
@@ -79,9 +115,9 @@ class Fixture {
     auto rt = XGBoostRuntime::Load(
         dataplane::ModelSource{"file://" + dir + "/fraud.ubj", "", "", ""}, opts);
     if (!rt.ok()) Die(rt.status().ToString());
-    native_ = std::move(*rt);
-    if (!native_->WarmUp().ok()) Die("warm-up failed");
-    nf_ = native_->num_features();
+    sluice_ = std::move(*rt);
+    if (!sluice_->WarmUp().ok()) Die("warm-up failed");
+    nf_ = sluice_->num_features();
 
     // libxgboost 1.7 misreads the 3.1+ "[x]" base_score form, so it gets the scalar form it
     // writes itself; the trees are the same bytes.
@@ -96,8 +132,7 @@ class Fixture {
       Die(std::string("libxgboost: ") + XGBGetLastError());
     }
 
-    // Rows: the reference inputs, then perturbed copies with extra missing values.
-    const ReferenceSet& ref = *native_->reference();
+    const ReferenceSet& ref = *sluice_->reference();
     std::mt19937 rng(1);
     std::normal_distribution<float> noise(0.0f, 0.25f);
     std::uniform_real_distribution<float> unit(0.0f, 1.0f);
@@ -110,32 +145,70 @@ class Fixture {
         pool_[r * nf_ + f] = v;
       }
     }
-    out.resize(kBatch);
+    LoadTl2cgen();
+    out.resize(kMaxBatch);
     CheckIdentical();
+  }
+
+  void LoadTl2cgen() {
+    const char* path = std::getenv("SLUICE_TL2CGEN_LIB");
+    if (path == nullptr || *path == '\0') return;
+    void* lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) Die(std::string("dlopen: ") + dlerror());
+    tl_predict_ = reinterpret_cast<Tl2cgenPredict>(dlsym(lib, "predict"));
+    auto num_feature = reinterpret_cast<Tl2cgenNumFeature>(dlsym(lib, "get_num_feature"));
+    if (tl_predict_ == nullptr || num_feature == nullptr) {
+      Die(std::string(path) + " has no tl2cgen predict/get_num_feature");
+    }
+    if (static_cast<size_t>(num_feature()) != nf_) {
+      Die(std::string(path) + " was generated for " + std::to_string(num_feature()) +
+          " features, the model has " + std::to_string(nf_));
+    }
+    entries_.resize(pool_.size());
+    for (size_t i = 0; i < pool_.size(); ++i) {
+      if (std::isnan(pool_[i])) {
+        entries_[i].missing = -1;
+      } else {
+        entries_[i].fvalue = pool_[i];
+      }
+    }
   }
 
   void CheckIdentical() {
     std::vector<float> mine(kPoolRows);
-    if (!native_->Predict(pool_, kPoolRows, mine).ok()) Die("native predict failed");
-    const float* theirs = XgbPredict(pool_.data(), kPoolRows);
-    double max_diff = 0.0;
-    for (size_t i = 0; i < kPoolRows; ++i) {
-      max_diff = std::max(max_diff, static_cast<double>(std::fabs(mine[i] - theirs[i])));
+    if (!sluice_->Predict(pool_, kPoolRows, mine).ok()) Die("sluice predict failed");
+    auto compare = [&](const char* who, const float* theirs) {
+      double max_diff = 0.0;
+      size_t same_bits = 0;
+      for (size_t i = 0; i < kPoolRows; ++i) {
+        max_diff = std::max(max_diff, static_cast<double>(std::fabs(mine[i] - theirs[i])));
+        same_bits += mine[i] == theirs[i] ? 1 : 0;
+      }
+      if (!(max_diff <= kTolerance)) {
+        Die(std::string("outputs differ from ") + who + " by " + std::to_string(max_diff));
+      }
+      std::fprintf(stderr, "max |sluice - %s| over %zu rows = %.3g (%zu identical floats)\n", who,
+                   kPoolRows, max_diff, same_bits);
+    };
+    compare("libxgboost", XgbPredict(pool_.data(), kPoolRows));
+    if (has_tl2cgen()) {
+      std::vector<float> theirs(kPoolRows);
+      Tl2cgen(0, kPoolRows, theirs.data());
+      compare("tl2cgen", theirs.data());
     }
-    if (!(max_diff <= 1e-6)) Die("outputs differ from libxgboost by " + std::to_string(max_diff));
     std::fprintf(
-        stderr,
-        "fraud model: %zu trees, depth %d, %zu features, %s layout, %zu KiB of nodes; "
-        "max |native - libxgboost| over %zu rows = %.3g\n",
-        native_->forest().num_trees(), native_->forest().depth(), nf_,
-        native_->forest().layout() == ForestOptions::Layout::kPerfect ? "perfect" : "sparse",
-        native_->forest().memory_bytes() / 1024, kPoolRows, max_diff);
+        stderr, "fraud model: %zu trees, depth %d, %zu features, %s layout, %zu KiB of nodes\n",
+        sluice_->forest().num_trees(), sluice_->forest().depth(), nf_,
+        sluice_->forest().layout() == ForestOptions::Layout::kPerfect ? "perfect" : "sparse",
+        sluice_->forest().memory_bytes() / 1024);
   }
 
-  std::unique_ptr<XGBoostRuntime> native_;
+  std::unique_ptr<XGBoostRuntime> sluice_;
   BoosterHandle booster_ = nullptr;
   size_t nf_ = 0;
   std::vector<float> pool_;
+  std::vector<Tl2cgenEntry> entries_;
+  Tl2cgenPredict tl_predict_ = nullptr;
 };
 
 void RowsCounter(benchmark::State& state, size_t rows_per_iter) {
@@ -146,53 +219,47 @@ void RowsCounter(benchmark::State& state, size_t rows_per_iter) {
                          benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
-void BM_NativeSingleRow(benchmark::State& state) {
+void BM_Sluice(benchmark::State& state) {
   Fixture& f = Fixture::Get();
+  const auto n = static_cast<size_t>(state.range(0));
   const size_t nf = f.features();
-  size_t i = 0;
+  size_t cursor = 0;
   for (auto _ : state) {
-    Status s = f.native().Predict(std::span<const float>(f.Row(i++), nf), 1,
-                                  std::span<float>(f.out).first(1));
+    const size_t at = f.Next(cursor, n);
+    Status s = f.sluice().Predict(std::span<const float>(f.Row(at), n * nf), n,
+                                  std::span<float>(f.out).first(n));
     benchmark::DoNotOptimize(s);
     benchmark::DoNotOptimize(f.out.data());
   }
-  RowsCounter(state, 1);
+  RowsCounter(state, n);
 }
 
-void BM_NativeBatch32(benchmark::State& state) {
+void BM_Tl2cgen(benchmark::State& state) {
   Fixture& f = Fixture::Get();
-  const size_t nf = f.features();
-  size_t i = 0;
+  if (!f.has_tl2cgen()) {
+    state.SkipWithError("SLUICE_TL2CGEN_LIB is not set");
+    return;
+  }
+  const auto n = static_cast<size_t>(state.range(0));
+  size_t cursor = 0;
   for (auto _ : state) {
-    Status s = f.native().Predict(std::span<const float>(f.Row(i), kBatch * nf), kBatch, f.out);
-    i = (i + kBatch) % (kPoolRows - kBatch);
-    benchmark::DoNotOptimize(s);
+    f.Tl2cgen(f.Next(cursor, n), n, f.out.data());
     benchmark::DoNotOptimize(f.out.data());
   }
-  RowsCounter(state, kBatch);
+  RowsCounter(state, n);
 }
 
-void BM_LibxgboostSingleRow(benchmark::State& state) {
+void BM_Libxgboost(benchmark::State& state) {
   Fixture& f = Fixture::Get();
-  size_t i = 0;
-  for (auto _ : state) benchmark::DoNotOptimize(f.XgbPredict(f.Row(i++), 1));
-  RowsCounter(state, 1);
+  const auto n = static_cast<size_t>(state.range(0));
+  size_t cursor = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(f.XgbPredict(f.Row(f.Next(cursor, n)), n));
+  RowsCounter(state, n);
 }
 
-void BM_LibxgboostBatch32(benchmark::State& state) {
-  Fixture& f = Fixture::Get();
-  size_t i = 0;
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(f.XgbPredict(f.Row(i), kBatch));
-    i = (i + kBatch) % (kPoolRows - kBatch);
-  }
-  RowsCounter(state, kBatch);
-}
-
-BENCHMARK(BM_NativeSingleRow);
-BENCHMARK(BM_LibxgboostSingleRow);
-BENCHMARK(BM_NativeBatch32);
-BENCHMARK(BM_LibxgboostBatch32);
+BENCHMARK(BM_Sluice)->Arg(1)->Arg(8)->Arg(64)->Arg(1024);
+BENCHMARK(BM_Tl2cgen)->Arg(1)->Arg(8)->Arg(64)->Arg(1024);
+BENCHMARK(BM_Libxgboost)->Arg(1)->Arg(8)->Arg(64)->Arg(1024);
 
 }  // namespace
 }  // namespace sluice::dataplane
