@@ -4,7 +4,8 @@
 #   sluice     the native evaluator (dataplane/runtime/forest.*), through XGBoostRuntime::Predict;
 #   tl2cgen    the same trees compiled to C by treelite 4.8.1 + tl2cgen 1.0.0
 #              (PyPI), built with `gcc -O3 -march=native` into a shared object and called in
-#              process through the `predict` function tl2cgen generates, one call per row;
+#              process through the `predict` function tl2cgen generates, one call per row; built
+#              twice, with tl2cgen's defaults and with quantize=1 (integer bin comparisons);
 #   libxgboost Debian's libxgboost, XGBoosterPredictFromDense, nthread=1.
 # All three run in one process (bench/evaluator/evaluator_bench.cpp) pinned to one CPU (taskset),
 # on the same rows, and the binary refuses to time anything unless every output agrees with
@@ -17,9 +18,10 @@
 # this is needed at serving time or by the tests.
 #
 # Results: bench/.work/evaluator.txt (also printed), one line per batch size:
-#   batch  sluice ns/row  tl2cgen ns/row  libxgboost ns/row  tl2cgen/sluice  libxgboost/sluice
-# each figure the median of REPS repetitions (CPU time), with [min-max] over the repetitions;
-# the ratios are of the medians (above 1 means sluice is faster). Raw: bench/.work/evaluator.json.
+#   batch  sluice  tl2cgen  tl2cgen-quantized  libxgboost  best-tl2cgen/sluice  libxgboost/sluice
+# each figure ns per row, the median of REPS repetitions (CPU time) with [min-max] over the
+# repetitions; the ratios are of the medians, the better of the two tl2cgen builds against
+# sluice (above 1 means sluice is faster). Raw: bench/.work/evaluator.json.
 #
 #   bench/evaluator.sh [google-benchmark flags]
 #   BUILD=<build dir> REPS=<repetitions, 5> EVALUATOR_CPU=<cpu, the last one> BENCH_PIN=0
@@ -46,6 +48,7 @@ bin="$(find "$build" -name sluice-bench-evaluator -type f -perm -u+x | head -n 1
 [ -n "$bin" ] || { echo "evaluator.sh: sluice-bench-evaluator was not built" >&2; exit 1; }
 
 tl_lib=""
+tl_qlib=""
 if [ "${BENCH_SKIP_TL2CGEN:-0}" != 1 ]; then
   py="py$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
   # A venv is not relocatable, so it is built in place; the marker says the install finished.
@@ -69,17 +72,22 @@ import tl2cgen
 import treelite
 
 model = treelite.frontend.load_xgboost_model(sys.argv[1])
-tl2cgen.generate_c_code(model, dirpath=sys.argv[2], params={})
+tl2cgen.generate_c_code(model, dirpath=sys.argv[2] + "/default", params={})
+tl2cgen.generate_c_code(model, dirpath=sys.argv[2] + "/quantized", params={"quantize": 1})
 PY
     touch "$src/.generated"
   fi
-  tl_lib="$work/tl2cgen/$key/libfraud.so"
-  if [ ! -f "$tl_lib" ] || [ "$src/main.c" -nt "$tl_lib" ]; then
-    echo "== gcc -O3 -march=native: tl2cgen's C for the fraud model"
-    mkdir -p "$(dirname "$tl_lib")"
-    gcc -O3 -march=native -fPIC -shared -o "$tl_lib.tmp" "$src"/*.c -lm
-    mv "$tl_lib.tmp" "$tl_lib"
-  fi
+  for variant in default quantized; do
+    so="$work/tl2cgen/$key/$variant/libfraud.so"
+    if [ ! -f "$so" ] || [ "$src/.generated" -nt "$so" ]; then
+      echo "== gcc -O3 -march=native: tl2cgen's C for the fraud model ($variant)"
+      mkdir -p "$(dirname "$so")"
+      gcc -O3 -march=native -fPIC -shared -o "$so.tmp" "$src/$variant"/*.c -lm
+      mv "$so.tmp" "$so"
+    fi
+  done
+  tl_lib="$work/tl2cgen/$key/default/libfraud.so"
+  tl_qlib="$work/tl2cgen/$key/quantized/libfraud.so"
 fi
 
 pin=()
@@ -88,7 +96,7 @@ if [ "${BENCH_PIN:-1}" != 0 ]; then
 fi
 out="$work/evaluator.json"
 echo "== sluice-bench-evaluator (${pin[*]:-unpinned}), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-SLUICE_TL2CGEN_LIB="$tl_lib" "${pin[@]}" "$bin" --benchmark_repetitions="${REPS:-5}" \
+SLUICE_TL2CGEN_LIB="$tl_lib" SLUICE_TL2CGEN_QUANTIZED_LIB="$tl_qlib" "${pin[@]}" "$bin" --benchmark_repetitions="${REPS:-5}" \
   --benchmark_enable_random_interleaving=true --benchmark_display_aggregates_only=true \
   --benchmark_out="$out" --benchmark_out_format=json "$@"
 
@@ -104,18 +112,23 @@ for r in runs:
 def cell(name, batch):
     v = rows.get("BM_%s/%d" % (name, batch))
     if not v:
-        return None, "%24s" % "-"
+        return None, "%22s" % "-"
     med = statistics.median(v)
-    return med, "%8.0f [%6.0f-%6.0f]" % (med, min(v), max(v))
+    return med, "%6.0f [%6.0f-%6.0f]" % (med, min(v), max(v))
 
-lines = ["%-6s %24s %24s %24s %9s %9s" % ("batch", "sluice ns/row", "tl2cgen ns/row",
-         "libxgboost ns/row", "tl2c/sl", "xgb/sl")]
+w = 22
+lines = [("%-5s" + " %*s" * 4 + " %9s %9s") % ("batch", w, "sluice", w, "tl2cgen", w,
+         "tl2cgen quantized", w, "libxgboost", "tl2c/sl", "xgb/sl")]
 for batch in (1, 8, 64, 1024):
     s, sc = cell("Sluice", batch)
     t, tc = cell("Tl2cgen", batch)
+    q, qc = cell("Tl2cgenQuantized", batch)
     x, xc = cell("Libxgboost", batch)
+    best = min([v for v in (t, q) if v] or [0])
     ratio = lambda o: "%8.2fx" % (o / s) if o and s else "%9s" % "-"
-    lines.append("%-6d %s %s %s %s %s" % (batch, sc, tc, xc, ratio(t), ratio(x)))
+    lines.append("%-5d %s %s %s %s %s %s" % (batch, sc, tc, qc, xc, ratio(best), ratio(x)))
+lines.append("ns per row, median [min-max] of %d repetitions; ratios of medians, the better "
+             "tl2cgen build against sluice" % max(len(v) for v in rows.values()))
 text = "\n".join(lines) + "\n"
 open(sys.argv[2], "w").write(text)
 print()

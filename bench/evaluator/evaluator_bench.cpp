@@ -8,13 +8,17 @@
 // (probabilities) agrees with sluice's within 1e-6; the largest difference is printed. tl2cgen
 // adds base_score after the trees rather than before, so its sums may differ in the last bits.
 //
-// tl2cgen's rows are converted to its `union Entry` form (NaN = missing) once, before timing:
-// only its predict calls are timed. Each of its calls writes one row; the caller zeroes the
-// output first, as tl2cgen's own runtime does.
+// tl2cgen's rows are converted to its `union Entry` form (NaN = missing) once, before timing.
+// Each predict call gets a copy of its row (12 entries; code generated with quantize=1 rewrites
+// its input in place) and a zeroed output, as tl2cgen's own runtime gives it.
+//
+// Two builds of tl2cgen's code: its defaults (BM_Tl2cgen) and quantize=1 (BM_Tl2cgenQuantized:
+// thresholds become integer bin indices, the row is binned once per call).
 //
 // Environment: $SLUICE_FRAUD_MODEL_DIR (default the committed bench/fraud/model);
-// $SLUICE_TL2CGEN_LIB, the shared object built from tl2cgen's C for this model (bench/
-// evaluator.sh builds it); without it the tl2cgen benchmarks are skipped.
+// $SLUICE_TL2CGEN_LIB and $SLUICE_TL2CGEN_QUANTIZED_LIB, the shared objects built from tl2cgen's
+// C for this model (bench/evaluator.sh builds them); a benchmark whose library is not given is
+// skipped.
 
 #include <benchmark/benchmark.h>
 #include <dlfcn.h>
@@ -24,6 +28,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <random>
@@ -69,7 +74,8 @@ class Fixture {
 
   const XGBoostRuntime& sluice() const { return *sluice_; }
   size_t features() const { return nf_; }
-  bool has_tl2cgen() const { return tl_predict_ != nullptr; }
+  enum Tl2cgenBuild { kDefault = 0, kQuantized = 1 };
+  bool has_tl2cgen(Tl2cgenBuild b) const { return tl_predict_[b] != nullptr; }
   // Start of the next batch of `n` rows in the pool, cycling.
   size_t Next(size_t& cursor, size_t n) const {
     if (cursor + n > kPoolRows) cursor = 0;
@@ -96,11 +102,14 @@ class Fixture {
   }
 
   // tl2cgen's predict over `n` rows starting at pool row `first`.
-  void Tl2cgen(size_t first, size_t n, float* result) {
-    Tl2cgenEntry* row = &entries_[first * nf_];
+  void Tl2cgen(Tl2cgenBuild b, size_t first, size_t n, float* result) {
+    const Tl2cgenPredict predict = tl_predict_[b];
+    const Tl2cgenEntry* row = &entries_[first * nf_];
+    Tl2cgenEntry* scratch = scratch_.data();
     for (size_t r = 0; r < n; ++r, row += nf_) {
+      std::memcpy(scratch, row, nf_ * sizeof(Tl2cgenEntry));
       result[r] = 0.0f;
-      tl_predict_(row, 0, &result[r]);
+      predict(scratch, 0, &result[r]);
     }
   }
 
@@ -145,25 +154,6 @@ class Fixture {
         pool_[r * nf_ + f] = v;
       }
     }
-    LoadTl2cgen();
-    out.resize(kMaxBatch);
-    CheckIdentical();
-  }
-
-  void LoadTl2cgen() {
-    const char* path = std::getenv("SLUICE_TL2CGEN_LIB");
-    if (path == nullptr || *path == '\0') return;
-    void* lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (lib == nullptr) Die(std::string("dlopen: ") + dlerror());
-    tl_predict_ = reinterpret_cast<Tl2cgenPredict>(dlsym(lib, "predict"));
-    auto num_feature = reinterpret_cast<Tl2cgenNumFeature>(dlsym(lib, "get_num_feature"));
-    if (tl_predict_ == nullptr || num_feature == nullptr) {
-      Die(std::string(path) + " has no tl2cgen predict/get_num_feature");
-    }
-    if (static_cast<size_t>(num_feature()) != nf_) {
-      Die(std::string(path) + " was generated for " + std::to_string(num_feature()) +
-          " features, the model has " + std::to_string(nf_));
-    }
     entries_.resize(pool_.size());
     for (size_t i = 0; i < pool_.size(); ++i) {
       if (std::isnan(pool_[i])) {
@@ -171,6 +161,27 @@ class Fixture {
       } else {
         entries_[i].fvalue = pool_[i];
       }
+    }
+    scratch_.resize(nf_);
+    LoadTl2cgen(kDefault, "SLUICE_TL2CGEN_LIB");
+    LoadTl2cgen(kQuantized, "SLUICE_TL2CGEN_QUANTIZED_LIB");
+    out.resize(kMaxBatch);
+    CheckIdentical();
+  }
+
+  void LoadTl2cgen(Tl2cgenBuild b, const char* env) {
+    const char* path = std::getenv(env);
+    if (path == nullptr || *path == '\0') return;
+    void* lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) Die(std::string("dlopen: ") + dlerror());
+    tl_predict_[b] = reinterpret_cast<Tl2cgenPredict>(dlsym(lib, "predict"));
+    auto num_feature = reinterpret_cast<Tl2cgenNumFeature>(dlsym(lib, "get_num_feature"));
+    if (tl_predict_[b] == nullptr || num_feature == nullptr) {
+      Die(std::string(path) + " has no tl2cgen predict/get_num_feature");
+    }
+    if (static_cast<size_t>(num_feature()) != nf_) {
+      Die(std::string(path) + " was generated for " + std::to_string(num_feature()) +
+          " features, the model has " + std::to_string(nf_));
     }
   }
 
@@ -191,10 +202,11 @@ class Fixture {
                    kPoolRows, max_diff, same_bits);
     };
     compare("libxgboost", XgbPredict(pool_.data(), kPoolRows));
-    if (has_tl2cgen()) {
+    for (Tl2cgenBuild b : {kDefault, kQuantized}) {
+      if (!has_tl2cgen(b)) continue;
       std::vector<float> theirs(kPoolRows);
-      Tl2cgen(0, kPoolRows, theirs.data());
-      compare("tl2cgen", theirs.data());
+      Tl2cgen(b, 0, kPoolRows, theirs.data());
+      compare(b == kDefault ? "tl2cgen" : "tl2cgen quantized", theirs.data());
     }
     std::fprintf(
         stderr, "fraud model: %zu trees, depth %d, %zu features, %s layout, %zu KiB of nodes\n",
@@ -208,7 +220,8 @@ class Fixture {
   size_t nf_ = 0;
   std::vector<float> pool_;
   std::vector<Tl2cgenEntry> entries_;
-  Tl2cgenPredict tl_predict_ = nullptr;
+  std::vector<Tl2cgenEntry> scratch_;
+  Tl2cgenPredict tl_predict_[2] = {nullptr, nullptr};
 };
 
 void RowsCounter(benchmark::State& state, size_t rows_per_iter) {
@@ -234,19 +247,26 @@ void BM_Sluice(benchmark::State& state) {
   RowsCounter(state, n);
 }
 
-void BM_Tl2cgen(benchmark::State& state) {
+void Tl2cgenBenchmark(benchmark::State& state, Fixture::Tl2cgenBuild b) {
   Fixture& f = Fixture::Get();
-  if (!f.has_tl2cgen()) {
-    state.SkipWithError("SLUICE_TL2CGEN_LIB is not set");
+  if (!f.has_tl2cgen(b)) {
+    state.SkipWithError("no shared object for this tl2cgen build (bench/evaluator.sh)");
     return;
   }
   const auto n = static_cast<size_t>(state.range(0));
   size_t cursor = 0;
   for (auto _ : state) {
-    f.Tl2cgen(f.Next(cursor, n), n, f.out.data());
+    f.Tl2cgen(b, f.Next(cursor, n), n, f.out.data());
     benchmark::DoNotOptimize(f.out.data());
   }
   RowsCounter(state, n);
+}
+
+void BM_Tl2cgen(benchmark::State& state) {
+  Tl2cgenBenchmark(state, Fixture::kDefault);
+}
+void BM_Tl2cgenQuantized(benchmark::State& state) {
+  Tl2cgenBenchmark(state, Fixture::kQuantized);
 }
 
 void BM_Libxgboost(benchmark::State& state) {
@@ -259,6 +279,7 @@ void BM_Libxgboost(benchmark::State& state) {
 
 BENCHMARK(BM_Sluice)->Arg(1)->Arg(8)->Arg(64)->Arg(1024);
 BENCHMARK(BM_Tl2cgen)->Arg(1)->Arg(8)->Arg(64)->Arg(1024);
+BENCHMARK(BM_Tl2cgenQuantized)->Arg(1)->Arg(8)->Arg(64)->Arg(1024);
 BENCHMARK(BM_Libxgboost)->Arg(1)->Arg(8)->Arg(64)->Arg(1024);
 
 }  // namespace
