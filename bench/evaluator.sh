@@ -21,7 +21,8 @@
 #   batch  sluice  tl2cgen  tl2cgen-quantized  libxgboost  best-tl2cgen/sluice  libxgboost/sluice
 # each figure ns per row, the median of REPS repetitions (CPU time) with [min-max] over the
 # repetitions; the ratios are of the medians, the better of the two tl2cgen builds against
-# sluice (above 1 means sluice is faster). Raw: bench/.work/evaluator.json.
+# sluice (above 1 means sluice is faster), and a last line saying whether sluice's median is at
+# most tl2cgen's at every batch size. Raw: bench/.work/evaluator.json.
 #
 #   bench/evaluator.sh [google-benchmark flags]
 #   BUILD=<build dir> REPS=<repetitions, 5> EVALUATOR_CPU=<cpu, the last one> BENCH_PIN=0
@@ -119,16 +120,22 @@ def cell(name, batch):
 w = 22
 lines = [("%-5s" + " %*s" * 4 + " %9s %9s") % ("batch", w, "sluice", w, "tl2cgen", w,
          "tl2cgen quantized", w, "libxgboost", "tl2c/sl", "xgb/sl")]
+verdicts = []
 for batch in (1, 8, 64, 1024):
     s, sc = cell("Sluice", batch)
     t, tc = cell("Tl2cgen", batch)
     q, qc = cell("Tl2cgenQuantized", batch)
     x, xc = cell("Libxgboost", batch)
     best = min([v for v in (t, q) if v] or [0])
+    if best and s:
+        verdicts.append(s <= best)
     ratio = lambda o: "%8.2fx" % (o / s) if o and s else "%9s" % "-"
     lines.append("%-5d %s %s %s %s %s %s" % (batch, sc, tc, qc, xc, ratio(best), ratio(x)))
 lines.append("ns per row, median [min-max] of %d repetitions; ratios of medians, the better "
              "tl2cgen build against sluice" % max(len(v) for v in rows.values()))
+if verdicts:
+    lines.append("target sluice ns/row <= tl2cgen's at every batch: %s"
+                 % ("met" if all(verdicts) else "MISSED"))
 text = "\n".join(lines) + "\n"
 open(sys.argv[2], "w").write(text)
 print()
