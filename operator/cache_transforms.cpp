@@ -44,8 +44,21 @@ void TrimPod(json& pod) {
   if (auto status = pod.find("status"); status != pod.end() && status->is_object()) {
     KeepOnly(*status, {"phase", "reason", "message", "podIP", "conditions", "containerStatuses",
                        "initContainerStatuses"});
+    // Only whether the Pod is Ready is read; times and messages of conditions are not.
+    if (auto conditions = status->find("conditions");
+        conditions != status->end() && conditions->is_array()) {
+      for (json& c : *conditions) KeepOnly(c, {"type", "status"});
+    }
     TrimContainerStatuses(*status, "containerStatuses");
     TrimContainerStatuses(*status, "initContainerStatuses");
+  }
+}
+
+void TrimDeployment(json& deployment) {
+  if (!deployment.is_object()) return;
+  if (auto status = deployment.find("status"); status != deployment.end() && status->is_object()) {
+    KeepOnly(*status, {"observedGeneration", "replicas", "readyReplicas", "updatedReplicas",
+                       "availableReplicas"});
   }
 }
 

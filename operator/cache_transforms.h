@@ -9,7 +9,9 @@
 // are ScrapeablePod (controllers/scrape), PodTrouble (controllers/modeldeployment), LatestRun and
 // FeatureViewOf (controllers/featureview) and the operator's Pod watch; tests/operator/
 // cache_transforms_test.cpp runs each of them on full Pods and on trimmed ones and expects the
-// same answers. A controller that starts reading another Pod field must keep it here.
+// same answers. The Deployment readers (the ModelDeployment reconciler: spec for apply-if-changed,
+// replica counts) are checked the same way. A controller that starts reading another field must
+// keep it here.
 
 #include <nlohmann/json.hpp>
 
@@ -17,7 +19,12 @@ namespace sluice::app {
 
 // Keeps metadata, spec.containers[].{name, ports} and status without the
 // per-container image and resource details; drops the rest of the spec (volumes, env, probes,
-// tolerations, security contexts and the API server's defaults).
+// tolerations, security contexts and the API server's defaults), and of status conditions all but
+// type and status.
 void TrimPod(nlohmann::json& pod);
+
+// Keeps a Deployment's metadata and spec (compared with what the operator applies) and the replica
+// counts of its status; drops the status conditions.
+void TrimDeployment(nlohmann::json& deployment);
 
 }  // namespace sluice::app

@@ -206,7 +206,7 @@ Status Operator::Build() {
   const std::string owned = api::kManagedBySelector;
   RETURN_IF_ERROR(p_->cache->Register(api::kModelDeploymentsGvr));
   RETURN_IF_ERROR(p_->cache->Register(controllers::kFeatureViewsGvr));
-  RETURN_IF_ERROR(p_->cache->Register(kube::resources::kDeployments, owned));
+  RETURN_IF_ERROR(p_->cache->Register(kube::resources::kDeployments, owned, TrimDeployment));
   RETURN_IF_ERROR(p_->cache->Register(kube::resources::kServices, owned));
   RETURN_IF_ERROR(p_->cache->Register(kube::resources::kServiceAccounts, owned));
   RETURN_IF_ERROR(p_->cache->Register(controllers::kRolesGvr, owned));

@@ -13,6 +13,7 @@
 #include "controllers/modeldeployment/resources.h"
 #include "controllers/scrape/pod_finder.h"
 #include "lib/api/object_labels.h"
+#include "lib/controller/object_io.h"
 
 namespace sluice::app {
 namespace {
@@ -231,6 +232,55 @@ TEST(TrimPodTest, MaterializationRunsReadTheSame) {
     }
     EXPECT_EQ(controllers::FeatureViewOf(Trimmed(c.pod)), controllers::FeatureViewOf(c.pod));
   }
+}
+
+TEST(TrimDeploymentTest, KeepsWhatApplyIfChangedAndTheRolloutRead) {
+  controllers::ModelDeploymentObject owner;
+  owner.md.metadata = {{"name", "fraud"}, {"namespace", "ml"}};
+  owner.md.spec.model.uri = "file:///models/fraud/fraud.json";
+  owner.md.spec.model.format = "xgboost-json";
+  owner.md.spec.model.version = "3";
+  owner.uid = "1234-uid";
+  const json intent = controllers::RouterDeployment(owner, {});
+  // As the API server returns it: the intent, defaults, and a status with conditions.
+  json live = intent;
+  live["metadata"]["uid"] = "d-1";
+  live["metadata"]["generation"] = 2;
+  live["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "1";
+  live["spec"]["progressDeadlineSeconds"] = 600;
+  live["spec"]["template"]["spec"]["dnsPolicy"] = "ClusterFirst";
+  live["status"] = {
+      {"observedGeneration", 2},
+      {"replicas", 2},
+      {"readyReplicas", 1},
+      {"updatedReplicas", 2},
+      {"availableReplicas", 1},
+      {"conditions", json::array({{{"type", "Available"},
+                                   {"status", "False"},
+                                   {"reason", "MinimumReplicasUnavailable"},
+                                   {"message", "Deployment does not have minimum availability."},
+                                   {"lastUpdateTime", "2026-12-07T03:39:50Z"},
+                                   {"lastTransitionTime", "2026-12-07T03:39:50Z"}}})}};
+  json trimmed = live;
+  TrimDeployment(trimmed);
+  // Nothing the operator applies is lost, so an unchanged Deployment is not applied again...
+  ASSERT_TRUE(controllers::IsSubset(intent, live));
+  EXPECT_TRUE(controllers::IsSubset(intent, trimmed));
+  EXPECT_EQ(trimmed["spec"], live["spec"]);
+  EXPECT_EQ(trimmed["metadata"], live["metadata"]);
+  // ...and a changed one still is.
+  json changed = intent;
+  changed["spec"]["replicas"] = 5;
+  EXPECT_FALSE(controllers::IsSubset(changed, trimmed));
+  // The replica counts the rollout reads are kept; the conditions are not.
+  for (const char* field : {"observedGeneration", "replicas", "readyReplicas"}) {
+    EXPECT_EQ(trimmed["status"][field], live["status"][field]) << field;
+  }
+  EXPECT_FALSE(trimmed["status"].contains("conditions"));
+  // A Deployment the controller has not seen yet has no status, and keeps having none.
+  json fresh = intent;
+  TrimDeployment(fresh);
+  EXPECT_EQ(fresh, intent);
 }
 
 }  // namespace
