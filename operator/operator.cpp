@@ -1,36 +1,37 @@
 #include "operator/operator.h"
 
+#include <malloc.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
 #include <random>
 
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
-#include <spdlog/spdlog.h>
-
 #include "controllers/analysis/prometheus_metric_source.h"
-#include "controllers/modeldeployment/status_metrics.h"
 #include "controllers/analysis/router_metric_source.h"
 #include "controllers/autoscaler/concurrency_scraper.h"
-#include "lib/controller/cache.h"
-#include "lib/controller/controller.h"
-#include "lib/controller/metrics.h"
 #include "controllers/featureview/reconciler.h"
-#include "lib/http/http_server.h"
-#include "lib/kube/client.h"
-#include "lib/kube/config.h"
-#include "lib/kube/leader_election.h"
-#include "lib/http/metrics_exposition.h"
 #include "controllers/modeldeployment/reconciler.h"
 #include "controllers/modeldeployment/resources.h"
-#include "lib/controller/events.h"
-#include "lib/controller/object_io.h"
+#include "controllers/modeldeployment/status_metrics.h"
 #include "controllers/scrape/http_fetcher.h"
 #include "controllers/scrape/pod_finder.h"
 #include "lib/api/object_labels.h"
+#include "lib/controller/cache.h"
+#include "lib/controller/controller.h"
+#include "lib/controller/events.h"
+#include "lib/controller/metrics.h"
+#include "lib/controller/object_io.h"
+#include "lib/http/http_server.h"
+#include "lib/http/metrics_exposition.h"
+#include "lib/kube/client.h"
+#include "lib/kube/config.h"
+#include "lib/kube/leader_election.h"
+#include "operator/cache_transforms.h"
 
 namespace sluice::app {
 
@@ -85,6 +86,12 @@ ProcessStats ReadProcessStats() {
   return s;
 }
 
+// The cache's objects are replaced many times while a fleet comes up (every status change of a
+// Deployment or Pod is a new object), from many threads; glibc keeps what they freed in its
+// arenas, where it stays resident after the burst. malloc_trim returns the free pages; it walks
+// the heap, a few milliseconds for a large cache, so it runs once a while.
+constexpr std::chrono::seconds kTrimPeriod{30};
+
 }  // namespace
 
 std::string OwnNamespace(const std::string& fallback) {
@@ -119,6 +126,11 @@ struct Operator::Parts {
   std::unique_ptr<kube::LeaderElector> elector;
   std::thread elector_thread;
   std::thread sync_thread;
+  // Hands freed heap back to the system now and then; see TrimLoop.
+  std::thread trim_thread;
+  std::mutex trim_mu;
+  std::condition_variable trim_cv;
+  bool trim_stop = false;  // guarded by trim_mu
   // Stops the controllers at shutdown; see Run.
   std::thread stopper_thread;
   std::mutex stopper_mu;
@@ -142,6 +154,7 @@ Operator::~Operator() {
   if (p_->concurrency) p_->concurrency->Stop();
   if (p_->cache) p_->cache->Stop();
   if (p_->sync_thread.joinable()) p_->sync_thread.join();
+  StopTrimLoop();
   if (p_->metrics_server) p_->metrics_server->Shutdown();
   if (p_->health_server) p_->health_server->Shutdown();
 }
@@ -193,7 +206,7 @@ Status Operator::Build() {
   const std::string owned = api::kManagedBySelector;
   RETURN_IF_ERROR(p_->cache->Register(api::kModelDeploymentsGvr));
   RETURN_IF_ERROR(p_->cache->Register(controllers::kFeatureViewsGvr));
-  RETURN_IF_ERROR(p_->cache->Register(kube::resources::kDeployments, owned));
+  RETURN_IF_ERROR(p_->cache->Register(kube::resources::kDeployments, owned, TrimDeployment));
   RETURN_IF_ERROR(p_->cache->Register(kube::resources::kServices, owned));
   RETURN_IF_ERROR(p_->cache->Register(kube::resources::kServiceAccounts, owned));
   RETURN_IF_ERROR(p_->cache->Register(controllers::kRolesGvr, owned));
@@ -201,7 +214,7 @@ Status Operator::Build() {
   RETURN_IF_ERROR(p_->cache->Register(kube::resources::kHorizontalPodAutoscalers, owned));
   // The pods of what the operator deploys (the pod templates carry the managed-by label): where
   // the router's and the servers' metrics are scraped from.
-  RETURN_IF_ERROR(p_->cache->Register(kube::resources::kPods, owned));
+  RETURN_IF_ERROR(p_->cache->Register(kube::resources::kPods, owned, TrimPod));
   // Materialization: the CronJob and Jobs of every FeatureView (their Pods are in the Pod cache
   // above, through the same label), read for the runs' results.
   RETURN_IF_ERROR(p_->cache->Register(controllers::kCronJobsGvr, owned));
@@ -420,6 +433,24 @@ Status Operator::Build() {
   return Status::Ok();
 }
 
+void Operator::TrimLoop() {
+  std::unique_lock<std::mutex> lock(p_->trim_mu);
+  while (!p_->trim_cv.wait_for(lock, kTrimPeriod, [&] { return p_->trim_stop; })) {
+    lock.unlock();
+    malloc_trim(0);
+    lock.lock();
+  }
+}
+
+void Operator::StopTrimLoop() {
+  {
+    std::lock_guard<std::mutex> lock(p_->trim_mu);
+    p_->trim_stop = true;
+  }
+  p_->trim_cv.notify_all();
+  if (p_->trim_thread.joinable()) p_->trim_thread.join();
+}
+
 void Operator::WriteObservabilityPorts() {
   if (options_.ports_file.empty()) return;
   const std::string tmp = options_.ports_file + ".tmp";
@@ -467,6 +498,7 @@ Status Operator::Run() {
                options_.workers);
   const auto started_at = std::chrono::steady_clock::now();
   p_->cache->Start();
+  p_->trim_thread = std::thread([this] { TrimLoop(); });
   p_->sync_thread = std::thread([this, started_at] {
     if (!p_->cache->WaitForSync(Clock::Steady::time_point::max())) return;
     {
@@ -475,6 +507,8 @@ Status Operator::Run() {
     }
     p_->metrics->SetInformersSynced(true);
     cv_.notify_all();
+    // The first list's pages and JSON text are garbage now.
+    malloc_trim(0);
     spdlog::info("informers synced in {} ms: {} objects cached",
                  std::chrono::duration_cast<std::chrono::milliseconds>(
                      std::chrono::steady_clock::now() - started_at)
@@ -557,6 +591,7 @@ Status Operator::Run() {
   }
   p_->cache->Stop();
   if (p_->sync_thread.joinable()) p_->sync_thread.join();
+  StopTrimLoop();
   const auto drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   p_->metrics_server->Drain(drain_deadline);
   if (p_->health_server) p_->health_server->Drain(drain_deadline);

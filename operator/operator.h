@@ -51,6 +51,9 @@ class Operator {
   explicit Operator(OperatorOptions options);
   Status Build();
   void WriteObservabilityPorts();
+  // Returns freed heap to the system every kTrimPeriod until StopTrimLoop().
+  void TrimLoop();
+  void StopTrimLoop();
 
   OperatorOptions options_;
   std::unique_ptr<Parts> p_;

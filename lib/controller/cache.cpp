@@ -22,7 +22,8 @@ std::string InformerCache::GvrKey(const kube::GroupVersionResource& gvr) {
 }
 
 Status InformerCache::Register(const kube::GroupVersionResource& gvr,
-                               const std::string& label_selector) {
+                               const std::string& label_selector,
+                               std::function<void(kube::Json&)> transform) {
   std::lock_guard<std::mutex> lock(mu_);
   if (started_ || stopped_) {
     return FailedPrecondition("cache: " + gvr.resource + " registered after Start()");
@@ -45,7 +46,11 @@ Status InformerCache::Register(const kube::GroupVersionResource& gvr,
     io.clock = &clock_;
     io.watcher.label_selector = label_selector;
     io.watcher.watch_timeout = options_.watch_timeout;
-    io.watcher.transform = kube::StripManagedFields;
+    io.watcher.transform = [transform](kube::Json& object) {
+      kube::StripManagedFields(object);
+      kube::StripLastAppliedConfiguration(object);
+      if (transform) transform(object);
+    };
     if (options_.metrics != nullptr) {
       ControllerMetrics* metrics = options_.metrics;
       const std::string resource = gvr.resource;

@@ -53,7 +53,12 @@ class InformerCache final : public ObjectReader {
 
   // Caches `gvr`; only objects matching `label_selector` when it is set. Registering the same
   // resource twice is a no-op when the selector is equal and InvalidArgument otherwise.
-  Status Register(const kube::GroupVersionResource& gvr, const std::string& label_selector = "");
+  // Every object is cached without metadata.managedFields and kubectl's last-applied-configuration
+  // annotation. `transform` (optional) trims each object further before it is cached: what it
+  // removes is invisible to every reader of the cache and to event handlers, so it must keep every
+  // field any controller reads (the operator's are in operator/cache_transforms.h).
+  Status Register(const kube::GroupVersionResource& gvr, const std::string& label_selector = "",
+                  std::function<void(kube::Json&)> transform = nullptr);
   bool IsRegistered(const kube::GroupVersionResource& gvr) const;
 
   // Adds `handler` to every informer of `gvr` (registered first).

@@ -11,6 +11,15 @@ void StripManagedFields(Json& object) {
   if (meta != object.end() && meta->is_object()) meta->erase("managedFields");
 }
 
+void StripLastAppliedConfiguration(Json& object) {
+  auto meta = object.find("metadata");
+  if (meta == object.end() || !meta->is_object()) return;
+  auto annotations = meta->find("annotations");
+  if (annotations != meta->end() && annotations->is_object()) {
+    annotations->erase("kubectl.kubernetes.io/last-applied-configuration");
+  }
+}
+
 Informer::Informer(std::unique_ptr<ListerWatcher> source, InformerOptions options)
     : name_(options.name),
       resync_period_(options.resync_period),

@@ -64,6 +64,9 @@ class ResourceEventHandlerFuncs final : public ResourceEventHandler {
 // Drops metadata.managedFields: controllers rarely read it and it is often the largest part of
 // an object. Use as WatcherOptions::transform.
 void StripManagedFields(Json& object);
+// Drops the kubectl.kubernetes.io/last-applied-configuration annotation: a second copy of the
+// object as `kubectl apply` last sent it, which controllers do not need.
+void StripLastAppliedConfiguration(Json& object);
 
 struct InformerOptions {
   std::string name;  // for logs

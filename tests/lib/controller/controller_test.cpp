@@ -456,6 +456,69 @@ TEST_F(ControllerRulesTest, AThrowingReconcilerIsAnErrorNotACrash) {
               ::testing::ElementsAre(ReconcileResult::kError, ReconcileResult::kSuccess));
 }
 
+TEST(InformerCacheTransformTest, ObjectsAreTrimmedBeforeReadersAndHandlersSeeThem) {
+  testing::FakeSource source;
+  CacheOptions co;
+  co.source = [&source](const kube::GroupVersionResource& gvr, const std::string&) {
+    return source.For(gvr.resource);
+  };
+  InformerCache cache(nullptr, co);
+  // ConfigMaps keep only their "keep" data key; Deployments get the default (managedFields out).
+  ASSERT_TRUE(cache
+                  .Register(kConfigMaps, "",
+                            [](kube::Json& o) {
+                              json kept = o["data"].value("keep", "");
+                              o["data"] = {{"keep", kept}};
+                            })
+                  .ok());
+  ASSERT_TRUE(cache.Register(kDeps).ok());
+  std::mutex mu;
+  std::vector<json> seen;  // guarded by mu
+  auto handler = std::make_shared<kube::ResourceEventHandlerFuncs>();
+  handler->on_add = [&](const kube::ObjectPtr& o) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back(*o);
+  };
+  ASSERT_TRUE(cache.AddEventHandler(kConfigMaps, handler).ok());
+  const json managed = json::array({{{"manager", "kubectl"}, {"operation", "Apply"}}});
+  source.Upsert("configmaps",
+                {{"metadata", {{"name", "cm"}, {"namespace", "ml"}, {"managedFields", managed}}},
+                 {"data", {{"keep", "k"}, {"drop", std::string(4096, 'x')}}}});
+  source.Upsert("deployments",
+                {{"metadata",
+                  {{"name", "d"},
+                   {"namespace", "ml"},
+                   {"managedFields", managed},
+                   {"annotations",
+                    {{"kubectl.kubernetes.io/last-applied-configuration", "{\"spec\":{}}"},
+                     {"team", "fraud"}}}}},
+                 {"spec", {{"replicas", 2}}}});
+  cache.Start();
+  ASSERT_TRUE(cache.WaitForSync(std::chrono::steady_clock::now() + seconds(20)));
+
+  auto cm = cache.Get(kConfigMaps, "ml", "cm");
+  ASSERT_NE(cm, nullptr);
+  EXPECT_EQ((*cm)["data"], (json{{"keep", "k"}}));
+  EXPECT_FALSE((*cm)["metadata"].contains("managedFields"));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_EQ(seen[0], *cm);
+  }
+  auto d = cache.Get(kDeps, "ml", "d");
+  ASSERT_NE(d, nullptr);
+  EXPECT_FALSE((*d)["metadata"].contains("managedFields"));
+  EXPECT_EQ((*d)["metadata"]["annotations"], (json{{"team", "fraud"}}));
+  EXPECT_EQ((*d)["spec"]["replicas"], 2);
+
+  // Watch events go through the same transform as the list.
+  source.Upsert("configmaps", {{"metadata", {{"name", "cm2"}, {"namespace", "ml"}}},
+                               {"data", {{"keep", "k2"}, {"drop", "y"}}}});
+  ASSERT_TRUE(Eventually([&] { return cache.Get(kConfigMaps, "ml", "cm2") != nullptr; }));
+  EXPECT_EQ((*cache.Get(kConfigMaps, "ml", "cm2"))["data"], (json{{"keep", "k2"}}));
+  cache.Stop();
+}
+
 TEST(ControllerCreateTest, RefusesResourcesTheCacheDoesNotHold) {
   InformerCache cache(nullptr, CacheOptions{});
   ScriptedReconciler r;
