@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "lib/api/canary_protection.h"
 #include "lib/api/duration.h"
 
 namespace sluice::controllers {
@@ -126,6 +127,12 @@ Verdict Evaluate(const AnalysisPolicy& policy, const AnalysisSamples& samples,
   // A window below minRequests does not count as a pass, whatever the query metrics say; a
   // failing query still fails it.
   if (policy.min_requests > 0 && !enough_traffic) any_missing = true;
+  // The router measured the canary above the error-rate limit and holds its requests back: the
+  // windows that follow would have no canary traffic to judge.
+  if (samples.traffic && samples.traffic->guard_tripped) {
+    v.guard_tripped = true;
+    any_fail = true;
+  }
 
   if (any_fail) {
     v.outcome = Outcome::kFail;
@@ -159,12 +166,19 @@ Verdict Evaluate(const AnalysisPolicy& policy, const AnalysisSamples& samples,
       v.consecutive_failures = 0;
       break;
   }
-  v.failed = v.consecutive_failures >= std::max<int32_t>(1, policy.failure_threshold);
+  v.failed =
+      v.guard_tripped || v.consecutive_failures >= std::max<int32_t>(1, policy.failure_threshold);
 
   std::string msg;
   for (const MetricResult& r : v.metrics) {
     if (!msg.empty()) msg += "; ";
     msg += Describe(r);
+  }
+  if (v.guard_tripped) {
+    msg =
+        "router guard tripped: the canary's error rate over its last requests passed the "
+        "limit, its requests go to the stable revision" +
+        (msg.empty() ? std::string() : "; " + msg);
   }
   if (msg.empty()) msg = "no metrics";
   msg += "; requests " + std::to_string(v.requests);
@@ -179,7 +193,7 @@ Verdict Evaluate(const AnalysisPolicy& policy, const AnalysisSamples& samples,
     msg += NoDataPolicyName(policy.no_data);
     msg += ")";
   }
-  if (v.outcome == Outcome::kFail) {
+  if (v.outcome == Outcome::kFail && !v.guard_tripped) {
     msg += "; failure " + std::to_string(v.consecutive_failures) + " of " +
            std::to_string(policy.failure_threshold);
   }
@@ -240,7 +254,7 @@ Result<AnalysisPolicy> ResolveAnalysisPolicy(const std::optional<AnalysisSpec>& 
 
   if (!a.metrics) {
     p.metrics = {
-        {"error-rate", BuiltinMetric::kErrorRate, "", std::nullopt, 0.01},
+        {"error-rate", BuiltinMetric::kErrorRate, "", std::nullopt, api::kDefaultMaxErrorRate},
         {"latency-p99", BuiltinMetric::kLatencyP99, "", std::nullopt, 0.5},
     };
     return p;

@@ -79,6 +79,9 @@ struct Verdict {
   bool no_data = false;
   int32_t consecutive_failures = 0;
   bool failed = false;  // consecutive_failures reached failureThreshold: roll back
+  // A router's canary guard had tripped for the revision: the window fails and the rollout rolls
+  // back at once (the router already keeps requests off the canary).
+  bool guard_tripped = false;
   int64_t requests = 0;
   int64_t errors = 0;
   std::vector<MetricResult> metrics;
@@ -91,7 +94,9 @@ struct Verdict {
 // - otherwise missing data follows noDataPolicy: Pause → kNoData (failure count kept),
 //   Fail → kFail (counted), Pass → kPass with no_data set and said in the message;
 // - consecutive failures continue `history` when it is for the same revision, restart at 0
-//   otherwise, and reset on a pass.
+//   otherwise, and reset on a pass;
+// - a tripped router guard (TrafficSample::guard_tripped) fails the window and the verdict
+//   (failed) whatever the other metrics and minRequests say.
 Verdict Evaluate(const AnalysisPolicy& policy, const AnalysisSamples& samples,
                  const std::optional<AnalysisHistory>& history);
 

@@ -24,6 +24,9 @@ struct TrafficSample {
   int64_t errors = 0;  // responses that count against the revision (5xx, timeouts)
   // p99 latency in seconds; nullopt when the window held too few requests to compute it.
   std::optional<double> latency_p99_seconds;
+  // A router's canary guard held the revision's requests back at the end of the window
+  // (sluice_router_guard_tripped = 1): its recent error rate passed the analysis' limit.
+  bool guard_tripped = false;
 };
 
 // Contract: each call is a read with no side effects, answered for exactly the revision and

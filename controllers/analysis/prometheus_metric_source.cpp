@@ -91,6 +91,10 @@ std::string LatencyP99Query(const std::string& ns, const std::string& revision,
          Selector(ns, revision) + "[" + interval + "])))";
 }
 
+std::string GuardQuery(const std::string& ns, const std::string& revision) {
+  return "max(" + std::string(api::kRouterGuardTripped) + Selector(ns, revision) + ")";
+}
+
 Result<std::optional<double>> ParseInstantResponse(int http_status, const std::string& body) {
   json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) {
@@ -155,6 +159,10 @@ Result<TrafficSample> PrometheusMetricSource::Traffic(const std::string& revisio
                                                       const Window& window) {
   const std::string interval = PromDuration(window);
   TrafficSample s;
+  // Asked first: a tripped guard leaves the canary with no requests to count.
+  ASSIGN_OR_RETURN(std::optional<double> guard,
+                   Instant(GuardQuery(options_.ns, revision), window.end));
+  s.guard_tripped = guard && *guard > 0;
   ASSIGN_OR_RETURN(std::optional<double> requests,
                    Instant(RequestsQuery(options_.ns, revision, interval), window.end));
   s.requests = requests ? std::llround(*requests) : 0;

@@ -11,6 +11,8 @@
 //   errors:   the same with code=~"5xx|error"
 //   p99:      histogram_quantile(0.99, sum by (le) (increase(
 //               sluice_router_request_duration_seconds_bucket{namespace="<ns>",revision="<rev>"}[N])))
+//   guard:    max(sluice_router_guard_tripped{namespace="<ns>",revision="<rev>"}) at the window
+//             end; 1 is a tripped router guard (no series: not tripped)
 // Custom queries get {{namespace}}, {{name}}, {{revision}} and {{interval}} (the window, e.g.
 // "5s") replaced. A query that returns no series, or NaN (0/0 over an idle window), has no data;
 // one that returns several series is an error, since a threshold needs one number.
@@ -58,13 +60,14 @@ std::string PromDuration(const Window& window);
 std::string ExpandQuery(const std::string& query, const std::string& ns, const std::string& name,
                         const std::string& revision, const std::string& interval);
 
-// The three built-in queries for a revision (see the file comment).
+// The built-in queries for a revision (see the file comment).
 std::string RequestsQuery(const std::string& ns, const std::string& revision,
                           const std::string& interval);
 std::string ErrorsQuery(const std::string& ns, const std::string& revision,
                         const std::string& interval);
 std::string LatencyP99Query(const std::string& ns, const std::string& revision,
                             const std::string& interval);
+std::string GuardQuery(const std::string& ns, const std::string& revision);
 
 // The single value of a /api/v1/query answer (vector or scalar); nullopt for no series or NaN.
 Result<std::optional<double>> ParseInstantResponse(int http_status, const std::string& body);

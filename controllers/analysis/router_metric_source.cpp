@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <set>
@@ -84,14 +85,17 @@ Result<std::map<std::string, Counters>> RouterCounters(const PromExposition& pag
   for (const PromSample& s : page.samples) {
     const bool requests = s.name == api::kRouterRequestsTotal;
     const bool bucket = s.name == api::kRouterRequestDurationBucket;
-    if (!requests && !bucket) continue;
+    const bool guard = s.name == api::kRouterGuardTripped;
+    if (!requests && !bucket && !guard) continue;
     const std::string* revision = s.Label(api::kRevisionLabel);
     if (revision == nullptr) continue;
     if (std::isnan(s.value)) {
       return InvalidArgument(s.name + "{revision=\"" + *revision + "\"} is NaN");
     }
     Counters& c = out[*revision];
-    if (requests) {
+    if (guard) {
+      c.guard_tripped = std::max(c.guard_tripped, s.value);
+    } else if (requests) {
       const std::string* code = s.Label(api::kCodeLabel);
       if (code != nullptr) c.requests_by_code[*code] += s.value;
     } else {
@@ -177,6 +181,10 @@ Result<TrafficSample> TrafficBetween(
     if (code == api::kCode5xx || code == api::kCodeError) errors += n;
   }
   TrafficSample out;
+  for (const auto& [pod, scrape] : last.pods) {
+    auto rev = scrape.revisions.find(revision);
+    if (rev != scrape.revisions.end() && rev->second.guard_tripped > 0) out.guard_tripped = true;
+  }
   out.requests = std::llround(requests);
   out.errors = std::llround(errors);
   std::vector<HistogramBucket> hist;

@@ -20,7 +20,9 @@
 // - errors are code 5xx plus code "error" (no answer from the backend); p99 comes from the
 //   increase of each latency bucket, interpolated like PromQL's histogram_quantile;
 // - a failed scrape at either bound (no pod list, a pod that did not answer, a page that does
-//   not parse) makes the answer an error, never a zero: noDataPolicy judges it.
+//   not parse) makes the answer an error, never a zero: noDataPolicy judges it;
+// - the revision's guard is tripped when any router pod reports sluice_router_guard_tripped 1 in
+//   the snapshot that ends the window.
 
 #include <chrono>
 #include <deque>
@@ -87,6 +89,7 @@ class RouterMetricsScraper {
   struct RevisionCounters {
     std::map<std::string, double> requests_by_code;
     std::map<double, double> buckets;  // le -> cumulative count
+    double guard_tripped = 0;          // sluice_router_guard_tripped: 1 while tripped
   };
   struct PodScrape {
     Status status;  // not OK: the pod did not answer or its page did not parse

@@ -84,7 +84,7 @@ void Engine::CanaryProgress() {
     if (is_new) {
       analysis_ = ToAnalysisStatus(v);
       if (v.failed) {
-        Rollback("AnalysisFailed", v.message);
+        Rollback(v.guard_tripped ? "RouterGuardTripped" : "AnalysisFailed", v.message);
         return;
       }
       // noDataPolicy Pause stops the step's clock for as long as the check had no data.

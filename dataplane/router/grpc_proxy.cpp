@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "dataplane/grpc/grpc_address.h"
+#include "lib/api/metric_names.h"
 
 namespace sluice::dataplane {
 
@@ -31,7 +32,9 @@ bool ForwardedKey(std::string_view key) {
          key != "connection";
 }
 
-std::string_view View(const grpc::string_ref& s) { return {s.data(), s.size()}; }
+std::string_view View(const grpc::string_ref& s) {
+  return {s.data(), s.size()};
+}
 
 std::string Lowercase(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -89,9 +92,9 @@ class GrpcProxy::Call final : public grpc::ServerGenericBidiReactor {
         StartRead(&extra_);
         return;
       }
-      Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                         "sluice-router forwards unary calls only; " + context_->method() +
-                             " sent a stream"));
+      Finish(grpc::Status(
+          grpc::StatusCode::UNIMPLEMENTED,
+          "sluice-router forwards unary calls only; " + context_->method() + " sent a stream"));
       return;
     }
     if (context_->IsCancelled()) {
@@ -99,15 +102,19 @@ class GrpcProxy::Call final : public grpc::ServerGenericBidiReactor {
       return;
     }
     if (messages_ == 0) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the call carried no request message"));
+      Finish(
+          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the call carried no request message"));
       return;
     }
     Forward();
   }
 
   void OnCancel() override {
-    // Thread-safe, and effective even before the upstream call has started.
-    upstream_context_.TryCancel();
+    // Thread-safe, and effective even before the upstream call has started. A retry's context
+    // replaces the first one under mu_, so the cancellation reaches whichever is current.
+    std::lock_guard<std::mutex> lock(mu_);
+    cancelled_ = true;
+    upstream_context_->TryCancel();
   }
 
   void OnDone() override {
@@ -133,7 +140,7 @@ class GrpcProxy::Call final : public grpc::ServerGenericBidiReactor {
     const std::string& md = proxy_.options_.model_deployment;
     if (!table_ || !table_->routable()) {
       Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                         fmt::format("no revision of {} has a ready endpoint", md)));
+                          fmt::format("no revision of {} has a ready endpoint", md)));
       return;
     }
     std::string_view sticky;
@@ -142,26 +149,27 @@ class GrpcProxy::Call final : public grpc::ServerGenericBidiReactor {
       auto it = metadata.find(Lowercase(table_->sticky_header()));
       if (it != metadata.end()) sticky = View(it->second);
     }
-    revision_ = table_->PickRevision(sticky);
+    revision_ = table_->Route(sticky);
     if (revision_ < 0) {
       Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                         fmt::format("no revision of {} has a ready endpoint", md)));
+                          fmt::format("no revision of {} has a ready endpoint", md)));
       return;
     }
     const auto& rev = table_->revision(revision_);
     const Endpoint& endpoint = table_->PickEndpoint(revision_);
+    proxy_.budget_->Deposit();
     if (endpoint.grpc_target.empty()) {
       if (rev.metrics != nullptr) rev.metrics->CountRequest(CodeClass::kError);
       Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                         fmt::format("revision {} of {} has no gRPC port", rev.name, md)));
+                          fmt::format("revision {} of {} has no gRPC port", rev.name, md)));
       return;
     }
-    CopyCallerMetadata(*context_, upstream_context_);
-    upstream_context_.set_deadline(UpstreamDeadline(*context_, proxy_.options_.upstream_timeout));
+    CopyCallerMetadata(*context_, *upstream_context_);
+    upstream_context_->set_deadline(UpstreamDeadline(*context_, proxy_.options_.upstream_timeout));
     start_ = std::chrono::steady_clock::now();
     proxy_.metrics_.inflight().Increment();
     grpc::GenericStub stub(proxy_.ChannelFor(endpoint));
-    stub.UnaryCall(&upstream_context_, context_->method(), grpc::StubOptions(), &request_,
+    stub.UnaryCall(upstream_context_.get(), context_->method(), grpc::StubOptions(), &request_,
                    &response_, [this](grpc::Status status) { OnUpstreamDone(std::move(status)); });
     // Copies go out after the primary is on its way, so they never delay it.
     proxy_.StartMirrors(table_, revision_, context_->method(), *this);
@@ -169,18 +177,34 @@ class GrpcProxy::Call final : public grpc::ServerGenericBidiReactor {
 
   void OnUpstreamDone(grpc::Status status) {
     const auto& rev = table_->revision(revision_);
-    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start_;
-    proxy_.metrics_.inflight().Decrement();
+    const auto now = std::chrono::steady_clock::now();
+    const std::chrono::duration<double> elapsed = now - start_;
+    const CodeClass code = ClassifyGrpcStatus(status.error_code());
+    const bool failed = code == CodeClass::k5xx;
     if (rev.metrics != nullptr) {
       rev.metrics->duration->Observe(elapsed.count());
-      rev.metrics->CountRequest(ClassifyGrpcStatus(status.error_code()));
+      rev.metrics->CountRequest(code);
     }
-    for (const auto& [key, value] : upstream_context_.GetServerInitialMetadata()) {
+    if (retried_from_ >= 0) {
+      proxy_.metrics_.Retry(table_->revision(retried_from_).name, rev.name, CodeClassLabel(code))
+          .Increment();
+    } else {
+      if (rev.guard && rev.guard->Record(failed, now)) {
+        const auto [requests, errors] = rev.guard->Counts(now);
+        spdlog::warn(
+            "md={} rev={} canary guard tripped: {} errors in the last {} requests; its requests "
+            "go to the stable revision until the weights change",
+            proxy_.options_.model_deployment, rev.name, errors, requests);
+      }
+      if (failed && Retry(rev)) return;
+    }
+    proxy_.metrics_.inflight().Decrement();
+    for (const auto& [key, value] : upstream_context_->GetServerInitialMetadata()) {
       if (ForwardedKey(View(key))) {
         context_->AddInitialMetadata(std::string(View(key)), std::string(View(value)));
       }
     }
-    for (const auto& [key, value] : upstream_context_.GetServerTrailingMetadata()) {
+    for (const auto& [key, value] : upstream_context_->GetServerTrailingMetadata()) {
       if (ForwardedKey(View(key))) {
         context_->AddTrailingMetadata(std::string(View(key)), std::string(View(value)));
       }
@@ -201,16 +225,62 @@ class GrpcProxy::Call final : public grpc::ServerGenericBidiReactor {
     }
   }
 
+  // The canary failed: the same request message goes once to the stable revision, on a fresh
+  // upstream context, within the caller's deadline (capped as the first attempt was) and the
+  // retry budget. True when the retry took over the call.
+  bool Retry(const RoutingTable::Revision& rev) {
+    const int target = table_->RetryTarget(revision_);
+    if (target < 0) return false;
+    const auto& stable = table_->revision(target);
+    const Endpoint& endpoint = table_->PickEndpoint(target);
+    if (endpoint.grpc_target.empty()) return false;
+    const auto deadline = UpstreamDeadline(*context_, proxy_.options_.upstream_timeout);
+    if (deadline - std::chrono::system_clock::now() < std::chrono::milliseconds(1)) {
+      proxy_.metrics_.Retry(rev.name, stable.name, api::kRetryExpired).Increment();
+      return false;
+    }
+    if (!proxy_.budget_->TryWithdraw()) {
+      proxy_.metrics_.Retry(rev.name, stable.name, api::kRetryDenied).Increment();
+      return false;
+    }
+    auto retry_context = std::make_unique<grpc::ClientContext>();
+    CopyCallerMetadata(*context_, *retry_context);
+    retry_context->set_deadline(deadline);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (cancelled_) return false;  // the caller gave up: answer with the canary's failure
+      // The first context's call is complete; it is kept until the call ends (OnCancel may hold
+      // a pointer to it only under mu_).
+      previous_context_ = std::move(upstream_context_);
+      upstream_context_ = std::move(retry_context);
+    }
+    retried_from_ = revision_;
+    revision_ = target;
+    response_.Clear();
+    start_ = std::chrono::steady_clock::now();
+    grpc::GenericStub stub(proxy_.ChannelFor(endpoint));
+    stub.UnaryCall(upstream_context_.get(), context_->method(), grpc::StubOptions(), &request_,
+                   &response_, [this](grpc::Status status) { OnUpstreamDone(std::move(status)); });
+    return true;
+  }
+
   GrpcProxy& proxy_;
   grpc::GenericCallbackServerContext* const context_;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer extra_;
   grpc::ByteBuffer response_;
-  grpc::ClientContext upstream_context_;
+  std::mutex mu_;
+  bool cancelled_ = false;  // guarded by mu_
+  // The current upstream attempt's context (replaced by a retry's under mu_), and the first
+  // attempt's after a retry.
+  std::unique_ptr<grpc::ClientContext> upstream_context_ =
+      std::make_unique<grpc::ClientContext>();  // guarded by mu_ when replaced
+  std::unique_ptr<grpc::ClientContext> previous_context_;
   std::shared_ptr<const RoutingTable> table_;
   int revision_ = -1;
-  int messages_ = 0;     // touched by OnReadDone only, which gRPC never runs concurrently
-  bool counted_ = false;  // CallStarted said yes; set before any reply
+  int retried_from_ = -1;  // >= 0: the attempt in flight is the retry of that revision's failure
+  int messages_ = 0;       // touched by OnReadDone only, which gRPC never runs concurrently
+  bool counted_ = false;   // CallStarted said yes; set before any reply
   std::chrono::steady_clock::time_point start_;
 };
 
@@ -266,6 +336,7 @@ GrpcProxy::GrpcProxy(GrpcProxyOptions options, const RoutingState& state, Router
     : options_(std::move(options)),
       state_(state),
       metrics_(metrics),
+      budget_(options_.retry_budget ? options_.retry_budget : std::make_shared<RetryBudget>()),
       service_(std::make_unique<Service>(*this)) {}
 
 Result<std::unique_ptr<GrpcProxy>> GrpcProxy::Create(GrpcProxyOptions options,
@@ -277,12 +348,12 @@ Result<std::unique_ptr<GrpcProxy>> GrpcProxy::Create(GrpcProxyOptions options,
   std::unique_ptr<GrpcProxy> proxy(new GrpcProxy(std::move(options), state, metrics));
   const GrpcProxyOptions& o = proxy->options_;
   ASSIGN_OR_RETURN(GrpcListener listener,
-                   StartGrpcListener(o.address, o.port, o.max_message_bytes,
-                                     [&](grpc::ServerBuilder& builder) {
-                                       builder.RegisterCallbackGenericService(
-                                           proxy->service_.get());
-                                     },
-                                     o.credentials));
+                   StartGrpcListener(
+                       o.address, o.port, o.max_message_bytes,
+                       [&](grpc::ServerBuilder& builder) {
+                         builder.RegisterCallbackGenericService(proxy->service_.get());
+                       },
+                       o.credentials));
   proxy->server_ = std::move(listener.server);
   proxy->port_ = listener.port;
   return proxy;
@@ -366,8 +437,8 @@ std::shared_ptr<grpc::Channel> GrpcProxy::ChannelFor(const Endpoint& endpoint) {
     args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
     // A connection attempt gives up after connect_timeout, and a backend that went away and came
     // back (a restarted pod keeps its address rarely, but a flapping one does) is retried soon.
-    const int connect_ms = static_cast<int>(std::min<int64_t>(options_.connect_timeout.count(),
-                                                              INT_MAX));
+    const int connect_ms =
+        static_cast<int>(std::min<int64_t>(options_.connect_timeout.count(), INT_MAX));
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, connect_ms);
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::min(connect_ms, 100));
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, std::max(connect_ms, 1000));

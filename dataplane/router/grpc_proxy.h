@@ -12,8 +12,12 @@
 //   "grpc"), over one HTTP/2 channel per endpoint shared by every call. The request message,
 //   the caller's metadata (minus gRPC's reserved keys) and its deadline go upstream; the
 //   upstream's response, status (code, message, details) and metadata come back unchanged.
-// - One attempt per call, never retried (gRPC's own retries are off). The upstream deadline is
-//   the caller's, capped at upstream_timeout. The router's own failures are UNAVAILABLE with a
+// - A call a canary fails (a status of the 5xx class: UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL,
+//   ...) is sent once more to the stable revision, as on the REST side (proxy.h): same message
+//   (shared, not copied), a fresh upstream context with the caller's metadata, the caller's
+//   deadline (capped at upstream_timeout from the retry), the shared RetryBudget; not when the
+//   caller cancelled. gRPC's own retries stay off. The upstream deadline is the caller's, capped
+//   at upstream_timeout. The router's own failures are UNAVAILABLE with a
 //   message naming the ModelDeployment or revision: no revision with a ready endpoint, a
 //   revision without a gRPC port, shutting down. A call that streams more than one request
 //   message is answered UNIMPLEMENTED. A caller that cancels cancels the upstream call.
@@ -64,6 +68,8 @@ struct GrpcProxyOptions {
   std::shared_ptr<grpc::ChannelCredentials> upstream_credentials;
   bool upstream_tls_all = false;
   std::string upstream_server_name;
+  // Shared with the REST proxy so the router has one budget; nullptr: the proxy makes its own.
+  std::shared_ptr<RetryBudget> retry_budget;
 };
 
 // The HTTP class a gRPC status counts as, by the HTTP status gRPC's own mapping gives it: OK is
@@ -119,6 +125,7 @@ class GrpcProxy {
   const GrpcProxyOptions options_;
   const RoutingState& state_;
   RouterMetrics& metrics_;
+  const std::shared_ptr<RetryBudget> budget_;
   std::unique_ptr<Service> service_;
   // Declared after service_: the server goes first, and it references the service.
   std::unique_ptr<grpc::Server> server_;

@@ -76,6 +76,9 @@ int Run(const RouterFlags& flags, StopSignalWatch& signals) {
       return 1;
     }
     fixed->config.sticky_header = flags.sticky_header;
+    fixed->config.stable_revision = flags.stable_revision;
+    fixed->config.retry_on_stable = flags.retry_on_stable;
+    fixed->config.guard.max_error_rate = flags.guard_max_error_rate;
     auto table = RoutingTable::Build(fixed->config, fixed->endpoints, &metrics, nullptr);
     spdlog::info("md={} static routing: {}", md_key, table->Describe());
     state.Publish(std::move(table));
@@ -83,6 +86,7 @@ int Run(const RouterFlags& flags, StopSignalWatch& signals) {
   auto synced = [&source] { return source == nullptr || source->HasSynced(); };
   ProxyOptions proxy_options = flags.ToProxyOptions();
   GrpcProxyOptions grpc_options = flags.ToGrpcProxyOptions();
+  grpc_options.retry_budget = proxy_options.retry_budget;  // one budget for the router
   // Ready for backends that serve TLS (all with --upstream-tls, else those whose EndpointSlice
   // says https); used by no plain connection.
   {

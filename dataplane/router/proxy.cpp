@@ -8,6 +8,8 @@
 #include <chrono>
 #include <unordered_map>
 
+#include "lib/api/metric_names.h"
+
 namespace sluice::dataplane {
 
 namespace http = boost::beast::http;
@@ -80,27 +82,56 @@ Proxy::ThreadState& Proxy::StateFor(const boost::asio::any_io_executor& executor
   return *states.emplace(id_, std::move(st)).first->second;
 }
 
+// One primary request: the attempt on the picked revision and, when that was a canary that
+// failed, the one retry on the stable revision (a second PrimaryCall that takes over the
+// responder). Counts each attempt in its revision's series; answers the caller once.
 class Proxy::PrimaryCall final : public UpstreamCallback {
  public:
-  PrimaryCall(Proxy& proxy, Responder responder, std::shared_ptr<const RoutingTable> table,
-              int revision, const Endpoint& endpoint)
+  struct Attempt {
+    std::shared_ptr<const RoutingTable> table;
+    int revision = -1;
+    const Endpoint* endpoint = nullptr;  // in table, which the call keeps alive
+    int retried_from = -1;               // >= 0: this is the retry of that revision's failure
+  };
+
+  PrimaryCall(Proxy& proxy, ThreadState& state, Responder responder, Attempt attempt,
+              std::shared_ptr<const HttpRequest> request, bool head,
+              std::chrono::steady_clock::time_point request_start)
       : proxy_(proxy),
+        state_(state),
         responder_(std::move(responder)),
-        table_(std::move(table)),
-        revision_(revision),
-        endpoint_(endpoint),
+        attempt_(std::move(attempt)),
+        request_(std::move(request)),
+        head_(head),
+        request_start_(request_start),
         start_(std::chrono::steady_clock::now()) {}
 
   void OnUpstreamDone(UpstreamOutcome&& outcome) override {
-    const auto& rev = table_->revision(revision_);
-    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start_;
+    const RoutingTable& table = *attempt_.table;
+    const auto& rev = table.revision(attempt_.revision);
+    const auto now = std::chrono::steady_clock::now();
+    const std::chrono::duration<double> elapsed = now - start_;
+    const CodeClass code = outcome.failure == UpstreamFailure::kNone
+                               ? ClassifyStatus(static_cast<int>(outcome.response.result_int()))
+                               : CodeClass::kError;
+    const bool failed = code == CodeClass::k5xx || code == CodeClass::kError;
+    if (rev.metrics != nullptr) {
+      rev.metrics->duration->Observe(elapsed.count());
+      rev.metrics->CountRequest(code);
+    }
+    if (attempt_.retried_from >= 0) {
+      proxy_.metrics_
+          .Retry(table.revision(attempt_.retried_from).name, rev.name, CodeClassLabel(code))
+          .Increment();
+    } else {
+      if (rev.guard && rev.guard->Record(failed, now)) LogTripped(rev);
+      if (failed && outcome.failure != UpstreamFailure::kShutdown && Retry(table, rev, now)) {
+        return;
+      }
+    }
     proxy_.inflight_.fetch_sub(1, std::memory_order_relaxed);
     proxy_.metrics_.inflight().Decrement();
-    if (rev.metrics != nullptr) rev.metrics->duration->Observe(elapsed.count());
     if (outcome.failure == UpstreamFailure::kNone) {
-      if (rev.metrics != nullptr) {
-        rev.metrics->CountRequest(ClassifyStatus(static_cast<int>(outcome.response.result_int())));
-      }
       HttpResponse response = std::move(outcome.response);
       StripHopByHop(response);
       if (!proxy_.options_.revision_header.empty()) {
@@ -109,12 +140,11 @@ class Proxy::PrimaryCall final : public UpstreamCallback {
       responder_.Send(std::move(response));
       return;
     }
-    if (rev.metrics != nullptr) rev.metrics->CountRequest(CodeClass::kError);
     HttpStatus status = HttpStatus::bad_gateway;
     if (outcome.failure == UpstreamFailure::kTimeout) status = HttpStatus::gateway_timeout;
     if (outcome.failure == UpstreamFailure::kShutdown) status = HttpStatus::service_unavailable;
-    const std::string message =
-        fmt::format("revision {} endpoint {}: {}", rev.name, endpoint_.key, outcome.detail);
+    const std::string message = fmt::format("revision {} endpoint {}: {}", rev.name,
+                                            attempt_.endpoint->key, outcome.detail);
     if (spdlog::should_log(spdlog::level::debug)) {
       spdlog::debug("md={} rev={} {} {}", proxy_.options_.model_deployment, rev.name,
                     static_cast<int>(status), message);
@@ -123,11 +153,48 @@ class Proxy::PrimaryCall final : public UpstreamCallback {
   }
 
  private:
+  void LogTripped(const RoutingTable::Revision& rev) const {
+    const auto [requests, errors] = rev.guard->Counts(std::chrono::steady_clock::now());
+    spdlog::warn(
+        "md={} rev={} canary guard tripped: {} errors in the last {} requests; its requests go "
+        "to the stable revision until the weights change",
+        proxy_.options_.model_deployment, rev.name, errors, requests);
+  }
+
+  // Sends the request once more to the stable revision when this attempt was a canary's and the
+  // budget and the time left allow; true when the retry took over the answer.
+  bool Retry(const RoutingTable& table, const RoutingTable::Revision& rev,
+             std::chrono::steady_clock::time_point now) {
+    const int target = table.RetryTarget(attempt_.revision);
+    if (target < 0) return false;
+    const std::string& to = table.revision(target).name;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        proxy_.options_.upstream.request_timeout - (now - request_start_));
+    if (left.count() < 1) {
+      proxy_.metrics_.Retry(rev.name, to, api::kRetryExpired).Increment();
+      return false;
+    }
+    if (!proxy_.budget_->TryWithdraw()) {
+      proxy_.metrics_.Retry(rev.name, to, api::kRetryDenied).Increment();
+      return false;
+    }
+    Attempt retry{attempt_.table, target, &table.PickEndpoint(target), attempt_.revision};
+    const Endpoint& endpoint = *retry.endpoint;
+    state_.pool->Send(
+        endpoint, request_, head_,
+        std::make_unique<PrimaryCall>(proxy_, state_, std::move(responder_), std::move(retry),
+                                      request_, head_, request_start_),
+        left);
+    return true;
+  }
+
   Proxy& proxy_;
+  ThreadState& state_;
   Responder responder_;
-  std::shared_ptr<const RoutingTable> table_;
-  const int revision_;
-  const Endpoint& endpoint_;  // in table_, which this call keeps alive
+  Attempt attempt_;
+  std::shared_ptr<const HttpRequest> request_;  // kept for a retry; shared, never copied
+  const bool head_;
+  const std::chrono::steady_clock::time_point request_start_;
   const std::chrono::steady_clock::time_point start_;
 };
 
@@ -155,6 +222,7 @@ Proxy::Proxy(ProxyOptions options, const RoutingState& state, RouterMetrics& met
     : options_(std::move(options)),
       state_(state),
       metrics_(metrics),
+      budget_(options_.retry_budget ? options_.retry_budget : std::make_shared<RetryBudget>()),
       id_(g_next_proxy_id.fetch_add(1)) {}
 
 Proxy::~Proxy() = default;
@@ -178,7 +246,7 @@ void Proxy::Handle(const HttpRequest& request, Responder responder) {
   }
   std::string_view sticky;
   if (!table->sticky_header().empty()) sticky = request[table->sticky_header()];
-  const int revision = table->PickRevision(sticky);
+  const int revision = table->Route(sticky);
   if (revision < 0) {
     responder.SendError(
         HttpStatus::service_unavailable,
@@ -192,9 +260,11 @@ void Proxy::Handle(const HttpRequest& request, Responder responder) {
 
   inflight_.fetch_add(1, std::memory_order_relaxed);
   metrics_.inflight().Increment();
-  ts.pool->Send(
-      endpoint, upstream, head,
-      std::make_unique<PrimaryCall>(*this, std::move(responder), table, revision, endpoint));
+  budget_->Deposit();
+  ts.pool->Send(endpoint, upstream, head,
+                std::make_unique<PrimaryCall>(*this, ts, std::move(responder),
+                                              PrimaryCall::Attempt{table, revision, &endpoint, -1},
+                                              upstream, head, std::chrono::steady_clock::now()));
 
   // Copies go out after the primary is on its way, so they never delay it.
   const auto& revisions = table->revisions();

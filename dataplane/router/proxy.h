@@ -9,9 +9,18 @@
 // - The request line, headers (minus hop-by-hop ones) and body go to the backend unchanged; the
 //   backend's status, headers (minus hop-by-hop ones) and body come back unchanged, including
 //   the binary tensor extension's Inference-Header-Content-Length.
-// - One attempt per request, never retried. Errors are answered by the router with a JSON body
-//   {"error": "..."}: 503 when no revision has a ready endpoint, 502 when the backend cannot be
-//   reached or drops the connection, 504 when connect_timeout or request_timeout passes.
+// - Inference requests are idempotent. A request routed to a canary (any revision other than the
+//   table's stable one) that fails there (a 5xx, no connection, a dropped connection, a timeout)
+//   is sent once more, the same shared request object, to the stable revision with what is left
+//   of request_timeout, and the caller gets the stable's answer, whatever it is. Never a second
+//   retry, never to the revision that failed, never a stable's failure, never a mirrored copy.
+//   Retries are off when the table says so (spec.traffic.retryOnStable false) and are limited by
+//   the RetryBudget; the canary's failure counts in its series either way.
+// - A canary's guard (RoutingTable::Route) sends its requests to the stable revision once its
+//   recent error rate tripped it.
+// - Errors are answered by the router with a JSON body {"error": "..."}: 503 when no revision
+//   has a ready endpoint, 502 when the backend cannot be reached or drops the connection, 504
+//   when connect_timeout or request_timeout passes.
 // - Mirrored copies go out after the primary request and never delay or fail it; their answers
 //   are discarded and only counted. At most max_mirror_inflight copies per io thread are in
 //   flight; beyond that a copy is dropped (and counted).
@@ -40,6 +49,9 @@ struct ProxyOptions {
   // When non-empty, answers carry this header naming the revision that served them.
   std::string revision_header;
   std::string model_deployment;  // for error messages: "namespace/name"
+  // Shared with the gRPC proxy so the router has one budget; nullptr: the proxy makes its own
+  // (api::kRetryBudgetPercent).
+  std::shared_ptr<RetryBudget> retry_budget;
 };
 
 // The upstream request for `request`: the same method, target, headers and body, without
@@ -82,6 +94,7 @@ class Proxy {
   const ProxyOptions options_;
   const RoutingState& state_;
   RouterMetrics& metrics_;
+  const std::shared_ptr<RetryBudget> budget_;
   const uint64_t id_;  // keys this proxy's per-thread state
   std::atomic<int64_t> inflight_{0};
 };

@@ -1,6 +1,9 @@
 #include "dataplane/router/router_flags.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 #include <sstream>
 
@@ -26,6 +29,10 @@ api::RouterCommand RouterFlags::ToCommand() const {
   c.context = context;
   c.static_traffic = static_traffic;
   c.sticky_header = sticky_header;
+  c.stable_revision = stable_revision;
+  c.retry_on_stable = retry_on_stable;
+  c.guard_max_error_rate = fmt::format("{}", guard_max_error_rate);
+  c.retry_budget_percent = retry_budget_percent;
   c.http_address = http_address;
   c.http_port = http_port;
   c.port_file = port_file;
@@ -104,6 +111,7 @@ ProxyOptions RouterFlags::ToProxyOptions() const {
   o.max_mirror_inflight = static_cast<size_t>(max_mirror_inflight);
   o.revision_header = revision_header;
   o.model_deployment = ns + "/" + model_deployment;
+  o.retry_budget = std::make_shared<RetryBudget>(retry_budget_percent);
   return o;
 }
 
@@ -131,6 +139,19 @@ Result<RouterFlags> ParseRouterFlags(const std::vector<std::string>& args) {
   Take(c.context, f.context);
   Take(c.static_traffic, f.static_traffic);
   Take(c.sticky_header, f.sticky_header);
+  Take(c.stable_revision, f.stable_revision);
+  Take(c.retry_on_stable, f.retry_on_stable);
+  Take(c.retry_budget_percent, f.retry_budget_percent);
+  if (c.guard_max_error_rate) {
+    const std::string& text = *c.guard_max_error_rate;
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size() || !(v >= 0) || v > 1) {
+      return InvalidArgument("--guard-max-error-rate: want a fraction in [0, 1], got \"" + text +
+                             "\"");
+    }
+    f.guard_max_error_rate = v;
+  }
   Take(c.http_address, f.http_address);
   Take(c.http_port, f.http_port);
   Take(c.port_file, f.port_file);
@@ -173,7 +194,15 @@ Result<RouterFlags> ParseRouterFlags(const std::vector<std::string>& args) {
     return InvalidArgument("--tls-client-ca-file needs --tls-cert-file and --tls-key-file");
   }
   if (!f.static_traffic.empty()) {
-    RETURN_IF_ERROR(ParseStaticTraffic(f.static_traffic).status());
+    ASSIGN_OR_RETURN(StaticTraffic fixed, ParseStaticTraffic(f.static_traffic));
+    if (!f.stable_revision.empty()) {
+      bool found = false;
+      for (const auto& t : fixed.config.targets) found = found || t.revision == f.stable_revision;
+      if (!found) {
+        return InvalidArgument("--stable-revision=" + f.stable_revision +
+                               " is not a revision of --static-traffic");
+      }
+    }
     if (f.model_deployment.empty()) f.model_deployment = "static";
     if (f.ns.empty()) f.ns = "local";
     return f;
@@ -182,6 +211,11 @@ Result<RouterFlags> ParseRouterFlags(const std::vector<std::string>& args) {
     return InvalidArgument(
         "--sticky-header goes with --static-traffic; a ModelDeployment sets "
         "spec.traffic.sticky.header");
+  }
+  if (!f.stable_revision.empty()) {
+    return InvalidArgument(
+        "--stable-revision goes with --static-traffic; a ModelDeployment gives "
+        "status.stableRevision, spec.traffic.retryOnStable and its analysis' errorRate limit");
   }
   if (f.model_deployment.empty()) return InvalidArgument("--model-deployment is required");
   if (f.ns.empty()) return InvalidArgument("--namespace is required");
@@ -200,7 +234,9 @@ std::string RouterUsage() {
          "The admin port (--admin-port) serves /healthz, /readyz and /metrics (Prometheus);\n"
          "the traffic port forwards /metrics like any other path.\n"
          "Errors answered by the router: 503 no ready endpoint, 502 backend unreachable or\n"
-         "connection lost, 504 timeout; JSON {\"error\": \"...\"}. Requests are not retried.\n"
+         "connection lost, 504 timeout; JSON {\"error\": \"...\"}. A request a canary fails is\n"
+         "retried once on the stable revision (within the timeout and --retry-budget-percent);\n"
+         "a canary whose recent error rate passes the analysis limit gets no more requests.\n"
          "With --grpc-port, unary gRPC calls (the V2 inference.GRPCInferenceService) are split\n"
          "the same way, to each endpoint's port named grpc; the router's own errors are\n"
          "UNAVAILABLE.\n\n"

@@ -9,6 +9,7 @@
 
 #include "dataplane/router/grpc_proxy.h"
 #include "dataplane/router/proxy.h"
+#include "lib/api/canary_protection.h"
 #include "lib/api/router_command.h"
 #include "lib/base/logging.h"
 #include "lib/base/status.h"
@@ -27,6 +28,11 @@ struct RouterFlags {
   // When set, routes by this table (see ParseStaticTraffic) and talks to no API server.
   std::string static_traffic;
   std::string sticky_header;  // with static_traffic only
+  // With static_traffic only; see api::RouterCommand.
+  std::string stable_revision;
+  bool retry_on_stable = true;
+  double guard_max_error_rate = api::kDefaultMaxErrorRate;
+  int retry_budget_percent = static_cast<int>(api::kRetryBudgetPercent);
 
   std::string http_address = "0.0.0.0";
   int http_port = 8080;   // 0 picks a free port; see port_file

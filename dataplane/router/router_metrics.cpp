@@ -61,6 +61,22 @@ RouterMetrics::RouterMetrics(std::shared_ptr<prometheus::Registry> registry)
                      .Name("sluice_router_endpoints")
                      .Help("Ready endpoints of the revision")
                      .Register(*registry_)),
+      guard_tripped_(prometheus::BuildGauge()
+                         .Name(api::kRouterGuardTripped)
+                         .Help("1 while the canary guard sends the revision's requests to the "
+                               "stable revision (its recent error rate passed the analysis limit)")
+                         .Register(*registry_)),
+      guard_diverted_(prometheus::BuildCounter()
+                          .Name(api::kRouterGuardDivertedTotal)
+                          .Help("Requests the canary guard sent to the stable revision instead "
+                                "of this one")
+                          .Register(*registry_)),
+      retries_(prometheus::BuildCounter()
+                   .Name(api::kRouterRetriesTotal)
+                   .Help("Requests this revision failed that were sent once more to another "
+                         "revision, by the retry's outcome (denied: over the retry budget; "
+                         "expired: no time left)")
+                   .Register(*registry_)),
       inflight_(&prometheus::BuildGauge()
                      .Name("sluice_router_inflight_requests")
                      .Help("Primary requests being forwarded")
@@ -87,7 +103,16 @@ const RevisionMetrics& RouterMetrics::ForRevision(const std::string& revision) {
   m.duration = &duration_.Add({{api::kRevisionLabel, revision}}, DurationBuckets());
   m.weight = &weight_.Add({{api::kRevisionLabel, revision}});
   m.endpoints = &endpoints_.Add({{api::kRevisionLabel, revision}});
+  m.guard_tripped = &guard_tripped_.Add({{api::kRevisionLabel, revision}});
+  m.guard_diverted = &guard_diverted_.Add({{api::kRevisionLabel, revision}});
   return revisions_.emplace(revision, m).first->second;
+}
+
+prometheus::Counter& RouterMetrics::Retry(const std::string& from, const std::string& to,
+                                          std::string_view outcome) {
+  return retries_.Add({{api::kRevisionLabel, from},
+                       {api::kRetryTargetLabel, to},
+                       {api::kRetryOutcomeLabel, std::string(outcome)}});
 }
 
 void RouterMetrics::SetRouting(const std::vector<RevisionState>& revisions) {
@@ -96,14 +121,17 @@ void RouterMetrics::SetRouting(const std::vector<RevisionState>& revisions) {
   for (auto& [name, m] : revisions_) {
     double weight = 0;
     double endpoints = 0;
+    bool listed = false;
     for (const auto& r : revisions) {
       if (r.revision == name) {
+        listed = true;
         weight = r.weight;
         endpoints = r.endpoints;
       }
     }
     m.weight->Set(weight);
     m.endpoints->Set(endpoints);
+    if (!listed) m.guard_tripped->Set(0);
   }
 }
 

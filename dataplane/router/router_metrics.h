@@ -11,6 +11,17 @@
 //   sluice_router_endpoints{revision}                  gauge, ready endpoints
 //   sluice_router_inflight_requests                    gauge, primary requests in progress
 //   sluice_router_routing_updates_total                counter, routing tables published
+//   sluice_router_retries_total{revision,to,outcome}   counter, failed requests of a canary sent
+//                                                      again to the stable revision (see below)
+//   sluice_router_guard_tripped{revision}              gauge, 1 while the canary guard keeps new
+//                                                      requests away from the revision
+//   sluice_router_guard_diverted_total{revision}       counter, requests the guard sent to the
+//                                                      stable revision instead
+//
+// A retried request counts twice in requests_total: the failure in the canary's series (what the
+// analysis judges) and the retry's answer in the stable's. retries_total's outcome is the retry's
+// class (2xx .. 5xx, error), "denied" (over the retry budget, not sent) or "expired" (no time
+// left of the caller's deadline, not sent).
 //
 // code is one of 2xx, 3xx, 4xx, 5xx, or error (no response from the backend: connect failure,
 // reset, timeout, no ready endpoint). Every code series of a revision exists (at 0) from the
@@ -48,6 +59,8 @@ struct RevisionMetrics {
   prometheus::Histogram* duration = nullptr;
   prometheus::Gauge* weight = nullptr;
   prometheus::Gauge* endpoints = nullptr;
+  prometheus::Gauge* guard_tripped = nullptr;
+  prometheus::Counter* guard_diverted = nullptr;
 
   void CountRequest(CodeClass c) const { requests[static_cast<size_t>(c)]->Increment(); }
   void CountMirror(CodeClass c) const { mirror_requests[static_cast<size_t>(c)]->Increment(); }
@@ -69,6 +82,12 @@ class RouterMetrics {
   };
   void SetRouting(const std::vector<RevisionState>& revisions);
 
+  // The retry counter for requests `from` failed and sent to `to`, by `outcome` (a CodeClass
+  // label, api::kRetryDenied or "expired"). Created on first use; retries are rare, so the lookup
+  // is not on the common path.
+  prometheus::Counter& Retry(const std::string& from, const std::string& to,
+                             std::string_view outcome);
+
   prometheus::Gauge& inflight() { return *inflight_; }
   prometheus::Counter& routing_updates() { return *routing_updates_; }
   const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
@@ -84,6 +103,9 @@ class RouterMetrics {
   prometheus::Family<prometheus::Histogram>& duration_;
   prometheus::Family<prometheus::Gauge>& weight_;
   prometheus::Family<prometheus::Gauge>& endpoints_;
+  prometheus::Family<prometheus::Gauge>& guard_tripped_;
+  prometheus::Family<prometheus::Counter>& guard_diverted_;
+  prometheus::Family<prometheus::Counter>& retries_;
   prometheus::Gauge* inflight_;
   prometheus::Counter* routing_updates_;
 

@@ -236,8 +236,33 @@ std::shared_ptr<const RoutingTable> RoutingTable::Build(
       r->mirror = std::make_unique<MirrorShare>(r->mirror_percent);
     }
     table->effective_weights_.push_back(r->endpoints.empty() ? 0 : r->weight);
+    if (r->name == config.stable_revision && !r->endpoints.empty() && table->stable_ < 0) {
+      table->stable_ = static_cast<int>(table->revisions_.size());
+    }
     table->revisions_.push_back(std::move(r));
   }
+  table->retry_on_stable_ = config.retry_on_stable && table->stable_ >= 0;
+  // Guards for the canaries; one whose weight and settings stay keeps its state (and a tripped
+  // guard stays tripped until the operator changes the weights).
+  for (auto& r : table->revisions_) {
+    if (config.stable_revision.empty() || r->name == config.stable_revision || r->weight <= 0) {
+      if (r->metrics != nullptr) r->metrics->guard_tripped->Set(0);
+      continue;
+    }
+    if (previous != nullptr) {
+      for (const auto& p : previous->revisions_) {
+        if (p->name == r->name && p->weight == r->weight && p->guard &&
+            previous->guard_options_ == config.guard) {
+          r->guard = p->guard;
+        }
+      }
+    }
+    if (!r->guard) {
+      r->guard = std::make_shared<CanaryGuard>(
+          config.guard, r->metrics != nullptr ? r->metrics->guard_tripped : nullptr);
+    }
+  }
+  table->guard_options_ = config.guard;
   table->schedule_ = WeightedSchedule(table->effective_weights_);
   if (previous != nullptr && previous->schedule_ == table->schedule_) {
     table->next_pick_.store(previous->next_pick_.load(std::memory_order_relaxed),
@@ -257,6 +282,15 @@ std::shared_ptr<const RoutingTable> RoutingTable::Build(
 int RoutingTable::PickRevision(std::string_view sticky_value) const {
   if (!sticky_value.empty()) return schedule_.ForHash(StickyHash(sticky_value));
   return schedule_.At(next_pick_.fetch_add(1, std::memory_order_relaxed));
+}
+
+int RoutingTable::Route(std::string_view sticky_value) const {
+  const int picked = PickRevision(sticky_value);
+  if (picked < 0 || stable_ < 0 || picked == stable_) return picked;
+  const Revision& r = *revisions_[static_cast<size_t>(picked)];
+  if (!r.guard || !r.guard->tripped()) return picked;
+  if (r.metrics != nullptr) r.metrics->guard_diverted->Increment();
+  return stable_;
 }
 
 const Endpoint& RoutingTable::PickEndpoint(int revision) const {

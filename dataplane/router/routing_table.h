@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dataplane/router/canary_guard.h"
 #include "dataplane/router/router_metrics.h"
 #include "dataplane/router/weighted_schedule.h"
 #include "lib/api/model_deployment.h"
@@ -54,11 +55,17 @@ std::vector<Endpoint> EndpointsFromSlices(const std::vector<const nlohmann::json
                                           uint16_t fallback_port, uint16_t fallback_grpc_port = 0);
 
 // What the ModelDeployment asks for: its status.traffic (the API's TrafficTarget; a mirror
-// percent that is absent or 0 mirrors nothing) and spec.traffic.sticky.header.
+// percent that is absent or 0 mirrors nothing), spec.traffic.sticky.header, status.stableRevision
+// and how canaries are guarded (lib/api/canary_protection.h).
 using controllers::TrafficTarget;
 struct TrafficConfig {
   std::vector<TrafficTarget> targets;
   std::string sticky_header;  // empty: no stickiness
+  // The revision failed canary requests are retried on and guarded canaries' requests go to;
+  // empty: none (no retries, no guard).
+  std::string stable_revision;
+  bool retry_on_stable = true;  // spec.traffic.retryOnStable
+  GuardOptions guard;           // max_error_rate from the canary analysis
 };
 
 // A routing table given on the command line instead of read from the cluster (local runs,
@@ -80,6 +87,9 @@ class RoutingTable {
     const RevisionMetrics* metrics = nullptr;  // null when built without metrics (tests)
     std::unique_ptr<MirrorShare> mirror;       // set when mirror_percent > 0 and endpoints exist
     mutable std::atomic<uint64_t> next_endpoint{0};
+    // Set on a canary (a revision with weight other than the stable one): its guard, kept across
+    // tables while its weight and the guard's settings stay.
+    std::shared_ptr<CanaryGuard> guard;
   };
 
   // Builds the table. Weights apply among the revisions that have endpoints: a revision with
@@ -97,6 +107,16 @@ class RoutingTable {
   // (exact ratios over every window of schedule_period() requests). -1 when no revision with
   // endpoints has weight. Thread-safe.
   int PickRevision(std::string_view sticky_value) const;
+  // PickRevision, then the guard: a canary whose guard tripped gives its request to the stable
+  // revision (counted in its guard_diverted), when the stable has endpoints. Thread-safe.
+  int Route(std::string_view sticky_value) const;
+  // Where a failed request of `revision` goes once more: the stable revision, when retries are on,
+  // `revision` is not the stable one and the stable has endpoints; else -1.
+  int RetryTarget(int revision) const {
+    return retry_on_stable_ && revision != stable_ ? stable_ : -1;
+  }
+  // The stable revision when it has endpoints, else -1.
+  int stable() const { return stable_; }
   // Round robin over the revision's endpoints; the revision must have endpoints. Thread-safe.
   const Endpoint& PickEndpoint(int revision) const;
 
@@ -116,6 +136,9 @@ class RoutingTable {
   std::vector<int32_t> effective_weights_;
   WeightedSchedule schedule_;
   std::string sticky_header_;
+  int stable_ = -1;  // with endpoints
+  GuardOptions guard_options_;
+  bool retry_on_stable_ = false;
   mutable std::atomic<uint64_t> next_pick_{0};
 };
 

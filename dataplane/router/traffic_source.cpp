@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "lib/api/canary_protection.h"
 #include "lib/api/model_deployment.h"
 #include "lib/api/object_labels.h"
 
@@ -21,6 +22,11 @@ Result<TrafficConfig> TrafficConfigFromModelDeployment(const json& object) {
   if (md->spec.traffic && md->spec.traffic->sticky) {
     config.sticky_header = md->spec.traffic->sticky->header;
   }
+  if (md->status && md->status->stable_revision)
+    config.stable_revision = *md->status->stable_revision;
+  config.retry_on_stable = api::RetryOnStable(md->spec);
+  config.guard.max_error_rate = api::GuardMaxErrorRate(md->spec);
+  config.guard.window = std::chrono::milliseconds(api::GuardWindowMs(md->spec));
   return config;
 }
 

@@ -31,8 +31,9 @@ namespace sluice::dataplane {
 inline const kube::GroupVersionResource kEndpointSlicesResource{
     "discovery.k8s.io", "v1", "endpointslices", true, "EndpointSlice"};
 
-// status.traffic and spec.traffic.sticky.header of a ModelDeployment object. InvalidArgument when
-// the object does not parse as a ModelDeployment.
+// status.traffic, status.stableRevision, spec.traffic.sticky.header, spec.traffic.retryOnStable
+// and the guard's error-rate limit (from the canary analysis) of a ModelDeployment object.
+// InvalidArgument when the object does not parse as a ModelDeployment.
 Result<TrafficConfig> TrafficConfigFromModelDeployment(const nlohmann::json& object);
 
 struct TrafficSourceOptions {

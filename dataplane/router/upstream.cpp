@@ -56,21 +56,23 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   }
 
   void Start(std::shared_ptr<const HttpRequest> request, bool head,
-             std::unique_ptr<UpstreamCallback> callback) {
+             std::unique_ptr<UpstreamCallback> callback, std::chrono::milliseconds timeout) {
     ++exchange_;
+    timeout_ = timeout.count() > 0 ? std::min(timeout, options_.request_timeout)
+                                   : options_.request_timeout;
     request_ = std::move(request);
     head_ = head;
     callback_ = std::move(callback);
     reused_ = sock().is_open();
     const auto now = std::chrono::steady_clock::now();
-    deadline_ = now + options_.request_timeout;
+    deadline_ = now + timeout_;
     if (reused_) {
-      ArmTimer(deadline_, options_.request_timeout, "waiting for the answer");
+      ArmTimer(deadline_, timeout_, "waiting for the answer");
       Write();
       return;
     }
     ArmTimer(std::min(deadline_, now + options_.connect_timeout),
-             std::min(options_.connect_timeout, options_.request_timeout), "connecting");
+             std::min(options_.connect_timeout, timeout_), "connecting");
     beast::error_code ec;
     sock().open(endpoint_.address.protocol(), ec);
     if (ec) {
@@ -90,7 +92,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
             self->Handshake();
             return;
           }
-          self->ArmTimer(self->deadline_, self->options_.request_timeout, "waiting for the answer");
+          self->ArmTimer(self->deadline_, self->timeout_, "waiting for the answer");
           self->Write();
         });
   }
@@ -131,7 +133,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
                                            "TLS handshake: " + ec.message());
                               return;
                             }
-                            self->ArmTimer(self->deadline_, self->options_.request_timeout,
+                            self->ArmTimer(self->deadline_, self->timeout_,
                                            "waiting for the answer");
                             self->Write();
                           });
@@ -231,6 +233,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   bool head_ = false;
   bool reused_ = false;
   SteadyTime deadline_{};
+  std::chrono::milliseconds timeout_{0};  // this exchange's budget (request_timeout or less)
   SteadyTime idle_since_{};
 };
 
@@ -249,7 +252,8 @@ UpstreamPool::~UpstreamPool() {
 }
 
 void UpstreamPool::Send(const Endpoint& endpoint, std::shared_ptr<const HttpRequest> request,
-                        bool head, std::unique_ptr<UpstreamCallback> callback) {
+                        bool head, std::unique_ptr<UpstreamCallback> callback,
+                        std::chrono::milliseconds timeout) {
   if (shut_down_) {
     UpstreamOutcome outcome;
     outcome.failure = UpstreamFailure::kShutdown;
@@ -263,7 +267,7 @@ void UpstreamPool::Send(const Endpoint& endpoint, std::shared_ptr<const HttpRequ
     ++connections_opened_;
   }
   active_.insert(conn.get());
-  conn->Start(std::move(request), head, std::move(callback));
+  conn->Start(std::move(request), head, std::move(callback), timeout);
 }
 
 std::shared_ptr<UpstreamConnection> UpstreamPool::TakeIdle(const std::string& key) {

@@ -8,8 +8,9 @@
 // thread and sends each request from the thread that received it.
 //
 // Contract:
-// - Send makes exactly one attempt and never retries: a request may have reached the backend
-//   even when its answer did not arrive, and inference calls are not known to be idempotent.
+// - Send makes exactly one attempt and never retries by itself. Whether a failed request is sent
+//   again is the proxy's decision (inference requests are idempotent: a canary's failure is
+//   retried once on the stable revision, see proxy.h), never the pool's.
 // - A pooled connection is reused only when it was idle for less than idle_timeout and the peer
 //   has not closed it (checked without blocking just before reuse); otherwise a new one is
 //   opened. The race in which a backend closes an idle connection exactly while a request is
@@ -85,8 +86,11 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
   // `endpoint`; `head` says the request is a HEAD (its answer has no body). The request is shared
   // and not modified, so the same one may go to several endpoints (mirroring). On the pool's
   // thread only. After Shutdown the callback is called before Send returns, with kShutdown.
+  // `timeout` (when positive) shortens request_timeout for this exchange: a retry gets what is
+  // left of the caller's budget.
   void Send(const Endpoint& endpoint, std::shared_ptr<const HttpRequest> request, bool head,
-            std::unique_ptr<UpstreamCallback> callback);
+            std::unique_ptr<UpstreamCallback> callback,
+            std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 
   // Closes idle connections and ends every exchange in flight with kShutdown. Idempotent; on the
   // pool's thread.

@@ -12,7 +12,8 @@
 #   3. with load running (sluice-load), version 2 walks 10 % → 50 % → 100 % on the analysis of the
 #      router's metrics (noDataPolicy Pause, as the sample says) with no failed request
 #   4. a faulty version 3 (20 % of its answers fail, SLUICE_FAULT_ERROR_PERCENT) is rolled back on
-#      its own; the time from the first failed answer to all traffic on version 2 is measured
+#      its own with no failed request (the router retries its failures on version 2 and its guard
+#      trips); the time from its first weight to all traffic on version 2 is measured
 #   5. crds/samples/rolling-modeldeployment.yaml replaced by a rolling update under load: no failed
 #      request, never more pods than replicas + maxSurge nor fewer Ready than replicas - maxUnavailable
 #   6. online features (features.sh): Redis, the two FeatureViews of
@@ -334,9 +335,14 @@ wait_for_load "$out/load-fault.json" 's["ok"] >= 100 and s["failed"] == 0' 60 "v
 t0="$(now)"
 kubectl patch md fraud -n "$ns" --type=merge -p '{"spec":{"model":{"version":"3"},
   "runtime":{"env":[{"name":"SLUICE_FAULT_ERROR_PERCENT","value":"20"}]}}}'
-wait_for_load "$out/load-fault.json" 's["failed"] > 0' 180 "the faulty canary took traffic"
-# The moment of the first failed answer, on this clock: the load's start plus its offset.
-fault_at="$(python3 -c 'import json,sys,time; s=json.load(open(sys.argv[1])); print(time.time() - s["elapsed_s"] + s["first_failure_s"])' "$out/load-fault.json")"
+# The router retries the canary's failures on version 2 (spec.traffic.retryOnStable, on by
+# default), so callers see version 3 only by its good answers.
+wait_for_load "$out/load-fault.json" 's["by_version"].get("3", 0) > 0' 180 "the faulty canary took traffic"
+# The load's start on this clock (its status file is at most 250 ms old), to place its answers.
+load_start="$(python3 -c 'import json,sys,time; s=json.load(open(sys.argv[1])); print(time.time() - s["elapsed_s"])' "$out/load-fault.json")"
+# The fault's onset: status.traffic first gave version 3 a weight (it fails from its first request).
+fault_at="$(awk -v t0="$t0" '$1 >= t0 && $3 > 0 {print $1; exit}' "$out/md-fraud.watch")"
+[[ -n "$fault_at" ]] || fault_at="$t0"
 deadline=$((SECONDS + 120))
 while :; do
   ((SECONDS < deadline)) || fail "version 3 was not rolled back within 120s of its first failure"
@@ -353,8 +359,9 @@ wait_for_load "$out/load-fault.json" 'list(s["recent"]["by_version"]) == ["2"] a
 stop_load
 failed="$(load_field "$out/load-fault.json" 's["failed"]')"
 total="$(load_field "$out/load-fault.json" 's["total"]')"
-last_bad="$(load_field "$out/load-fault.json" 'round(max([s["last_failure_s"] or 0, s["last_ok_s_by_version"].get("3", 0)]) - s["first_failure_s"], 2)')"
-measure "rollback: first failed answer -> status 100 % on version 2 ${rollback_s}s; -> last answer from version 3 ${last_bad}s; failed requests $failed of $total"
+last_bad="$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(round(float(sys.argv[2]) + s["last_ok_s_by_version"].get("3", 0) - float(sys.argv[3]), 2))' "$out/load-fault.json" "$load_start" "$fault_at")"
+measure "rollback: version 3 weighted -> status 100 % on version 2 ${rollback_s}s; -> last answer from version 3 ${last_bad}s; failed requests $failed of $total"
+[[ "$failed" == 0 ]] || fail "$failed requests failed while the faulty canary was rolled back (its failures are retried on the stable revision)"
 python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= 30 else 1)' "$rollback_s" ||
   fail "the rollback took ${rollback_s}s (more than 30 s)"
 kubectl get md fraud -n "$ns" -o wide
@@ -363,7 +370,7 @@ rc=0
 "$KUBECTL_SLUICE" status fraud -n "$ns" --wait --timeout 30s >"$out/kubectl-sluice-wait.txt" || rc=$?
 [[ "$rc" == 5 ]] || fail "kubectl sluice status --wait exited $rc after the rollback, not 5 (RolledBack)"
 "$KUBECTL_SLUICE" history fraud -n "$ns" | tee "$out/kubectl-sluice-history.txt"
-grep -E "^[0-9]+ +[a-z0-9-]+ +3 +RolledBack +AnalysisFailed" "$out/kubectl-sluice-history.txt" >/dev/null ||
+grep -E "^[0-9]+ +[a-z0-9-]+ +3 +RolledBack +(AnalysisFailed|RouterGuardTripped)" "$out/kubectl-sluice-history.txt" >/dev/null ||
   fail "kubectl sluice history does not show version 3 rolled back on the analysis"
 if ((demo)); then
   step "Events of md/fraud"

@@ -218,6 +218,7 @@ echo "md/fraud in Argo CD: $(gitops_health fraud-models ModelDeployment fraud)"
 [[ "$(kubectl -n "$ns" get md fraud -o jsonpath='{.status.phase}')" == RolledBack ]] ||
   fail "md/fraud is Degraded in Argo CD but its phase is not RolledBack"
 gitops_health_is fraud-models ModelDeployment fraud "Degraded|AnalysisFailed" ||
+  gitops_health_is fraud-models ModelDeployment fraud "Degraded|RouterGuardTripped" ||
   gitops_health_is fraud-models ModelDeployment fraud "Degraded|RolledBack" ||
   fail "Argo CD's message does not say why: $(gitops_health fraud-models ModelDeployment fraud)"
 wait_for_load "$out/load-fault.json" 'list(s["recent"]["by_version"]) == ["2"] and s["recent"]["failed"] == 0' 60 \

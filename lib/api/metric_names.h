@@ -19,6 +19,19 @@ inline constexpr char kCodeLabel[] = "code";
 inline constexpr char kCode5xx[] = "5xx";
 inline constexpr char kCodeError[] = "error";
 inline constexpr char kBucketBoundLabel[] = "le";
+// sluice-router's canary guard (lib/api/canary_protection.h): 1 while the guard keeps new requests
+// away from the revision, else 0; the analysis takes 1 as a failed check.
+inline constexpr char kRouterGuardTripped[] = "sluice_router_guard_tripped";
+// Requests the guard sent to the stable revision instead of the revision.
+inline constexpr char kRouterGuardDivertedTotal[] = "sluice_router_guard_diverted_total";
+// Requests a revision failed that went once more to another revision, by revision (the one that
+// failed), "to" (the revision retried on) and outcome: the retry's class (2xx..5xx, error) or
+// "denied" (over the retry budget, not sent) or "expired" (no time left, not sent).
+inline constexpr char kRouterRetriesTotal[] = "sluice_router_retries_total";
+inline constexpr char kRetryTargetLabel[] = "to";
+inline constexpr char kRetryOutcomeLabel[] = "outcome";
+inline constexpr char kRetryDenied[] = "denied";
+inline constexpr char kRetryExpired[] = "expired";
 
 // sluice-server.
 inline constexpr char kServerInflightRequests[] = "sluice_server_inflight_requests";

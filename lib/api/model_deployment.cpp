@@ -463,11 +463,13 @@ void to_json(json& j, const TrafficSpec& v) {
   Put(j, "router", v.router);
   Put(j, "mirror", v.mirror);
   Put(j, "sticky", v.sticky);
+  Put(j, "retryOnStable", v.retry_on_stable);
 }
 void from_json(const json& j, TrafficSpec& v) {
   Optional(j, "router", v.router);
   Optional(j, "mirror", v.mirror);
   Optional(j, "sticky", v.sticky);
+  Optional(j, "retryOnStable", v.retry_on_stable);
 }
 
 void to_json(json& j, const TlsSpec& v) {

@@ -166,6 +166,9 @@ struct TrafficSpec {
   std::optional<std::string> router;  // Builtin | GatewayAPI
   std::optional<MirrorSpec> mirror;
   std::optional<StickySpec> sticky;
+  // Default true: a request the canary fails (5xx, no answer, timeout) is sent once more to the
+  // stable revision within the caller's deadline (see lib/api/canary_protection.h).
+  std::optional<bool> retry_on_stable;
 };
 
 // spec.tls: the data plane serves TLS with the certificate of a kubernetes.io/tls Secret (tls.crt,

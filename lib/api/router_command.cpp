@@ -24,6 +24,18 @@ void RouterCommand::Bind(FlagSet& f, RouterCommand& c) {
            "NAME=WEIGHT[:MIRROR]@IP:PORT[+GRPCPORT][,...] entries separated by ';'");
   f.String("sticky-header", &c.sticky_header,
            "with --static-traffic: the header whose value pins a caller to one revision");
+  f.String("stable-revision", &c.stable_revision,
+           "with --static-traffic: the stable revision; a failed request of any other revision "
+           "is retried on it, and a guarded canary's requests go to it");
+  f.Bool("retry-on-stable", &c.retry_on_stable,
+         "with --static-traffic: retry a canary's failed requests once on --stable-revision "
+         "(a ModelDeployment sets spec.traffic.retryOnStable)");
+  f.String("guard-max-error-rate", &c.guard_max_error_rate,
+           "with --static-traffic: a canary whose error rate over the last 5 s (at least 20 "
+           "requests) is above this fraction gets no more requests (a ModelDeployment takes the "
+           "analysis' errorRate max and interval); 1 = never");
+  f.Int("retry-budget-percent", &c.retry_budget_percent, 0, 100,
+        "retries allowed per 100 requests (plus a burst of 20); 0 = no retries");
   f.String("http-address", &c.http_address, "address to listen on");
   f.Int("http-port", &c.http_port, 0, 65535, "HTTP port; 0 picks a free one");
   f.String("port-file", &c.port_file, "write the bound HTTP port to this file once listening");

@@ -29,6 +29,13 @@ struct RouterCommand {
   // ... or a fixed table (local runs, benchmarks), with no API server.
   std::optional<std::string> static_traffic;
   std::optional<std::string> sticky_header;  // with static_traffic only
+  // With static_traffic only (a ModelDeployment gives them): the stable revision, whether a
+  // canary's failed requests are retried on it, and the guard's error-rate limit (a decimal).
+  std::optional<std::string> stable_revision;
+  std::optional<bool> retry_on_stable;
+  std::optional<std::string> guard_max_error_rate;
+  // Retries allowed per 100 requests (lib/api/canary_protection.h).
+  std::optional<int32_t> retry_budget_percent;
 
   // Listening.
   std::optional<std::string> http_address;

@@ -47,6 +47,25 @@ TEST(EvaluateTest, HealthyWindowPasses) {
   EXPECT_EQ(v.errors, 1);
 }
 
+TEST(EvaluateTest, ATrippedRouterGuardFailsTheWindowAndTheRolloutAtOnce) {
+  // The guard kept the canary's requests away, so the window holds too few to judge: without the
+  // guard this would be NoData (Pause) and the rollout would wait; with it, it fails now, on the
+  // first failure, whatever failureThreshold says.
+  AnalysisSamples s = Traffic(3, 1, 0.05);
+  s.traffic->guard_tripped = true;
+  Verdict v = Evaluate(DefaultPolicy(), s, std::nullopt);
+  EXPECT_EQ(v.outcome, Outcome::kFail);
+  EXPECT_TRUE(v.guard_tripped);
+  EXPECT_TRUE(v.failed);
+  EXPECT_EQ(v.consecutive_failures, 1);
+  EXPECT_NE(v.message.find("router guard tripped"), std::string::npos) << v.message;
+  // An untripped guard changes nothing: the same window is NoData.
+  Verdict plain = Evaluate(DefaultPolicy(), Traffic(3, 1, 0.05), std::nullopt);
+  EXPECT_EQ(plain.outcome, Outcome::kNoData);
+  EXPECT_FALSE(plain.failed);
+  EXPECT_FALSE(plain.guard_tripped);
+}
+
 TEST(EvaluateTest, ThresholdsAreClosedAndBothBoundsApply) {
   AnalysisPolicy p = DefaultPolicy();
   EXPECT_EQ(Evaluate(p, Traffic(100, 1, 0.5), std::nullopt).outcome, Outcome::kPass);  // = max

@@ -312,5 +312,32 @@ TEST(RouterCountersTest, ReadsOnlyTheRouterSeries) {
   EXPECT_EQ(c->at("r").buckets.at(0.1), 4);
 }
 
+TEST(RouterCountersTest, AGuardTrippedInTheLastScrapeOfAnyPodTripsTheWindow) {
+  auto page = [](double tripped) {
+    return ParseRouterCounters(
+        "sluice_router_requests_total{revision=\"c\",code=\"5xx\"} 30\n"
+        "sluice_router_guard_tripped{revision=\"c\"} " +
+        std::to_string(tripped) + "\n");
+  };
+  auto calm = page(0);
+  auto tripped = page(1);
+  ASSERT_TRUE(calm.ok() && tripped.ok());
+  EXPECT_EQ(tripped->at("c").guard_tripped, 1);
+  RouterMetricsScraper::Snapshot first, last;
+  first.at = WallTime(std::chrono::seconds(100));
+  last.at = WallTime(std::chrono::seconds(105));
+  first.pods["router-a"].revisions = *calm;
+  first.pods["router-b"].revisions = *calm;
+  last.pods["router-a"].revisions = *calm;
+  last.pods["router-b"].revisions = *tripped;
+  auto sample = TrafficBetween({&first, &last}, "c");
+  ASSERT_TRUE(sample.ok()) << sample.status();
+  EXPECT_TRUE(sample->guard_tripped);
+  // Tripped at the start only (the weights changed since): not tripped now.
+  auto reversed = TrafficBetween({&last, &first}, "c");
+  ASSERT_TRUE(reversed.ok()) << reversed.status();
+  EXPECT_FALSE(reversed->guard_tripped);
+}
+
 }  // namespace
 }  // namespace sluice::controllers

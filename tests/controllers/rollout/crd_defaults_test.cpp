@@ -4,6 +4,7 @@
 
 #include "controllers/autoscaler/autoscaler.h"
 #include "controllers/rollout/policy.h"
+#include "lib/api/canary_protection.h"
 #include "lib/api/model_deployment.h"
 #include "tests/lib/api/yaml_json.h"
 
@@ -14,6 +15,18 @@ using nlohmann::json;
 
 json LoadCrdSchema() {
   return testing::LoadCrdSchema(SLUICE_CRD_DIR "/sluice.dev_modeldeployments.yaml");
+}
+
+TEST(ModelDeploymentTest, RetryOnStableDefaultsAsTheCrdSays) {
+  const json schema = LoadCrdSchema();
+  const json& traffic =
+      schema.at("properties").at("spec").at("properties").at("traffic").at("properties");
+  EXPECT_EQ(traffic.at("retryOnStable").at("default").get<bool>(),
+            api::RetryOnStable(ModelDeploymentSpec{}));
+  ModelDeploymentSpec off;
+  off.traffic = TrafficSpec{};
+  off.traffic->retry_on_stable = false;
+  EXPECT_FALSE(api::RetryOnStable(off));
 }
 
 TEST(ModelDeploymentTest, ResolvedDefaultsMatchTheCrd) {

@@ -315,6 +315,24 @@ TEST(DecideTest, AFailedCheckBelowTheThresholdHoldsTheStep) {
   EXPECT_EQ(WeightOf(d, v2), 10);
 }
 
+TEST(DecideTest, ATrippedRouterGuardRollsBackWithItsOwnReason) {
+  RolloutInput in = Input(v2);
+  in.status = CanaryStatus(0, kT0 - seconds(10), 10);
+  in.observed = {{v1, {4, 4}}, {v2, {1, 1}}};
+  Verdict v = PassFor(v2, kT0);
+  v.outcome = Outcome::kFail;
+  v.consecutive_failures = 1;
+  v.failed = true;
+  v.guard_tripped = true;
+  v.message = "router guard tripped: ...";
+  in.verdict = v;
+  RolloutDecision d = Decide(in);
+  EXPECT_EQ(d.status.phase, Phase::kRolledBack);
+  EXPECT_EQ(WeightOf(d, v1), 100);
+  EXPECT_EQ(d.status.FindCondition("Degraded")->reason, "RouterGuardTripped");
+  EXPECT_TRUE(HasEvent(d, "RouterGuardTripped"));
+}
+
 TEST(DecideTest, AFailedAnalysisRollsBackAtOnceWithTheMeasuredValues) {
   RolloutInput in = Input(v2);
   in.status = CanaryStatus(1, kT0 - seconds(10), 50);

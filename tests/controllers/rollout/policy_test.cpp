@@ -66,7 +66,7 @@ TEST(ResolveRolloutPolicyTest, ReadsRollingAndMirror) {
   r.progress_deadline = "5m";
   r.scale_down_delay = "0s";
   s.rollout = r;
-  s.traffic = TrafficSpec{std::nullopt, MirrorSpec{7}, std::nullopt};
+  s.traffic = TrafficSpec{std::nullopt, MirrorSpec{7}, std::nullopt, std::nullopt};
   Result<RolloutPolicy> p = ResolveRolloutPolicy(s);
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->strategy, Strategy::kRolling);

@@ -77,7 +77,7 @@ TEST(RevisionHashTest, ScalingRolloutAndTrafficSettingsDoNotChangeIt) {
   r.progress_deadline = "5m";
   s.rollout = r;
   EXPECT_EQ(RevisionHash(s), base);
-  s.traffic = TrafficSpec{"Builtin", MirrorSpec{5}, StickySpec{"x-user"}};
+  s.traffic = TrafficSpec{"Builtin", MirrorSpec{5}, StickySpec{"x-user"}, std::nullopt};
   EXPECT_EQ(RevisionHash(s), base);
   s.features = std::vector<FeatureRef>{{"card-features", std::nullopt}};
   EXPECT_EQ(RevisionHash(s), base);

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fstream>
 #include <thread>
 
 #include "operator/operator.h"
@@ -15,6 +16,9 @@
 #include "lib/kube/client.h"
 #include "lib/kube/config.h"
 #include "tests/support/api_server.h"
+#include "tests/dataplane/server/server_process.h"
+#include "tests/lib/http/http_test_client.h"
+#include "tests/support/process.h"
 
 namespace sluice::controllers::it {
 namespace {
@@ -147,6 +151,11 @@ class OperatorTest : public ::testing::Test {
 };
 
 kube::Client* OperatorTest::client_ = nullptr;
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 TEST_F(OperatorTest, ApplyCreatesOwnedObjectsAndStatusThenHealthyOnReadiness) {
   StartOperator();
@@ -321,6 +330,113 @@ TEST_F(OperatorTest, AbortAnnotationPutsTrafficBackOnStable) {
     auto d = client_->Get(kube::resources::kDeployments, ns_, canary);
     return !d.ok() || (*d)["spec"]["replicas"] == 0;
   }, seconds(30)));
+}
+
+// The operator reads a real sluice-router's guard: the router (a static table with the
+// ModelDeployment's revision names, in front of two real sluice-server processes, the canary's
+// failing every inference) stands behind a router Pod object that points the operator's scraper
+// at its admin port. The canary's failures are retried on the stable, the guard trips after 20 of
+// them, and the operator rolls the canary back with reason RouterGuardTripped, though the step
+// would hold for a minute and the windows after the trip have no canary traffic.
+TEST_F(OperatorTest, ATrippedRouterGuardRollsTheCanaryBack) {
+  StartOperator();
+  kubelet_->set_enabled(true);
+  json spec = TestSpec();
+  spec["spec"]["rollout"]["canary"]["steps"] =
+      json::array({{{"weight", 50}, {"pause", "60s"}}, {{"weight", 100}}});
+  spec["spec"]["rollout"]["canary"]["analysis"]["noDataPolicy"] = "Pause";
+  ApplyMd(spec);
+  WaitHealthy();
+  const std::string stable = Md()["status"]["stableRevision"];
+  SetModelVersion("2");
+  ASSERT_TRUE(Eventually([&] { return StatusOf(Md()).value("canaryWeight", 0) == 50; }))
+      << Md().dump(2);
+  const std::string canary = Md()["status"]["canaryRevision"];
+
+  namespace t = sluice::testing;
+  const std::string model = std::string(SLUICE_FRAUD_MODEL_DIR) + "/fraud.json";
+  auto port = [] {
+    auto p = t::PickFreePort();
+    EXPECT_TRUE(p.ok()) << p.status();
+    return p.ok() ? *p : 0;
+  };
+  t::ServerProcess good, bad, router;
+  const std::vector<std::string> server_args = {"--model-uri", "file://" + model, "--io-threads",
+                                                "1", "--admin-port"};
+  auto start_server = [&](t::ServerProcess& s, std::vector<std::string> env) {
+    std::vector<std::string> args = server_args;
+    args.push_back(std::to_string(port()));
+    ASSERT_TRUE(s.Start(SLUICE_SERVER_BIN, args, env)) << s.Log();
+    ASSERT_TRUE(s.WaitReady()) << s.Log();
+  };
+  start_server(good, {});
+  start_server(bad, {"SLUICE_FAULT_ERROR_PERCENT=100"});
+  const int admin = port();
+  ASSERT_TRUE(router.Start(SLUICE_ROUTER_BIN,
+                           {"--static-traffic",
+                            stable + "=50@127.0.0.1:" + std::to_string(good.port()) + ";" + canary +
+                                "=50@127.0.0.1:" + std::to_string(bad.port()),
+                            "--stable-revision", stable, "--admin-port", std::to_string(admin)}))
+      << router.Log();
+
+  // The router's pod as the operator's scraper finds it: Running, Ready, a port named admin.
+  json sa = {{"apiVersion", "v1"},
+             {"kind", "ServiceAccount"},
+             {"metadata", {{"name", "default"}, {"namespace", ns_}}}};
+  (void)client_->Create(kube::resources::kServiceAccounts, ns_, sa);
+  json pod = {
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata",
+       {{"name", "fraud-router-it"},
+        {"namespace", ns_},
+        {"labels",
+         {{"app.kubernetes.io/component", "router"},
+          {"sluice.dev/modeldeployment", "fraud"},
+          {"app.kubernetes.io/managed-by", "sluice-operator"}}}}},
+      {"spec",
+       {{"automountServiceAccountToken", false},
+        {"containers", json::array({{{"name", "router"},
+                                     {"image", "registry.example/sluice:it"},
+                                     {"ports", json::array({{{"name", "admin"},
+                                                             {"containerPort", admin}}})}}})}}}};
+  auto created = client_->Create(kube::resources::kPods, ns_, pod);
+  ASSERT_TRUE(created.ok()) << created.status();
+  json status = {{"status",
+                  {{"phase", "Running"},
+                   {"podIP", "127.0.0.1"},
+                   {"podIPs", json::array({{{"ip", "127.0.0.1"}}})},
+                   {"conditions", json::array({{{"type", "Ready"}, {"status", "True"}}})}}}};
+  kube::PatchOptions status_patch;
+  status_patch.subresource = "status";
+  auto patched = client_->Patch(kube::resources::kPods, ns_, "fraud-router-it",
+                                kube::PatchType::kMerge, status.dump(), status_patch);
+  ASSERT_TRUE(patched.ok()) << patched.status();
+
+  // Callers through the router see no failure; 60 requests give the canary 30, and its 20th
+  // failure trips the guard.
+  const std::string body =
+      ReadFileOrEmpty(std::string(SLUICE_FRAUD_MODEL_DIR) + "/sample_request.json");
+  t::HttpTestClient c(router.port(), seconds(30));
+  for (int i = 0; i < 60; ++i) {
+    auto r = c.Request(boost::beast::http::verb::post, "/v2/models/fraud/infer", body);
+    ASSERT_TRUE(r.has_value()) << router.Log();
+    ASSERT_EQ(r->status, 200) << r->body << "\n" << router.Log();
+  }
+  t::HttpTestClient metrics(static_cast<uint16_t>(admin), seconds(10));
+  auto page = metrics.Get("/metrics");
+  ASSERT_TRUE(page.has_value());
+  ASSERT_NE(page->body.find("sluice_router_guard_tripped{revision=\"" + canary + "\"} 1"),
+            std::string::npos)
+      << page->body;
+
+  // The next check fails on the guard and rolls back, long before the step's minute is over.
+  ASSERT_TRUE(Eventually([&] { return Phase(Md()) == "RolledBack"; }, seconds(30))) << Md().dump(2);
+  const json md = Md();
+  EXPECT_EQ(TrafficOf(md), (std::map<std::string, int>{{stable, 100}}));
+  EXPECT_EQ(ConditionReason(md, "Degraded"), "True/RouterGuardTripped");
+  EXPECT_THAT(StatusOf(md)["lastAnalysis"].value("message", ""),
+              ::testing::HasSubstr("router guard tripped"));
 }
 
 TEST_F(OperatorTest, RestartedOperatorResumesTheRolloutAtTheSameStep) {

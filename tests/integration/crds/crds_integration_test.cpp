@@ -282,7 +282,7 @@ TEST_F(CrdsTest, ModelDeploymentDefaultsAreFilled) {
   EXPECT_EQ(spec["rollout"]["rolling"], Json::parse(R"({"maxSurge": "25%", "maxUnavailable": 0})"));
   EXPECT_EQ(spec["rollout"]["progressDeadline"], "10m");
   EXPECT_EQ(spec["rollout"]["scaleDownDelay"], "30s");
-  EXPECT_EQ(spec["traffic"], Json::parse(R"({"router": "Builtin"})"));
+  EXPECT_EQ(spec["traffic"], Json::parse(R"({"router": "Builtin", "retryOnStable": true})"));
   // Optional blocks stay absent rather than being invented.
   EXPECT_FALSE(spec.contains("autoscaling"));
   EXPECT_FALSE(spec.contains("runtime"));
