@@ -58,7 +58,7 @@ bool CanaryGuard::Record(bool error, Clock::time_point now) {
       }
     }
   }
-  if (requests < options_.min_samples) return false;
+  if (requests < options_.min_samples || errors < options_.min_errors) return false;
   if (static_cast<double>(errors) <= options_.max_error_rate * static_cast<double>(requests)) {
     return false;
   }

@@ -41,9 +41,10 @@ class RetryBudget {
 
 struct GuardOptions {
   // Trips when errors / requests > max_error_rate over the window, with at least min_samples
-  // requests in it. A max_error_rate of 1 or more never trips.
+  // requests and min_errors errors in it. A max_error_rate of 1 or more never trips.
   double max_error_rate = api::kDefaultMaxErrorRate;
   int64_t min_samples = api::kGuardMinSamples;
+  int64_t min_errors = api::kGuardMinErrors;
   std::chrono::milliseconds window{api::kGuardWindowMs};
   friend bool operator==(const GuardOptions&, const GuardOptions&) = default;
 };

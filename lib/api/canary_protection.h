@@ -6,7 +6,8 @@
 //   reset, timeout), is sent once to the stable revision (spec.traffic.retryOnStable, default
 //   true), within the caller's deadline and a per-router retry budget;
 // - the guard: a canary whose error rate over its recent requests (the last analysis interval) is
-//   above the analysis' errorRate limit, over at least kGuardMinSamples requests, stops getting
+//   above the analysis' errorRate limit, over at least kGuardMinSamples requests and with at least
+//   kGuardMinErrors errors, stops getting
 //   new requests (they go to stable), and the router exports sluice_router_guard_tripped{revision}
 //   = 1, which the analysis takes as a failed check. The window is the analysis' own, so the guard
 //   judges like the analysis (one transient error among a healthy second's requests does not trip
@@ -26,6 +27,10 @@ inline constexpr double kDefaultMaxErrorRate = 0.01;
 inline constexpr double kGuardFallbackMaxErrorRate = 0.5;
 // Outcomes the guard needs within its window before it may trip.
 inline constexpr int64_t kGuardMinSamples = 20;
+// Errors the guard needs within its window before it may trip: at a canary's low request rate
+// (20 to 100 requests a window) one transient error is already above a 1 % limit, and a single
+// error says nothing about a revision; a broken one makes three in its first few requests.
+inline constexpr int64_t kGuardMinErrors = 3;
 // The guard's window when the analysis sets no interval (the analysis' default interval), and
 // the bounds it is kept within.
 inline constexpr int64_t kGuardWindowMs = 5000;

@@ -123,6 +123,19 @@ TEST(CanaryGuardTest, OutcomesLeaveTheWindowAfterOneWindow) {
   EXPECT_TRUE(guard.Record(true, t0 + 1400ms));
 }
 
+TEST(CanaryGuardTest, NeedsAFewErrorsNotJustARateAboveTheLimit) {
+  // At a 1 % limit one error among 50 requests is 2 %: a lone transient error, not a broken
+  // revision. The guard waits for kGuardMinErrors errors in its window.
+  CanaryGuard guard(Options(0.01), nullptr);
+  const auto t0 = Clock::time_point(100s);
+  for (int i = 0; i < 49; ++i) EXPECT_FALSE(guard.Record(false, t0 + i * 1ms));
+  EXPECT_FALSE(guard.Record(true, t0 + 50ms));
+  EXPECT_FALSE(guard.Record(true, t0 + 51ms));
+  EXPECT_FALSE(guard.tripped());
+  EXPECT_EQ(guard.Counts(t0 + 60ms), std::make_pair(int64_t{51}, int64_t{2}));
+  EXPECT_TRUE(guard.Record(true, t0 + 52ms));
+}
+
 TEST(CanaryGuardTest, ALimitOfOneNeverTrips) {
   CanaryGuard guard(Options(1.0), nullptr);
   const auto t0 = Clock::time_point(100s);
@@ -254,7 +267,8 @@ TEST(TrafficConfigTest, TheStableRevisionRetriesAndTheGuardComeFromTheModelDeplo
   // Metrics without an errorRate limit: the guard still stops a canary failing half its requests.
   md["spec"]["rollout"]["canary"]["analysis"] = {
       {"interval", "200ms"},
-      {"metrics", {{{"name", "p99"}, {"builtin", "latencyP99"}, {"thresholdRange", {{"max", 0.3}}}}}}};
+      {"metrics",
+       {{{"name", "p99"}, {"builtin", "latencyP99"}, {"thresholdRange", {{"max", 0.3}}}}}}};
   c = TrafficConfigFromModelDeployment(md);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->guard.max_error_rate, api::kGuardFallbackMaxErrorRate);
