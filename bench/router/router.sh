@@ -247,12 +247,14 @@ for t in [t for t in runs if t != "direct"]:
     a99 = [runs[t][i][1] - d[i][1] for i in rounds]
     cpu = [runs[t][i][2] for i in rounds if runs[t][i][2] is not None]
     unsustained = sum(1 for i in rounds if not (runs[t][i][3] and d[i][3]))
-    added[t] = (statistics.median(a50), statistics.median(a99))
+    added[t] = (statistics.median(a50), statistics.median(a99), unsustained)
     print(f"{t} adds p50 {fmt(a50)}, p99 {fmt(a99)}; proxy CPU per request {fmt(cpu)}"
           + (f"; {unsustained} of {len(rounds)} rounds not sustained by the loadgen" if unsustained else ""))
 if "sluice-router" in added:
-    r50, r99 = added["sluice-router"]
-    verdict = lambda ok: "met" if ok else "MISSED"
+    r50, r99, r_unsustained = added["sluice-router"]
+    judged = r_unsustained == 0 and all(v[2] == 0 for v in added.values())
+    # A window the loadgen did not sustain measured the loadgen, not the proxy: no verdict from it.
+    verdict = lambda ok: ("met" if ok else "MISSED") if judged else "not judged (unsustained windows)"
     line = f"targets: router added p50 <= 40 us: {verdict(r50 <= 40)}; added p99 <= 100 us: {verdict(r99 <= 100)}"
     if "nginx" in added:
         line += f"; added p50 <= nginx's ({added['nginx'][0]:.1f} us): {verdict(r50 <= added['nginx'][0])}"
