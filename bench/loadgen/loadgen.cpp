@@ -12,8 +12,22 @@
 // behind). A latency tail with a small slip and no connection waits happened in the server or the
 // kernel, not here. `cpu_pct` is the loadgen's own CPU time over the run (100 = one core busy).
 //
+// Whether the offered rate was sustained, i.e. whether the latency is the server's and not the
+// loadgen's, is decided here from those three, with bounds that are flags (defaults in Options):
+//   - the loadgen's CPU below --max-cpu-pct (70 % of one core): above that, its own loop delays
+//     sends and reads, and a busier loadgen is one wake-up away from being the bottleneck;
+//   - slip p99 at most --max-slip-fraction (0.1) of the measured latency p99, or below
+//     --slip-floor-us (20 us, the timer and scheduler granularity), whichever is larger: the
+//     latency is measured from the due time, so a larger slip would be part of the figure;
+//   - connection waits at most --max-conn-wait-fraction (0.001) of the measured requests:
+//     requests that waited for a connection were held back by the loadgen's connection count;
+//   - no errors and at least 99 % of the measured requests answered.
+// The summary says `sustained=1` or `sustained=0` with `unsustained_by=` naming the bounds missed.
+//
 // Output: one summary line of key=value pairs (easy to parse from shell) and, with --verbose, a
-// percentile table.
+// percentile table. With --hist-out FILE, the latency histogram of the measured requests goes to
+// FILE, one "<upper edge in ns> <count>" line per non-empty bucket (bench/plot_latency.py reads
+// it).
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -61,6 +75,18 @@ class Histogram {
   }
   uint64_t total() const { return total_; }
   uint64_t max() const { return max_; }
+
+  // One "<upper edge in ns> <count>" line per non-empty bucket, in increasing order.
+  bool Dump(const std::string& path) const {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    if (f == nullptr) return false;
+    for (size_t i = 0; i < counts_.size(); ++i) {
+      if (counts_[i] == 0) continue;
+      std::fprintf(f, "%lu %lu\n", static_cast<unsigned long>(std::min(UpperEdge(i), max_)),
+                   static_cast<unsigned long>(counts_[i]));
+    }
+    return std::fclose(f) == 0;
+  }
 
   // The value at quantile q (0..1): the upper edge of the bucket holding it.
   uint64_t Quantile(double q) const {
@@ -119,6 +145,12 @@ struct Options {
   // Requests slower than this are listed on stderr with their due time (CLOCK_MONOTONIC seconds,
   // the clock of `perf record -k mono`), to line a tail up with a scheduler trace. 0: none.
   double trace_slower_than_us = 0;
+  std::string hist_out;  // latency histogram file; empty: none
+  // Bounds for `sustained` (see the header comment).
+  double max_cpu_pct = 70;
+  double max_slip_fraction = 0.1;
+  double slip_floor_us = 20;
+  double max_conn_wait_fraction = 0.001;
 };
 
 bool ParseArgs(int argc, char** argv, Options& o) {
@@ -143,12 +175,24 @@ bool ParseArgs(int argc, char** argv, Options& o) {
     else if (a == "--warmup") o.warmup = std::stod(next());
     else if (a == "--verbose") o.verbose = true;
     else if (a == "--trace-slower-than-us") o.trace_slower_than_us = std::stod(next());
+    else if (a == "--hist-out")
+      o.hist_out = next();
+    else if (a == "--max-cpu-pct")
+      o.max_cpu_pct = std::stod(next());
+    else if (a == "--max-slip-fraction")
+      o.max_slip_fraction = std::stod(next());
+    else if (a == "--slip-floor-us")
+      o.slip_floor_us = std::stod(next());
+    else if (a == "--max-conn-wait-fraction")
+      o.max_conn_wait_fraction = std::stod(next());
     else {
       std::cerr << "unknown argument " << a << "\n"
                 << "usage: sluice-loadgen --port P [--host H] [--path /p] [--body-file F]\n"
                    "  [--content-type T] [--header 'K: V']... [--rate R] [--connections C]\n"
                    "  [--duration S] [--warmup S] [--verbose]\n"
-                   "  [--trace-slower-than-us N]\n";
+                   "  [--trace-slower-than-us N] [--hist-out FILE]\n"
+                   "  [--max-cpu-pct P] [--max-slip-fraction F] [--slip-floor-us U]\n"
+                   "  [--max-conn-wait-fraction F]\n";
       return false;
     }
   }
@@ -240,8 +284,7 @@ class LoadGen {
     }
     wall_ = std::chrono::duration<double>(Clock::now() - start_).count();
     cpu_ = CpuSeconds() - cpu_start_;
-    Report();
-    return 0;
+    return Report() ? 0 : 1;
   }
 
  private:
@@ -422,28 +465,51 @@ class LoadGen {
     Dispatch();
   }
 
-  void Report() {
+  // False when the histogram file cannot be written.
+  bool Report() {
     const double secs = std::chrono::duration<double>(o_.duration).count();
     uint64_t errors = 0;
     for (const auto& [k, v] : errors_) errors += v;
     const uint64_t unanswered = sent_ > done_ ? sent_ - done_ : 0;
     auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1000.0; };
+    const double cpu_pct = wall_ > 0 ? 100.0 * cpu_ / wall_ : 0.0;
+    const double p99 = us(hist_.Quantile(0.99));
+    const double slip_p99 = us(slip_.Quantile(0.99));
+    const double slip_bound = std::max(o_.slip_floor_us, o_.max_slip_fraction * p99);
+    const double wait_bound = o_.max_conn_wait_fraction * static_cast<double>(sent_);
+    std::string missed;
+    auto miss = [&missed](const char* what) {
+      if (!missed.empty()) missed += ',';
+      missed += what;
+    };
+    if (cpu_pct >= o_.max_cpu_pct) miss("cpu");
+    if (slip_p99 > slip_bound) miss("slip");
+    if (static_cast<double>(conn_waits_) > wait_bound) miss("conn_waits");
+    if (errors > 0) miss("errors");
+    if (sent_ == 0 || static_cast<double>(hist_.total()) < 0.99 * static_cast<double>(sent_)) {
+      miss("answered");
+    }
     std::printf(
         "target_rate=%.0f achieved_rate=%.1f sent=%lu ok=%lu errors=%lu unanswered=%lu "
-        "p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f slip_us_p99=%.1f "
-        "slip_us_max=%.1f conn_waits=%lu cpu_pct=%.0f\n",
+        "p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f slip_us_p50=%.1f "
+        "slip_us_p99=%.1f slip_us_max=%.1f conn_waits=%lu cpu_pct=%.0f sustained=%d%s%s\n",
         o_.rate, static_cast<double>(hist_.total()) / secs, static_cast<unsigned long>(sent_),
         static_cast<unsigned long>(hist_.total()), static_cast<unsigned long>(errors),
         static_cast<unsigned long>(unanswered), us(hist_.Quantile(0.5)), us(hist_.Quantile(0.9)),
-        us(hist_.Quantile(0.99)), us(hist_.Quantile(0.999)), us(hist_.max()),
-        us(slip_.Quantile(0.99)), us(slip_.max()), static_cast<unsigned long>(conn_waits_),
-        wall_ > 0 ? 100.0 * cpu_ / wall_ : 0.0);
+        p99, us(hist_.Quantile(0.999)), us(hist_.max()), us(slip_.Quantile(0.5)), slip_p99,
+        us(slip_.max()), static_cast<unsigned long>(conn_waits_), cpu_pct, missed.empty() ? 1 : 0,
+        missed.empty() ? "" : " unsustained_by=", missed.c_str());
     if (o_.verbose) {
       for (double q : {0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 0.9999, 1.0}) {
         std::printf("  p%-7g %10.1f us\n", q * 100, us(hist_.Quantile(q)));
       }
       for (const auto& [k, v] : errors_) std::printf("  error %s: %lu\n", k.c_str(), static_cast<unsigned long>(v));
     }
+    if (!o_.hist_out.empty() && !hist_.Dump(o_.hist_out)) {
+      std::cerr << "cannot write " << o_.hist_out << "\n";
+      return false;
+    }
+    return true;
   }
 
   Options o_;

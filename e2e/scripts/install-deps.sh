@@ -10,6 +10,7 @@ PACKAGES=(
   libboost-dev libboost-system-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libxgboost-dev libhiredis-dev libsnappy-dev libzstd-dev zlib1g-dev
   redis-server prometheus wrk python3-venv python3-yaml
+  nginx python3-matplotlib
   clang clang-format clang-tidy libclang-rt-14-dev
   golang-go
   lua5.1

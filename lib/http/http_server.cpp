@@ -171,6 +171,16 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void ReadHeader() {
     phase_ = Phase::kHeader;
     deadline_ = std::chrono::steady_clock::now() + opts().header_timeout;
+    // A request usually arrives whole in one read: parse what is buffered right here, and start an
+    // asynchronous read (another trip through the io_context) only for a header still incomplete.
+    if (buffer_.size() > 0) {
+      beast::error_code ec;
+      buffer_.consume(parser_->put(buffer_.data(), ec));
+      if (ec != http::error::need_more) {
+        OnHeader(ec);
+        return;
+      }
+    }
     Io([this](auto& stream) {
       http::async_read_header(stream, buffer_, *parser_,
                               [self = shared_from_this()](beast::error_code ec, size_t) {
@@ -216,6 +226,26 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   }
 
   void ReadBody() {
+    // The body usually came in the same read as the header: take it from the buffer, and read
+    // asynchronously only when some of it is still on its way.
+    beast::error_code ec;
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+      const size_t n = parser_->put(buffer_.data(), ec);
+      buffer_.consume(n);
+      if (ec == http::error::need_more) {
+        ec = {};
+        break;
+      }
+      if (ec) {
+        OnReadError(ec, "body");
+        return;
+      }
+      if (n == 0) break;
+    }
+    if (parser_->is_done()) {
+      OnRequest();
+      return;
+    }
     Io([this](auto& stream) {
       http::async_read(stream, buffer_, *parser_,
                        [self = shared_from_this()](beast::error_code ec, size_t) {
