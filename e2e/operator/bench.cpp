@@ -30,10 +30,10 @@
 #include <vector>
 
 #include "lib/api/duration.h"
-#include "tests/integration/controllers/operator_env.h"
 #include "lib/kube/client.h"
 #include "lib/kube/config.h"
 #include "lib/kube/informer.h"
+#include "tests/integration/controllers/operator_env.h"
 #include "tests/support/process.h"
 
 namespace {
@@ -324,12 +324,16 @@ int main(int argc, char** argv) {
   }
   const std::string metrics = it::HttpGet(metrics_port, "/metrics").second;
   double cached_objects = NAN;
+  double kube_connections = NAN;
   {
     std::istringstream in(metrics);
     std::string line;
     while (std::getline(in, line)) {
       if (line.rfind("sluice_operator_cache_objects ", 0) == 0) {
         cached_objects = std::stod(line.substr(line.rfind(' ') + 1));
+      }
+      if (line.rfind("sluice_operator_kube_connections_opened_total ", 0) == 0) {
+        kube_connections = std::stod(line.substr(line.rfind(' ') + 1));
       }
     }
   }
@@ -360,6 +364,7 @@ int main(int argc, char** argv) {
       {"operator_running_at_end", operator_running},
       {"operator_rss_mib", {{"idle_before", idle.rss_mib}, {"at_rest", rest_end.rss_mib}}},
       {"operator_cache_objects", cached_objects},
+      {"operator_kube_connections_opened", kube_connections},
       {"operator_cpu_at_rest_percent_of_one_core", rest_cpu * 100.0},
       {"operator_cpu_seconds_total", rest_end.cpu_seconds},
       {"reconciles", reconciles},
