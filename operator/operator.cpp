@@ -215,6 +215,8 @@ Status Operator::Build() {
   co.namespaces = options_.namespaces;
   co.resync_period = options_.resync_period;
   co.metrics = p_->metrics.get();
+  // The failing-pod check and the scrapers look pods up by these.
+  co.indexed_labels = {api::kLabelModelDeployment, api::kLabelRevision};
   p_->cache = std::make_unique<InformerCache>(p_->client.get(), co);
   const std::string owned = api::kManagedBySelector;
   RETURN_IF_ERROR(p_->cache->Register(api::kModelDeploymentsGvr));
