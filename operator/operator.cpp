@@ -30,6 +30,7 @@
 #include "lib/http/metrics_exposition.h"
 #include "lib/kube/client.h"
 #include "lib/kube/config.h"
+#include "lib/kube/curl_transport.h"
 #include "lib/kube/leader_election.h"
 #include "operator/cache_transforms.h"
 
@@ -104,9 +105,11 @@ std::string OwnNamespace(const std::string& fallback) {
 
 struct Operator::Parts {
   std::unique_ptr<kube::Client> client;
+  kube::CurlTransport* transport = nullptr;  // the client's
   std::shared_ptr<prometheus::Registry> registry;
   std::unique_ptr<controllers::PrometheusControllerMetrics> metrics;
   prometheus::Gauge* rss = nullptr;
+  prometheus::Counter* kube_connections = nullptr;
   prometheus::Counter* cpu = nullptr;  // set from /proc at each scrape (one metrics io thread)
   prometheus::Gauge* cached = nullptr;
   std::unique_ptr<InformerCache> cache;
@@ -170,7 +173,12 @@ Status Operator::Build() {
   if (!config.ok()) return config.status().Annotate("loading the Kubernetes configuration");
   config->user_agent = "sluice-operator/0.1";
   const std::string default_ns = config->default_namespace;
-  ASSIGN_OR_RETURN(p_->client, kube::Client::Create(std::move(*config)));
+  kube::CurlTransportOptions transport_options;
+  transport_options.max_idle_handles = KubeIdleConnections(options_);
+  ASSIGN_OR_RETURN(std::unique_ptr<kube::CurlTransport> transport,
+                   kube::CurlTransport::Create(*config, transport_options));
+  p_->transport = transport.get();
+  ASSIGN_OR_RETURN(p_->client, kube::Client::Create(std::move(*config), std::move(transport)));
   if (options_.identity.empty()) options_.identity = Hostname() + "_" + RandomSuffix();
   p_->lease_namespace = options_.leader_election_namespace.empty()
                             ? OwnNamespace(default_ns)
@@ -190,6 +198,11 @@ Status Operator::Build() {
                  .Help("Total user and system CPU time spent in seconds.")
                  .Register(*p_->registry)
                  .Add({});
+  p_->kube_connections = &prometheus::BuildCounter()
+                              .Name("sluice_operator_kube_connections_opened_total")
+                              .Help("Connections opened to the API server.")
+                              .Register(*p_->registry)
+                              .Add({});
   p_->cached = &prometheus::BuildGauge()
                     .Name("sluice_operator_cache_objects")
                     .Help("Objects held by the operator's informer cache.")
@@ -202,6 +215,8 @@ Status Operator::Build() {
   co.namespaces = options_.namespaces;
   co.resync_period = options_.resync_period;
   co.metrics = p_->metrics.get();
+  // The failing-pod check and the scrapers look pods up by these.
+  co.indexed_labels = {api::kLabelModelDeployment, api::kLabelRevision};
   p_->cache = std::make_unique<InformerCache>(p_->client.get(), co);
   const std::string owned = api::kManagedBySelector;
   RETURN_IF_ERROR(p_->cache->Register(api::kModelDeploymentsGvr));
@@ -376,28 +391,32 @@ Status Operator::Build() {
   {
     auto registry = p_->registry;
     Parts* parts = p_.get();
-    metrics_router->Handle(HttpVerb::get, "/metrics",
-                           [this, registry, parts](const HttpRequest&, Responder responder) {
-                             const ProcessStats stats = ReadProcessStats();
-                             parts->rss->Set(stats.rss_bytes);
-                             if (stats.cpu_seconds > parts->cpu->Value()) {
-                               parts->cpu->Increment(stats.cpu_seconds - parts->cpu->Value());
-                             }
-                             parts->cached->Set(static_cast<double>(parts->cache->Size()));
-                             std::string page = RenderPrometheusText(*registry);
-                             // The ModelDeployments' own series come from the leader only (it
-                             // writes their status), so replicas never export the same series
-                             // twice.
-                             bool leading = false;
-                             {
-                               std::lock_guard<std::mutex> lock(mu_);
-                               leading = leading_;
-                             }
-                             if (leading && synced_.load())
-                               page += controllers::RenderModelDeploymentMetrics(*parts->cache);
-                             responder.SendBody(HttpStatus::ok, kPrometheusContentType,
-                                                std::move(page));
-                           });
+    metrics_router->Handle(
+        HttpVerb::get, "/metrics",
+        [this, registry, parts](const HttpRequest&, Responder responder) {
+          const ProcessStats stats = ReadProcessStats();
+          parts->rss->Set(stats.rss_bytes);
+          if (stats.cpu_seconds > parts->cpu->Value()) {
+            parts->cpu->Increment(stats.cpu_seconds - parts->cpu->Value());
+          }
+          parts->cached->Set(static_cast<double>(parts->cache->Size()));
+          const double opened = static_cast<double>(parts->transport->connections_opened());
+          if (opened > parts->kube_connections->Value()) {
+            parts->kube_connections->Increment(opened - parts->kube_connections->Value());
+          }
+          std::string page = RenderPrometheusText(*registry);
+          // The ModelDeployments' own series come from the leader only (it
+          // writes their status), so replicas never export the same series
+          // twice.
+          bool leading = false;
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            leading = leading_;
+          }
+          if (leading && synced_.load())
+            page += controllers::RenderModelDeploymentMetrics(*parts->cache);
+          responder.SendBody(HttpStatus::ok, kPrometheusContentType, std::move(page));
+        });
   }
   const bool shared = options_.metrics_addr.port != 0 &&
                       options_.metrics_addr.port == options_.health_addr.port &&

@@ -77,6 +77,8 @@ void Bind(FlagSet& f, OperatorOptions& o) {
   f.String("ports-file", &o.ports_file,
            "write {\"metrics\": port, \"health\": port} once listening");
   f.Int("workers", &o.workers, 1, 256, "reconcile workers per controller");
+  f.Int("kube-idle-connections", &o.kube_idle_connections, 0, 4096,
+        "idle API server connections kept for reuse; 0: sized to the workers");
   f.Duration("resync-period", &o.resync_period, 0ns, kLongest,
              "revisit every cached object this often; 0s: never");
   f.Duration("shutdown-timeout", &o.shutdown_timeout, 0ns, kLongest,
@@ -146,6 +148,13 @@ Result<Address> ParseAddress(const std::string& text) {
   }
   a.port = static_cast<uint16_t>(p);
   return a;
+}
+
+size_t KubeIdleConnections(const OperatorOptions& options) {
+  if (options.kube_idle_connections > 0) return static_cast<size_t>(options.kube_idle_connections);
+  // ModelDeployment workers: up to seven applies at once and the status write; FeatureView
+  // workers (half as many) and the Lease, events and watches that end and restart: the spare.
+  return static_cast<size_t>(options.workers) * 8 + 16;
 }
 
 std::string Usage() {

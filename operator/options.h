@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "lib/base/status.h"
 #include "controllers/modeldeployment/resources.h"
+#include "lib/base/status.h"
 
 namespace sluice::app {
 
@@ -35,6 +35,9 @@ struct OperatorOptions {
   std::string ports_file;  // when set, {"metrics": port, "health": port} is written there
 
   int workers = 4;  // per controller
+  // Idle API server connections kept for reuse; 0 sizes the pool to what the workers send at
+  // once (KubeIdleConnections).
+  int kube_idle_connections = 0;
   std::chrono::seconds resync_period{600};
   std::chrono::seconds shutdown_timeout{30};  // for in-flight reconciles after SIGTERM
   // How often a FeatureView whose Redis Secret is missing or malformed is checked again.
@@ -67,6 +70,12 @@ struct OperatorOptions {
 Result<OperatorOptions> ParseFlags(int argc, const char* const* argv);
 
 std::string Usage();
+
+// The idle connections the operator's Kubernetes client keeps: --kube-idle-connections, or when
+// that is 0, enough for every worker's largest burst (the first reconcile of a ModelDeployment
+// applies up to seven objects at once) plus the other controllers and the Lease, so a burst
+// never closes a connection only to open it again for the next.
+size_t KubeIdleConnections(const OperatorOptions& options);
 
 // "host:port", ":port" (all interfaces) or "port".
 Result<Address> ParseAddress(const std::string& text);

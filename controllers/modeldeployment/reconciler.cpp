@@ -643,9 +643,9 @@ void ModelDeploymentReconciler::ReportFailingPods(const ObjectKey& key, const Ob
   const Condition* degraded = status.FindCondition("Degraded");
   if (degraded != nullptr && degraded->status == "True") return;  // a cause is reported already
   std::string trouble;
-  for (const auto& pod : reader_.List(kube::resources::kPods, key.ns)) {
-    if (LabelOf(*pod, api::kLabelRevision) != revision ||
-        LabelOf(*pod, api::kLabelComponent) != "server") {
+  for (const auto& pod :
+       reader_.ListByLabel(kube::resources::kPods, key.ns, api::kLabelRevision, revision)) {
+    if (LabelOf(*pod, api::kLabelComponent) != "server") {
       continue;
     }
     trouble = PodTrouble(*pod);

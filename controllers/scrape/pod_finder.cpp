@@ -1,5 +1,7 @@
 #include "controllers/scrape/pod_finder.h"
 
+#include "lib/api/object_labels.h"
+
 namespace sluice::controllers {
 
 using nlohmann::json;
@@ -37,7 +39,17 @@ std::optional<PodTarget> ScrapeablePod(const json& pod) {
 Result<std::vector<PodTarget>> CachedPodFinder::Find(
     const std::string& ns, const std::map<std::string, std::string>& match) {
   std::vector<PodTarget> out;
-  for (const ObjectPtr& pod : reader_.List(kube::resources::kPods, ns)) {
+  // Narrowed by the most selective label looked for (the operator's cache indexes it), then
+  // checked against every label below.
+  std::vector<ObjectPtr> candidates;
+  auto by = match.find(api::kLabelModelDeployment);
+  if (by == match.end()) by = match.find(api::kLabelRevision);
+  if (by != match.end()) {
+    candidates = reader_.ListByLabel(kube::resources::kPods, ns, by->first, by->second);
+  } else {
+    candidates = reader_.List(kube::resources::kPods, ns);
+  }
+  for (const ObjectPtr& pod : candidates) {
     std::optional<PodTarget> t = ScrapeablePod(*pod);
     if (!t) continue;
     bool matches = true;

@@ -3,6 +3,7 @@
 //   sluice-operator-bench --kubeconfig K --operator-bin B --crd-dir D [--count 1000]
 //       [--replicas 1] [--router-replicas 1] [--workers 4] [--rest 60s] [--fake-kubelet]
 //       [--timeout 30m] [--json out.json] [--log operator.log] [--operator-log-level warn]
+//       [--operator-flag --kube-idle-connections=8 ...]
 //
 // Installs the CRDs, starts the operator binary (leader election on), creates `count`
 // ModelDeployments from several threads and watches them:
@@ -30,10 +31,10 @@
 #include <vector>
 
 #include "lib/api/duration.h"
-#include "tests/integration/controllers/operator_env.h"
 #include "lib/kube/client.h"
 #include "lib/kube/config.h"
 #include "lib/kube/informer.h"
+#include "tests/integration/controllers/operator_env.h"
 #include "tests/support/process.h"
 
 namespace {
@@ -57,6 +58,7 @@ struct Flags {
   std::string json_out;
   std::string log_path = "/tmp/sluice-operator-bench.log";
   std::string operator_log_level = "warn";
+  std::vector<std::string> operator_flags;  // passed to the operator as they are
 };
 
 bool ParseFlags(int argc, char** argv, Flags& f) {
@@ -93,6 +95,7 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
     else if (key == "--json") f.json_out = v;
     else if (key == "--log") f.log_path = v;
     else if (key == "--operator-log-level") f.operator_log_level = v;
+    else if (key == "--operator-flag") f.operator_flags.push_back(v);
     else if (key == "--rest" || key == "--timeout") {
       auto d = sluice::controllers::ParseDuration(v);
       if (!d.ok()) {
@@ -230,6 +233,7 @@ int main(int argc, char** argv) {
              "--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0", "--ports-file=" + ports,
              "--workers=" + std::to_string(f.workers),
              "--router-replicas=" + std::to_string(f.router_replicas), "--log-level=" + f.operator_log_level};
+  so.argv.insert(so.argv.end(), f.operator_flags.begin(), f.operator_flags.end());
   so.log_path = f.log_path;
   auto op = sluice::testing::Subprocess::Spawn(so);
   if (!op.ok()) {
@@ -324,12 +328,16 @@ int main(int argc, char** argv) {
   }
   const std::string metrics = it::HttpGet(metrics_port, "/metrics").second;
   double cached_objects = NAN;
+  double kube_connections = NAN;
   {
     std::istringstream in(metrics);
     std::string line;
     while (std::getline(in, line)) {
       if (line.rfind("sluice_operator_cache_objects ", 0) == 0) {
         cached_objects = std::stod(line.substr(line.rfind(' ') + 1));
+      }
+      if (line.rfind("sluice_operator_kube_connections_opened_total ", 0) == 0) {
+        kube_connections = std::stod(line.substr(line.rfind(' ') + 1));
       }
     }
   }
@@ -349,6 +357,7 @@ int main(int argc, char** argv) {
       {"replicas_per_model", f.replicas},
       {"router_replicas", f.router_replicas},
       {"workers", f.workers},
+      {"operator_flags", f.operator_flags},
       {"fake_kubelet", f.fake_kubelet},
       {"create_seconds", create_s},
       {"first_create_to_last_healthy_seconds", total_s},
@@ -360,6 +369,7 @@ int main(int argc, char** argv) {
       {"operator_running_at_end", operator_running},
       {"operator_rss_mib", {{"idle_before", idle.rss_mib}, {"at_rest", rest_end.rss_mib}}},
       {"operator_cache_objects", cached_objects},
+      {"operator_kube_connections_opened", kube_connections},
       {"operator_cpu_at_rest_percent_of_one_core", rest_cpu * 100.0},
       {"operator_cpu_seconds_total", rest_end.cpu_seconds},
       {"reconciles", reconciles},

@@ -1,10 +1,28 @@
 #include "lib/controller/cache.h"
 
-#include <algorithm>
-
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace sluice::controllers {
+
+namespace {
+
+std::string LabelIndexName(const std::string& key) {
+  return "label:" + key;
+}
+
+// Files an object under "<namespace>/<value>" of its label `key`, so one namespace's objects
+// are found without looking at another's.
+kube::IndexFunc LabelIndexFunc(std::string key) {
+  return [key = std::move(key)](const kube::Json& object) -> std::vector<std::string> {
+    const kube::Json* label = JsonAt(object, {"metadata", "labels", key.c_str()});
+    if (label == nullptr || !label->is_string()) return {};
+    return {MetaString(object, "namespace") + "/" + label->get<std::string>()};
+  };
+}
+
+}  // namespace
 
 InformerCache::InformerCache(kube::Client* client, CacheOptions options)
     : client_(client),
@@ -43,6 +61,9 @@ Status InformerCache::Register(const kube::GroupVersionResource& gvr,
     kube::InformerOptions io;
     io.name = ns.empty() ? gvr.resource : ns + "/" + gvr.resource;
     io.resync_period = options_.resync_period;
+    for (const auto& label : options_.indexed_labels) {
+      io.indexers.emplace(LabelIndexName(label), LabelIndexFunc(label));
+    }
     io.clock = &clock_;
     io.watcher.label_selector = label_selector;
     io.watcher.watch_timeout = options_.watch_timeout;
@@ -192,6 +213,19 @@ std::vector<ObjectPtr> InformerCache::ListOwnedBy(const kube::GroupVersionResour
     collect(*informer);
   }
   return out;
+}
+
+std::vector<ObjectPtr> InformerCache::ListByLabel(const kube::GroupVersionResource& gvr,
+                                                  const std::string& ns, const std::string& key,
+                                                  const std::string& value) const {
+  const bool indexed = std::find(options_.indexed_labels.begin(), options_.indexed_labels.end(),
+                                 key) != options_.indexed_labels.end();
+  if (!indexed || ns.empty()) return ObjectReader::ListByLabel(gvr, ns, key, value);
+  const Entry* entry = Find(gvr);
+  if (entry == nullptr) return {};
+  const kube::Informer* informer = InformerFor(*entry, ns);
+  if (informer == nullptr) return {};
+  return informer->store()->ByIndex(LabelIndexName(key), ns + "/" + value);
 }
 
 size_t InformerCache::Size() const {

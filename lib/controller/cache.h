@@ -21,10 +21,10 @@
 
 #include "lib/base/clock.h"
 #include "lib/controller/metrics.h"
+#include "lib/controller/object_io.h"
 #include "lib/kube/client.h"
 #include "lib/kube/informer.h"
 #include "lib/kube/watcher.h"
-#include "lib/controller/object_io.h"
 
 namespace sluice::controllers {
 
@@ -40,6 +40,9 @@ struct CacheOptions {
   ControllerMetrics* metrics = nullptr;       // optional; must outlive the cache
   ListerWatcherFactory source;                // nullptr: list/watch through the client
   std::chrono::seconds watch_timeout{300};
+  // Label keys every informer indexes, so ListByLabel on them reads only the matching objects
+  // instead of filtering every object of the namespace.
+  std::vector<std::string> indexed_labels;
 };
 
 class InformerCache final : public ObjectReader {
@@ -78,6 +81,11 @@ class InformerCache final : public ObjectReader {
                               const std::string& ns) const override;
   std::vector<ObjectPtr> ListOwnedBy(const kube::GroupVersionResource& gvr, const std::string& ns,
                                      const std::string& owner_uid) const override;
+  // From the index when `key` is one of CacheOptions::indexed_labels and `ns` is set; otherwise
+  // ObjectReader's filter of List().
+  std::vector<ObjectPtr> ListByLabel(const kube::GroupVersionResource& gvr, const std::string& ns,
+                                     const std::string& key,
+                                     const std::string& value) const override;
 
   // Objects cached across all informers (for logs and metrics).
   size_t Size() const;

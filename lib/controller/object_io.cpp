@@ -43,6 +43,19 @@ Status KubeObjectWriter::Delete(const kube::GroupVersionResource& gvr, const std
   return s;
 }
 
+std::vector<ObjectPtr> ObjectReader::ListByLabel(const kube::GroupVersionResource& gvr,
+                                                 const std::string& ns, const std::string& key,
+                                                 const std::string& value) const {
+  std::vector<ObjectPtr> out;
+  for (ObjectPtr& object : List(gvr, ns)) {
+    const json* label = JsonAt(*object, {"metadata", "labels", key.c_str()});
+    if (label != nullptr && label->is_string() && label->get_ref<const std::string&>() == value) {
+      out.push_back(std::move(object));
+    }
+  }
+  return out;
+}
+
 std::string MetaString(const json& object, const char* field) {
   auto meta = object.find("metadata");
   if (meta == object.end() || !meta->is_object()) return {};

@@ -1,8 +1,8 @@
 #pragma once
 
 // The two halves of the API a reconciler touches, as small interfaces so reconcilers are unit
-// tested against an in-memory fake (tests/lib/controller/fake_objects.h) and run against the informer
-// cache and the real client in production.
+// tested against an in-memory fake (tests/lib/controller/fake_objects.h) and run against the
+// informer cache and the real client in production.
 //
 // Reads come from the cache (an informer's store): cheap, possibly a little behind the server.
 // Writes go to the API server; anything derived from a cached object that must not overwrite a
@@ -10,10 +10,9 @@
 
 #include <initializer_list>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "lib/base/status.h"
 #include "lib/kube/client.h"
@@ -37,6 +36,12 @@ class ObjectReader {
   virtual std::vector<ObjectPtr> ListOwnedBy(const kube::GroupVersionResource& gvr,
                                              const std::string& ns,
                                              const std::string& owner_uid) const = 0;
+  // Cached objects of `gvr` in `ns` ("" = all namespaces) whose label `key` is `value`, in the
+  // order List() gives them. This default filters List(); the informer cache answers from an
+  // index for the labels it indexes.
+  virtual std::vector<ObjectPtr> ListByLabel(const kube::GroupVersionResource& gvr,
+                                             const std::string& ns, const std::string& key,
+                                             const std::string& value) const;
 };
 
 // Contract: every call is one API request, never retried here (the controller retries the whole

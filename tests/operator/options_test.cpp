@@ -20,6 +20,20 @@ TEST(OperatorOptionsTest, AnalysisDefaultsToTheRouterAndSamplesEverySecond) {
   EXPECT_EQ(o->autoscaler_scrape_period, 1000ms);
 }
 
+TEST(OperatorOptionsTest, IdleConnectionsFollowTheWorkersUnlessSet) {
+  auto o = Parse({});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->kube_idle_connections, 0);
+  EXPECT_EQ(KubeIdleConnections(*o), 4u * 8 + 16);
+  o = Parse({"--workers=16"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(KubeIdleConnections(*o), 16u * 8 + 16);
+  o = Parse({"--workers=16", "--kube-idle-connections=10"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(KubeIdleConnections(*o), 10u);
+  EXPECT_FALSE(Parse({"--kube-idle-connections=-1"}).ok());
+}
+
 TEST(OperatorOptionsTest, AnalysisFlags) {
   auto o = Parse({"--analysis-provider=prometheus", "--prometheus-url", "http://prom:9090",
                   "--autoscaler-scrape-period=500ms"});

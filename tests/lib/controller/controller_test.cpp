@@ -4,6 +4,9 @@
 
 #include "lib/controller/controller.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -14,11 +17,8 @@
 #include <thread>
 #include <vector>
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
-#include "tests/lib/controller/fake_source.h"
 #include "tests/lib/base/fake_clock.h"
+#include "tests/lib/controller/fake_source.h"
 
 namespace sluice::controllers {
 namespace {
@@ -516,6 +516,76 @@ TEST(InformerCacheTransformTest, ObjectsAreTrimmedBeforeReadersAndHandlersSeeThe
                                {"data", {{"keep", "k2"}, {"drop", "y"}}}});
   ASSERT_TRUE(Eventually([&] { return cache.Get(kConfigMaps, "ml", "cm2") != nullptr; }));
   EXPECT_EQ((*cache.Get(kConfigMaps, "ml", "cm2"))["data"], (json{{"keep", "k2"}}));
+  cache.Stop();
+}
+
+const kube::GroupVersionResource kPods{"", "v1", "pods", true, "Pod"};
+
+json LabelledPod(const std::string& ns, const std::string& name, json labels) {
+  json meta = {{"name", name}, {"namespace", ns}};
+  if (!labels.is_null()) meta["labels"] = std::move(labels);
+  return {{"metadata", std::move(meta)}};
+}
+
+std::vector<std::string> Names(const std::vector<ObjectPtr>& objects) {
+  std::vector<std::string> out;
+  for (const auto& o : objects)
+    out.push_back(MetaString(*o, "namespace") + "/" + MetaString(*o, "name"));
+  return out;
+}
+
+TEST(InformerCacheLabelIndexTest, IndexedLookupsReturnWhatTheScanReturns) {
+  testing::FakeSource source;
+  CacheOptions co;
+  co.source = [&source](const kube::GroupVersionResource& gvr, const std::string&) {
+    return source.For(gvr.resource);
+  };
+  co.indexed_labels = {"rev"};
+  InformerCache cache(nullptr, co);
+  ASSERT_TRUE(cache.Register(kPods).ok());
+  source.Upsert("pods", LabelledPod("ml", "a1", {{"rev", "a"}, {"role", "server"}}));
+  source.Upsert("pods", LabelledPod("ml", "a2", {{"rev", "a"}, {"role", "router"}}));
+  source.Upsert("pods", LabelledPod("ml", "b1", {{"rev", "b"}}));
+  source.Upsert("pods", LabelledPod("ml", "none", nullptr));
+  source.Upsert("pods", LabelledPod("ml", "number", {{"rev", 7}}));
+  source.Upsert("pods", LabelledPod("other", "a9", {{"rev", "a"}}));
+  cache.Start();
+  ASSERT_TRUE(cache.WaitForSync(std::chrono::steady_clock::now() + seconds(20)));
+
+  // Every (namespace, key, value) asked both ways: the index for "rev", the scan for the rest.
+  auto same = [&] {
+    for (const std::string ns : {"ml", "other", "absent", ""}) {
+      for (const std::string key : {"rev", "role"}) {
+        for (const std::string value : {"a", "b", "c", "server", "7"}) {
+          auto indexed = Names(cache.ListByLabel(kPods, ns, key, value));
+          auto scanned = Names(cache.ObjectReader::ListByLabel(kPods, ns, key, value));
+          if (indexed != scanned) {
+            ADD_FAILURE() << ns << " " << key << "=" << value << ": "
+                          << ::testing::PrintToString(indexed) << " vs "
+                          << ::testing::PrintToString(scanned);
+            return false;
+          }
+        }
+      }
+    }
+    return true;
+  };
+  EXPECT_TRUE(same());
+  EXPECT_EQ(Names(cache.ListByLabel(kPods, "ml", "rev", "a")),
+            (std::vector<std::string>{"ml/a1", "ml/a2"}));
+  EXPECT_EQ(Names(cache.ListByLabel(kPods, "other", "rev", "a")),
+            (std::vector<std::string>{"other/a9"}));
+  EXPECT_TRUE(cache.ListByLabel(kPods, "ml", "rev", "7").empty());  // not a string label
+
+  // A relabelled pod moves in the index; a deleted one leaves it.
+  source.Upsert("pods", LabelledPod("ml", "a2", {{"rev", "b"}}));
+  source.Remove("pods", "ml", "a1");
+  ASSERT_TRUE(Eventually([&] {
+    return Names(cache.ListByLabel(kPods, "ml", "rev", "b")) ==
+               std::vector<std::string>{"ml/a2", "ml/b1"} &&
+           cache.ListByLabel(kPods, "ml", "rev", "a").empty();
+  }));
+  EXPECT_TRUE(same());
   cache.Stop();
 }
 

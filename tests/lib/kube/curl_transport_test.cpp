@@ -160,6 +160,50 @@ TEST(CurlTransportTest, ConcurrentSendsUseAtMostOneConnectionPerThread) {
   EXPECT_LE(server->connections_accepted(), 4);
 }
 
+// Sends `rounds` rounds of `width` requests that are all in flight at once (the server holds
+// each answer until the whole round has arrived) and returns the connections the transport
+// opened.
+uint64_t ConnectionsForConcurrentRounds(size_t max_idle_handles, int width, int rounds) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int arrived = 0;
+  auto server = Serve([&](const ServedRequest& r, ServerConnection& c) {
+    std::unique_lock<std::mutex> lock(mu);
+    const int round = arrived++ / width;
+    cv.notify_all();
+    cv.wait_for(lock, Ms(30'000), [&] { return arrived >= (round + 1) * width; });
+    lock.unlock();
+    c.Respond(200, r.path);
+  });
+  CurlTransportOptions o;
+  o.max_idle_handles = max_idle_handles;
+  auto t = Transport(ConfigFor(*server), o);
+  for (int round = 0; round < rounds; ++round) {
+    std::atomic<int> ok{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < width; ++i) {
+      threads.emplace_back([&] {
+        auto r = t->Send(Get("/c"));
+        if (r.ok() && r->status == 200) ++ok;
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(ok.load(), width) << "round " << round;
+  }
+  return t->connections_opened();
+}
+
+TEST(CurlTransportTest, PoolSizedToTheConcurrencyKeepsEveryConnection) {
+  // 24 requests at once, three times over: a pool of 24 idle handles opens 24 connections and
+  // reuses them in the later rounds.
+  EXPECT_EQ(ConnectionsForConcurrentRounds(24, 24, 3), 24u);
+}
+
+TEST(CurlTransportTest, PoolSmallerThanTheConcurrencyReopensConnections) {
+  // Only 4 handles survive a round, so every later round opens 20 new connections.
+  EXPECT_EQ(ConnectionsForConcurrentRounds(4, 24, 3), 24u + 20u + 20u);
+}
+
 TEST(CurlTransportTest, StreamDeliversChunksAsTheyArrive) {
   Signal first_delivered;
   std::atomic<bool> second_sent_in_time{false};
