@@ -92,6 +92,7 @@ class Proxy::PrimaryCall final : public UpstreamCallback {
     int revision = -1;
     const Endpoint* endpoint = nullptr;  // in table, which the call keeps alive
     int retried_from = -1;               // >= 0: this is the retry of that revision's failure
+    bool reconnected = false;            // sent again after a kept-alive connection was closed
   };
 
   PrimaryCall(Proxy& proxy, ThreadState& state, Responder responder, Attempt attempt,
@@ -110,6 +111,9 @@ class Proxy::PrimaryCall final : public UpstreamCallback {
     const RoutingTable& table = *attempt_.table;
     const auto& rev = table.revision(attempt_.revision);
     const auto now = std::chrono::steady_clock::now();
+    // The backend had closed the connection the request went on and never saw it: not an answer
+    // of the revision's, so it is sent again, once, on a new connection before anything counts.
+    if (outcome.closed_before_answer && !attempt_.reconnected && Reconnect(table, rev, now)) return;
     const std::chrono::duration<double> elapsed = now - start_;
     const CodeClass code = outcome.failure == UpstreamFailure::kNone
                                ? ClassifyStatus(static_cast<int>(outcome.response.result_int()))
@@ -159,6 +163,24 @@ class Proxy::PrimaryCall final : public UpstreamCallback {
         "md={} rev={} canary guard tripped: {} errors in the last {} requests; its requests go "
         "to the stable revision until the weights change",
         proxy_.options_.model_deployment, rev.name, errors, requests);
+  }
+
+  bool Reconnect(const RoutingTable& table, const RoutingTable::Revision& rev,
+                 std::chrono::steady_clock::time_point now) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        proxy_.options_.upstream.request_timeout - (now - request_start_));
+    if (left.count() < 1) return false;
+    if (rev.metrics != nullptr) rev.metrics->reconnects->Increment();
+    Attempt again = attempt_;
+    again.endpoint = &table.PickEndpoint(attempt_.revision);
+    again.reconnected = true;
+    const Endpoint& endpoint = *again.endpoint;
+    state_.pool->Send(
+        endpoint, request_, head_,
+        std::make_unique<PrimaryCall>(proxy_, state_, std::move(responder_), std::move(again),
+                                      request_, head_, request_start_),
+        left, /*new_connection=*/true);
+    return true;
   }
 
   // Sends the request once more to the stable revision when this attempt was a canary's and the

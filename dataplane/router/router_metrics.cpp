@@ -77,6 +77,11 @@ RouterMetrics::RouterMetrics(std::shared_ptr<prometheus::Registry> registry)
                          "revision, by the retry's outcome (denied: over the retry budget; "
                          "expired: no time left)")
                    .Register(*registry_)),
+      reconnects_(prometheus::BuildCounter()
+                      .Name("sluice_router_upstream_reconnects_total")
+                      .Help("Requests sent again on a new connection because the backend had "
+                            "closed the kept-alive one before answering")
+                      .Register(*registry_)),
       inflight_(&prometheus::BuildGauge()
                      .Name("sluice_router_inflight_requests")
                      .Help("Primary requests being forwarded")
@@ -105,6 +110,7 @@ const RevisionMetrics& RouterMetrics::ForRevision(const std::string& revision) {
   m.endpoints = &endpoints_.Add({{api::kRevisionLabel, revision}});
   m.guard_tripped = &guard_tripped_.Add({{api::kRevisionLabel, revision}});
   m.guard_diverted = &guard_diverted_.Add({{api::kRevisionLabel, revision}});
+  m.reconnects = &reconnects_.Add({{api::kRevisionLabel, revision}});
   return revisions_.emplace(revision, m).first->second;
 }
 

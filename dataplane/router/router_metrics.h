@@ -17,6 +17,9 @@
 //                                                      requests away from the revision
 //   sluice_router_guard_diverted_total{revision}       counter, requests the guard sent to the
 //                                                      stable revision instead
+//   sluice_router_upstream_reconnects_total{revision}  counter, requests sent again on a new
+//                                                      connection because the backend had closed
+//                                                      the kept-alive one before answering
 //
 // A retried request counts twice in requests_total: the failure in the canary's series (what the
 // analysis judges) and the retry's answer in the stable's. retries_total's outcome is the retry's
@@ -61,6 +64,7 @@ struct RevisionMetrics {
   prometheus::Gauge* endpoints = nullptr;
   prometheus::Gauge* guard_tripped = nullptr;
   prometheus::Counter* guard_diverted = nullptr;
+  prometheus::Counter* reconnects = nullptr;
 
   void CountRequest(CodeClass c) const { requests[static_cast<size_t>(c)]->Increment(); }
   void CountMirror(CodeClass c) const { mirror_requests[static_cast<size_t>(c)]->Increment(); }
@@ -106,6 +110,7 @@ class RouterMetrics {
   prometheus::Family<prometheus::Gauge>& guard_tripped_;
   prometheus::Family<prometheus::Counter>& guard_diverted_;
   prometheus::Family<prometheus::Counter>& retries_;
+  prometheus::Family<prometheus::Counter>& reconnects_;
   prometheus::Gauge* inflight_;
   prometheus::Counter* routing_updates_;
 

@@ -158,7 +158,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
                           if (!self->Current(id)) return;
                           if (ec) {
                             self->Finish(UpstreamFailure::kConnection,
-                                         "writing the request: " + ec.message());
+                                         "writing the request: " + ec.message(), self->reused_);
                             return;
                           }
                           self->Read();
@@ -179,10 +179,13 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
                          const bool closed = ec == http::error::end_of_stream ||
                                              ec == http::error::partial_message ||
                                              ec == asio::error::eof;
+                         const bool nothing = !self->parser_->got_some() && self->buffer_.size() == 0;
+                         const bool reset = closed || ec == asio::error::connection_reset;
                          self->Finish(UpstreamFailure::kConnection,
                                       closed ? "the backend closed the connection before a "
                                                "complete answer"
-                                             : "reading the answer: " + ec.message());
+                                             : "reading the answer: " + ec.message(),
+                                      self->reused_ && nothing && reset);
                          return;
                        }
                        self->Complete();
@@ -208,11 +211,12 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   // Ends the exchange early (error, timeout, shutdown). A write or read may still be pending: its
   // completion runs later and reads request_, parser_ and buffer_, so they stay as they are until
   // the connection itself goes (it is closed here and never reused).
-  void Finish(UpstreamFailure failure, std::string detail) {
+  void Finish(UpstreamFailure failure, std::string detail, bool closed_before_answer = false) {
     UpstreamOutcome outcome;
     outcome.failure = failure;
     outcome.detail = std::move(detail);
     outcome.reused_connection = reused_;
+    outcome.closed_before_answer = closed_before_answer;
     auto callback = std::move(callback_);
     Close();
     if (auto pool = pool_.lock()) pool->Release(shared_from_this(), false);
@@ -253,7 +257,7 @@ UpstreamPool::~UpstreamPool() {
 
 void UpstreamPool::Send(const Endpoint& endpoint, std::shared_ptr<const HttpRequest> request,
                         bool head, std::unique_ptr<UpstreamCallback> callback,
-                        std::chrono::milliseconds timeout) {
+                        std::chrono::milliseconds timeout, bool new_connection) {
   if (shut_down_) {
     UpstreamOutcome outcome;
     outcome.failure = UpstreamFailure::kShutdown;
@@ -261,7 +265,7 @@ void UpstreamPool::Send(const Endpoint& endpoint, std::shared_ptr<const HttpRequ
     callback->OnUpstreamDone(std::move(outcome));
     return;
   }
-  std::shared_ptr<UpstreamConnection> conn = TakeIdle(endpoint.key);
+  std::shared_ptr<UpstreamConnection> conn = new_connection ? nullptr : TakeIdle(endpoint.key);
   if (!conn) {
     conn = std::make_shared<UpstreamConnection>(shared_from_this(), endpoint);
     ++connections_opened_;

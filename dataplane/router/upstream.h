@@ -14,7 +14,8 @@
 // - A pooled connection is reused only when it was idle for less than idle_timeout and the peer
 //   has not closed it (checked without blocking just before reuse); otherwise a new one is
 //   opened. The race in which a backend closes an idle connection exactly while a request is
-//   written to it remains (as in every HTTP/1.1 client) and surfaces as kConnection.
+//   written to it remains (as in every HTTP/1.1 client) and surfaces as kConnection with
+//   closed_before_answer set; the caller may send the request again on a new connection.
 // - Timeouts: connect_timeout for the TCP connect (and TLS handshake), request_timeout for the whole exchange
 //   (connect, write, the complete answer).
 
@@ -65,6 +66,10 @@ struct UpstreamOutcome {
   std::string detail;     // for failures: what happened, for logs and error bodies
   HttpResponse response;  // failure == kNone: the backend's answer as received
   bool reused_connection = false;
+  // kConnection on a reused connection before a single byte of the answer arrived: the backend
+  // had closed the idle connection (a restart, its idle timeout, a drain) as the request was
+  // written. It did not answer, so sending the request again on a new connection is safe.
+  bool closed_before_answer = false;
 };
 
 // Receives the result of one Send. Called exactly once, on the pool's thread.
@@ -87,10 +92,11 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
   // and not modified, so the same one may go to several endpoints (mirroring). On the pool's
   // thread only. After Shutdown the callback is called before Send returns, with kShutdown.
   // `timeout` (when positive) shortens request_timeout for this exchange: a retry gets what is
-  // left of the caller's budget.
+  // left of the caller's budget. `new_connection` skips the idle connections and opens one.
   void Send(const Endpoint& endpoint, std::shared_ptr<const HttpRequest> request, bool head,
             std::unique_ptr<UpstreamCallback> callback,
-            std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+            std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
+            bool new_connection = false);
 
   // Closes idle connections and ends every exchange in flight with kShutdown. Idempotent; on the
   // pool's thread.

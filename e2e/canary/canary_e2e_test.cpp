@@ -664,15 +664,21 @@ TEST_F(CanaryE2E, RegistryAliasMovesRollOutAndARolledBackVersionIsRefused) {
   ASSERT_TRUE(rolled_back) << bad.last["status"].dump();
   EXPECT_THAT(controllers::it::StatusOf(bad.last).value("model", Json::object()).value("refusedReason", ""),
               ::testing::Not(::testing::IsEmpty()));
-  bool refused_event = false;
-  auto events = client().List(res::kEvents, ns_);
-  ASSERT_TRUE(events.ok());
-  for (const auto& e : (*events)["items"]) {
-    if (e.value("reason", "") == "RegistryVersionRefused") {
-      refused_event = e.value("message", "").find("version 3 of models:/fraud@champion") != std::string::npos;
-    }
-  }
-  EXPECT_TRUE(refused_event);
+  // Events are queued by the recorder and posted after the status write: wait for it.
+  const bool refused_event = WaitFor(
+      [&] {
+        auto events = client().List(res::kEvents, ns_);
+        if (!events.ok()) return false;
+        for (const auto& e : (*events)["items"]) {
+          if (e.value("reason", "") == "RegistryVersionRefused" &&
+              e.value("message", "").find("version 3 of models:/fraud@champion") != std::string::npos) {
+            return true;
+          }
+        }
+        return false;
+      },
+      30s);
+  EXPECT_TRUE(refused_event) << "no RegistryVersionRefused Event naming version 3";
   // The alias still names v3; later polls do not start it again, and v2 answers.
   const SteadyTime after = std::chrono::steady_clock::now();
   ASSERT_TRUE(WaitFor(

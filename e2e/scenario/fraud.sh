@@ -70,10 +70,6 @@ measure() {
   echo "measured: $*"
   echo "$*" >>"$report"
 }
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "${2:-$(now)}"; }
 
@@ -93,6 +89,7 @@ on_exit() {
     kubectl get events -A --sort-by=.lastTimestamp 2>/dev/null | tail -n 40 >&2 || true
     kubectl logs -n "$system_ns" deploy/sluice-sluice-operator >"$out/operator.log" 2>&1 || true
     echo "operator log: $out/operator.log" >&2
+    failure_summary "$rc"
   fi
 }
 trap on_exit EXIT

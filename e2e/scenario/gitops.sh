@@ -48,10 +48,6 @@ measure() {
   echo "measured: $*"
   echo "$*" >>"$report"
 }
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "${2:-$(now)}"; }
 wait_for() {
@@ -71,6 +67,7 @@ on_exit() {
     kubectl get md,deploy,pods -A -o wide >&2 2>/dev/null || true
     gitops_logs_tail >&2
     kubectl logs -n sluice-system deploy/sluice-sluice-operator >"$out/operator.log" 2>&1 || true
+    failure_summary "$rc"
   fi
   gitops_stop
 }

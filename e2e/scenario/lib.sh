@@ -4,6 +4,18 @@
 SLUICE_SCENARIO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SLUICE_REPO_ROOT="$(cd "$SLUICE_SCENARIO_ROOT/../.." && pwd)"
 
+# fail MESSAGE: stops the scenario (exit 1) with MESSAGE, which failure_summary repeats after the
+# state dumped at exit, so that the reason is the last thing a log shows.
+scenario_failure=""
+fail() {
+  scenario_failure="$*"
+  echo "FAIL: $*" >&2
+  exit 1
+}
+failure_summary() {
+  echo "FAIL: ${scenario_failure:-exited with status $1 (the message is above)}" >&2
+}
+
 # fraud_request REQUEST_OUT EXPECTED_OUT [ROWS]: a V2 request of ROWS (default 8) reference rows
 # without missing values, and the probabilities XGBoost gave for them with its tolerance.
 fraud_request() {
@@ -54,6 +66,7 @@ wait_for_load() {
     fi
     sleep 0.25
   done
-  echo "FAIL: $what: not within ${timeout}s; load status: $(cat "$file" 2>/dev/null)" >&2
+  scenario_failure="$what: not within ${timeout}s; load status: $(cat "$file" 2>/dev/null)"
+  echo "FAIL: $scenario_failure" >&2
   return 1
 }

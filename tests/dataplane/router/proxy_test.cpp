@@ -1,8 +1,10 @@
 #include "dataplane/router/proxy.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include <atomic>
+#include <boost/asio/write.hpp>
 #include <map>
 #include <string>
 #include <thread>
@@ -274,6 +276,104 @@ TEST(ProxyTest, BackendClosingWithoutAnAnswerIs502) {
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->status, 502);
   EXPECT_NE(r->body.find("closed the connection"), std::string::npos) << r->body;
+  EXPECT_EQ(h.Requests("rev", "error"), 1);
+}
+
+// A raw HTTP/1.1 backend run by a script: for each accepted connection, how many requests it
+// answers (200 "ok", keep-alive) before it reads one more and closes without answering.
+class ScriptedBackend {
+ public:
+  explicit ScriptedBackend(std::vector<int> answers_per_connection)
+      : acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}),
+        thread_([this, script = std::move(answers_per_connection)] { Run(script); }) {}
+  ~ScriptedBackend() {
+    // Wakes an accept() still waiting for a connection the script expected (Linux).
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
+    thread_.join();
+  }
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  int accepted() const { return accepted_.load(); }
+
+ private:
+  // Reads one request (headers and a Content-Length body); false when the peer went away.
+  static bool ReadRequest(boost::asio::ip::tcp::socket& s, std::string& pending) {
+    boost::system::error_code ec;
+    char buf[4096];
+    for (;;) {
+      const size_t end = pending.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        size_t length = 0;
+        const size_t cl = pending.find("Content-Length: ");
+        if (cl != std::string::npos && cl < end) length = std::stoul(pending.substr(cl + 16));
+        if (pending.size() >= end + 4 + length) {
+          pending.erase(0, end + 4 + length);
+          return true;
+        }
+      }
+      const size_t n = s.read_some(boost::asio::buffer(buf), ec);
+      if (ec) return false;
+      pending.append(buf, n);
+    }
+  }
+  void Run(const std::vector<int>& script) {
+    for (int answers : script) {
+      boost::asio::ip::tcp::socket s(ioc_);
+      boost::system::error_code ec;
+      acceptor_.accept(s, ec);
+      if (ec) return;
+      accepted_.fetch_add(1);
+      std::string pending;
+      for (int i = 0; i < answers && ReadRequest(s, pending); ++i) {
+        boost::asio::write(s, boost::asio::buffer(std::string_view(
+                                  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")),
+                           ec);
+      }
+      ReadRequest(s, pending);
+      s.close(ec);
+    }
+  }
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::atomic<int> accepted_{0};
+  std::thread thread_;
+};
+
+TEST(ProxyTest, AKeptAliveConnectionClosedBeforeTheAnswerIsRetriedOnANewOne) {
+  // Connection 1 answers once, then takes the second request and closes (the backend ended the
+  // idle connection as the router wrote to it); connection 2 answers.
+  ScriptedBackend backend({1, 1});
+  ProxyHarness h({}, 1);  // one io thread: both requests share its pool
+  h.Route({{{"rev", 100, 0}}, ""}, {{"rev", {Local(backend.port())}}});
+  HttpTestClient c(h.port());
+  for (int i = 0; i < 2; ++i) {
+    auto r = c.Post("/v2/models/m/infer", "{}");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->status, 200) << "request " << i << ": " << r->body;
+    EXPECT_EQ(r->body, "ok");
+  }
+  EXPECT_EQ(backend.accepted(), 2);
+  EXPECT_EQ(h.Requests("rev", "2xx"), 2);
+  EXPECT_EQ(h.Requests("rev", "error"), 0);
+  EXPECT_NE(h.MetricsText().find("sluice_router_upstream_reconnects_total{revision=\"rev\"} 1"),
+            std::string::npos)
+      << h.MetricsText();
+}
+
+TEST(ProxyTest, ANewConnectionClosedBeforeTheAnswerIsNotRetried) {
+  // Connection 1 answers once and closes on the second request; so does the new connection 2,
+  // which was not kept alive: the request fails (502) after exactly one reconnect.
+  ScriptedBackend backend({1, 0, 1});
+  ProxyHarness h({}, 1);
+  h.Route({{{"rev", 100, 0}}, ""}, {{"rev", {Local(backend.port())}}});
+  HttpTestClient c(h.port());
+  auto r = c.Post("/v2/models/m/infer", "{}");
+  ASSERT_TRUE(r.has_value());
+  ASSERT_EQ(r->status, 200);
+  r = c.Post("/v2/models/m/infer", "{}");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 502) << r->body;
+  EXPECT_NE(r->body.find("closed the connection"), std::string::npos) << r->body;
+  EXPECT_EQ(backend.accepted(), 2);
   EXPECT_EQ(h.Requests("rev", "error"), 1);
 }
 
