@@ -5,10 +5,13 @@
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
+#include <algorithm>
 #include <chrono>
 #include <unordered_map>
+#include <vector>
 
 #include "lib/api/metric_names.h"
+#include "lib/http/wire.h"
 
 namespace sluice::dataplane {
 
@@ -18,42 +21,67 @@ namespace {
 
 std::atomic<uint64_t> g_next_proxy_id{1};
 
+constexpr http::field kHopByHop[] = {
+    http::field::connection,          http::field::keep_alive, http::field::proxy_connection,
+    http::field::proxy_authenticate,  http::field::proxy_authorization, http::field::te,
+    http::field::trailer,             http::field::transfer_encoding, http::field::upgrade};
+
+// The field names a Connection header lists (views into `connection`): hop-by-hop too (RFC 9110
+// section 7.6.1).
+std::vector<std::string_view> ConnectionTokens(std::string_view connection) {
+  std::vector<std::string_view> tokens;
+  size_t pos = 0;
+  while (!connection.empty() && pos <= connection.size()) {
+    size_t end = connection.find(',', pos);
+    if (end == std::string_view::npos) end = connection.size();
+    std::string_view token = connection.substr(pos, end - pos);
+    while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+    while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+    if (!token.empty()) tokens.push_back(token);
+    pos = end + 1;
+  }
+  return tokens;
+}
+
 template <typename Fields>
 void EraseHopByHop(Fields& fields) {
-  // Headers named by Connection are hop-by-hop too (RFC 9110 section 7.6.1).
+  // A copy: erasing a field the value names could free the value itself.
   const std::string connection(fields[http::field::connection]);
-  if (!connection.empty()) {
-    size_t pos = 0;
-    while (pos <= connection.size()) {
-      size_t end = connection.find(',', pos);
-      if (end == std::string::npos) end = connection.size();
-      std::string_view token(connection.data() + pos, end - pos);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
-        token.remove_prefix(1);
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
-        token.remove_suffix(1);
-      if (!token.empty()) fields.erase(token);
-      pos = end + 1;
-    }
-  }
-  for (http::field f :
-       {http::field::connection, http::field::keep_alive, http::field::proxy_connection,
-        http::field::proxy_authenticate, http::field::proxy_authorization, http::field::te,
-        http::field::trailer, http::field::transfer_encoding, http::field::upgrade}) {
-    fields.erase(f);
-  }
+  for (std::string_view token : ConnectionTokens(connection)) fields.erase(token);
+  for (http::field f : kHopByHop) fields.erase(f);
 }
 
 }  // namespace
 
-HttpRequest MakeUpstreamRequest(const HttpRequest& request) {
-  HttpRequest up(request);
-  EraseHopByHop(up);
-  up.erase(http::field::expect);  // the router already answered 100-continue to its client
-  up.erase(http::field::content_length);
-  up.version(11);
-  up.keep_alive(true);
-  up.prepare_payload();
+// The client's request as it goes to a backend, formatted once: method, target and fields as
+// they came, minus the hop-by-hop ones, Expect (the router already answered 100-continue) and
+// Content-Length (set from the body as read, which also replaces a chunked encoding); HTTP/1.1,
+// whose default keeps the connection alive.
+UpstreamRequest MakeUpstreamRequest(const HttpRequest& request) {
+  const std::vector<std::string_view> tokens = ConnectionTokens(request[http::field::connection]);
+  UpstreamRequest up;
+  std::string& out = up.bytes;
+  out.reserve(512 + request.target().size() + request.body().size());
+  AppendRequestLine(request.method_string(), request.target(), 11, out);
+  for (const auto& f : request) {
+    const http::field name = f.name();
+    if (name == http::field::expect || name == http::field::content_length) continue;
+    if (std::find(std::begin(kHopByHop), std::end(kHopByHop), name) != std::end(kHopByHop)) continue;
+    const std::string_view n = f.name_string();
+    if (std::any_of(tokens.begin(), tokens.end(),
+                    [&](std::string_view t) { return boost::beast::iequals(t, n); })) {
+      continue;
+    }
+    AppendField(n, f.value(), out);
+  }
+  // As Beast's prepare_payload: a length when there is a body or the method expects one.
+  const HttpVerb m = request.method();
+  if (!request.body().empty() || m == HttpVerb::post || m == HttpVerb::put ||
+      m == HttpVerb::patch || m == HttpVerb::options) {
+    AppendField("Content-Length", std::to_string(request.body().size()), out);
+  }
+  out.append("\r\n");
+  out.append(request.body());
   return up;
 }
 
@@ -96,7 +124,7 @@ class Proxy::PrimaryCall final : public UpstreamCallback {
   };
 
   PrimaryCall(Proxy& proxy, ThreadState& state, Responder responder, Attempt attempt,
-              std::shared_ptr<const HttpRequest> request, bool head,
+              std::shared_ptr<const UpstreamRequest> request, bool head,
               std::chrono::steady_clock::time_point request_start)
       : proxy_(proxy),
         state_(state),
@@ -214,7 +242,7 @@ class Proxy::PrimaryCall final : public UpstreamCallback {
   ThreadState& state_;
   Responder responder_;
   Attempt attempt_;
-  std::shared_ptr<const HttpRequest> request_;  // kept for a retry; shared, never copied
+  std::shared_ptr<const UpstreamRequest> request_;  // kept for a retry; shared, never copied
   const bool head_;
   const std::chrono::steady_clock::time_point request_start_;
   const std::chrono::steady_clock::time_point start_;
@@ -277,7 +305,7 @@ void Proxy::Handle(const HttpRequest& request, Responder responder) {
   }
   const Endpoint& endpoint = table->PickEndpoint(revision);
   ThreadState& ts = StateFor(responder.executor());
-  auto upstream = std::make_shared<const HttpRequest>(MakeUpstreamRequest(request));
+  auto upstream = std::make_shared<const UpstreamRequest>(MakeUpstreamRequest(request));
   const bool head = request.method() == HttpVerb::head;
 
   inflight_.fetch_add(1, std::memory_order_relaxed);

@@ -54,10 +54,11 @@ struct ProxyOptions {
   std::shared_ptr<RetryBudget> retry_budget;
 };
 
-// The upstream request for `request`: the same method, target, headers and body, without
-// hop-by-hop headers (Connection and what it names, Keep-Alive, Proxy-*, TE, Trailer,
-// Transfer-Encoding, Upgrade, Expect), as HTTP/1.1 keep-alive with a fresh Content-Length.
-HttpRequest MakeUpstreamRequest(const HttpRequest& request);
+// The upstream request for `request`, formatted for the wire once: the same method, target,
+// headers and body, without hop-by-hop headers (Connection and what it names, Keep-Alive, Proxy-*,
+// TE, Trailer, Transfer-Encoding, Upgrade, Expect), as HTTP/1.1 keep-alive with a fresh
+// Content-Length.
+UpstreamRequest MakeUpstreamRequest(const HttpRequest& request);
 // The answer for the client: the backend's answer without hop-by-hop headers.
 void StripHopByHop(HttpResponse& response);
 

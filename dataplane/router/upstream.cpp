@@ -6,11 +6,11 @@
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
 #include <cerrno>
 #include <optional>
 
@@ -55,7 +55,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
-  void Start(std::shared_ptr<const HttpRequest> request, bool head,
+  void Start(std::shared_ptr<const UpstreamRequest> request, bool head,
              std::unique_ptr<UpstreamCallback> callback, std::chrono::milliseconds timeout) {
     ++exchange_;
     timeout_ = timeout.count() > 0 ? std::min(timeout, options_.request_timeout)
@@ -153,7 +153,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
 
   void Write() {
     Io([this](auto& stream) {
-      http::async_write(stream, *request_,
+      asio::async_write(stream, asio::buffer(request_->bytes),
                         [self = shared_from_this(), id = exchange_](beast::error_code ec, size_t) {
                           if (!self->Current(id)) return;
                           if (ec) {
@@ -231,7 +231,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   asio::steady_timer timer_;
   beast::flat_buffer buffer_;
   std::optional<http::response_parser<http::string_body>> parser_;
-  std::shared_ptr<const HttpRequest> request_;
+  std::shared_ptr<const UpstreamRequest> request_;
   std::unique_ptr<UpstreamCallback> callback_;
   uint64_t exchange_ = 0;
   bool head_ = false;
@@ -255,7 +255,7 @@ UpstreamPool::~UpstreamPool() {
   }
 }
 
-void UpstreamPool::Send(const Endpoint& endpoint, std::shared_ptr<const HttpRequest> request,
+void UpstreamPool::Send(const Endpoint& endpoint, std::shared_ptr<const UpstreamRequest> request,
                         bool head, std::unique_ptr<UpstreamCallback> callback,
                         std::chrono::milliseconds timeout, bool new_connection) {
   if (shut_down_) {

@@ -53,6 +53,12 @@ struct UpstreamOptions {
   std::string tls_server_name;
 };
 
+// A request as it goes on the wire to a backend: request line, fields, blank line and body in one
+// buffer, formatted once and shared by every attempt and mirrored copy (one write each).
+struct UpstreamRequest {
+  std::string bytes;
+};
+
 enum class UpstreamFailure {
   kNone,
   kConnect,     // refused, unreachable
@@ -87,13 +93,13 @@ class UpstreamPool : public std::enable_shared_from_this<UpstreamPool> {
                                               const UpstreamOptions& options);
   ~UpstreamPool();
 
-  // Sends `request` as it is (the caller sets Host, Content-Length and keep-alive) to
+  // Sends `request` as it is (the caller formats Host, Content-Length and keep-alive) to
   // `endpoint`; `head` says the request is a HEAD (its answer has no body). The request is shared
   // and not modified, so the same one may go to several endpoints (mirroring). On the pool's
   // thread only. After Shutdown the callback is called before Send returns, with kShutdown.
   // `timeout` (when positive) shortens request_timeout for this exchange: a retry gets what is
   // left of the caller's budget. `new_connection` skips the idle connections and opens one.
-  void Send(const Endpoint& endpoint, std::shared_ptr<const HttpRequest> request, bool head,
+  void Send(const Endpoint& endpoint, std::shared_ptr<const UpstreamRequest> request, bool head,
             std::unique_ptr<UpstreamCallback> callback,
             std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
             bool new_connection = false);

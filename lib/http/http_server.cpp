@@ -1,6 +1,7 @@
 #include "lib/http/http_server.h"
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <future>
 #include <limits>
@@ -15,6 +16,8 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <spdlog/spdlog.h>
+
+#include "lib/http/wire.h"
 
 namespace sluice {
 
@@ -314,8 +317,14 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     response_.prepare_payload();
     phase_ = Phase::kWriting;
     deadline_ = std::chrono::steady_clock::now() + opts().write_timeout;
-    Io([this, keep_alive](auto& stream) {
-      http::async_write(stream, response_,
+    // The head formatted into a buffer the connection keeps (no allocation once it has grown),
+    // the body written from the message: one gathered write.
+    head_.clear();
+    AppendResponseHead(response_, head_);
+    const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_),
+                                                    asio::buffer(response_.body())};
+    Io([this, keep_alive, buffers](auto& stream) {
+      asio::async_write(stream, buffers,
                         [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
                           self->response_ = {};
                           if (ec) {
@@ -367,6 +376,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpResponse response_;
+  std::string head_;  // response_'s head as written
   unsigned request_version_ = 11;
   Phase phase_ = Phase::kIdle;
   SteadyTime deadline_ = SteadyTime::max();

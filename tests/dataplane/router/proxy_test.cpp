@@ -134,6 +134,7 @@ TEST(ProxyTest, PassesRequestAndAnswerThroughUnchanged) {
   EXPECT_FALSE(seen[0].has_header("X-Hop"));
   EXPECT_FALSE(seen[0].has_header("Keep-Alive"));
   EXPECT_FALSE(seen[0].has_header("TE"));
+  EXPECT_FALSE(seen[0].has_header("Connection"));  // HTTP/1.1 keeps it alive by default
 
   // Another method and an empty body on the same client connection.
   auto g = c.Request(http::verb::get, "/v2/health/ready");
@@ -141,6 +142,7 @@ TEST(ProxyTest, PassesRequestAndAnswerThroughUnchanged) {
   EXPECT_EQ(g->status, 201);
   ASSERT_EQ(backend.seen().size(), 2u);
   EXPECT_EQ(backend.seen()[1].method, "GET");
+  EXPECT_FALSE(backend.seen()[1].has_header("Content-Length"));  // no body, none expected
   EXPECT_EQ(h.Requests("rev", "2xx"), 2);
   EXPECT_EQ(h.DurationCount("rev"), 2u);
 }

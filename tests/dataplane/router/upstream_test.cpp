@@ -7,6 +7,7 @@
 #include <optional>
 #include <thread>
 
+#include "lib/http/wire.h"
 #include "tests/dataplane/router/test_backend.h"
 
 namespace sluice::dataplane {
@@ -24,13 +25,14 @@ class Capture final : public UpstreamCallback {
   std::optional<UpstreamOutcome>& out_;
 };
 
-std::shared_ptr<const HttpRequest> Post(std::string body, bool keep_alive = true) {
-  HttpRequest req{http::verb::post, "/v2/models/m/infer", 11};
-  req.set(http::field::host, "127.0.0.1");
-  req.body() = std::move(body);
-  req.keep_alive(keep_alive);
-  req.prepare_payload();
-  return std::make_shared<const HttpRequest>(std::move(req));
+std::shared_ptr<const UpstreamRequest> Post(std::string body, bool keep_alive = true) {
+  UpstreamRequest req;
+  AppendRequestLine("POST", "/v2/models/m/infer", 11, req.bytes);
+  AppendField("Host", "127.0.0.1", req.bytes);
+  if (!keep_alive) AppendField("Connection", "close", req.bytes);
+  AppendField("Content-Length", std::to_string(body.size()), req.bytes);
+  req.bytes += "\r\n" + body;
+  return std::make_shared<const UpstreamRequest>(std::move(req));
 }
 
 // Runs one exchange on `ioc` (the test thread is the pool's only thread).
