@@ -258,29 +258,6 @@ TEST(ProxyTest, SlowBackendIs504AfterTheUpstreamTimeout) {
   EXPECT_EQ(r->body, "slow:{}");
 }
 
-TEST(ProxyTest, BackendClosingWithoutAnAnswerIs502) {
-  // A raw listener that reads the request and closes.
-  boost::asio::io_context ioc;
-  boost::asio::ip::tcp::acceptor acceptor(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  std::thread t([&] {
-    boost::asio::ip::tcp::socket s(ioc);
-    acceptor.accept(s);
-    char buf[4096];
-    boost::system::error_code ec;
-    s.read_some(boost::asio::buffer(buf), ec);
-    s.close();
-  });
-  ProxyHarness h;
-  h.Route({{{"rev", 100, 0}}, ""}, {{"rev", {Local(acceptor.local_endpoint().port())}}});
-  HttpTestClient c(h.port());
-  auto r = c.Post("/v2/models/m/infer", "{}");
-  t.join();
-  ASSERT_TRUE(r.has_value());
-  EXPECT_EQ(r->status, 502);
-  EXPECT_NE(r->body.find("closed the connection"), std::string::npos) << r->body;
-  EXPECT_EQ(h.Requests("rev", "error"), 1);
-}
-
 // A raw HTTP/1.1 backend run by a script: for each accepted connection, how many requests it
 // answers (200 "ok", keep-alive) before it reads one more and closes without answering.
 class ScriptedBackend {
@@ -339,6 +316,18 @@ class ScriptedBackend {
   std::atomic<int> accepted_{0};
   std::thread thread_;
 };
+
+TEST(ProxyTest, BackendClosingWithoutAnAnswerIs502) {
+  ScriptedBackend backend({0});  // reads the request and closes
+  ProxyHarness h;
+  h.Route({{{"rev", 100, 0}}, ""}, {{"rev", {Local(backend.port())}}});
+  HttpTestClient c(h.port());
+  auto r = c.Post("/v2/models/m/infer", "{}");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 502);
+  EXPECT_NE(r->body.find("closed the connection"), std::string::npos) << r->body;
+  EXPECT_EQ(h.Requests("rev", "error"), 1);
+}
 
 TEST(ProxyTest, AKeptAliveConnectionClosedBeforeTheAnswerIsRetriedOnANewOne) {
   // Connection 1 answers once, then takes the second request and closes (the backend ended the
