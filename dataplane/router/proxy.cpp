@@ -21,10 +21,15 @@ namespace {
 
 std::atomic<uint64_t> g_next_proxy_id{1};
 
-constexpr http::field kHopByHop[] = {
-    http::field::connection,          http::field::keep_alive, http::field::proxy_connection,
-    http::field::proxy_authenticate,  http::field::proxy_authorization, http::field::te,
-    http::field::trailer,             http::field::transfer_encoding, http::field::upgrade};
+constexpr http::field kHopByHop[] = {http::field::connection,
+                                     http::field::keep_alive,
+                                     http::field::proxy_connection,
+                                     http::field::proxy_authenticate,
+                                     http::field::proxy_authorization,
+                                     http::field::te,
+                                     http::field::trailer,
+                                     http::field::transfer_encoding,
+                                     http::field::upgrade};
 
 // The field names a Connection header lists (views into `connection`): hop-by-hop too (RFC 9110
 // section 7.6.1).
@@ -35,7 +40,8 @@ std::vector<std::string_view> ConnectionTokens(std::string_view connection) {
     size_t end = connection.find(',', pos);
     if (end == std::string_view::npos) end = connection.size();
     std::string_view token = connection.substr(pos, end - pos);
-    while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+    while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
+      token.remove_prefix(1);
     while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
     if (!token.empty()) tokens.push_back(token);
     pos = end + 1;
@@ -66,7 +72,8 @@ UpstreamRequest MakeUpstreamRequest(const HttpRequest& request) {
   for (const auto& f : request) {
     const http::field name = f.name();
     if (name == http::field::expect || name == http::field::content_length) continue;
-    if (std::find(std::begin(kHopByHop), std::end(kHopByHop), name) != std::end(kHopByHop)) continue;
+    if (std::find(std::begin(kHopByHop), std::end(kHopByHop), name) != std::end(kHopByHop))
+      continue;
     const std::string_view n = f.name_string();
     if (std::any_of(tokens.begin(), tokens.end(),
                     [&](std::string_view t) { return boost::beast::iequals(t, n); })) {

@@ -179,7 +179,8 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
                          const bool closed = ec == http::error::end_of_stream ||
                                              ec == http::error::partial_message ||
                                              ec == asio::error::eof;
-                         const bool nothing = !self->parser_->got_some() && self->buffer_.size() == 0;
+                         const bool nothing =
+                             !self->parser_->got_some() && self->buffer_.size() == 0;
                          const bool reset = closed || ec == asio::error::connection_reset;
                          self->Finish(UpstreamFailure::kConnection,
                                       closed ? "the backend closed the connection before a "

@@ -16,8 +16,8 @@
 //   opened. The race in which a backend closes an idle connection exactly while a request is
 //   written to it remains (as in every HTTP/1.1 client) and surfaces as kConnection with
 //   closed_before_answer set; the caller may send the request again on a new connection.
-// - Timeouts: connect_timeout for the TCP connect (and TLS handshake), request_timeout for the whole exchange
-//   (connect, write, the complete answer).
+// - Timeouts: connect_timeout for the TCP connect (and TLS handshake), request_timeout for the
+//   whole exchange (connect, write, the complete answer).
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ssl/context.hpp>

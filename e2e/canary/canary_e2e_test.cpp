@@ -671,7 +671,8 @@ TEST_F(CanaryE2E, RegistryAliasMovesRollOutAndARolledBackVersionIsRefused) {
         if (!events.ok()) return false;
         for (const auto& e : (*events)["items"]) {
           if (e.value("reason", "") == "RegistryVersionRefused" &&
-              e.value("message", "").find("version 3 of models:/fraud@champion") != std::string::npos) {
+              e.value("message", "").find("version 3 of models:/fraud@champion") !=
+                  std::string::npos) {
             return true;
           }
         }

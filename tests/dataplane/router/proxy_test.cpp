@@ -10,9 +10,9 @@
 #include <thread>
 #include <vector>
 
-#include "tests/lib/http/http_test_client.h"
-#include "tests/dataplane/router/test_backend.h"
 #include "lib/http/metrics_exposition.h"
+#include "tests/dataplane/router/test_backend.h"
+#include "tests/lib/http/http_test_client.h"
 
 namespace sluice::dataplane {
 namespace {
@@ -303,9 +303,10 @@ class ScriptedBackend {
       accepted_.fetch_add(1);
       std::string pending;
       for (int i = 0; i < answers && ReadRequest(s, pending); ++i) {
-        boost::asio::write(s, boost::asio::buffer(std::string_view(
-                                  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")),
-                           ec);
+        boost::asio::write(
+            s,
+            boost::asio::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")),
+            ec);
       }
       ReadRequest(s, pending);
       s.close(ec);
