@@ -81,7 +81,8 @@ ProcessStats ReadProcessStats() {
         if (i == 14) utime = std::stoull(field);
         if (i == 15) stime = std::stoull(field);
       }
-      s.cpu_seconds = static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+      s.cpu_seconds =
+          static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
     }
   }
   return s;
@@ -118,7 +119,8 @@ struct Operator::Parts {
   std::unique_ptr<controllers::KubeSecretReader> secrets;
   std::unique_ptr<controllers::HttpFetcher> fetcher;
   std::unique_ptr<controllers::CachedPodFinder> pod_finder;
-  std::unique_ptr<controllers::RouterMetricsScraper> router_metrics;  // null unless the router provider
+  std::unique_ptr<controllers::RouterMetricsScraper>
+      router_metrics;  // null unless the router provider
   std::shared_ptr<controllers::ConcurrencyScraper> concurrency;
   std::unique_ptr<controllers::ModelDeploymentReconciler> md_reconciler;
   std::unique_ptr<controllers::FeatureViewReconciler> fv_reconciler;
@@ -217,6 +219,9 @@ Status Operator::Build() {
   co.metrics = p_->metrics.get();
   // The failing-pod check and the scrapers look pods up by these.
   co.indexed_labels = {api::kLabelModelDeployment, api::kLabelRevision};
+  // Ten objects per ModelDeployment for as long as the operator runs, of which a reconcile reads
+  // a dozen: packed, they take a fraction of the parsed trees' memory.
+  co.holding = kube::Store::Holding::kPacked;
   p_->cache = std::make_unique<InformerCache>(p_->client.get(), co);
   const std::string owned = api::kManagedBySelector;
   RETURN_IF_ERROR(p_->cache->Register(api::kModelDeploymentsGvr));
@@ -235,8 +240,8 @@ Status Operator::Build() {
   RETURN_IF_ERROR(p_->cache->Register(controllers::kCronJobsGvr, owned));
   RETURN_IF_ERROR(p_->cache->Register(controllers::kJobsGvr, owned));
 
-  p_->writer = std::make_unique<controllers::KubeObjectWriter>(*p_->client,
-                                                               controllers::kFieldManager);
+  p_->writer =
+      std::make_unique<controllers::KubeObjectWriter>(*p_->client, controllers::kFieldManager);
   controllers::KubeEventRecorderOptions eo;
   eo.instance = options_.identity;
   p_->events = std::make_unique<controllers::KubeEventRecorder>(*p_->client, Clock::Real(), eo);
@@ -267,8 +272,9 @@ Status Operator::Build() {
     Parts* parts = p_.get();
     const OperatorOptions::AnalysisProvider provider = options_.analysis_provider;
     const std::string prometheus_url = options_.prometheus_url;
-    mo.metric_source = [parts, provider, prometheus_url](const controllers::ModelDeployment& md)
-        -> std::shared_ptr<controllers::MetricSource> {
+    mo.metric_source =
+        [parts, provider, prometheus_url](
+            const controllers::ModelDeployment& md) -> std::shared_ptr<controllers::MetricSource> {
       auto prometheus = [&](const std::string& address) {
         controllers::PrometheusSourceOptions po;
         po.address = address;
@@ -310,33 +316,35 @@ Status Operator::Build() {
   md.log_key = "md";
   md.primary = api::kModelDeploymentsGvr;
   md.primary_kind = "ModelDeployment";
-  md.owns = {kube::resources::kDeployments, kube::resources::kServices,
+  md.owns = {kube::resources::kDeployments,     kube::resources::kServices,
              kube::resources::kServiceAccounts, controllers::kRolesGvr,
-             controllers::kRoleBindingsGvr, kube::resources::kHorizontalPodAutoscalers};
+             controllers::kRoleBindingsGvr,     kube::resources::kHorizontalPodAutoscalers};
   // A FeatureView's change reaches the server pods of every ModelDeployment that reads it.
   {
     InformerCache* cache = p_->cache.get();
-    md.watches.push_back(
-        {controllers::kFeatureViewsGvr, [cache](const nlohmann::json& fv) {
-           return controllers::ModelDeploymentsReading(*cache, controllers::MetaString(fv, "namespace"),
-                                                       controllers::MetaString(fv, "name"));
-         }});
+    md.watches.push_back({controllers::kFeatureViewsGvr, [cache](const nlohmann::json& fv) {
+                            return controllers::ModelDeploymentsReading(
+                                *cache, controllers::MetaString(fv, "namespace"),
+                                controllers::MetaString(fv, "name"));
+                          }});
   }
   // A serving pod that fails to start is reported in its ModelDeployment's status.
-  md.watches.push_back({kube::resources::kPods, [](const nlohmann::json& pod) {
-                          std::vector<controllers::ObjectKey> keys;
-                          const nlohmann::json* labels = controllers::JsonAt(pod, {"metadata", "labels"});
-                          if (labels == nullptr) return keys;
-                          if (labels->value(api::kLabelComponent, "") != "server") return keys;
-                          const std::string md_name = labels->value(api::kLabelModelDeployment, "");
-                          if (!md_name.empty()) {
-                            keys.push_back({controllers::MetaString(pod, "namespace"), md_name});
-                          }
-                          return keys;
-                        }});
+  md.watches.push_back(
+      {kube::resources::kPods, [](const nlohmann::json& pod) {
+         std::vector<controllers::ObjectKey> keys;
+         const nlohmann::json* labels = controllers::JsonAt(pod, {"metadata", "labels"});
+         if (labels == nullptr) return keys;
+         if (labels->value(api::kLabelComponent, "") != "server") return keys;
+         const std::string md_name = labels->value(api::kLabelModelDeployment, "");
+         if (!md_name.empty()) {
+           keys.push_back({controllers::MetaString(pod, "namespace"), md_name});
+         }
+         return keys;
+       }});
   md.workers = options_.workers;
   md.metrics = p_->metrics.get();
-  ASSIGN_OR_RETURN(p_->md_controller, Controller::Create(*p_->cache, *p_->md_reconciler, std::move(md)));
+  ASSIGN_OR_RETURN(p_->md_controller,
+                   Controller::Create(*p_->cache, *p_->md_reconciler, std::move(md)));
 
   ControllerOptions fv;
   fv.name = "featureview";
@@ -350,7 +358,8 @@ Status Operator::Build() {
                 {kube::resources::kPods, controllers::FeatureViewOf}};
   fv.workers = std::max(1, options_.workers / 2);
   fv.metrics = p_->metrics.get();
-  ASSIGN_OR_RETURN(p_->fv_controller, Controller::Create(*p_->cache, *p_->fv_reconciler, std::move(fv)));
+  ASSIGN_OR_RETURN(p_->fv_controller,
+                   Controller::Create(*p_->cache, *p_->fv_reconciler, std::move(fv)));
 
   if (options_.leader_elect) {
     kube::LeaderElectionOptions lo;
@@ -378,11 +387,10 @@ Status Operator::Build() {
     lo.callbacks.on_new_leader = [this](const std::string& identity) {
       if (identity != options_.identity) spdlog::info("leader is now identity={}", identity);
     };
-    ASSIGN_OR_RETURN(p_->elector, kube::LeaderElector::Create(
-                                      std::make_unique<kube::KubeLeaseLock>(
-                                          *p_->client, p_->lease_namespace,
-                                          options_.leader_election_id),
-                                      std::move(lo)));
+    ASSIGN_OR_RETURN(p_->elector, kube::LeaderElector::Create(std::make_unique<kube::KubeLeaseLock>(
+                                                                  *p_->client, p_->lease_namespace,
+                                                                  options_.leader_election_id),
+                                                              std::move(lo)));
   }
 
   // Endpoints.
@@ -490,7 +498,9 @@ uint16_t Operator::health_port() const {
   return metrics_port();
 }
 
-bool Operator::ready() const { return synced_.load(); }
+bool Operator::ready() const {
+  return synced_.load();
+}
 
 bool Operator::leading() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -506,15 +516,13 @@ void Operator::Stop() {
 }
 
 Status Operator::Run() {
-  const std::string ns_text =
-      options_.namespaces.empty() ? std::string("all") : [&] {
-        std::string s;
-        for (const auto& ns : options_.namespaces) s += (s.empty() ? "" : ",") + ns;
-        return s;
-      }();
+  const std::string ns_text = options_.namespaces.empty() ? std::string("all") : [&] {
+    std::string s;
+    for (const auto& ns : options_.namespaces) s += (s.empty() ? "" : ",") + ns;
+    return s;
+  }();
   spdlog::info("sluice-operator starting: identity={} namespaces={} leader_elect={} workers={}",
-               options_.identity, ns_text, options_.leader_elect ? "on" : "off",
-               options_.workers);
+               options_.identity, ns_text, options_.leader_elect ? "on" : "off", options_.workers);
   const auto started_at = std::chrono::steady_clock::now();
   p_->cache->Start();
   p_->trim_thread = std::thread([this] { TrimLoop(); });
@@ -587,8 +595,8 @@ Status Operator::Run() {
   bool stopped_in_time = false;
   {
     std::unique_lock<std::mutex> lock(p_->stopper_mu);
-    stopped_in_time = p_->stopper_cv.wait_for(lock, options_.shutdown_timeout,
-                                              [&] { return p_->stopper_done; });
+    stopped_in_time =
+        p_->stopper_cv.wait_for(lock, options_.shutdown_timeout, [&] { return p_->stopper_done; });
   }
   if (stopped_in_time) {
     p_->stopper_thread.join();

@@ -61,6 +61,7 @@ Status InformerCache::Register(const kube::GroupVersionResource& gvr,
     kube::InformerOptions io;
     io.name = ns.empty() ? gvr.resource : ns + "/" + gvr.resource;
     io.resync_period = options_.resync_period;
+    io.holding = options_.holding;
     for (const auto& label : options_.indexed_labels) {
       io.indexers.emplace(LabelIndexName(label), LabelIndexFunc(label));
     }

@@ -36,13 +36,16 @@ using ListerWatcherFactory = std::function<std::unique_ptr<kube::ListerWatcher>(
 struct CacheOptions {
   std::vector<std::string> namespaces;  // empty: all namespaces
   std::chrono::nanoseconds resync_period{0};
-  Clock* clock = nullptr;                     // nullptr: Clock::Real(); must outlive the cache
-  ControllerMetrics* metrics = nullptr;       // optional; must outlive the cache
-  ListerWatcherFactory source;                // nullptr: list/watch through the client
+  Clock* clock = nullptr;                // nullptr: Clock::Real(); must outlive the cache
+  ControllerMetrics* metrics = nullptr;  // optional; must outlive the cache
+  ListerWatcherFactory source;           // nullptr: list/watch through the client
   std::chrono::seconds watch_timeout{300};
   // Label keys every informer indexes, so ListByLabel on them reads only the matching objects
   // instead of filtering every object of the namespace.
   std::vector<std::string> indexed_labels;
+  // How each informer's store holds its objects (kube::Store): kPacked trades a parse per read
+  // for a fraction of the memory, for caches that hold many objects and read few at a time.
+  kube::Store::Holding holding = kube::Store::Holding::kParsed;
 };
 
 class InformerCache final : public ObjectReader {

@@ -24,7 +24,7 @@ Informer::Informer(std::unique_ptr<ListerWatcher> source, InformerOptions option
     : name_(options.name),
       resync_period_(options.resync_period),
       clock_(options.clock != nullptr ? *options.clock : Clock::Real()),
-      store_(std::make_shared<Store>(std::move(options.indexers))) {
+      store_(std::make_shared<Store>(std::move(options.indexers), options.holding)) {
   WatcherOptions watcher_options = std::move(options.watcher);
   watcher_options.clock = &clock_;
   if (watcher_options.name.empty()) watcher_options.name = name_;

@@ -71,8 +71,9 @@ void StripLastAppliedConfiguration(Json& object);
 struct InformerOptions {
   std::string name;  // for logs
   Indexers indexers = DefaultIndexers();
-  std::chrono::nanoseconds resync_period{0};  // zero: no resync
-  WatcherOptions watcher;                     // selectors, paging, backoff, transform
+  Store::Holding holding = Store::Holding::kParsed;  // see Store
+  std::chrono::nanoseconds resync_period{0};         // zero: no resync
+  WatcherOptions watcher;                            // selectors, paging, backoff, transform
   Clock* clock = nullptr;  // nullptr: Clock::Real(); also used by the watcher; must outlive
 };
 

@@ -6,8 +6,13 @@
 // Contract:
 // - Thread-safe. The writer half (Upsert, Remove, Replace) is used by one informer; the reader
 //   half is the const interface, handed to controllers as std::shared_ptr<const Store>.
-// - Objects are immutable and shared: each is stored once as ObjectPtr and every index holds
-//   keys, not copies. Readers get ObjectPtr snapshots that stay valid after later writes.
+// - Objects are immutable: readers get ObjectPtr snapshots that stay valid after later writes, and
+//   every index holds keys, not copies.
+// - Holding::kParsed keeps each object as the parsed tree it was given, so readers share it.
+//   Holding::kPacked keeps each object as MessagePack bytes, a fifth or less of the tree's heap
+//   (every JSON value of a tree is its own allocation: map node, key string, value), and parses
+//   a fresh copy for each read: for a cache that holds many objects for ever and reads a few at
+//   a time. The objects read back are equal to those written in both.
 // - Indexes are fixed at construction, so a reader never sees one half-built.
 
 #include <cstddef>
@@ -57,7 +62,9 @@ struct StoreChange {
 
 class Store {
  public:
-  explicit Store(Indexers indexers = DefaultIndexers());
+  enum class Holding { kParsed, kPacked };
+
+  explicit Store(Indexers indexers = DefaultIndexers(), Holding holding = Holding::kParsed);
 
   // Writer half.
   // Inserts or replaces the object under its key.
@@ -81,15 +88,25 @@ class Store {
   size_t Size() const;
 
  private:
+  // One stored object: the tree (kParsed) or its bytes (kPacked), and its resourceVersion, which
+  // Replace() compares without reading the object back.
+  struct Item {
+    ObjectPtr object;
+    std::shared_ptr<const std::string> packed;
+    std::string resource_version;
+  };
+  Item Keep(const ObjectPtr& object) const;
+  static ObjectPtr Load(const Item& item);
   void IndexLocked(const std::string& key, const Json& object);
   void UnindexLocked(const std::string& key, const Json& object);
 
   const Indexers indexers_;
+  const Holding holding_;
   // A plain mutex rather than a reader-writer lock: reads only copy pointers, so holds are
   // short, and glibc's rwlock prefers readers, which lets busy readers starve the one writer
   // that keeps the cache current.
   mutable std::mutex mu_;
-  std::map<std::string, ObjectPtr> items_;  // guarded by mu_
+  std::map<std::string, Item> items_;  // guarded by mu_
   // index name -> value -> keys
   std::unordered_map<std::string, std::unordered_map<std::string, std::set<std::string>>>
       indices_;  // guarded by mu_

@@ -41,8 +41,32 @@ TEST(StoreTest, KeysAreNamespaceSlashNameOrJustName) {
   EXPECT_EQ(KeyOf(Json{{"metadata", {{"name", "node-1"}}}}), "node-1");
 }
 
-TEST(StoreTest, UpsertAndRemoveReportWhatChanged) {
-  Store store;
+// Every Store test runs on both holdings: a packed store hands out equal objects, parsed afresh
+// for each read; a parsed one hands out the very objects it was given.
+class StoreTest : public ::testing::TestWithParam<Store::Holding> {
+ protected:
+  bool parsed() const { return GetParam() == Store::Holding::kParsed; }
+  // The object the store gave back is the one written: the same pointer when parsed, an equal
+  // copy when packed.
+  void ExpectSame(const ObjectPtr& got, const ObjectPtr& written) const {
+    ASSERT_NE(got, nullptr);
+    EXPECT_EQ(*got, *written);
+    if (parsed()) {
+      EXPECT_EQ(got.get(), written.get());
+    } else {
+      EXPECT_NE(got.get(), written.get());
+    }
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Holdings, StoreTest,
+                         ::testing::Values(Store::Holding::kParsed, Store::Holding::kPacked),
+                         [](const ::testing::TestParamInfo<Store::Holding>& info) {
+                           return info.param == Store::Holding::kParsed ? "Parsed" : "Packed";
+                         });
+
+TEST_P(StoreTest, UpsertAndRemoveReportWhatChanged) {
+  Store store(DefaultIndexers(), GetParam());
   auto v1 = Ptr(ConfigMap("a", "1"));
   auto v2 = Ptr(ConfigMap("a", "2"));
   StoreChange added = store.Upsert(v1);
@@ -50,20 +74,25 @@ TEST(StoreTest, UpsertAndRemoveReportWhatChanged) {
   EXPECT_EQ(added.new_object, v1);
   StoreChange updated = store.Upsert(v2);
   EXPECT_EQ(updated.kind, StoreChange::Kind::kUpdated);
-  EXPECT_EQ(updated.old_object, v1);
+  ExpectSame(updated.old_object, v1);
   EXPECT_EQ(updated.new_object, v2);
+  ExpectSame(store.Get("ns/a"), v2);
   auto final_state = Ptr(ConfigMap("a", "3"));
   StoreChange deleted = store.Remove(final_state);
   EXPECT_EQ(deleted.kind, StoreChange::Kind::kDeleted);
-  EXPECT_EQ(deleted.old_object, v2);
+  ExpectSame(deleted.old_object, v2);
   EXPECT_EQ(deleted.new_object, final_state);
   EXPECT_FALSE(deleted.final_state_unknown);
   EXPECT_EQ(store.Get("ns/a"), nullptr);
   EXPECT_EQ(store.Size(), 0u);
+  // Removing what the store does not hold reports the final state as both old and new.
+  StoreChange unknown = store.Remove(final_state);
+  EXPECT_EQ(unknown.old_object, final_state);
+  EXPECT_EQ(unknown.new_object, final_state);
 }
 
-TEST(StoreTest, ReplaceDiffsAgainstWhatItHeld) {
-  Store store;
+TEST_P(StoreTest, ReplaceDiffsAgainstWhatItHeld) {
+  Store store(DefaultIndexers(), GetParam());
   auto a = Ptr(ConfigMap("a", "1"));
   auto b = Ptr(ConfigMap("b", "2"));
   auto c = Ptr(ConfigMap("c", "3"));
@@ -77,20 +106,23 @@ TEST(StoreTest, ReplaceDiffsAgainstWhatItHeld) {
   ASSERT_EQ(changes.size(), 3u);
   // In key order: b updated, c deleted, d added; a unchanged is not reported.
   EXPECT_EQ(changes[0].kind, StoreChange::Kind::kUpdated);
-  EXPECT_EQ(changes[0].old_object, b);
+  ExpectSame(changes[0].old_object, b);
   EXPECT_EQ(changes[0].new_object, b2);
   EXPECT_EQ(changes[1].kind, StoreChange::Kind::kDeleted);
-  EXPECT_EQ(changes[1].new_object, c);
+  ExpectSame(changes[1].new_object, c);
   EXPECT_TRUE(changes[1].final_state_unknown);
   EXPECT_EQ(changes[2].kind, StoreChange::Kind::kAdded);
   EXPECT_EQ(changes[2].new_object, d);
   EXPECT_EQ(store.ListKeys(), (std::vector<std::string>{"ns/a", "ns/b", "ns/d"}));
   // The unchanged object is kept as it was.
-  EXPECT_EQ(store.Get("ns/a"), a);
+  ExpectSame(store.Get("ns/a"), a);
+  ExpectSame(store.Get("ns/b"), b2);
+  ExpectSame(store.Get("ns/d"), d);
+  EXPECT_EQ(store.Get("ns/c"), nullptr);
 }
 
-TEST(StoreTest, IndexesFollowUpdatesAndShareTheStoredObject) {
-  Store store;
+TEST_P(StoreTest, IndexesFollowUpdates) {
+  Store store(DefaultIndexers(), GetParam());
   auto owned = Ptr(Owned(ConfigMap("a", "1"), "uid-1"));
   store.Upsert(owned);
   store.Upsert(Ptr(Owned(ConfigMap("b", "1"), "uid-1")));
@@ -101,9 +133,9 @@ TEST(StoreTest, IndexesFollowUpdatesAndShareTheStoredObject) {
   EXPECT_EQ(Keys(store.ByIndex(kOwnerUidIndex, "uid-1")),
             (std::vector<std::string>{"ns/a", "ns/b"}));
   EXPECT_EQ(Keys(store.ByIndex(kNamespaceIndex, "other")), (std::vector<std::string>{"other/c"}));
-  // One object, not a copy per index.
-  EXPECT_EQ(store.ByIndex(kOwnerUidIndex, "uid-1")[0].get(), owned.get());
-  EXPECT_EQ(store.Get("ns/a").get(), owned.get());
+  // Parsed: one object, not a copy per index.
+  ExpectSame(store.ByIndex(kOwnerUidIndex, "uid-1")[0], owned);
+  ExpectSame(store.Get("ns/a"), owned);
 
   // a changes owner: it leaves the old index entry.
   store.Upsert(Ptr(Owned(ConfigMap("a", "2"), "uid-2")));
@@ -113,24 +145,55 @@ TEST(StoreTest, IndexesFollowUpdatesAndShareTheStoredObject) {
   EXPECT_TRUE(store.ByIndex(kOwnerUidIndex, "uid-1").empty());
   EXPECT_TRUE(store.IndexKeys(kOwnerUidIndex, "uid-1").empty());
   EXPECT_TRUE(store.ByIndex("no-such-index", "x").empty());
+  // A relist that moves a back and drops c unindexes and reindexes them too.
+  store.Replace({Ptr(Owned(ConfigMap("a", "3"), "uid-1"))});
+  EXPECT_EQ(Keys(store.ByIndex(kOwnerUidIndex, "uid-1")), (std::vector<std::string>{"ns/a"}));
+  EXPECT_TRUE(store.ByIndex(kOwnerUidIndex, "uid-2").empty());
+  EXPECT_TRUE(store.ByIndex(kNamespaceIndex, "other").empty());
 }
 
-TEST(StoreTest, CustomIndexers) {
+TEST_P(StoreTest, CustomIndexers) {
   Indexers indexers = DefaultIndexers();
   indexers["data-k"] = [](const Json& o) -> std::vector<std::string> {
     return {o["data"]["k"].get<std::string>()};
   };
-  Store store(std::move(indexers));
+  Store store(std::move(indexers), GetParam());
   store.Upsert(Ptr(ConfigMap("a", "1", "red")));
   store.Upsert(Ptr(ConfigMap("b", "1", "blue")));
   store.Upsert(Ptr(ConfigMap("c", "1", "red")));
   EXPECT_EQ(Keys(store.ByIndex("data-k", "red")), (std::vector<std::string>{"ns/a", "ns/c"}));
 }
 
+// What a packed store gives back is the same JSON value for every type an object carries, numbers
+// (signed, unsigned, fractional) and nulls included.
+TEST(StorePackedTest, ObjectsReadBackEqualToWhatWasWritten) {
+  Store store(DefaultIndexers(), Store::Holding::kPacked);
+  Json object = ConfigMap("a", "1");
+  object["spec"] = {{"replicas", 3},
+                    {"negative", -7},
+                    {"big", 18446744073709551615ULL},
+                    {"ratio", 0.1},
+                    {"half", 0.5},
+                    {"none", nullptr},
+                    {"on", true},
+                    {"list", Json::array({"x", 1, Json::object(), Json::array()})},
+                    {"text", std::string(300, 'q')}};
+  auto written = Ptr(object);
+  store.Upsert(written);
+  ObjectPtr read = store.Get("ns/a");
+  ASSERT_NE(read, nullptr);
+  EXPECT_EQ(*read, *written);
+  EXPECT_TRUE((*read)["spec"]["replicas"].is_number_unsigned());
+  EXPECT_TRUE((*read)["spec"]["negative"].is_number_integer());
+  EXPECT_TRUE((*read)["spec"]["ratio"].is_number_float());
+  EXPECT_EQ((*read)["spec"]["ratio"].get<double>(), 0.1);
+  EXPECT_EQ(read->dump(), written->dump());
+}
+
 // Readers run while a writer churns; under TSan this checks the locking, and every snapshot a
 // reader takes must be internally consistent (an index never names a key the store lacks).
-TEST(StoreTest, ConcurrentReadersSeeConsistentSnapshots) {
-  Store store;
+TEST_P(StoreTest, ConcurrentReadersSeeConsistentSnapshots) {
+  Store store(DefaultIndexers(), GetParam());
   std::atomic<bool> done{false};
   std::atomic<int> inconsistent{0};
   std::vector<std::thread> readers;
@@ -368,20 +431,33 @@ TEST_F(InformerTest, ReadersRunWhileEventsApply) {
       .Expect("GET", WatchPath("10"), Hang(lines));
   MakeInformer();
   std::atomic<bool> done{false};
+  std::atomic<int> looping{0};
   std::atomic<size_t> reads{0};
   std::vector<std::thread> readers;
   for (int r = 0; r < 2; ++r) {
     readers.emplace_back([&] {
+      bool counted = false;
       while (!done.load()) {
         auto store = informer_->store();
         for (const auto& o : store->ByIndex(kNamespaceIndex, "ns")) reads += o->size() > 0;
         store->Get("ns/o1");
+        if (!counted) {
+          counted = true;
+          ++looping;
+        }
         std::this_thread::yield();
       }
     });
   }
+  // Both readers run before the first event and until they have seen objects, however the
+  // machine schedules them.
+  while (looping.load() < 2) std::this_thread::yield();
   informer_->Start();
   const bool all_applied = handler_->WaitFor(kEvents);
+  const auto give_up = std::chrono::steady_clock::now() + seconds(30);
+  while (reads.load() == 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::yield();
+  }
   done = true;
   for (auto& t : readers) t.join();
   ASSERT_TRUE(all_applied);
