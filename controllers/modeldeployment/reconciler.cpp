@@ -12,8 +12,8 @@
 #include "controllers/rollout/policy.h"
 #include "controllers/rollout/revision.h"
 #include "lib/api/duration.h"
-#include "lib/api/object_labels.h"
 #include "lib/api/feature_view.h"
+#include "lib/api/object_labels.h"
 
 namespace sluice::controllers {
 
@@ -278,7 +278,7 @@ Result<Action> ModelDeploymentReconciler::ReconcileObject(const ObjectKey& key,
   });
   if (!features.ok()) {
     const char* reason = features.status().code() == StatusCode::kNotFound ? "FeatureViewNotFound"
-                                                                            : "InvalidFeatureRef";
+                                                                           : "InvalidFeatureRef";
     RETURN_IF_ERROR(WriteInvalidSpecStatus(object, *parsed, features.status(), reason));
     return TerminalError(features.status());
   }
@@ -561,10 +561,11 @@ Result<ModelDeploymentReconciler::Intent> ModelDeploymentReconciler::DecideWrite
       out.now.push_back({&kube::resources::kDeployments, std::move(deployment), live});
     }
     auto service = owned.services.find(desired.name);
-    out.now.push_back({&kube::resources::kServices,
-                       RevisionService(owner, desired.name, options_.workload,
-                                       revision_spec.tls.has_value()),
-                       service == owned.services.end() ? nullptr : service->second});
+    ObjectPtr live_service = service == owned.services.end() ? nullptr : service->second;
+    json service_intent =
+        RevisionService(owner, desired.name, options_.workload, revision_spec.tls.has_value());
+    KeepAllocatedClusterIp(service_intent, live_service.get());
+    out.now.push_back({&kube::resources::kServices, std::move(service_intent), live_service});
   }
   return out;
 }
@@ -599,8 +600,8 @@ void ModelDeploymentReconciler::RecordModelSource(const Observation& seen, Inten
     events.push_back({EventType::kWarning, "RegistryVersionRefused",
                       "version " + version + " of " + uri +
                           " was rolled back; the registry is left as it is and the version is "
-                          "not rolled out again while " + uri + " names it: " +
-                          *m.refused_reason});
+                          "not rolled out again while " +
+                          uri + " names it: " + *m.refused_reason});
   }
   if (!r.degraded.ok()) {
     // The revisions keep serving the last answer; the registry's failure is reported.

@@ -113,12 +113,11 @@ json ModelCredentialsEnv(const ModelSpec& model) {
   if (!model.credentials || !model.credentials->secret_ref) return env;
   for (const char* key : kModelCredentialKeys) {
     // Each key optional: a Secret for S3 has no token, one for a registry's proxy no AWS keys.
-    env.push_back({{"name", key},
-                   {"valueFrom",
-                    {{"secretKeyRef",
-                      {{"name", model.credentials->secret_ref->name},
-                       {"key", key},
-                       {"optional", true}}}}}});
+    env.push_back(
+        {{"name", key},
+         {"valueFrom",
+          {{"secretKeyRef",
+            {{"name", model.credentials->secret_ref->name}, {"key", key}, {"optional", true}}}}}});
   }
   return env;
 }
@@ -258,11 +257,11 @@ Result<RevisionFeatures> ResolveFeatures(const ModelDeploymentSpec& spec,
     }
     if (!config->redis_connection_env.empty()) {
       const json& secret_ref = (*fv)["spec"]["online"]["redis"]["addressSecretRef"];
-      out.env.push_back({{"name", env},
-                         {"valueFrom",
-                          {{"secretKeyRef",
-                            {{"name", secret_ref.value("name", "")},
-                             {"key", secret_ref.value("key", "")}}}}}});
+      out.env.push_back(
+          {{"name", env},
+           {"valueFrom",
+            {{"secretKeyRef",
+              {{"name", secret_ref.value("name", "")}, {"key", secret_ref.value("key", "")}}}}}});
     }
     views.push_back(std::move(*config));
   }
@@ -412,6 +411,7 @@ json RevisionService(const ModelDeploymentObject& owner, const std::string& revi
       {"metadata", Metadata(owner, revision, labels)},
       {"spec",
        {{"type", "ClusterIP"},
+        {"clusterIP", "None"},
         {"selector", {{api::kLabelModelDeployment, md_name}, {api::kLabelRevision, revision}}},
         {"ports", json::array({{{"name", "http"},
                                 {"port", options.server_http_port},
@@ -424,6 +424,12 @@ json RevisionService(const ModelDeploymentObject& owner, const std::string& revi
   };
   if (tls) service["spec"]["ports"][0]["appProtocol"] = "https";
   return service;
+}
+
+void KeepAllocatedClusterIp(nlohmann::json& intent, const nlohmann::json* live) {
+  if (live == nullptr) return;
+  const std::string allocated = StringAt(*live, {"spec", "clusterIP"});
+  if (!allocated.empty() && allocated != "None") intent["spec"].erase("clusterIP");
 }
 
 std::string RouterName(const std::string& md_name) {
@@ -592,7 +598,8 @@ RevisionFeatures RevisionFeaturesFromDeployment(const json& deployment) {
   const json* source = Annotation(deployment, api::kRevisionSpecAnnotation);
   if (source == nullptr || !source->is_string()) return {};
   json parsed = json::parse(source->get<std::string>(), nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded() || !parsed.is_object() || !parsed.contains("resolvedFeatures")) return {};
+  if (parsed.is_discarded() || !parsed.is_object() || !parsed.contains("resolvedFeatures"))
+    return {};
   return RevisionFeatures::FromJson(parsed["resolvedFeatures"]);
 }
 

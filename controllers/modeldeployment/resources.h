@@ -5,8 +5,8 @@
 // fields the operator manages, so applying it again is a no-op and fields set by others (e.g.
 // a Deployment's status, a Service's clusterIP) are left alone.
 //
-// Per revision (one model + runtime): a Deployment of sluice-server and a ClusterIP Service,
-// both named after the revision (<md>-<hash>). Per ModelDeployment: the router's Deployment
+// Per revision (one model + runtime): a Deployment of sluice-server and a headless Service, both
+// named after the revision (<md>-<hash>). Per ModelDeployment: the router's Deployment
 // (<md>-router), its Service (<md>, the address clients call), and the ServiceAccount, Role and
 // RoleBinding that let the router watch its ModelDeployment's status.traffic.
 // Every object carries a controller ownerReference to the ModelDeployment (blockOwnerDeletion),
@@ -14,17 +14,17 @@
 
 #include <cstdint>
 #include <functional>
-#include <optional>
-#include <vector>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "lib/api/model_deployment.h"
 #include "lib/api/router_command.h"
 #include "lib/api/server_command.h"
 #include "lib/controller/object_io.h"
-#include "lib/controller/secret_reader.h"
 #include "lib/controller/reconciler.h"
+#include "lib/controller/secret_reader.h"
 #include "lib/kube/client.h"
 
 namespace sluice::controllers {
@@ -130,8 +130,8 @@ struct RevisionFeatures {
 // Resolves spec.features: `find` returns the named FeatureView of the ModelDeployment's
 // namespace or nullptr. NotFound names a missing view; InvalidArgument names an unknown feature
 // or one the model cannot take (STRING, BYTES: the model takes numbers).
-Result<RevisionFeatures> ResolveFeatures(
-    const ModelDeploymentSpec& spec, const std::function<ObjectPtr(const std::string&)>& find);
+Result<RevisionFeatures> ResolveFeatures(const ModelDeploymentSpec& spec,
+                                         const std::function<ObjectPtr(const std::string&)>& find);
 
 // The ModelDeployments in `ns` whose spec.features references FeatureView `fv_name`.
 std::vector<ObjectKey> ModelDeploymentsReading(const ObjectReader& reader, const std::string& ns,
@@ -143,10 +143,16 @@ Result<nlohmann::json> RevisionDeployment(const ModelDeploymentObject& owner,
                                           const ModelDeploymentSpec& revision_spec,
                                           int32_t replicas, const WorkloadOptions& options,
                                           const RevisionFeatures& features = {});
-// With `tls` (the revision's spec.tls) the http port says appProtocol https, which the router
-// reads from the EndpointSlices to speak TLS to this revision.
+// Headless (clusterIP None): the router reaches a revision's pods through the Service's
+// EndpointSlices, never through a virtual IP, so the API server allocates none (the costliest
+// step of creating a Service on a busy API server). With `tls` (the revision's spec.tls) the http
+// port says appProtocol https, which the router reads from the EndpointSlices to speak TLS to this
+// revision.
 nlohmann::json RevisionService(const ModelDeploymentObject& owner, const std::string& revision,
                                const WorkloadOptions& options, bool tls = false);
+// A revision Service created with a virtual IP (before revision Services were headless) keeps
+// it: the clusterIP of a Service cannot change, so the intent leaves the field to what is there.
+void KeepAllocatedClusterIp(nlohmann::json& intent, const nlohmann::json* live);
 
 std::string RouterName(const std::string& md_name);  // <md>-router
 // sluice-router's command line: the ModelDeployment to follow and the operator's ports. API access

@@ -188,6 +188,8 @@ TEST(ResourcesTest, LabelsSelectorsAndOwnerReference) {
             "sluice.dev/modeldeployment=fraud,app.kubernetes.io/component=server");
   const json s = RevisionService(owner, "fraud-abcdefghjk", {});
   EXPECT_EQ(s["spec"]["selector"], d["spec"]["selector"]["matchLabels"]);
+  // Headless: the router reads the EndpointSlices; no virtual IP is allocated.
+  EXPECT_EQ(s["spec"]["clusterIP"], "None");
 
   const json ref = d["metadata"]["ownerReferences"][0];
   EXPECT_EQ(ref, (json{{"apiVersion", "sluice.dev/v1alpha1"},
@@ -247,8 +249,8 @@ TEST(ResourcesTest, TlsMountsTheSecretAndSwitchesProbesAndPorts) {
   const json plain = Revision(owner, owner.md.spec, 1);
   EXPECT_FALSE(Container(plain)["readinessProbe"]["httpGet"].contains("scheme"));
   EXPECT_EQ(Container(plain)["ports"].size(), 2u);
-  EXPECT_FALSE(RevisionService(owner, "fraud-abcdefghjk", {})["spec"]["ports"][0].contains(
-      "appProtocol"));
+  EXPECT_FALSE(
+      RevisionService(owner, "fraud-abcdefghjk", {})["spec"]["ports"][0].contains("appProtocol"));
 
   owner.md.spec.tls = TlsSpec{"fraud-tls"};
   EXPECT_NE(RevisionHash(owner.md.spec), plain_hash);
@@ -258,9 +260,9 @@ TEST(ResourcesTest, TlsMountsTheSecretAndSwitchesProbesAndPorts) {
     EXPECT_EQ(c[probe]["httpGet"]["scheme"], "HTTPS") << probe;
     EXPECT_EQ(c[probe]["httpGet"]["port"], "http") << probe;
   }
-  EXPECT_THAT(c["volumeMounts"], Contains(json{{"name", "tls"},
-                                               {"mountPath", std::string(kTlsDir)},
-                                               {"readOnly", true}}));
+  EXPECT_THAT(
+      c["volumeMounts"],
+      Contains(json{{"name", "tls"}, {"mountPath", std::string(kTlsDir)}, {"readOnly", true}}));
   EXPECT_THAT(d["spec"]["template"]["spec"]["volumes"],
               Contains(json{{"name", "tls"},
                             {"secret", {{"secretName", "fraud-tls"}, {"defaultMode", 0440}}}}));
@@ -289,9 +291,9 @@ TEST(ResourcesTest, TlsMountsTheSecretAndSwitchesProbesAndPorts) {
   const json& rc = Container(r);
   EXPECT_EQ(rc["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
   EXPECT_EQ(rc["livenessProbe"]["httpGet"]["scheme"], "HTTPS");
-  EXPECT_THAT(rc["volumeMounts"], Contains(json{{"name", "tls"},
-                                                {"mountPath", std::string(kTlsDir)},
-                                                {"readOnly", true}}));
+  EXPECT_THAT(
+      rc["volumeMounts"],
+      Contains(json{{"name", "tls"}, {"mountPath", std::string(kTlsDir)}, {"readOnly", true}}));
   EXPECT_EQ(r["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"], "fraud-tls");
   auto router = api::RouterCommand::Parse(rc["args"].get<std::vector<std::string>>());
   ASSERT_TRUE(router.ok()) << router.status();
@@ -353,6 +355,24 @@ TEST(ResourcesTest, IsSubsetIgnoresServerAddedFieldsButNotChanges) {
   // Quantities written as numbers come back from the API server as strings.
   EXPECT_TRUE(IsSubset(json{{"cpu", 1}}, json{{"cpu", "1"}}));
   EXPECT_FALSE(IsSubset(json{{"cpu", 2}}, json{{"cpu", "1"}}));
+}
+
+TEST(RevisionServiceTest, AServiceWithAVirtualIpKeepsIt) {
+  const ModelDeploymentObject owner = Owner();
+  json allocated = RevisionService(owner, "fraud-abcdefghjk", {});
+  allocated["spec"]["clusterIP"] = "10.0.0.12";
+  json intent = RevisionService(owner, "fraud-abcdefghjk", {});
+  KeepAllocatedClusterIp(intent, &allocated);
+  EXPECT_FALSE(intent["spec"].contains("clusterIP"));
+  EXPECT_TRUE(IsSubset(intent, allocated));
+
+  // New, or already headless: the intent says headless.
+  json fresh = RevisionService(owner, "fraud-abcdefghjk", {});
+  KeepAllocatedClusterIp(fresh, nullptr);
+  EXPECT_EQ(fresh["spec"]["clusterIP"], "None");
+  const json headless = fresh;
+  KeepAllocatedClusterIp(fresh, &headless);
+  EXPECT_EQ(fresh["spec"]["clusterIP"], "None");
 }
 
 }  // namespace
