@@ -224,7 +224,12 @@ Status Operator::Build() {
   co.holding = kube::Store::Holding::kPacked;
   p_->cache = std::make_unique<InformerCache>(p_->client.get(), co);
   const std::string owned = api::kManagedBySelector;
-  RETURN_IF_ERROR(p_->cache->Register(api::kModelDeploymentsGvr));
+  // What the scrapers follow and which ModelDeployments read a FeatureView, indexed so that
+  // finding them does not parse every ModelDeployment.
+  RETURN_IF_ERROR(p_->cache->Register(
+      api::kModelDeploymentsGvr, "", nullptr,
+      {controllers::ConcurrencyAutoscaledIndex(), controllers::UnderAnalysisIndex(),
+       controllers::FeatureViewsReadIndex()}));
   RETURN_IF_ERROR(p_->cache->Register(controllers::kFeatureViewsGvr));
   RETURN_IF_ERROR(p_->cache->Register(kube::resources::kDeployments, owned, TrimDeployment));
   RETURN_IF_ERROR(p_->cache->Register(kube::resources::kServices, owned));

@@ -75,6 +75,14 @@ class RouterSource final : public MetricSource {
 
 }  // namespace
 
+const ObjectIndex& UnderAnalysisIndex() {
+  static const ObjectIndex kIndex{"under-analysis", [](const json& md) {
+                                    return UnderAnalysis(md) ? std::vector<std::string>{"true"}
+                                                             : std::vector<std::string>{};
+                                  }};
+  return kIndex;
+}
+
 Result<std::map<std::string, Counters>> ParseRouterCounters(std::string_view page) {
   ASSIGN_OR_RETURN(PromExposition parsed, ParsePrometheusText(page));
   return RouterCounters(parsed);
@@ -252,8 +260,8 @@ void RouterMetricsScraper::Insert(const std::string& key, Snapshot snapshot) {
 
 void RouterMetricsScraper::ScrapeOnce() {
   std::set<std::pair<std::string, std::string>> follow;
-  for (const ObjectPtr& md : reader_.List(api::kModelDeploymentsGvr, "")) {
-    if (!UnderAnalysis(*md)) continue;
+  for (const ObjectPtr& md :
+       reader_.ListByIndex(api::kModelDeploymentsGvr, "", UnderAnalysisIndex(), "true")) {
     follow.emplace(MetaString(*md, "namespace"), MetaString(*md, "name"));
   }
   const auto now = clock_.Now();

@@ -41,6 +41,11 @@
 
 namespace sluice::controllers {
 
+// ModelDeployments with a canary under analysis (a canary and a stable revision, Progressing or
+// Paused) are filed under "true": the ones the scraper follows. Register it with the cache's
+// ModelDeployments so a scrape does not read every one.
+const ObjectIndex& UnderAnalysisIndex();
+
 struct RouterMetricsScraperOptions {
   // The router's admin port (/metrics), used when a router pod declares no container port named
   // "admin" (api::kAdminPortName).

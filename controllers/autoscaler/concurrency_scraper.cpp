@@ -25,6 +25,15 @@ bool ConcurrencyAutoscaled(const json& md) {
 
 }  // namespace
 
+const ObjectIndex& ConcurrencyAutoscaledIndex() {
+  static const ObjectIndex kIndex{"concurrency-autoscaled", [](const json& md) {
+                                    return ConcurrencyAutoscaled(md)
+                                               ? std::vector<std::string>{"true"}
+                                               : std::vector<std::string>{};
+                                  }};
+  return kIndex;
+}
+
 Result<double> InflightFromPage(std::string_view page) {
   ASSIGN_OR_RETURN(PromExposition parsed, ParsePrometheusText(page));
   return Inflight(parsed);
@@ -106,8 +115,8 @@ void ConcurrencyScraper::SampleModelDeployment(const std::string& ns, const std:
 
 void ConcurrencyScraper::ScrapeOnce() {
   const auto at = clock_.Now();
-  for (const ObjectPtr& md : reader_.List(api::kModelDeploymentsGvr, "")) {
-    if (!ConcurrencyAutoscaled(*md)) continue;
+  for (const ObjectPtr& md :
+       reader_.ListByIndex(api::kModelDeploymentsGvr, "", ConcurrencyAutoscaledIndex(), "true")) {
     SampleModelDeployment(MetaString(*md, "namespace"), MetaString(*md, "name"), at);
   }
   const auto horizon = at - options_.retention;

@@ -27,6 +27,10 @@
 
 namespace sluice::controllers {
 
+// ModelDeployments autoscaled in Concurrency mode are filed under "true": the ones ScrapeOnce
+// reads. Register it with the cache's ModelDeployments so a scrape does not read every one.
+const ObjectIndex& ConcurrencyAutoscaledIndex();
+
 struct ConcurrencyScraperOptions {
   int32_t default_port = 8080;  // when a server pod declares no container port named "http"
   std::chrono::milliseconds scrape_period{1000};

@@ -269,18 +269,31 @@ Result<RevisionFeatures> ResolveFeatures(const ModelDeploymentSpec& spec,
   return out;
 }
 
+const ObjectIndex& FeatureViewsReadIndex() {
+  static const ObjectIndex kIndex{
+      "feature-views-read", [](const json& md) {
+        std::vector<std::string> names;
+        const json* features = JsonAt(md, {"spec", "features"});
+        if (features == nullptr || !features->is_array()) return names;
+        for (const auto& ref : *features) {
+          if (!ref.is_object()) continue;
+          std::string name = ref.value("name", "");
+          if (name.empty()) continue;
+          if (std::find(names.begin(), names.end(), name) == names.end()) {
+            names.push_back(std::move(name));
+          }
+        }
+        return names;
+      }};
+  return kIndex;
+}
+
 std::vector<ObjectKey> ModelDeploymentsReading(const ObjectReader& reader, const std::string& ns,
                                                const std::string& fv_name) {
   std::vector<ObjectKey> out;
-  for (const auto& md : reader.List(api::kModelDeploymentsGvr, ns)) {
-    const json* spec = md->contains("spec") ? &(*md)["spec"] : nullptr;
-    if (spec == nullptr || !spec->contains("features") || !(*spec)["features"].is_array()) continue;
-    for (const auto& ref : (*spec)["features"]) {
-      if (ref.is_object() && ref.value("name", "") == fv_name) {
-        out.push_back(ObjectKey{MetaString(*md, "namespace"), MetaString(*md, "name")});
-        break;
-      }
-    }
+  for (const auto& md :
+       reader.ListByIndex(api::kModelDeploymentsGvr, ns, FeatureViewsReadIndex(), fv_name)) {
+    out.push_back(ObjectKey{MetaString(*md, "namespace"), MetaString(*md, "name")});
   }
   return out;
 }

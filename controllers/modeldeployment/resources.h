@@ -133,6 +133,9 @@ struct RevisionFeatures {
 Result<RevisionFeatures> ResolveFeatures(const ModelDeploymentSpec& spec,
                                          const std::function<ObjectPtr(const std::string&)>& find);
 
+// Files a ModelDeployment under the name of every FeatureView its spec.features references.
+// Register it with the cache's ModelDeployments so ModelDeploymentsReading reads only those.
+const ObjectIndex& FeatureViewsReadIndex();
 // The ModelDeployments in `ns` whose spec.features references FeatureView `fv_name`.
 std::vector<ObjectKey> ModelDeploymentsReading(const ObjectReader& reader, const std::string& ns,
                                                const std::string& fv_name);

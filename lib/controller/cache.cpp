@@ -22,6 +22,24 @@ kube::IndexFunc LabelIndexFunc(std::string key) {
   };
 }
 
+std::string ObjectIndexName(const std::string& name) {
+  return "index:" + name;
+}
+
+// Files an object under "<namespace>/<value>" and "*/<value>" for each of its values, so a
+// lookup in one namespace or in all reads only the objects it returns.
+kube::IndexFunc ObjectIndexFunc(ObjectIndex index) {
+  return [index = std::move(index)](const kube::Json& object) -> std::vector<std::string> {
+    std::vector<std::string> out;
+    const std::string ns = MetaString(object, "namespace");
+    for (const std::string& value : index.values(object)) {
+      out.push_back(ns + "/" + value);
+      out.push_back("*/" + value);
+    }
+    return out;
+  };
+}
+
 }  // namespace
 
 InformerCache::InformerCache(kube::Client* client, CacheOptions options)
@@ -33,7 +51,9 @@ InformerCache::InformerCache(kube::Client* client, CacheOptions options)
                             options_.namespaces.end());
 }
 
-InformerCache::~InformerCache() { Stop(); }
+InformerCache::~InformerCache() {
+  Stop();
+}
 
 std::string InformerCache::GvrKey(const kube::GroupVersionResource& gvr) {
   return gvr.group + "/" + gvr.version + "/" + gvr.resource;
@@ -41,7 +61,8 @@ std::string InformerCache::GvrKey(const kube::GroupVersionResource& gvr) {
 
 Status InformerCache::Register(const kube::GroupVersionResource& gvr,
                                const std::string& label_selector,
-                               std::function<void(kube::Json&)> transform) {
+                               std::function<void(kube::Json&)> transform,
+                               std::vector<ObjectIndex> indexes) {
   std::lock_guard<std::mutex> lock(mu_);
   if (started_ || stopped_) {
     return FailedPrecondition("cache: " + gvr.resource + " registered after Start()");
@@ -55,6 +76,7 @@ Status InformerCache::Register(const kube::GroupVersionResource& gvr,
   auto entry = std::make_unique<Entry>();
   entry->gvr = gvr;
   entry->label_selector = label_selector;
+  for (const ObjectIndex& index : indexes) entry->indexes.push_back(index.name);
   std::vector<std::string> namespaces = options_.namespaces;
   if (namespaces.empty() || !gvr.namespaced) namespaces = {""};
   for (const auto& ns : namespaces) {
@@ -64,6 +86,9 @@ Status InformerCache::Register(const kube::GroupVersionResource& gvr,
     io.holding = options_.holding;
     for (const auto& label : options_.indexed_labels) {
       io.indexers.emplace(LabelIndexName(label), LabelIndexFunc(label));
+    }
+    for (const ObjectIndex& index : indexes) {
+      io.indexers.emplace(ObjectIndexName(index.name), ObjectIndexFunc(index));
     }
     io.clock = &clock_;
     io.watcher.label_selector = label_selector;
@@ -93,7 +118,8 @@ Status InformerCache::Register(const kube::GroupVersionResource& gvr,
     } else {
       return InvalidArgument("cache: neither a client nor a source factory");
     }
-    entry->informers.emplace(ns, std::make_unique<kube::Informer>(std::move(source), std::move(io)));
+    entry->informers.emplace(ns,
+                             std::make_unique<kube::Informer>(std::move(source), std::move(io)));
   }
   entries_.emplace(key, std::move(entry));
   return Status::Ok();
@@ -227,6 +253,28 @@ std::vector<ObjectPtr> InformerCache::ListByLabel(const kube::GroupVersionResour
   const kube::Informer* informer = InformerFor(*entry, ns);
   if (informer == nullptr) return {};
   return informer->store()->ByIndex(LabelIndexName(key), ns + "/" + value);
+}
+
+std::vector<ObjectPtr> InformerCache::ListByIndex(const kube::GroupVersionResource& gvr,
+                                                  const std::string& ns, const ObjectIndex& index,
+                                                  const std::string& value) const {
+  const Entry* entry = Find(gvr);
+  if (entry == nullptr) return {};
+  if (std::find(entry->indexes.begin(), entry->indexes.end(), index.name) == entry->indexes.end()) {
+    return ObjectReader::ListByIndex(gvr, ns, index, value);
+  }
+  const std::string name = ObjectIndexName(index.name);
+  if (!ns.empty()) {
+    const kube::Informer* informer = InformerFor(*entry, ns);
+    if (informer == nullptr) return {};
+    return informer->store()->ByIndex(name, ns + "/" + value);
+  }
+  std::vector<ObjectPtr> out;
+  for (const auto& [informer_ns, informer] : entry->informers) {
+    auto objects = informer->store()->ByIndex(name, "*/" + value);
+    out.insert(out.end(), objects.begin(), objects.end());
+  }
+  return out;
 }
 
 size_t InformerCache::Size() const {

@@ -63,8 +63,11 @@ class InformerCache final : public ObjectReader {
   // annotation. `transform` (optional) trims each object further before it is cached: what it
   // removes is invisible to every reader of the cache and to event handlers, so it must keep every
   // field any controller reads (the operator's are in operator/cache_transforms.h).
+  // `indexes` are kept for this resource, so ListByIndex with one of them reads only the objects
+  // it names (their values are computed from the transformed object).
   Status Register(const kube::GroupVersionResource& gvr, const std::string& label_selector = "",
-                  std::function<void(kube::Json&)> transform = nullptr);
+                  std::function<void(kube::Json&)> transform = nullptr,
+                  std::vector<ObjectIndex> indexes = {});
   bool IsRegistered(const kube::GroupVersionResource& gvr) const;
 
   // Adds `handler` to every informer of `gvr` (registered first).
@@ -89,6 +92,11 @@ class InformerCache final : public ObjectReader {
   std::vector<ObjectPtr> ListByLabel(const kube::GroupVersionResource& gvr, const std::string& ns,
                                      const std::string& key,
                                      const std::string& value) const override;
+  // From the index when `gvr` was registered with `index` (by name); otherwise ObjectReader's
+  // filter of List().
+  std::vector<ObjectPtr> ListByIndex(const kube::GroupVersionResource& gvr, const std::string& ns,
+                                     const ObjectIndex& index,
+                                     const std::string& value) const override;
 
   // Objects cached across all informers (for logs and metrics).
   size_t Size() const;
@@ -97,6 +105,7 @@ class InformerCache final : public ObjectReader {
   struct Entry {
     kube::GroupVersionResource gvr;
     std::string label_selector;
+    std::vector<std::string> indexes;  // names of the ObjectIndexes kept
     // namespace ("" for all) -> informer
     std::map<std::string, std::unique_ptr<kube::Informer>> informers;
   };

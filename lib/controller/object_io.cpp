@@ -1,5 +1,7 @@
 #include "lib/controller/object_io.h"
 
+#include <algorithm>
+
 namespace sluice::controllers {
 
 using nlohmann::json;
@@ -50,6 +52,19 @@ std::vector<ObjectPtr> ObjectReader::ListByLabel(const kube::GroupVersionResourc
   for (ObjectPtr& object : List(gvr, ns)) {
     const json* label = JsonAt(*object, {"metadata", "labels", key.c_str()});
     if (label != nullptr && label->is_string() && label->get_ref<const std::string&>() == value) {
+      out.push_back(std::move(object));
+    }
+  }
+  return out;
+}
+
+std::vector<ObjectPtr> ObjectReader::ListByIndex(const kube::GroupVersionResource& gvr,
+                                                 const std::string& ns, const ObjectIndex& index,
+                                                 const std::string& value) const {
+  std::vector<ObjectPtr> out;
+  for (ObjectPtr& object : List(gvr, ns)) {
+    const std::vector<std::string> values = index.values(*object);
+    if (std::find(values.begin(), values.end(), value) != values.end()) {
       out.push_back(std::move(object));
     }
   }

@@ -8,6 +8,7 @@
 // Writes go to the API server; anything derived from a cached object that must not overwrite a
 // newer version carries that object's metadata.resourceVersion as a precondition.
 
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -23,6 +24,14 @@ using ObjectPtr = std::shared_ptr<const nlohmann::json>;
 
 // Contract: never blocks on the network; results are snapshots that stay valid after the cache
 // moves on (objects are immutable and shared). Thread-safe.
+// A named index of objects: the values an object is filed under (none, one or several). A reader
+// that keeps the index answers ListByIndex from it; any other filters every object through
+// `values`, with the same answer.
+struct ObjectIndex {
+  std::string name;
+  std::function<std::vector<std::string>(const nlohmann::json& object)> values;
+};
+
 class ObjectReader {
  public:
   virtual ~ObjectReader() = default;
@@ -41,6 +50,12 @@ class ObjectReader {
   // index for the labels it indexes.
   virtual std::vector<ObjectPtr> ListByLabel(const kube::GroupVersionResource& gvr,
                                              const std::string& ns, const std::string& key,
+                                             const std::string& value) const;
+  // Cached objects of `gvr` in `ns` ("" = all namespaces) that `index` files under `value`, in
+  // the order List() gives them. This default filters List(); the informer cache answers from
+  // the index when the resource was registered with it, reading only the objects it names.
+  virtual std::vector<ObjectPtr> ListByIndex(const kube::GroupVersionResource& gvr,
+                                             const std::string& ns, const ObjectIndex& index,
                                              const std::string& value) const;
 };
 
@@ -75,13 +90,12 @@ class KubeObjectWriter final : public ObjectWriter {
   KubeObjectWriter(kube::Client& client, std::string field_manager)
       : client_(client), field_manager_(std::move(field_manager)) {}
 
-  Result<nlohmann::json> Apply(const kube::GroupVersionResource& gvr,
-                               const nlohmann::json& intent, bool force) override;
+  Result<nlohmann::json> Apply(const kube::GroupVersionResource& gvr, const nlohmann::json& intent,
+                               bool force) override;
   Result<nlohmann::json> ApplyStatus(const kube::GroupVersionResource& gvr,
                                      const nlohmann::json& intent) override;
   Result<nlohmann::json> MergePatch(const kube::GroupVersionResource& gvr, const std::string& ns,
-                                    const std::string& name,
-                                    const nlohmann::json& patch) override;
+                                    const std::string& name, const nlohmann::json& patch) override;
   Status Delete(const kube::GroupVersionResource& gvr, const std::string& ns,
                 const std::string& name, const std::string& uid) override;
 

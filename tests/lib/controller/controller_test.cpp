@@ -142,8 +142,11 @@ json OwnedDeployment(const std::string& name, const json& owner_refs) {
 
 json Ref(const std::string& kind, const std::string& api_version, const std::string& name,
          bool controller) {
-  return {{"apiVersion", api_version}, {"kind", kind}, {"name", name},
-          {"uid", "uid-" + name},      {"controller", controller}};
+  return {{"apiVersion", api_version},
+          {"kind", kind},
+          {"name", name},
+          {"uid", "uid-" + name},
+          {"controller", controller}};
 }
 
 TEST(ControllerOwnerKeysTest, OnlyTheControllerReferenceOfThePrimaryKindCounts) {
@@ -152,7 +155,8 @@ TEST(ControllerOwnerKeysTest, OnlyTheControllerReferenceOfThePrimaryKindCounts) 
   };
   EXPECT_EQ(keys(json::array({Ref("ModelDeployment", "sluice.dev/v1alpha1", "a", true)})),
             std::vector<ObjectKey>{(ObjectKey{"ml", "a"})});
-  EXPECT_TRUE(keys(json::array({Ref("ModelDeployment", "sluice.dev/v1alpha1", "a", false)})).empty());
+  EXPECT_TRUE(
+      keys(json::array({Ref("ModelDeployment", "sluice.dev/v1alpha1", "a", false)})).empty());
   EXPECT_TRUE(keys(json::array({Ref("ReplicaSet", "apps/v1", "a", true)})).empty());
   EXPECT_TRUE(keys(json::array({Ref("ModelDeployment", "other.dev/v1", "a", true)})).empty());
   EXPECT_TRUE(keys(json::array()).empty());
@@ -206,18 +210,21 @@ class ControllerEventsTest : public ::testing::Test {
 TEST_F(ControllerEventsTest, PrimaryOwnedAndWatchedObjectsEnqueueTheirOwners) {
   source_.Upsert("modeldeployments", Md("a"));
   source_.Upsert("modeldeployments", Md("b"));
-  source_.Upsert("deployments", OwnedDeployment(
-                                    "a-rev", json::array({Ref("ModelDeployment",
-                                                              "sluice.dev/v1alpha1", "a", true)})));
-  source_.Upsert("deployments",
-                 OwnedDeployment("foreign", json::array({Ref("ReplicaSet", "apps/v1", "b", true)})));
+  source_.Upsert(
+      "deployments",
+      OwnedDeployment("a-rev",
+                      json::array({Ref("ModelDeployment", "sluice.dev/v1alpha1", "a", true)})));
+  source_.Upsert(
+      "deployments",
+      OwnedDeployment("foreign", json::array({Ref("ReplicaSet", "apps/v1", "b", true)})));
   Build();
   cache_->Start();
   ASSERT_TRUE(cache_->WaitForSync(std::chrono::steady_clock::now() + seconds(20)));
   controller_->Start();
   // The initial list enqueues both primaries once each (the owned Deployment's add is folded
   // into a's pending key).
-  ASSERT_TRUE(Eventually([&] { return reconciler_.Calls("ml/a") >= 1 && reconciler_.Calls("ml/b") >= 1; }));
+  ASSERT_TRUE(
+      Eventually([&] { return reconciler_.Calls("ml/a") >= 1 && reconciler_.Calls("ml/b") >= 1; }));
   // Idle: nothing queued and nothing in flight, so the counts below are final.
   ASSERT_TRUE(Eventually([&] {
     return controller_->queue().Len() == 0 && controller_->queue().NumProcessing() == 0;
@@ -237,7 +244,8 @@ TEST_F(ControllerEventsTest, PrimaryOwnedAndWatchedObjectsEnqueueTheirOwners) {
   EXPECT_EQ(reconciler_.Calls("ml/b"), b);
 
   // A watched ConfigMap reconciles the ModelDeployment its map function names.
-  source_.Upsert("configmaps", {{"metadata", {{"name", "cm"}, {"namespace", "ml"}, {"labels", {{"md", "b"}}}}}});
+  source_.Upsert("configmaps",
+                 {{"metadata", {{"name", "cm"}, {"namespace", "ml"}, {"labels", {{"md", "b"}}}}}});
   ASSERT_TRUE(Eventually([&] { return reconciler_.Calls("ml/b") == b + 1; }));
 
   // Deleting the primary reconciles it one last time (it then finds nothing).
@@ -252,7 +260,8 @@ TEST_F(ControllerEventsTest, PrimaryOwnedAndWatchedObjectsEnqueueTheirOwners) {
   // Drained when the informer delivered that event and the queue is empty again: an unwanted
   // enqueue would have shown up as a reconcile of ml/b.
   const int before_marker = reconciler_.Calls("ml/a");
-  source_.Upsert("configmaps", {{"metadata", {{"name", "cm2"}, {"namespace", "ml"}, {"labels", {{"md", "a"}}}}}});
+  source_.Upsert("configmaps",
+                 {{"metadata", {{"name", "cm2"}, {"namespace", "ml"}, {"labels", {{"md", "a"}}}}}});
   ASSERT_TRUE(Eventually([&] { return reconciler_.Calls("ml/a") > before_marker; }));
   EXPECT_EQ(reconciler_.Calls("ml/b"), b + 1);
   // Reads of the cache see what the informers hold.
@@ -388,7 +397,8 @@ TEST_F(ControllerRulesTest, ErrorsAreRetriedWithPerKeyExponentialBackoff) {
     EXPECT_EQ(reconciler_.Calls("ml/a"), calls_seen_);
     clock_.Advance(std::chrono::nanoseconds(1));
   }
-  ASSERT_TRUE(Eventually([&] { return reconciler_.Calls("ml/a") == 4 && reconciler_.Finished() == 4; }));
+  ASSERT_TRUE(
+      Eventually([&] { return reconciler_.Calls("ml/a") == 4 && reconciler_.Finished() == 4; }));
   // The controller records a result after the reconciler returns.
   ASSERT_TRUE(Eventually([&] { return metrics_.Results().size() == 4; }));
   // Success forgets the backoff: the next failure starts from 5 ms again.
@@ -584,6 +594,75 @@ TEST(InformerCacheLabelIndexTest, IndexedLookupsReturnWhatTheScanReturns) {
     return Names(cache.ListByLabel(kPods, "ml", "rev", "b")) ==
                std::vector<std::string>{"ml/a2", "ml/b1"} &&
            cache.ListByLabel(kPods, "ml", "rev", "a").empty();
+  }));
+  EXPECT_TRUE(same());
+  cache.Stop();
+}
+
+// An ObjectIndex registered with a resource answers from the index (its function runs when
+// objects arrive, not when asked) with what the scan answers, in one namespace and in all, with
+// the objects packed; one not registered is a scan.
+TEST(InformerCacheObjectIndexTest, RegisteredIndexesAnswerWithoutReadingEveryObject) {
+  testing::FakeSource source;
+  CacheOptions co;
+  co.source = [&source](const kube::GroupVersionResource& gvr, const std::string&) {
+    return source.For(gvr.resource);
+  };
+  co.holding = kube::Store::Holding::kPacked;
+  InformerCache cache(nullptr, co);
+  std::atomic<int> calls{0};
+  auto roles = [&calls](const json& pod) {
+    ++calls;
+    std::vector<std::string> out;
+    const json* role = JsonAt(pod, {"metadata", "labels", "role"});
+    if (role != nullptr && role->is_string()) out.push_back(role->get<std::string>());
+    if (role != nullptr && role->is_string() && role->get<std::string>() == "server") {
+      out.push_back("serving");  // several values per object
+    }
+    return out;
+  };
+  const ObjectIndex registered{"roles", roles};
+  const ObjectIndex unregistered{"roles-unregistered", roles};
+  ASSERT_TRUE(cache.Register(kPods, "", nullptr, {registered}).ok());
+  source.Upsert("pods", LabelledPod("ml", "a1", {{"role", "server"}}));
+  source.Upsert("pods", LabelledPod("ml", "a2", {{"role", "router"}}));
+  source.Upsert("pods", LabelledPod("ml", "none", nullptr));
+  source.Upsert("pods", LabelledPod("other", "b1", {{"role", "server"}}));
+  cache.Start();
+  ASSERT_TRUE(cache.WaitForSync(std::chrono::steady_clock::now() + seconds(20)));
+
+  auto same = [&] {
+    for (const std::string ns : {"ml", "other", "absent", ""}) {
+      for (const std::string value : {"server", "serving", "router", "none"}) {
+        const int before = calls.load();
+        auto indexed = Names(cache.ListByIndex(kPods, ns, registered, value));
+        EXPECT_EQ(calls.load(), before) << "the registered index ran at lookup time";
+        auto scanned = Names(cache.ListByIndex(kPods, ns, unregistered, value));
+        if (indexed != scanned) {
+          ADD_FAILURE() << ns << " " << value << ": " << ::testing::PrintToString(indexed) << " vs "
+                        << ::testing::PrintToString(scanned);
+          return false;
+        }
+      }
+    }
+    return true;
+  };
+  EXPECT_TRUE(same());
+  EXPECT_EQ(Names(cache.ListByIndex(kPods, "", registered, "serving")),
+            (std::vector<std::string>{"ml/a1", "other/b1"}));
+  EXPECT_EQ(Names(cache.ListByIndex(kPods, "ml", registered, "router")),
+            (std::vector<std::string>{"ml/a2"}));
+  const int before = calls.load();
+  cache.ListByIndex(kPods, "", unregistered, "server");
+  EXPECT_GT(calls.load(), before) << "an index the cache does not keep is a scan";
+
+  // An object whose values change moves in the index; a deleted one leaves it.
+  source.Upsert("pods", LabelledPod("ml", "a2", {{"role", "server"}}));
+  source.Remove("pods", "other", "b1");
+  ASSERT_TRUE(Eventually([&] {
+    return Names(cache.ListByIndex(kPods, "", registered, "serving")) ==
+               std::vector<std::string>{"ml/a1", "ml/a2"} &&
+           cache.ListByIndex(kPods, "", registered, "router").empty();
   }));
   EXPECT_TRUE(same());
   cache.Stop();
