@@ -217,8 +217,9 @@ Status Operator::Build() {
   co.namespaces = options_.namespaces;
   co.resync_period = options_.resync_period;
   co.metrics = p_->metrics.get();
-  // The failing-pod check and the scrapers look pods up by these.
-  co.indexed_labels = {api::kLabelModelDeployment, api::kLabelRevision};
+  // The failing-pod check and the scrapers look pods up by these, materialization runs by the
+  // last.
+  co.indexed_labels = {api::kLabelModelDeployment, api::kLabelRevision, api::kLabelFeatureView};
   // Ten objects per ModelDeployment for as long as the operator runs, of which a reconcile reads
   // a dozen: packed, they take a fraction of the parsed trees' memory.
   co.holding = kube::Store::Holding::kPacked;

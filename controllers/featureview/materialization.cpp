@@ -53,7 +53,7 @@ json Labels(const json& fv) {
           {api::kLabelInstance, Bounded(name, 63)},
           {api::kLabelManagedBy, api::kManagedByValue},
           {api::kLabelComponent, "materialize"},
-          {api::kLabelFeatureView, Bounded(name, 63)}};
+          {api::kLabelFeatureView, FeatureViewLabelValue(fv)}};
 }
 
 json Metadata(const json& fv, const std::string& name) {
@@ -168,12 +168,8 @@ std::string JobNameOfPod(const json& pod) {
 }  // namespace
 
 json FeatureViewOwnerReference(const json& fv) {
-  return {{"apiVersion", kApiVersionFv},
-          {"kind", "FeatureView"},
-          {"name", MetaString(fv, "name")},
-          {"uid", MetaString(fv, "uid")},
-          {"controller", true},
-          {"blockOwnerDeletion", true}};
+  return {{"apiVersion", kApiVersionFv},  {"kind", "FeatureView"}, {"name", MetaString(fv, "name")},
+          {"uid", MetaString(fv, "uid")}, {"controller", true},    {"blockOwnerDeletion", true}};
 }
 
 Result<api::MaterializeCommand> MaterializeCommandFor(const json& fv,
@@ -250,9 +246,9 @@ std::optional<Trigger> DueTrigger(const json& fv) {
   const json* requested = Annotation(fv, api::kMaterializeAnnotation);
   if (requested != nullptr && requested->is_string() && *requested == "now") {
     const std::string trigger = "requested";
-    return Trigger{MaterializationJobName(
-                       name, generation,
-                       trigger + "\n" + MetaString(fv, "uid") + "\n" + MetaString(fv, "resourceVersion")),
+    return Trigger{MaterializationJobName(name, generation,
+                                          trigger + "\n" + MetaString(fv, "uid") + "\n" +
+                                              MetaString(fv, "resourceVersion")),
                    trigger, /*consume_annotation=*/true};
   }
   const json* triggered = JsonAt(fv, {"status", "triggeredGeneration"});
@@ -274,6 +270,10 @@ std::vector<ObjectKey> FeatureViewOf(const json& object) {
   const json* a = Annotation(object, api::kFeatureViewAnnotation);
   if (a == nullptr || !a->is_string() || a->get<std::string>().empty()) return {};
   return {ObjectKey{MetaString(object, "namespace"), a->get<std::string>()}};
+}
+
+std::string FeatureViewLabelValue(const json& fv) {
+  return Bounded(MetaString(fv, "name"), 63);
 }
 
 std::optional<RunOutcome> LatestRun(const json& fv, const std::vector<ObjectPtr>& jobs,
@@ -346,8 +346,8 @@ std::optional<RunOutcome> LatestRun(const json& fv, const std::vector<ObjectPtr>
   const std::string job_reason = failed != nullptr ? failed->value("reason", "") : "";
   if (!raw_message.empty() && !out.result) {
     out.reason = "MaterializationFailed";
-    std::string tail = raw_message.size() > 1024 ? raw_message.substr(raw_message.size() - 1024)
-                                                 : raw_message;
+    std::string tail =
+        raw_message.size() > 1024 ? raw_message.substr(raw_message.size() - 1024) : raw_message;
     while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
     out.message = "sluice-materialize wrote no result; its log ends: " + tail;
   } else {

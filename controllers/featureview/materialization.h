@@ -18,11 +18,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "lib/api/materialize_command.h"
 #include "lib/api/time.h"
@@ -75,13 +74,13 @@ Result<nlohmann::json> MaterializationJob(const nlohmann::json& feature_view,
                                           const std::string& job_name, const std::string& trigger,
                                           const MaterializationOptions& options);
 // The CronJob of spec.materialization.schedule; nullopt when the view has no schedule.
-Result<std::optional<nlohmann::json>> MaterializationCronJob(
-    const nlohmann::json& feature_view, const MaterializationOptions& options);
+Result<std::optional<nlohmann::json>> MaterializationCronJob(const nlohmann::json& feature_view,
+                                                             const MaterializationOptions& options);
 
 // Whether an immediate run is due, and which.
 struct Trigger {
   std::string job_name;
-  std::string trigger;           // "created", "spec-changed" or "requested"
+  std::string trigger;              // "created", "spec-changed" or "requested"
   bool consume_annotation = false;  // remove sluice.dev/materialize once the Job exists
 };
 // Due when status.triggeredGeneration is not the current generation (a new view, a changed spec)
@@ -107,6 +106,9 @@ std::optional<RunOutcome> LatestRun(const nlohmann::json& feature_view,
                                     const std::vector<ObjectPtr>& jobs,
                                     const std::vector<ObjectPtr>& pods);
 
+// The sluice.dev/featureview label of the view's CronJob, Jobs and their Pods (the name, cut to
+// a label's 63 characters with a hash of the whole): what to look them up by in the cache.
+std::string FeatureViewLabelValue(const nlohmann::json& feature_view);
 // Whether the Job belongs to the view (its sluice.dev/featureview annotation).
 bool IsMaterializationOf(const nlohmann::json& object, const std::string& fv_name);
 // The FeatureView a Job or materialization Pod belongs to, for the controller's watches.

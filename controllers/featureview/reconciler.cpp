@@ -1,16 +1,16 @@
 #include "controllers/featureview/reconciler.h"
 
+#include <spdlog/spdlog.h>
+
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
 
-#include <spdlog/spdlog.h>
-
+#include "controllers/featureview/validation.h"
 #include "lib/api/duration.h"
 #include "lib/api/model_deployment.h"
 #include "lib/api/object_labels.h"
 #include "lib/api/time.h"
-#include "controllers/featureview/validation.h"
 
 namespace sluice::controllers {
 
@@ -95,7 +95,8 @@ Result<FeatureViewCheck> FeatureViewReconciler::Check(const json& fv) {
       return Fail("InvalidSpec", "spec.ttl is not a duration");
     }
   }
-  if (const json* features = JsonAt(*spec, {"features"}); features != nullptr && features->is_array()) {
+  if (const json* features = JsonAt(*spec, {"features"});
+      features != nullptr && features->is_array()) {
     for (size_t i = 0; i < features->size(); ++i) {
       const json& f = (*features)[i];
       if (!f.contains("default") || !f["default"].is_string()) continue;
@@ -112,7 +113,8 @@ Result<FeatureViewCheck> FeatureViewReconciler::Check(const json& fv) {
     }
   }
   if (const json* key_ttl = JsonAt(*spec, {"online", "redis", "keyTtl"});
-      key_ttl != nullptr && (!key_ttl->is_string() || !ParseDuration(key_ttl->get<std::string>()).ok())) {
+      key_ttl != nullptr &&
+      (!key_ttl->is_string() || !ParseDuration(key_ttl->get<std::string>()).ok())) {
     return Fail("InvalidSpec", "spec.online.redis.keyTtl is not a duration");
   }
 
@@ -120,7 +122,8 @@ Result<FeatureViewCheck> FeatureViewReconciler::Check(const json& fv) {
   if (redis == nullptr || !redis->is_object()) {
     return Fail("InvalidSpec", "spec.online.redis is missing");
   }
-  if (const json* address = JsonAt(*redis, {"address"}); address != nullptr && address->is_string()) {
+  if (const json* address = JsonAt(*redis, {"address"});
+      address != nullptr && address->is_string()) {
     if (Status s = ValidateRedisConnection(address->get<std::string>()); !s.ok()) {
       return Fail("InvalidRedisAddress", "spec.online.redis.address: " + s.message());
     }
@@ -149,18 +152,21 @@ Result<FeatureViewCheck> FeatureViewReconciler::Check(const json& fv) {
   }
   Result<std::string> value = SecretValue(*secret, secret_key);
   if (!value.ok() && value.status().code() == StatusCode::kInvalidArgument) {
-    return Fail("InvalidSecret", "spec.online.redis.addressSecretRef: key " + secret_key +
-                                     " of Secret " + secret_name + " is not valid base64",
+    return Fail("InvalidSecret",
+                "spec.online.redis.addressSecretRef: key " + secret_key + " of Secret " +
+                    secret_name + " is not valid base64",
                 true);
   }
   if (!value.ok()) {
-    return Fail("SecretKeyNotFound", "spec.online.redis.addressSecretRef: Secret " + secret_name +
-                                         " has no key " + secret_key,
-                true);
+    return Fail(
+        "SecretKeyNotFound",
+        "spec.online.redis.addressSecretRef: Secret " + secret_name + " has no key " + secret_key,
+        true);
   }
   if (Status s = ValidateRedisConnection(*value); !s.ok()) {
-    return Fail("InvalidRedisConnection", "spec.online.redis.addressSecretRef: key " + secret_key +
-                                              " of Secret " + secret_name + ": " + s.message(),
+    return Fail("InvalidRedisConnection",
+                "spec.online.redis.addressSecretRef: key " + secret_key + " of Secret " +
+                    secret_name + ": " + s.message(),
                 true);
   }
   return FeatureViewCheck{};
@@ -193,7 +199,8 @@ Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
     const std::string cron_name = MaterializationCronJobName(key.name);
     ObjectPtr live_cron = reader_.Get(kCronJobsGvr, key.ns, cron_name);
     const json* cron_ref = live_cron ? ControllerRef(*live_cron) : nullptr;
-    const bool cron_ours = cron_ref != nullptr && cron_ref->value("uid", "") == MetaString(fv, "uid");
+    const bool cron_ours =
+        cron_ref != nullptr && cron_ref->value("uid", "") == MetaString(fv, "uid");
     if (cron) {
       if (live_cron == nullptr || !IsSubset(*cron, *live_cron)) {
         auto applied = writer_.Apply(kCronJobsGvr, *cron, /*force=*/cron_ours);
@@ -231,8 +238,10 @@ Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
   }
 
   // 2. The newest finished run, if the status has not recorded it yet.
-  std::optional<RunOutcome> run = LatestRun(fv, reader_.List(kJobsGvr, key.ns),
-                                            reader_.List(kube::resources::kPods, key.ns));
+  const std::string label = FeatureViewLabelValue(fv);
+  std::optional<RunOutcome> run =
+      LatestRun(fv, reader_.ListByLabel(kJobsGvr, key.ns, api::kLabelFeatureView, label),
+                reader_.ListByLabel(kube::resources::kPods, key.ns, api::kLabelFeatureView, label));
   bool new_run = false;
   if (run) {
     const json* last = JsonAt(status, {"lastRun"});
@@ -246,9 +255,10 @@ Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
     }
   }
   if (new_run) {
-    const std::string completion = FormatTime(run->completion_time == WallTime{} ? now
-                                                                                : run->completion_time);
-    json last_run = {{"job", run->job}, {"succeeded", run->succeeded}, {"completionTime", completion}};
+    const std::string completion =
+        FormatTime(run->completion_time == WallTime{} ? now : run->completion_time);
+    json last_run = {
+        {"job", run->job}, {"succeeded", run->succeeded}, {"completionTime", completion}};
     if (!run->succeeded) {
       last_run["reason"] = run->reason;
       last_run["message"] = run->message.substr(0, 4000);
@@ -280,8 +290,8 @@ Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
 
   // 3. Conditions.
   const json* last_run = JsonAt(status, {"lastRun"});
-  const bool last_failed = last_run != nullptr && last_run->is_object() &&
-                           !last_run->value("succeeded", true);
+  const bool last_failed =
+      last_run != nullptr && last_run->is_object() && !last_run->value("succeeded", true);
   const json* materialized = JsonAt(status, {"lastMaterialized"});
   const bool has_data = materialized != nullptr && materialized->contains("completionTime");
   bool degraded = false;
@@ -303,8 +313,8 @@ Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
     if (last_failed) {
       degraded = true;
       degraded_reason = last_run->value("reason", "MaterializationFailed");
-      degraded_message = "materialization Job " + last_run->value("job", "") + " failed: " +
-                         last_run->value("message", "");
+      degraded_message = "materialization Job " + last_run->value("job", "") +
+                         " failed: " + last_run->value("message", "");
     }
     if (has_data) {
       conditions.push_back(ConditionJson(
@@ -321,8 +331,7 @@ Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
     } else {
       conditions.push_back(ConditionJson(
           MakeCondition("Ready", false, "NotMaterialized",
-                        "the spec is valid; no materialization has completed yet", generation,
-                        now),
+                        "the spec is valid; no materialization has completed yet", generation, now),
           previous));
     }
   }
@@ -344,13 +353,12 @@ Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
   // 4. The status, then Events for what it records.
   const json* old_status = JsonAt(fv, {"status"});
   if (old_status == nullptr || *old_status != status) {
-    json intent = {{"apiVersion", kApiVersionFv},
-                   {"kind", "FeatureView"},
-                   {"metadata",
-                    {{"name", key.name},
-                     {"namespace", key.ns},
-                     {"resourceVersion", resource_version}}},
-                   {"status", status}};
+    json intent = {
+        {"apiVersion", kApiVersionFv},
+        {"kind", "FeatureView"},
+        {"metadata",
+         {{"name", key.name}, {"namespace", key.ns}, {"resourceVersion", resource_version}}},
+        {"status", status}};
     auto written = writer_.ApplyStatus(kFeatureViewsGvr, intent);
     if (!written.ok()) return written.status().Annotate("writing FeatureView status");
 
@@ -368,9 +376,9 @@ Result<Action> FeatureViewReconciler::Reconcile(const ObjectKey& key) {
       events_.Record(involved, EventSeverity::kWarning, check.reason, check.message);
       spdlog::warn("fv={} degraded: {}: {}", key.String(), check.reason, check.message);
     } else if (check.ok && was_degraded && !degraded) {
-      events_.Record(involved, EventSeverity::kNormal, "Recovered",
-                     new_run ? "materialization succeeded again"
-                             : "the spec and its Secret are valid again");
+      events_.Record(
+          involved, EventSeverity::kNormal, "Recovered",
+          new_run ? "materialization succeeded again" : "the spec and its Secret are valid again");
       spdlog::info("fv={} recovered", key.String());
     }
     if (new_run) {

@@ -22,18 +22,17 @@
 
 #include <chrono>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
+#include "controllers/featureview/materialization.h"
 #include "lib/api/object_labels.h"
 #include "lib/base/clock.h"
-#include "lib/kube/client.h"
 #include "lib/controller/events.h"
 #include "lib/controller/object_io.h"
 #include "lib/controller/reconciler.h"
 #include "lib/controller/secret_reader.h"
-#include "controllers/featureview/materialization.h"
+#include "lib/kube/client.h"
 
 namespace sluice::controllers {
 

@@ -41,7 +41,11 @@ constexpr CronField kFields[] = {
     {"minute", 0, 59, {}, false},
     {"hour", 0, 23, {}, false},
     {"day-of-month", 1, 31, {}, true},
-    {"month", 1, 12, {"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"}, false},
+    {"month",
+     1,
+     12,
+     {"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"},
+     false},
     // 7 is Sunday too, as in most cron dialects.
     {"day-of-week", 0, 7, {"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"}, true},
 };
@@ -75,8 +79,8 @@ Status ValidateCronField(const CronField& f, std::string_view field) {
     if (auto slash = item.find('/'); slash != std::string_view::npos) {
       int step = 0;
       if (!ParseInt(item.substr(slash + 1), step) || step < 1 || step > f.max) {
-        return CronError(f, item, "has a step that is not a number from 1 to " +
-                                      std::to_string(f.max));
+        return CronError(f, item,
+                         "has a step that is not a number from 1 to " + std::to_string(f.max));
       }
       range = item.substr(0, slash);
     }
@@ -96,8 +100,8 @@ Status ValidateCronField(const CronField& f, std::string_view field) {
       hi = lo;
     }
     if (lo < f.min || hi > f.max) {
-      return CronError(f, item, "is out of range " + std::to_string(f.min) + "-" +
-                                    std::to_string(f.max));
+      return CronError(f, item,
+                       "is out of range " + std::to_string(f.min) + "-" + std::to_string(f.max));
     }
   }
   return Status::Ok();
@@ -123,9 +127,8 @@ Status ValidateCronSchedule(std::string_view schedule) {
     if (i > start) fields.push_back(schedule.substr(start, i - start));
   }
   if (fields.size() != 5) {
-    return InvalidArgument("spec.materialization.schedule: \"" + std::string(schedule) +
-                           "\" has " + std::to_string(fields.size()) +
-                           " fields; a cron schedule has five");
+    return InvalidArgument("spec.materialization.schedule: \"" + std::string(schedule) + "\" has " +
+                           std::to_string(fields.size()) + " fields; a cron schedule has five");
   }
   for (size_t k = 0; k < 5; ++k) RETURN_IF_ERROR(ValidateCronField(kFields[k], fields[k]));
   return Status::Ok();

@@ -25,12 +25,21 @@ json CardFeatures() {
           {"metadata", {{"name", "card-features"}, {"namespace", "ml"}}},
           {"spec",
            {{"project", "fraud"},
-            {"entities", json::array({{{"name", "card"}, {"joinKey", "card_id"}, {"valueType", "STRING"}}})},
-            {"features", json::array({{{"name", "velocity_last_24h"}, {"type", "INT32"}, {"default", "0"}},
-                                      {{"name", "avg_amount_30d"}, {"type", "DOUBLE"}, {"default", "0.0"}}})},
+            {"entities",
+             json::array({{{"name", "card"}, {"joinKey", "card_id"}, {"valueType", "STRING"}}})},
+            {"features",
+             json::array({{{"name", "velocity_last_24h"}, {"type", "INT32"}, {"default", "0"}},
+                          {{"name", "avg_amount_30d"}, {"type", "DOUBLE"}, {"default", "0.0"}}})},
             {"ttl", "24h"},
-            {"source", {{"type", "parquet"}, {"path", "http://models/features/card.parquet"}, {"timestampField", "ts"}}},
-            {"online", {{"redis", {{"addressSecretRef", {{"name", "fraud-redis"}, {"key", "connection"}}}, {"db", 0}, {"keyTtl", "0s"}}}}},
+            {"source",
+             {{"type", "parquet"},
+              {"path", "http://models/features/card.parquet"},
+              {"timestampField", "ts"}}},
+            {"online",
+             {{"redis",
+               {{"addressSecretRef", {{"name", "fraud-redis"}, {"key", "connection"}}},
+                {"db", 0},
+                {"keyTtl", "0s"}}}}},
             {"materialization", {{"schedule", "*/15 * * * *"}, {"suspend", false}}}}}};
 }
 
@@ -48,7 +57,8 @@ json Stored(json fv) {
 }
 
 TEST(MaterializationTest, TheJobRunsTheMaterializerWithTheViewAndTheSecret) {
-  auto job = MaterializationJob(Stored(CardFeatures()), "card-features-3-abcde", "created", Options());
+  auto job =
+      MaterializationJob(Stored(CardFeatures()), "card-features-3-abcde", "created", Options());
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ((*job)["apiVersion"], "batch/v1");
   EXPECT_EQ((*job)["kind"], "Job");
@@ -102,7 +112,8 @@ TEST(MaterializationTest, TheJobRunsTheMaterializerWithTheViewAndTheSecret) {
 
 TEST(MaterializationTest, AnAddressNeedsNoSecret) {
   json fv = Stored(CardFeatures());
-  fv["spec"]["online"]["redis"] = {{"address", "redis.sluice-features.svc.cluster.local:6379"}, {"db", 1}};
+  fv["spec"]["online"]["redis"] = {{"address", "redis.sluice-features.svc.cluster.local:6379"},
+                                   {"db", 1}};
   auto job = MaterializationJob(fv, "j", "created", Options());
   ASSERT_TRUE(job.ok());
   EXPECT_FALSE((*job)["spec"]["template"]["spec"]["containers"][0].contains("env"));
@@ -140,7 +151,8 @@ TEST(MaterializationTest, NamesAreDeterministicAndFitTheirLimits) {
             MaterializationJobName("card-features", 3, "x"));
   EXPECT_NE(MaterializationJobName("card-features", 3, "x"),
             MaterializationJobName("card-features", 3, "y"));
-  EXPECT_THAT(MaterializationJobName("card-features", 3, "x"), ::testing::StartsWith("card-features-3-"));
+  EXPECT_THAT(MaterializationJobName("card-features", 3, "x"),
+              ::testing::StartsWith("card-features-3-"));
   const std::string long_name(200, 'a');
   EXPECT_LE(MaterializationJobName(long_name, 123456, "x").size(), 63u);
   EXPECT_LE(MaterializationCronJobName(long_name).size(), 52u);
@@ -217,20 +229,24 @@ class MaterializationReconcileTest : public ::testing::Test {
   // What the Job controller and the kubelet write when a run ends.
   void Finish(const std::string& job, bool ok, const std::string& message,
               const std::string& at = "2026-01-01T00:05:00Z", int exit_code = -1) {
-    json status = {{"conditions",
-                    json::array({{{"type", ok ? "Complete" : "Failed"},
-                                  {"status", "True"},
-                                  {"reason", ok ? "" : "BackoffLimitExceeded"},
-                                  {"message", ok ? "" : "Job has reached the specified backoff limit"},
-                                  {"lastTransitionTime", at}}})}};
+    json status = {
+        {"conditions",
+         json::array({{{"type", ok ? "Complete" : "Failed"},
+                       {"status", "True"},
+                       {"reason", ok ? "" : "BackoffLimitExceeded"},
+                       {"message", ok ? "" : "Job has reached the specified backoff limit"},
+                       {"lastTransitionTime", at}}})}};
     if (ok) status["completionTime"] = at;
     objects_.SetStatus(kJobsGvr, "ml", job, status);
     if (message.empty()) return;
+    // The Job controller labels its pods with the template's labels and the Job's name.
+    json labels = (*objects_.Find(kJobsGvr, "ml", job))["spec"]["template"]["metadata"]["labels"];
+    labels["batch.kubernetes.io/job-name"] = job;
     objects_.Put(kube::resources::kPods,
                  {{"metadata",
                    {{"name", job + "-pod" + std::to_string(++pods_)},
                     {"namespace", "ml"},
-                    {"labels", {{"batch.kubernetes.io/job-name", job}, {api::kLabelManagedBy, api::kManagedByValue}}}}},
+                    {"labels", labels}}},
                   {"status",
                    {{"containerStatuses",
                      json::array({{{"name", kMaterializeContainer},
@@ -313,7 +329,8 @@ TEST_F(MaterializationReconcileTest, TheAnnotationRunsOnceAndIsRemoved) {
                  {{"metadata", {{"annotations", {{api::kMaterializeAnnotation, "now"}}}}}});
   ASSERT_TRUE(Reconcile().ok());
   ASSERT_EQ(Jobs().size(), 2u);
-  EXPECT_FALSE(Fv()["metadata"].value("annotations", json::object()).contains(api::kMaterializeAnnotation));
+  EXPECT_FALSE(
+      Fv()["metadata"].value("annotations", json::object()).contains(api::kMaterializeAnnotation));
   bool requested = false;
   for (const auto& j : Jobs()) {
     requested |= j["metadata"]["annotations"][api::kMaterializeTriggerAnnotation] == "requested";
@@ -361,7 +378,8 @@ TEST_F(MaterializationReconcileTest, AFailedRunDegradesButKeepsEarlierDataReady)
   ASSERT_TRUE(Reconcile().ok());
   // The first run fails: nothing in the store, so not Ready either.
   const std::string first = MetaString(Jobs()[0], "name");
-  Finish(first, false, Failure("SchemaMismatch", "column velocity_last_24h is a string, not INT32"));
+  Finish(first, false,
+         Failure("SchemaMismatch", "column velocity_last_24h is a string, not INT32"));
   ASSERT_TRUE(Reconcile().ok());
   EXPECT_EQ(Condition("Degraded")["status"], "True");
   EXPECT_EQ(Condition("Degraded")["reason"], "SchemaMismatch");
@@ -391,7 +409,8 @@ TEST_F(MaterializationReconcileTest, AFailedRunDegradesButKeepsEarlierDataReady)
   ASSERT_TRUE(Reconcile().ok());
   std::string third;
   for (const auto& j : Jobs()) {
-    if (MetaString(j, "name") != first && MetaString(j, "name") != second) third = MetaString(j, "name");
+    if (MetaString(j, "name") != first && MetaString(j, "name") != second)
+      third = MetaString(j, "name");
   }
   ASSERT_FALSE(third.empty());
   Finish(third, false, Failure("RedisUnavailable", "redis:6379: connection refused"),
@@ -451,7 +470,8 @@ TEST(FeatureViewOfTest, MapsJobsAndPodsToTheirView) {
   auto keys = FeatureViewOf(job);
   ASSERT_EQ(keys.size(), 1u);
   EXPECT_EQ(keys[0].String(), "ml/card-features");
-  EXPECT_TRUE(FeatureViewOf(json{{"metadata", {{"name", "server-pod"}, {"namespace", "ml"}}}}).empty());
+  EXPECT_TRUE(
+      FeatureViewOf(json{{"metadata", {{"name", "server-pod"}, {"namespace", "ml"}}}}).empty());
 }
 
 }  // namespace
