@@ -49,12 +49,21 @@ options:
   etcdBinary: $bin/etcd
   etcdctlBinary: $bin/etcdctl
 # kube-apiserver's default Service range is a /24 (256 addresses); every ModelDeployment takes
-# three Services, so scale runs need room.
+# one virtual IP (its router's Service), so scale runs need room. kube-controller-manager's
+# client is held to 20 requests a second by default, which caps how fast it turns Deployments
+# into ReplicaSets, Pods and EndpointSlices (some twenty requests per ModelDeployment):
+# clusters that run thousands of workloads raise it, and so do these.
 componentsPatches:
 - name: kube-apiserver
   extraArgs:
   - key: service-cluster-ip-range
     value: 10.96.0.0/16
+- name: kube-controller-manager
+  extraArgs:
+  - key: kube-api-qps
+    value: "200"
+  - key: kube-api-burst
+    value: "400"
 YAML
 
 kwokctl=("$bin/kwokctl" --name "$name")
