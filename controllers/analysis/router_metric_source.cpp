@@ -76,10 +76,7 @@ class RouterSource final : public MetricSource {
 }  // namespace
 
 const ObjectIndex& UnderAnalysisIndex() {
-  static const ObjectIndex kIndex{"under-analysis", [](const json& md) {
-                                    return UnderAnalysis(md) ? std::vector<std::string>{"true"}
-                                                             : std::vector<std::string>{};
-                                  }};
+  static const ObjectIndex kIndex = PredicateIndex("under-analysis", UnderAnalysis);
   return kIndex;
 }
 

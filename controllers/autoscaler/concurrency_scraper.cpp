@@ -26,11 +26,7 @@ bool ConcurrencyAutoscaled(const json& md) {
 }  // namespace
 
 const ObjectIndex& ConcurrencyAutoscaledIndex() {
-  static const ObjectIndex kIndex{"concurrency-autoscaled", [](const json& md) {
-                                    return ConcurrencyAutoscaled(md)
-                                               ? std::vector<std::string>{"true"}
-                                               : std::vector<std::string>{};
-                                  }};
+  static const ObjectIndex kIndex = PredicateIndex("concurrency-autoscaled", ConcurrencyAutoscaled);
   return kIndex;
 }
 

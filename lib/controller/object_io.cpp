@@ -58,6 +58,12 @@ std::vector<ObjectPtr> ObjectReader::ListByLabel(const kube::GroupVersionResourc
   return out;
 }
 
+ObjectIndex PredicateIndex(std::string name, std::function<bool(const json&)> holds) {
+  return {std::move(name), [holds = std::move(holds)](const json& object) {
+            return holds(object) ? std::vector<std::string>{"true"} : std::vector<std::string>{};
+          }};
+}
+
 std::vector<ObjectPtr> ObjectReader::ListByIndex(const kube::GroupVersionResource& gvr,
                                                  const std::string& ns, const ObjectIndex& index,
                                                  const std::string& value) const {

@@ -32,6 +32,9 @@ struct ObjectIndex {
   std::function<std::vector<std::string>(const nlohmann::json& object)> values;
 };
 
+// The index that files every object for which `holds` is true under "true".
+ObjectIndex PredicateIndex(std::string name, std::function<bool(const nlohmann::json&)> holds);
+
 class ObjectReader {
  public:
   virtual ~ObjectReader() = default;

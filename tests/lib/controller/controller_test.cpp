@@ -668,6 +668,14 @@ TEST(InformerCacheObjectIndexTest, RegisteredIndexesAnswerWithoutReadingEveryObj
   cache.Stop();
 }
 
+TEST(PredicateIndexTest, FilesWhatHoldsUnderTrueAndNothingElse) {
+  const ObjectIndex index =
+      PredicateIndex("one", [](const json& o) { return o.value("x", 0) == 1; });
+  EXPECT_EQ(index.name, "one");
+  EXPECT_EQ(index.values(json{{"x", 1}}), std::vector<std::string>{"true"});
+  EXPECT_TRUE(index.values(json{{"x", 2}}).empty());
+}
+
 TEST(ControllerCreateTest, RefusesResourcesTheCacheDoesNotHold) {
   InformerCache cache(nullptr, CacheOptions{});
   ScriptedReconciler r;
