@@ -3,7 +3,7 @@
 //   sluice-operator-bench --kubeconfig K --operator-bin B --crd-dir D [--count 1000]
 //       [--replicas 1] [--router-replicas 1] [--workers 4] [--rest 60s] [--fake-kubelet]
 //       [--timeout 30m] [--json out.json] [--log operator.log] [--operator-log-level warn]
-//       [--operator-flag --kube-idle-connections=8 ...]
+//       [--operator-flag --kube-idle-connections=8 ...] [--baseline | --baseline-apply]
 //
 // Installs the CRDs, starts the operator binary (leader election on), creates `count`
 // ModelDeployments from several threads and watches them:
@@ -13,6 +13,12 @@
 //   reconcile p99 from the operator's own histogram (sluice_operator_reconcile_duration_seconds).
 // --fake-kubelet reports Deployments Ready itself (for a bare kube-apiserver without
 // kube-controller-manager and kubelet); on a kwok cluster leave it off.
+// --baseline runs no operator: for each ModelDeployment it creates, the bench itself creates the
+// seven objects the operator's first reconcile applies (built by the operator's own code, owned
+// by the ModelDeployment) and times until both Deployments are Available. That is the cluster's
+// floor for the same objects: what the controller manager, scheduler and kwok (or the fake
+// kubelet) take with no status writes, no Events and no reconciles. --baseline-apply writes
+// them with server-side apply, as the operator does, instead of creates.
 // Everything it creates is in one fresh namespace, deleted at the end.
 
 #include <unistd.h>
@@ -22,15 +28,21 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "controllers/modeldeployment/resources.h"
+#include "controllers/rollout/revision.h"
 #include "lib/api/duration.h"
+#include "lib/api/object_labels.h"
+#include "lib/controller/object_io.h"
 #include "lib/kube/client.h"
 #include "lib/kube/config.h"
 #include "lib/kube/informer.h"
@@ -55,6 +67,8 @@ struct Flags {
   std::chrono::milliseconds rest{60'000};
   std::chrono::milliseconds timeout{30 * 60'000};
   bool fake_kubelet = false;
+  bool baseline = false;
+  bool baseline_apply = false;  // --baseline-apply: the baseline with server-side apply
   std::string json_out;
   std::string log_path = "/tmp/sluice-operator-bench.log";
   std::string operator_log_level = "warn";
@@ -78,6 +92,11 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
     std::string v;
     if (key == "--fake-kubelet") {
       f.fake_kubelet = true;
+      continue;
+    }
+    if (key == "--baseline" || key == "--baseline-apply") {
+      f.baseline = true;
+      f.baseline_apply = key == "--baseline-apply";
       continue;
     }
     if (!value(v)) {
@@ -195,6 +214,152 @@ json ModelDeployment(const std::string& ns, const std::string& name, int replica
             {"rollout", {{"canary", {{"analysis", {{"noDataPolicy", "Pass"}}}}}}}}}};
 }
 
+// --baseline: the seven objects of a ModelDeployment's first reconcile, built by the operator's
+// code from the ModelDeployment as the API server returned it (defaults in, uid to own them by)
+// and created at once, as the reconciler applies them.
+// With `apply`, server-side apply (force, as the operator's field manager) instead of a create.
+sluice::Status CreateFirstReconcileObjects(sluice::kube::Client& client, const std::string& ns,
+                                           const json& created, int router_replicas, bool apply) {
+  namespace sc = sluice::controllers;
+  namespace res = sluice::kube::resources;
+  auto parsed = sc::ParseModelDeployment(created);
+  if (!parsed.ok()) return parsed.status();
+  const sc::ModelDeploymentObject owner{*parsed, created["metadata"].value("uid", "")};
+  sc::WorkloadOptions workload;
+  workload.router_replicas = router_replicas;
+  const std::string revision = sc::RevisionName(parsed->Name(), parsed->spec);
+  auto deployment = sc::RevisionDeployment(owner, revision, parsed->spec,
+                                           parsed->spec.replicas.value_or(1), workload);
+  if (!deployment.ok()) return deployment.status();
+  const std::vector<std::pair<const sluice::kube::GroupVersionResource*, json>> objects = {
+      {&res::kServiceAccounts, sc::RouterServiceAccount(owner)},
+      {&sc::kRolesGvr, sc::RouterRole(owner)},
+      {&sc::kRoleBindingsGvr, sc::RouterRoleBinding(owner)},
+      {&res::kDeployments, sc::RouterDeployment(owner, workload)},
+      {&res::kServices, sc::RouterService(owner, workload)},
+      {&res::kDeployments, *deployment},
+      {&res::kServices, sc::RevisionService(owner, revision, workload)},
+  };
+  std::vector<std::future<sluice::Status>> results;
+  for (const auto& [gvr, object] : objects) {
+    results.push_back(std::async(std::launch::async, [&client, &ns, gvr, &object, apply] {
+      auto r = apply ? client.Apply(*gvr, ns, object, sluice::controllers::kFieldManager,
+                                    /*force=*/true)
+                     : client.Create(*gvr, ns, object);
+      return r.ok() ? sluice::Status::Ok() : r.status();
+    }));
+  }
+  sluice::Status first;
+  for (auto& r : results) {
+    sluice::Status s = r.get();
+    if (first.ok() && !s.ok()) first = std::move(s);
+  }
+  return first;
+}
+
+// --baseline: no operator. Each ModelDeployment is created as in a normal run, then the bench
+// creates what its first reconcile would; done when both of its Deployments are Available.
+int Baseline(const Flags& f, sluice::kube::Client& client, const std::string& ns) {
+  std::mutex mu;
+  std::map<std::string, Clock::time_point> created;        // guarded by mu
+  std::map<std::string, std::set<std::string>> available;  // model -> Deployments; guarded by mu
+  std::map<std::string, Clock::time_point> done_at;        // guarded by mu
+  auto informer =
+      sluice::kube::Informer::ForResource(client, sluice::kube::resources::kDeployments, ns);
+  auto handler = std::make_shared<sluice::kube::ResourceEventHandlerFuncs>();
+  auto seen = [&](const sluice::kube::ObjectPtr& o) {
+    const json& d = *o;
+    const json& meta = d["metadata"];
+    const json status = d.value("status", json::object());
+    const int replicas = d["spec"].value("replicas", 1);
+    if (status.value("observedGeneration", int64_t{0}) != meta.value("generation", int64_t{0}) ||
+        status.value("availableReplicas", 0) < replicas) {
+      return;
+    }
+    const std::string model =
+        meta.value("labels", json::object()).value(sluice::api::kLabelModelDeployment, "");
+    std::lock_guard<std::mutex> lock(mu);
+    auto& ready = available[model];
+    ready.insert(meta.value("name", ""));
+    if (ready.size() == 2) done_at.emplace(model, Clock::now());  // the router and the revision
+  };
+  handler->on_add = seen;
+  handler->on_update = [&](const sluice::kube::ObjectPtr&, const sluice::kube::ObjectPtr& o) {
+    seen(o);
+  };
+  informer->AddEventHandler(handler);
+  informer->Start();
+  informer->WaitForSync(Clock::now() + std::chrono::seconds(30));
+
+  std::cerr << "baseline: creating " << f.count
+            << " ModelDeployments and their first reconcile's objects in " << ns << " ...\n";
+  const auto start = Clock::now();
+  std::atomic<int> next{0};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> creators;
+  for (int t = 0; t < f.create_threads; ++t) {
+    creators.emplace_back([&] {
+      for (int i = next++; i < f.count; i = next++) {
+        char name[32];
+        std::snprintf(name, sizeof(name), "model-%04d", i);
+        const auto at = Clock::now();
+        auto md = client.Create(it::kMdGvr, ns, ModelDeployment(ns, name, f.replicas));
+        sluice::Status s = md.ok() ? CreateFirstReconcileObjects(client, ns, *md, f.router_replicas,
+                                                                 f.baseline_apply)
+                                   : md.status();
+        if (!s.ok()) {
+          ++failures;
+          std::cerr << name << ": " << s << "\n";
+          continue;
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        created[name] = at;
+      }
+    });
+  }
+  for (auto& t : creators) t.join();
+  const auto created_all = Clock::now();
+  const bool all = it::Eventually(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return static_cast<int>(done_at.size()) >= f.count - failures.load();
+      },
+      f.timeout, std::chrono::milliseconds(200));
+  const auto done = Clock::now();
+  std::vector<double> latencies;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& [name, at] : created) {
+      if (auto d = done_at.find(name); d != done_at.end()) {
+        latencies.push_back(std::chrono::duration<double, std::milli>(d->second - at).count());
+      }
+    }
+  }
+  json report = {
+      {"baseline", f.baseline_apply ? "server-side apply" : "create"},
+      {"count", f.count},
+      {"create_failures", failures.load()},
+      {"available", latencies.size()},
+      {"all_available", all},
+      {"replicas_per_model", f.replicas},
+      {"router_replicas", f.router_replicas},
+      {"fake_kubelet", f.fake_kubelet},
+      {"create_seconds", std::chrono::duration<double>(created_all - start).count()},
+      {"first_create_to_last_available_seconds",
+       std::chrono::duration<double>(done - start).count()},
+      {"create_to_available_ms",
+       {{"p50", Percentile(latencies, 50)},
+        {"p90", Percentile(latencies, 90)},
+        {"p99", Percentile(latencies, 99)},
+        {"max", Percentile(latencies, 100)}}},
+  };
+  std::cout << report.dump(2) << "\n";
+  if (!f.json_out.empty()) std::ofstream(f.json_out) << report.dump(2) << "\n";
+  informer->Stop();
+  (void)client.Delete(sluice::kube::resources::kNamespaces, "", ns);
+  return all ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -225,6 +390,8 @@ int main(int argc, char** argv) {
     kubelet = std::make_unique<it::FakeKubelet>(client, ns);
     kubelet->set_enabled(true);
   }
+
+  if (f.baseline) return Baseline(f, client, ns);
 
   const std::string ports = "/tmp/sluice-operator-bench-" + std::to_string(::getpid()) + ".ports";
   sluice::testing::SpawnOptions so;
