@@ -113,6 +113,9 @@ struct Operator::Parts {
   prometheus::Counter* kube_connections = nullptr;
   prometheus::Counter* cpu = nullptr;  // set from /proc at each scrape (one metrics io thread)
   prometheus::Gauge* cached = nullptr;
+  // The ModelDeployments' own series, rendered as their statuses change; declared before the
+  // cache, whose informers call it, so that it outlives them.
+  controllers::ModelDeploymentMetrics md_metrics;
   std::unique_ptr<InformerCache> cache;
   std::unique_ptr<controllers::KubeObjectWriter> writer;
   std::unique_ptr<controllers::KubeEventRecorder> events;
@@ -231,6 +234,7 @@ Status Operator::Build() {
       api::kModelDeploymentsGvr, "", nullptr,
       {controllers::ConcurrencyAutoscaledIndex(), controllers::UnderAnalysisIndex(),
        controllers::FeatureViewsReadIndex()}));
+  RETURN_IF_ERROR(p_->cache->AddEventHandler(api::kModelDeploymentsGvr, p_->md_metrics.Handler()));
   RETURN_IF_ERROR(p_->cache->Register(controllers::kFeatureViewsGvr));
   RETURN_IF_ERROR(p_->cache->Register(kube::resources::kDeployments, owned, TrimDeployment));
   RETURN_IF_ERROR(p_->cache->Register(kube::resources::kServices, owned));
@@ -427,8 +431,7 @@ Status Operator::Build() {
             std::lock_guard<std::mutex> lock(mu_);
             leading = leading_;
           }
-          if (leading && synced_.load())
-            page += controllers::RenderModelDeploymentMetrics(*parts->cache);
+          if (leading && synced_.load()) page += parts->md_metrics.Render();
           responder.SendBody(HttpStatus::ok, kPrometheusContentType, std::move(page));
         });
   }

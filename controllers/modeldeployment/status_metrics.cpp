@@ -5,8 +5,6 @@
 #include <chrono>
 #include <utility>
 
-#include "lib/api/object_labels.h"
-
 namespace sluice::controllers {
 namespace {
 
@@ -105,16 +103,84 @@ std::vector<MetricFamily> ModelDeploymentFamilies(const std::vector<ModelDeploym
   return out;
 }
 
-std::string RenderModelDeploymentMetrics(const ObjectReader& reader) {
-  std::vector<ModelDeployment> mds;
-  for (const ObjectPtr& object : reader.List(api::kModelDeploymentsGvr, "")) {
-    auto md = ParseModelDeployment(*object);
-    if (md.ok()) mds.push_back(std::move(*md));
+namespace {
+
+std::string KeyOf(const nlohmann::json& object) {
+  const nlohmann::json meta = object.value("metadata", nlohmann::json::object());
+  return meta.value("namespace", "") + "/" + meta.value("name", "");
+}
+
+// The sample lines of `family` in the text format, without its # HELP and # TYPE lines.
+std::string SampleLines(const MetricFamily& family) {
+  const std::string text = prometheus::TextSerializer().Serialize({family});
+  std::string out;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    if (end > at && text[at] != '#') out.append(text, at, end - at).push_back('\n');
+    at = end + 1;
   }
-  std::vector<MetricFamily> families = ModelDeploymentFamilies(mds);
-  // The text format has no use for a family without samples.
-  std::erase_if(families, [](const MetricFamily& f) { return f.metric.empty(); });
-  return prometheus::TextSerializer().Serialize(families);
+  return out;
+}
+
+}  // namespace
+
+ModelDeploymentMetrics::ModelDeploymentMetrics() {
+  for (const MetricFamily& f : ModelDeploymentFamilies({})) {
+    families_.push_back({"# HELP " + f.name + " " + f.help + "\n# TYPE " + f.name + " gauge\n"});
+  }
+}
+
+std::shared_ptr<kube::ResourceEventHandler> ModelDeploymentMetrics::Handler() {
+  auto handler = std::make_shared<kube::ResourceEventHandlerFuncs>();
+  handler->on_add = [this](const kube::ObjectPtr& object) { Set(*object); };
+  handler->on_update = [this](const kube::ObjectPtr&, const kube::ObjectPtr& object) {
+    Set(*object);
+  };
+  handler->on_delete = [this](const kube::ObjectPtr& object, bool) { Remove(*object); };
+  return handler;
+}
+
+void ModelDeploymentMetrics::Set(const nlohmann::json& object) {
+  auto md = ParseModelDeployment(object);
+  if (!md.ok()) {
+    Remove(object);
+    return;
+  }
+  Samples samples;
+  for (const MetricFamily& f : ModelDeploymentFamilies({*md})) {
+    if (!f.metric.empty()) samples.text += SampleLines(f);
+    samples.ends.push_back(static_cast<uint32_t>(samples.text.size()));
+  }
+  samples.text.shrink_to_fit();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!samples.text.empty()) {
+    samples_[KeyOf(object)] = std::move(samples);
+  } else {
+    samples_.erase(KeyOf(object));
+  }
+}
+
+void ModelDeploymentMetrics::Remove(const nlohmann::json& object) {
+  std::lock_guard<std::mutex> lock(mu_);
+  samples_.erase(KeyOf(object));
+}
+
+std::string ModelDeploymentMetrics::Render() const {
+  std::string out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = 0; i < families_.size(); ++i) {
+    bool header = false;
+    for (const auto& [key, samples] : samples_) {
+      const uint32_t begin = i == 0 ? 0 : samples.ends[i - 1];
+      if (samples.ends[i] == begin) continue;
+      if (!header) out += families_[i].header;
+      header = true;
+      out.append(samples.text, begin, samples.ends[i] - begin);
+    }
+  }
+  return out;
 }
 
 }  // namespace sluice::controllers

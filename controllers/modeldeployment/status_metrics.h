@@ -1,9 +1,10 @@
 #pragma once
 
-// Per-ModelDeployment series for dashboards and alerts, read from each ModelDeployment's status as
-// the operator's cache holds it, at scrape time (nothing is kept between scrapes, so a deleted
-// ModelDeployment's series go with it). The leader writes the status; only the leader exports
-// these, so two replicas never export the same series.
+// Per-ModelDeployment series for dashboards and alerts, from each ModelDeployment's status as the
+// operator's cache holds it. ModelDeploymentMetrics renders a ModelDeployment's series when its
+// object changes and drops them when it is deleted, so a scrape joins text instead of parsing
+// every ModelDeployment. The leader writes the status; only the leader exports these, so two
+// replicas never export the same series.
 //
 // Names (gauges; labels namespace and modeldeployment on every series):
 //   sluice_operator_modeldeployment_phase{phase}                 1 for status.phase, 0 for others
@@ -21,11 +22,15 @@
 
 #include <prometheus/metric_family.h>
 
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "lib/api/model_deployment.h"
-#include "lib/controller/object_io.h"
+#include "lib/kube/informer.h"
 
 namespace sluice::controllers {
 
@@ -33,8 +38,35 @@ namespace sluice::controllers {
 std::vector<prometheus::MetricFamily> ModelDeploymentFamilies(
     const std::vector<ModelDeployment>& mds);
 
-// The same for every ModelDeployment `reader` holds, in the text exposition format. Objects that
-// do not parse are skipped (the reconciler reports them).
-std::string RenderModelDeploymentMetrics(const ObjectReader& reader);
+// The families above for every ModelDeployment it was told of, in the text exposition format,
+// kept up to date by Handler() on the cache's ModelDeployment informers. Thread-safe.
+class ModelDeploymentMetrics {
+ public:
+  ModelDeploymentMetrics();
+
+  // Set on add and update, Remove on delete.
+  std::shared_ptr<kube::ResourceEventHandler> Handler();
+  // A ModelDeployment as it is now; one that does not parse has no series (the reconciler
+  // reports it).
+  void Set(const nlohmann::json& object);
+  void Remove(const nlohmann::json& object);
+
+  // Every family with at least one sample, its samples in namespace/name order.
+  std::string Render() const;
+
+ private:
+  struct Family {
+    std::string header;  // # HELP and # TYPE lines
+  };
+  std::vector<Family> families_;  // in ModelDeploymentFamilies' order
+  mutable std::mutex mu_;
+  // One ModelDeployment's sample lines, family after family; family i is
+  // text[ends[i - 1], ends[i]) (from 0 for the first).
+  struct Samples {
+    std::string text;
+    std::vector<uint32_t> ends;
+  };
+  std::map<std::string, Samples> samples_;  // "namespace/name"; guarded by mu_
+};
 
 }  // namespace sluice::controllers

@@ -3,8 +3,10 @@
 #include "controllers/modeldeployment/status_metrics.h"
 
 #include <gtest/gtest.h>
+#include <prometheus/text_serializer.h>
 
 #include <map>
+#include <memory>
 #include <string>
 
 namespace sluice::controllers {
@@ -18,11 +20,11 @@ ModelDeployment Parsed(const json& j) {
   return md.ok() ? *md : ModelDeployment{};
 }
 
-ModelDeployment RollingBack() {
-  return Parsed(
+json RollingBackJson(const std::string& name = "fraud", const std::string& ns = "ml") {
+  return json(
       {{"apiVersion", "sluice.dev/v1alpha1"},
        {"kind", "ModelDeployment"},
-       {"metadata", {{"name", "fraud"}, {"namespace", "ml"}}},
+       {"metadata", {{"name", name}, {"namespace", ns}}},
        {"spec", {{"model", {{"uri", "file:///m/fraud.json"}}}}},
        {"status",
         {{"phase", "RolledBack"},
@@ -43,6 +45,10 @@ ModelDeployment RollingBack() {
                                       {"lastTransitionTime", "2026-12-07T00:00:10Z"},
                                       {"reason", "RolledBack"},
                                       {"message", "error rate 25%"}}})}}}});
+}
+
+ModelDeployment RollingBack() {
+  return Parsed(RollingBackJson());
 }
 
 // family name -> "label=value,..." -> value, for the samples of `families`.
@@ -101,6 +107,82 @@ TEST(StatusMetricsTest, AModelDeploymentWithoutStatusHasNoSeriesButTheFamiliesSt
   const auto families = ModelDeploymentFamilies({fresh});
   EXPECT_EQ(families.size(), 10u);
   for (const auto& f : families) EXPECT_TRUE(f.metric.empty()) << f.name;
+}
+
+// What a scrape answered before the series were kept between scrapes: every ModelDeployment parsed
+// at once, families without samples left out.
+std::string RenderedAtOnce(const std::vector<json>& objects) {
+  std::vector<ModelDeployment> mds;
+  for (const json& o : objects) mds.push_back(Parsed(o));
+  auto families = ModelDeploymentFamilies(mds);
+  std::erase_if(families, [](const prometheus::MetricFamily& f) { return f.metric.empty(); });
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+json Healthy(json object) {
+  object["status"]["phase"] = "Healthy";
+  object["status"].erase("lastAnalysis");
+  object["status"].erase("currentStep");
+  object["status"]["traffic"] = json::array({{{"revision", "fraud-b"}, {"weight", 100}}});
+  return object;
+}
+
+TEST(ModelDeploymentMetricsTest, RendersWhatParsingEveryModelDeploymentAtOnceWould) {
+  ModelDeploymentMetrics metrics;
+  const json a = RollingBackJson("fraud", "ml");
+  const json b = Healthy(RollingBackJson("churn", "ml"));
+  const json c = RollingBackJson("fraud", "other");
+  // Any order of arrival; the text is in namespace/name order like the cache's list.
+  metrics.Set(c);
+  metrics.Set(a);
+  metrics.Set(b);
+  EXPECT_EQ(metrics.Render(), RenderedAtOnce({b, a, c}));
+  EXPECT_NE(
+      metrics.Render().find(
+          "sluice_operator_modeldeployment_phase{namespace=\"other\",modeldeployment=\"fraud\","
+          "phase=\"RolledBack\"} 1"),
+      std::string::npos)
+      << metrics.Render();
+}
+
+TEST(ModelDeploymentMetricsTest, FollowsTheInformersEvents) {
+  ModelDeploymentMetrics metrics;
+  auto handler = metrics.Handler();
+  auto a = std::make_shared<const json>(RollingBackJson("fraud"));
+  auto b = std::make_shared<const json>(RollingBackJson("churn"));
+  handler->OnAdd(a);
+  handler->OnAdd(b);
+  EXPECT_EQ(metrics.Render(), RenderedAtOnce({*b, *a}));
+
+  // An update replaces every series of that ModelDeployment: the analysis families go with the
+  // analysis, and a revision no longer in the traffic loses its weight.
+  auto healthy = std::make_shared<const json>(Healthy(*a));
+  handler->OnUpdate(a, healthy);
+  EXPECT_EQ(metrics.Render(), RenderedAtOnce({*b, *healthy}));
+
+  handler->OnDelete(b, false);
+  EXPECT_EQ(metrics.Render(), RenderedAtOnce({*healthy}));
+  EXPECT_EQ(metrics.Render().find("analysis_verdict"), std::string::npos) << metrics.Render();
+  EXPECT_EQ(metrics.Render().find("churn"), std::string::npos);
+
+  handler->OnDelete(healthy, true);
+  EXPECT_EQ(metrics.Render(), "");
+}
+
+TEST(ModelDeploymentMetricsTest, AnObjectThatDoesNotParseOrHasNoStatusHasNoSeries) {
+  ModelDeploymentMetrics metrics;
+  json object = RollingBackJson();
+  metrics.Set(object);
+  ASSERT_NE(metrics.Render(), "");
+  // The same ModelDeployment turned unreadable: its earlier series do not linger.
+  json broken = object;
+  broken["spec"] = "not an object";
+  metrics.Set(broken);
+  EXPECT_EQ(metrics.Render(), "");
+  metrics.Set(object);
+  object.erase("status");
+  metrics.Set(object);
+  EXPECT_EQ(metrics.Render(), "");
 }
 
 }  // namespace
