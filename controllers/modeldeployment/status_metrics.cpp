@@ -34,6 +34,27 @@ void Add(MetricFamily& f, const ModelDeployment& md,
   f.metric.push_back(std::move(m));
 }
 
+// "namespace/name" of a ModelDeployment object.
+std::string KeyOf(const nlohmann::json& object) {
+  const auto meta = object.find("metadata");
+  if (meta == object.end() || !meta->is_object()) return "/";
+  return meta->value("namespace", "") + "/" + meta->value("name", "");
+}
+
+// The sample lines of `family` in the text format, without its # HELP and # TYPE lines.
+std::string SampleLines(const MetricFamily& family) {
+  const std::string text = prometheus::TextSerializer().Serialize({family});
+  std::string out;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    if (end > at && text[at] != '#') out.append(text, at, end - at).push_back('\n');
+    at = end + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<MetricFamily> ModelDeploymentFamilies(const std::vector<ModelDeployment>& mds) {
@@ -102,29 +123,6 @@ std::vector<MetricFamily> ModelDeploymentFamilies(const std::vector<ModelDeploym
   }
   return out;
 }
-
-namespace {
-
-std::string KeyOf(const nlohmann::json& object) {
-  const nlohmann::json meta = object.value("metadata", nlohmann::json::object());
-  return meta.value("namespace", "") + "/" + meta.value("name", "");
-}
-
-// The sample lines of `family` in the text format, without its # HELP and # TYPE lines.
-std::string SampleLines(const MetricFamily& family) {
-  const std::string text = prometheus::TextSerializer().Serialize({family});
-  std::string out;
-  size_t at = 0;
-  while (at < text.size()) {
-    size_t end = text.find('\n', at);
-    if (end == std::string::npos) end = text.size();
-    if (end > at && text[at] != '#') out.append(text, at, end - at).push_back('\n');
-    at = end + 1;
-  }
-  return out;
-}
-
-}  // namespace
 
 ModelDeploymentMetrics::ModelDeploymentMetrics() {
   for (const MetricFamily& f : ModelDeploymentFamilies({})) {
