@@ -28,6 +28,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <iostream>
 #include <map>
@@ -257,11 +258,57 @@ sluice::Status CreateFirstReconcileObjects(sluice::kube::Client& client, const s
   return first;
 }
 
+// The ModelDeployments "model-NNNN" of a run, created from f.create_threads threads; `then`
+// (optional) runs after each create with the object the API server returned. A failure is printed
+// and counted; `at` holds when each of the others was sent.
+struct Created {
+  std::map<std::string, Clock::time_point> at;
+  int failures = 0;
+};
+Created CreateModelDeployments(const Flags& f, sluice::kube::Client& client, const std::string& ns,
+                               const std::function<sluice::Status(const json&)>& then = nullptr) {
+  std::mutex mu;
+  Created out;  // guarded by mu
+  std::atomic<int> next{0};
+  std::vector<std::thread> creators;
+  for (int t = 0; t < f.create_threads; ++t) {
+    creators.emplace_back([&] {
+      for (int i = next++; i < f.count; i = next++) {
+        char name[32];
+        std::snprintf(name, sizeof(name), "model-%04d", i);
+        const auto at = Clock::now();
+        auto md = client.Create(it::kMdGvr, ns, ModelDeployment(ns, name, f.replicas));
+        sluice::Status s = !md.ok() ? md.status() : then ? then(*md) : sluice::Status::Ok();
+        std::lock_guard<std::mutex> lock(mu);
+        if (!s.ok()) {
+          ++out.failures;
+          std::cerr << name << ": " << s << "\n";
+          continue;
+        }
+        out.at[name] = at;
+      }
+    });
+  }
+  for (auto& t : creators) t.join();
+  return out;
+}
+
+// Milliseconds from each create to its `reached` time, for those that reached it.
+std::vector<double> Latencies(const Created& created,
+                              const std::map<std::string, Clock::time_point>& reached) {
+  std::vector<double> out;
+  for (const auto& [name, at] : created.at) {
+    if (auto r = reached.find(name); r != reached.end()) {
+      out.push_back(std::chrono::duration<double, std::milli>(r->second - at).count());
+    }
+  }
+  return out;
+}
+
 // --baseline: no operator. Each ModelDeployment is created as in a normal run, then the bench
 // creates what its first reconcile would; done when both of its Deployments are Available.
 int Baseline(const Flags& f, sluice::kube::Client& client, const std::string& ns) {
   std::mutex mu;
-  std::map<std::string, Clock::time_point> created;        // guarded by mu
   std::map<std::string, std::set<std::string>> available;  // model -> Deployments; guarded by mu
   std::map<std::string, Clock::time_point> done_at;        // guarded by mu
   auto informer =
@@ -294,51 +341,26 @@ int Baseline(const Flags& f, sluice::kube::Client& client, const std::string& ns
   std::cerr << "baseline: creating " << f.count
             << " ModelDeployments and their first reconcile's objects in " << ns << " ...\n";
   const auto start = Clock::now();
-  std::atomic<int> next{0};
-  std::atomic<int> failures{0};
-  std::vector<std::thread> creators;
-  for (int t = 0; t < f.create_threads; ++t) {
-    creators.emplace_back([&] {
-      for (int i = next++; i < f.count; i = next++) {
-        char name[32];
-        std::snprintf(name, sizeof(name), "model-%04d", i);
-        const auto at = Clock::now();
-        auto md = client.Create(it::kMdGvr, ns, ModelDeployment(ns, name, f.replicas));
-        sluice::Status s = md.ok() ? CreateFirstReconcileObjects(client, ns, *md, f.router_replicas,
-                                                                 f.baseline_apply)
-                                   : md.status();
-        if (!s.ok()) {
-          ++failures;
-          std::cerr << name << ": " << s << "\n";
-          continue;
-        }
-        std::lock_guard<std::mutex> lock(mu);
-        created[name] = at;
-      }
-    });
-  }
-  for (auto& t : creators) t.join();
+  const Created created = CreateModelDeployments(f, client, ns, [&](const json& md) {
+    return CreateFirstReconcileObjects(client, ns, md, f.router_replicas, f.baseline_apply);
+  });
   const auto created_all = Clock::now();
   const bool all = it::Eventually(
       [&] {
         std::lock_guard<std::mutex> lock(mu);
-        return static_cast<int>(done_at.size()) >= f.count - failures.load();
+        return static_cast<int>(done_at.size()) >= f.count - created.failures;
       },
       f.timeout, std::chrono::milliseconds(200));
   const auto done = Clock::now();
   std::vector<double> latencies;
   {
     std::lock_guard<std::mutex> lock(mu);
-    for (const auto& [name, at] : created) {
-      if (auto d = done_at.find(name); d != done_at.end()) {
-        latencies.push_back(std::chrono::duration<double, std::milli>(d->second - at).count());
-      }
-    }
+    latencies = Latencies(created, done_at);
   }
   json report = {
       {"baseline", f.baseline_apply ? "server-side apply" : "create"},
       {"count", f.count},
-      {"create_failures", failures.load()},
+      {"create_failures", created.failures},
       {"available", latencies.size()},
       {"all_available", all},
       {"replicas_per_model", f.replicas},
@@ -422,7 +444,6 @@ int main(int argc, char** argv) {
 
   // Healthy times, from a watch on every ModelDeployment of the namespace.
   std::mutex mu;
-  std::map<std::string, Clock::time_point> created;   // guarded by mu
   std::map<std::string, Clock::time_point> healthy;   // guarded by mu
   auto informer = sluice::kube::Informer::ForResource(client, it::kMdGvr, ns);
   auto handler = std::make_shared<sluice::kube::ResourceEventHandlerFuncs>();
@@ -441,43 +462,18 @@ int main(int argc, char** argv) {
 
   std::cerr << "creating " << f.count << " ModelDeployments in " << ns << " ...\n";
   const auto start = Clock::now();
-  std::atomic<int> next{0};
-  std::atomic<int> failures{0};
-  std::vector<std::thread> creators;
-  for (int t = 0; t < f.create_threads; ++t) {
-    creators.emplace_back([&] {
-      for (int i = next++; i < f.count; i = next++) {
-        char name[32];
-        std::snprintf(name, sizeof(name), "model-%04d", i);
-        const auto at = Clock::now();
-        auto r = client.Create(it::kMdGvr, ns, ModelDeployment(ns, name, f.replicas));
-        if (!r.ok()) {
-          ++failures;
-          std::cerr << name << ": " << r.status() << "\n";
-          continue;
-        }
-        std::lock_guard<std::mutex> lock(mu);
-        created[name] = at;
-      }
-    });
-  }
-  for (auto& t : creators) t.join();
+  const Created created = CreateModelDeployments(f, client, ns);
   const auto created_all = Clock::now();
   const bool all = it::Eventually([&] {
     std::lock_guard<std::mutex> lock(mu);
-    return static_cast<int>(healthy.size()) >= f.count - failures.load();
+    return static_cast<int>(healthy.size()) >= f.count - created.failures;
   }, f.timeout, std::chrono::milliseconds(200));
   const auto done = Clock::now();
 
   std::vector<double> latencies;
   {
     std::lock_guard<std::mutex> lock(mu);
-    for (const auto& [name, at] : created) {
-      auto h = healthy.find(name);
-      if (h != healthy.end()) {
-        latencies.push_back(std::chrono::duration<double, std::milli>(h->second - at).count());
-      }
-    }
+    latencies = Latencies(created, healthy);
   }
   const double total_s = std::chrono::duration<double>(done - start).count();
   const double create_s = std::chrono::duration<double>(created_all - start).count();
@@ -518,7 +514,7 @@ int main(int argc, char** argv) {
 
   json report = {
       {"count", f.count},
-      {"create_failures", failures.load()},
+      {"create_failures", created.failures},
       {"healthy", latencies.size()},
       {"all_healthy", all},
       {"replicas_per_model", f.replicas},
